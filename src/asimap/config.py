@@ -1,0 +1,42 @@
+"""Server configuration: one immutable value built from flags, environment
+variables, a ``.env`` file and defaults (GUIDE.md section 2).
+
+``asimap.cli.load_config`` fills it; everything else only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    address: str = "0.0.0.0"
+    #: IMAP over implicit TLS.
+    port: int = 993
+    #: Plain IMAP with STARTTLS; None = not listening.
+    imap_port: int | None = None
+    cert: Path = Path("/opt/asimap/ssl/cert.pem")
+    key: Path = Path("/opt/asimap/ssl/key.pem")
+    trace: bool = False
+    trace_dir: Path = Path("/opt/asimap/traces/")
+    debug: bool = False
+    #: None = search the standard places, then log to stdout.
+    log_config: Path | None = None
+    pwfile: Path = Path("/opt/asimap/pwfile")
+    enable_pop3: bool = False
+    pop3_port: int = 995
+    pop3_stls_port: int | None = None
+    enable_mh_file_locking: bool = False
+    #: Which mail store serves accounts: "memory" for now, "mh" later.
+    store: str = "memory"
+    sentry_dsn: str | None = None
+    sentry_traces_sample_rate: float = 0.0
+    sentry_profiles_sample_rate: float = 0.0
+    sentry_asyncio_task_spans: bool = False
+    #: Connection limits and timeouts (seconds).
+    max_connections: int = 1000
+    idle_timeout_authenticated: float = 30 * 60
+    idle_timeout_unauthenticated: float = 60
+    extra: dict[str, str] = field(default_factory=dict)

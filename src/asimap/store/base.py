@@ -1,0 +1,298 @@
+"""The store interface every mail store implements (memory, MH, Maildir, DB).
+
+The store *reports state*; it never decides what a client is told.  Each
+mailbox keeps, per message, a UID and a MODSEQ, and a mailbox-wide
+HIGHESTMODSEQ that grows with every change (append, flag change, expunge).
+A session remembers the HIGHESTMODSEQ it last saw and asks
+:meth:`Mailbox.changes_since`; from the answer it builds EXISTS, EXPUNGE,
+FETCH and VANISHED responses at the moments RFC 3501 section 7.4.1 and
+RFC 7162 allow.  :meth:`Mailbox.wait_for_change` lets IDLE sleep until the
+mailbox moves, whoever moved it (another connection, a delivery, an MH tool).
+
+Designed so that very different backends fit:
+
+* memory: dictionaries, an :class:`asyncio.Condition` for waiting;
+* MH: files and ``.mh_sequences`` on disk, UIDs/MODSEQs in SQLite, file
+  notification feeding ``wait_for_change``;
+* a shared database for many server nodes: rows with modseq columns and
+  LISTEN/NOTIFY (or polling) behind ``wait_for_change``.
+
+Mailbox names are ``str`` in canonical form: UTF-8, ``/`` as the hierarchy
+delimiter, ``INBOX`` always spelled ``INBOX``.  Names are validated by
+:func:`asimap.store.names.check_name` before they reach a store.
+
+Flags are ``str``: system flags with their backslash (``\\Seen``, ``\\Answered``,
+``\\Flagged``, ``\\Deleted``, ``\\Draft``), keywords as atoms.  ``\\Recent`` is
+not a stored flag: see :meth:`Mailbox.claim_recent`.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asimap.message.model import Message
+
+#: The system flags a store keeps (RFC 3501 section 2.3.2), minus \Recent.
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+
+
+class StoreError(Exception):
+    """Base of every error a store raises on purpose.
+
+    The message is safe to show to the client (no paths, ASCII, one line).
+    """
+
+
+class MailboxNotFound(StoreError):
+    """The mailbox does not exist (NO [NONEXISTENT] or NO [TRYCREATE])."""
+
+
+class MailboxExists(StoreError):
+    """CREATE or RENAME onto an existing name (NO [ALREADYEXISTS])."""
+
+
+class InvalidMailboxName(StoreError):
+    """A name the store refuses (escapes the root, bad characters...)."""
+
+
+class MailboxHasChildren(StoreError):
+    """DELETE of a \\Noselect mailbox that has inferiors (RFC 3501 6.3.4)."""
+
+
+class OperationNotPermitted(StoreError):
+    """For example DELETE INBOX (NO [CANNOT])."""
+
+
+class OverQuota(StoreError):
+    """The operation would exceed a quota (NO [OVERQUOTA], RFC 9208)."""
+
+
+class MessageGone(StoreError):
+    """The UID was expunged meanwhile (FETCH of it answers NO/omits it)."""
+
+
+class StoreMode(enum.Enum):
+    """How :meth:`Mailbox.store` changes flags."""
+
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """The mutable state of one message: its flags and their MODSEQ."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """The immutable facts of one message."""
+
+    uid: int
+    internaldate: datetime  # timezone-aware
+    size: int  # exactly len(raw bytes), what RFC822.SIZE reports
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    """What STATUS and SELECT report (RFC 3501 section 6.3.10, RFC 7162)."""
+
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    unseen: int  # messages without \Seen
+    recent: int
+    highestmodseq: int
+    size: int  # total octets, RFC 8438 STATUS=SIZE
+    deleted: int  # messages with \Deleted, RFC 9051 STATUS DELETED
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Everything that happened after some MODSEQ.
+
+    ``changed`` holds the current state of every message whose MODSEQ is
+    greater than the one asked about, ascending by UID -- new messages and
+    messages whose flags changed alike (the session tells them apart by
+    whether it already knows the UID).  ``expunged`` holds, ascending, the
+    UIDs expunged after that MODSEQ.  A store may forget expunges older
+    than some point; then ``expunged_complete`` is False and a QRESYNC
+    client must be told about expunges by comparing UID lists instead.
+    """
+
+    highestmodseq: int
+    changed: tuple[MessageState, ...]
+    expunged: tuple[int, ...]
+    expunged_complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """Result of :meth:`Mailbox.store`.
+
+    ``updated`` holds the new state of every message whose flags actually
+    changed (a no-op store does not bump MODSEQ).  ``conflicts`` holds the
+    UIDs refused because their MODSEQ exceeded UNCHANGEDSINCE (RFC 7162
+    section 3.1.3, the MODIFIED response code).
+    """
+
+    updated: tuple[MessageState, ...]
+    conflicts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxEntry:
+    """One line of LIST: a name, its attributes, whether subscribed.
+
+    ``attributes`` are IMAP attribute names (``\\Noselect``,
+    ``\\HasChildren``, ``\\HasNoChildren``, ``\\Sent``, ``\\Trash``...).
+    A name that exists only as a parent of others has ``\\Noselect`` (or
+    ``\\NonExistent`` with LIST-EXTENDED).
+    """
+
+    name: str
+    attributes: frozenset[str]
+    subscribed: bool
+
+
+class Mailbox(abc.ABC):
+    """One open mailbox.  Methods are coroutines; blocking I/O is the
+    store's business to move off the event loop."""
+
+    name: str
+    uidvalidity: int
+
+    @abc.abstractmethod
+    async def status(self) -> MailboxStatus:
+        """Current counts and identifiers."""
+
+    @abc.abstractmethod
+    async def states(self) -> tuple[MessageState, ...]:
+        """The state of every message, ascending by UID (SELECT, resync)."""
+
+    @abc.abstractmethod
+    async def changes_since(self, modseq: int) -> Changes:
+        """Every change after ``modseq`` (see :class:`Changes`)."""
+
+    @abc.abstractmethod
+    async def wait_for_change(self, modseq: int) -> None:
+        """Return once HIGHESTMODSEQ exceeds ``modseq`` (at once if it does).
+
+        Callers bound the wait with :func:`asyncio.timeout`; cancellation
+        must be safe.
+        """
+
+    @abc.abstractmethod
+    async def claim_recent(self) -> frozenset[int]:
+        """UIDs that are \\Recent for the caller (RFC 3501 section 2.3.2).
+
+        The first session to claim a message gets it as recent; later claims
+        do not.  Read-only (EXAMINE) sessions must not call this.
+        """
+
+    @abc.abstractmethod
+    async def keywords(self) -> frozenset[str]:
+        """Keywords in use in this mailbox (for the FLAGS response)."""
+
+    @abc.abstractmethod
+    async def info(self, uid: int) -> MessageInfo:
+        """Immutable facts of a message; :class:`MessageGone` if expunged."""
+
+    @abc.abstractmethod
+    async def message(self, uid: int) -> Message:
+        """The parsed message (cached); :class:`MessageGone` if expunged."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> int:
+        """Store a new message durably and return its UID.
+
+        ``data`` is kept byte for byte.  Returns only after the message is
+        safe (written, fsynced, renamed where the backend has files).
+        """
+
+    @abc.abstractmethod
+    async def store(
+        self,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        """Change flags of existing messages (UIDs already expunged are
+        skipped silently)."""
+
+    @abc.abstractmethod
+    async def expunge(self, uids: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Remove messages flagged \\Deleted (only among ``uids`` if given).
+
+        Returns the expunged UIDs, ascending.
+        """
+
+    @abc.abstractmethod
+    async def copy_to(
+        self, uids: Sequence[int], destination: Mailbox
+    ) -> tuple[tuple[int, int], ...]:
+        """Copy messages with their flags and INTERNALDATE.
+
+        Returns ``(source uid, new uid)`` pairs in source-UID order.
+        """
+
+    @abc.abstractmethod
+    async def move_to(
+        self, uids: Sequence[int], destination: Mailbox
+    ) -> tuple[tuple[int, int], ...]:
+        """Copy then expunge the sources, as one step (RFC 6851)."""
+
+
+class Store(abc.ABC):
+    """All the mailboxes of one account."""
+
+    delimiter: str = "/"
+
+    @abc.abstractmethod
+    async def list_mailboxes(self) -> tuple[MailboxEntry, ...]:
+        """Every mailbox (and every implied parent), sorted by name."""
+
+    @abc.abstractmethod
+    async def create(self, name: str, special_use: Iterable[str] = ()) -> None:
+        """Create a mailbox and any missing parents (RFC 3501 6.3.3)."""
+
+    @abc.abstractmethod
+    async def delete(self, name: str) -> None:
+        """Delete per RFC 3501 6.3.4 (a parent keeps living as \\Noselect)."""
+
+    @abc.abstractmethod
+    async def rename(self, old: str, new: str) -> None:
+        """Rename with inferiors; renaming INBOX moves its messages
+        (RFC 3501 6.3.5)."""
+
+    @abc.abstractmethod
+    async def subscribe(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def unsubscribe(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def mailbox(self, name: str) -> Mailbox:
+        """Open a selectable mailbox; :class:`MailboxNotFound` otherwise.
+
+        Opening the same name twice returns objects that see each other's
+        changes (normally the same object).
+        """
+
+    async def close(self) -> None:
+        """Release resources (file watchers, database handles)."""
+        return None
