@@ -1,0 +1,157 @@
+"""Authenticate against the password file, off the event loop, throttled.
+
+asimap 2.x hashed passwords on the event loop, so one login stalled every
+client (GUIDE.md section 2).  Here the password-file lookup and the hash
+verification run together in a small dedicated thread pool; the event loop
+only awaits the result.  The pool is our own so that slow hashing never
+starves other users of the default executor (file I/O, DNS).
+
+The answer is ``None`` for *every* failure -- unknown user, wrong password,
+unusable password, throttled -- so it never tells whether a user exists
+(the ``Authenticator`` contract in ``asimap.auth.account``).  Timing is
+kept alike too: an unknown user or an unusable password still costs one
+verification against a dummy hash made with the default hasher.
+
+Order of checks for one attempt:
+
+1. throttled (``asimap.auth.throttle``)?  Wait ``throttle_delay`` and refuse
+   without looking at the password;
+2. look up the user and, if the cache (``asimap.auth.cache``) holds a recent
+   success for this password and the same stored hash, accept at once;
+3. otherwise verify in the pool; on success remember it in the cache, on
+   failure count it against the address and the user, wait
+   ``failure_delay`` (slowing down online guessing), and refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from asimap.auth import hashers
+from asimap.auth.account import Account
+from asimap.auth.cache import VerificationCache
+from asimap.auth.pwfile import PasswordEntry, PasswordFile
+from asimap.auth.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
+
+Verify = Callable[[str, str], bool]
+Sleep = Callable[[float], Awaitable[None]]
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    entry: PasswordEntry | None
+    verified: bool
+    generation: int
+
+
+class PasswordFileAuthenticator:
+    """``asimap.auth.account.Authenticator`` backed by a password file."""
+
+    def __init__(
+        self,
+        pwfile: PasswordFile | Path,
+        *,
+        throttle: LoginThrottle | None = None,
+        cache: VerificationCache | None = None,
+        throttle_delay: float = 3.0,
+        failure_delay: float = 1.0,
+        verify: Verify = hashers.verify_password,
+        dummy_hash: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_workers: int | None = None,
+    ) -> None:
+        """``verify``, ``dummy_hash``, ``sleep`` and the delays are
+        injectable so tests can count verifications and run without real
+        waiting; production uses the defaults."""
+        self._pwfile = (
+            pwfile if isinstance(pwfile, PasswordFile) else PasswordFile(pwfile)
+        )
+        self._throttle = throttle if throttle is not None else LoginThrottle()
+        self._cache = cache if cache is not None else VerificationCache()
+        self._throttle_delay = throttle_delay
+        self._failure_delay = failure_delay
+        self._verify = verify
+        self._dummy_hash = dummy_hash
+        self._dummy_lock = threading.Lock()
+        self._sleep = sleep
+        self._cache_generation = -1
+        workers = (
+            max_workers if max_workers is not None else min(4, os.cpu_count() or 1)
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="asimap-auth"
+        )
+
+    async def authenticate(
+        self, username: str, password: str, peer_host: str
+    ) -> Account | None:
+        """The account on success, None on any failure (see module doc)."""
+        if self._throttle.is_throttled(username, peer_host):
+            log.warning("login throttled: user %r from %s", username, peer_host)
+            await self._sleep(self._throttle_delay)
+            return None
+
+        entry = await self._in_pool(self._pwfile.lookup, username)
+        self._sync_cache_generation()
+        if entry is not None and self._cache.contains(
+            username, password, entry.password_hash
+        ):
+            return Account(entry.username, entry.maildir)
+
+        outcome = await self._in_pool(self._check, username, password)
+        self._sync_cache_generation()
+        if outcome.verified and outcome.entry is not None:
+            if outcome.generation == self._pwfile.generation:
+                self._cache.add(username, password, outcome.entry.password_hash)
+            log.info("login: user %r from %s", username, peer_host)
+            return Account(outcome.entry.username, outcome.entry.maildir)
+
+        self._throttle.record_failure(username, peer_host)
+        log.info("failed login: user %r from %s", username, peer_host)
+        await self._sleep(self._failure_delay)
+        return None
+
+    def close(self) -> None:
+        """Stop the hashing threads (pending verifications finish first)."""
+        self._executor.shutdown(wait=True)
+
+    async def _in_pool(self, func: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
+
+    def _sync_cache_generation(self) -> None:
+        # The password file was re-read: forget every cached success, even
+        # for users whose line did not change -- cheap, and simple to trust.
+        generation = self._pwfile.generation
+        if generation != self._cache_generation:
+            self._cache.clear()
+            self._cache_generation = generation
+
+    def _check(self, username: str, password: str) -> _Outcome:
+        """Look up and verify, in a pool thread."""
+        entry = self._pwfile.lookup(username)
+        generation = self._pwfile.generation
+        if entry is None or not hashers.is_usable(entry.password_hash):
+            # Same work as a real check, so timing does not reveal whether
+            # the user exists or has a usable password.
+            self._verify(password, self._get_dummy_hash())
+            return _Outcome(entry, False, generation)
+        return _Outcome(entry, self._verify(password, entry.password_hash), generation)
+
+    def _get_dummy_hash(self) -> str:
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = hashers.make_password(secrets.token_urlsafe(16))
+            return self._dummy_hash
