@@ -1,0 +1,284 @@
+"""The IMAP listeners: sockets, TLS, the connection limit, graceful stop.
+
+:class:`ImapServer` owns the listening sockets -- implicit TLS on
+``config.port`` (RFC 8314 section 3.2) and, when ``config.imap_port`` is
+set, plain IMAP that must be upgraded with STARTTLS (RFC 3501 section
+6.2.1) -- and one :class:`~asimap.imap.driver.ConnectionDriver` task per
+client.  :func:`serve` runs a server until cancelled; :func:`run` is the
+process entry point used by ``asimapd`` (uvloop when installed, SIGTERM
+and SIGINT stop gracefully: listeners close, every client gets ``* BYE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+
+from asimap.auth.account import Account
+from asimap.auth.authenticator import PasswordFileAuthenticator
+from asimap.config import Config
+from asimap.imap.driver import ConnectionDriver, Pipe, Timeouts
+from asimap.imap.encoder import encode
+from asimap.imap.responses import Status, UntaggedStatus
+from asimap.imap.session import Session
+from asimap.imap.session.services import Services
+from asimap.store.base import Store
+from asimap.tls import make_server_context
+
+log = logging.getLogger(__name__)
+
+#: How long clients may take to finish their current command at shutdown.
+SHUTDOWN_GRACE = 5.0
+
+#: Called once per account when its store is first opened (quickstart demo
+#: mail, tests).
+StoreSeeder = Callable[[Account, Store], Awaitable[None]]
+
+
+class StoreRegistry:
+    """One store per account for the life of the process.
+
+    Every connection of a user shares the same store object, so that the
+    store's change feed reaches all of them (RFC 3501 section 5.2).
+    """
+
+    def __init__(self, kind: str, seed: StoreSeeder | None = None) -> None:
+        if kind not in ("memory",):
+            raise ValueError(f"store {kind!r} is not available yet; use store='memory'")
+        self._kind = kind
+        self._seed = seed
+        self._stores: dict[str, Store] = {}
+        self._lock = asyncio.Lock()
+
+    async def open(self, account: Account) -> Store:
+        async with self._lock:
+            store = self._stores.get(account.username)
+            if store is None:
+                from asimap.store.memory import MemoryStore
+
+                store = MemoryStore.for_new_account()
+                if self._seed is not None:
+                    await self._seed(account, store)
+                self._stores[account.username] = store
+            return store
+
+    async def close_all(self) -> None:
+        async with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            try:
+                await store.close()
+            except Exception:
+                log.exception("error while closing a store")
+
+
+def build_services(
+    config: Config, seed: StoreSeeder | None = None
+) -> tuple[Services, StoreRegistry]:
+    """The production services: password-file accounts, a store per account.
+
+    The registry is returned too, so that its stores can be closed when the
+    server stops.
+    """
+    registry = StoreRegistry(config.store, seed)
+    services = Services(
+        authenticator=PasswordFileAuthenticator(config.pwfile),
+        open_store=registry.open,
+    )
+    return services, registry
+
+
+class ImapServer:
+    """Listeners plus the set of live connections.
+
+    Use as ``async with ImapServer(config, services) as server:``; the
+    bound ports are in :attr:`ports` (useful with port 0).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        services: Services,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._config = config
+        self._services = services
+        self._tls = tls_context or make_server_context(config.cert, config.key)
+        self._timeouts = Timeouts(
+            unauthenticated=config.idle_timeout_unauthenticated,
+            authenticated=config.idle_timeout_authenticated,
+            handshake=min(30.0, config.idle_timeout_unauthenticated),
+        )
+        self._listeners: list[asyncio.Server] = []
+        self._drivers: dict[ConnectionDriver, asyncio.Task[None]] = {}
+        #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
+        self.ports: dict[str, int] = {}
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._drivers)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host = self._config.address
+        imaps = await loop.create_server(
+            lambda: Pipe(self._on_connected),
+            host,
+            self._config.port,
+            ssl=self._tls,
+            ssl_handshake_timeout=self._timeouts.handshake,
+            reuse_address=True,
+        )
+        self._listeners.append(imaps)
+        self.ports["imaps"] = _bound_port(imaps)
+        if self._config.imap_port is not None:
+            imap = await loop.create_server(
+                lambda: Pipe(self._on_connected),
+                host,
+                self._config.imap_port,
+                reuse_address=True,
+            )
+            self._listeners.append(imap)
+            self.ports["imap"] = _bound_port(imap)
+        log.info("listening on %s: %s", host, self.ports)
+
+    async def stop(self) -> None:
+        """Close listeners, say BYE to every client, wait, then cancel."""
+        for listener in self._listeners:
+            listener.close()
+        for driver in list(self._drivers):
+            driver.shutdown()
+        tasks = list(self._drivers.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.wait_closed(), SHUTDOWN_GRACE)
+        self._listeners.clear()
+
+    async def __aenter__(self) -> ImapServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _on_connected(self, pipe: Pipe) -> None:
+        if len(self._drivers) >= self._config.max_connections:
+            # Over the limit: refuse politely (RFC 3501 section 7.1.5).
+            log.warning("%s: refused, too many connections", pipe.peer_host)
+            with contextlib.suppress(ConnectionError):
+                pipe.write(encode(UntaggedStatus(Status.BYE, "Too many connections")))
+            pipe.close()
+            return
+        driver = ConnectionDriver(
+            pipe,
+            lambda io: Session(io, self._services),
+            limits=self._services.limits,
+            timeouts=self._timeouts,
+            starttls_context=None if pipe.tls else self._tls,
+        )
+        task = asyncio.get_running_loop().create_task(driver.run())
+        self._drivers[driver] = task
+        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+
+
+def _bound_port(server: asyncio.Server) -> int:
+    sockets = server.sockets
+    if not sockets:
+        raise OSError("listener has no socket")
+    return int(sockets[0].getsockname()[1])
+
+
+async def serve(
+    config: Config,
+    *,
+    services: Services | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve until cancelled; ``ready`` is set once the listeners are bound."""
+    registry: StoreRegistry | None = None
+    if services is None:
+        services, registry = build_services(config)
+    server = ImapServer(config, services)
+    try:
+        await server.start()
+        if ready is not None:
+            ready.set()
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+        if registry is not None:
+            await registry.close_all()
+
+
+async def serve_until_signalled(
+    config: Config,
+    *,
+    services: Services | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """:func:`serve` until SIGTERM or SIGINT arrives."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    server_task = loop.create_task(serve(config, services=services, ready=ready))
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        stopper = loop.create_task(stop.wait())
+        if on_ready is not None:
+            waiter = loop.create_task(ready.wait())
+            await asyncio.wait(
+                {server_task, waiter}, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            if ready.is_set():
+                on_ready()
+        await asyncio.wait({server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not server_task.done():
+            log.info("stopping")
+            server_task.cancel()
+        stopper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server_task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run(
+    config: Config,
+    *,
+    services: Services | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Process entry point: returns the exit status.
+
+    ``on_ready`` is called once the listeners are bound (the quickstart
+    prints its instructions then).
+    """
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(
+                serve_until_signalled(config, services=services, on_ready=on_ready)
+            )
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        log.error("asimapd cannot run: %s", exc)
+        return 1
+    return 0
