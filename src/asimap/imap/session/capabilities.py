@@ -1,0 +1,83 @@
+"""Capabilities as data: each one with a predicate over the connection.
+
+RFC 3501 section 6.1.1 (and RFC 9051 section 6.1.1): the list may change
+with the connection's state -- STARTTLS disappears once TLS is on,
+LOGINDISABLED and the AUTH= mechanisms depend on whether plaintext
+authentication is allowed (RFC 3501 section 6.2.3, RFC 9051 section
+11.1), and the post-login list is what LOGIN/AUTHENTICATE report in their
+tagged OK's CAPABILITY response code.
+
+Only what is implemented completely is listed.  CONDSTORE, QRESYNC,
+ESEARCH, LIST-EXTENDED, UTF8=ACCEPT... are deliberately absent until their
+handlers exist; advertising a half-done extension breaks clients worse than
+not advertising it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from asimap.imap.session.context import Context
+from asimap.imap.session.state import SessionState
+
+
+def _always(ctx: Context) -> bool:
+    del ctx
+    return True
+
+
+def _authentication_possible(ctx: Context) -> bool:
+    """True where LOGIN/AUTHENTICATE may be used (TLS, or allowed plain)."""
+    return ctx.io.tls_active or ctx.services.allow_plaintext_auth
+
+
+def _before_auth(ctx: Context) -> bool:
+    return ctx.state is SessionState.NOT_AUTHENTICATED
+
+
+def _starttls(ctx: Context) -> bool:
+    return _before_auth(ctx) and ctx.io.starttls_available and not ctx.io.tls_active
+
+
+def _logindisabled(ctx: Context) -> bool:
+    return _before_auth(ctx) and not _authentication_possible(ctx)
+
+
+def _auth_mechanism(ctx: Context) -> bool:
+    return _before_auth(ctx) and _authentication_possible(ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityEntry:
+    name: str
+    offered: Callable[[Context], bool]
+
+
+#: Every capability we may announce, in the order announced.
+CAPABILITIES: tuple[CapabilityEntry, ...] = (
+    CapabilityEntry("IMAP4rev1", _always),
+    CapabilityEntry("LITERAL+", _always),  # RFC 7888
+    CapabilityEntry("SASL-IR", _always),  # RFC 4959
+    CapabilityEntry("ENABLE", _always),  # RFC 5161
+    CapabilityEntry("ID", _always),  # RFC 2971
+    CapabilityEntry("IDLE", _always),  # RFC 2177
+    CapabilityEntry("NAMESPACE", _always),  # RFC 2342
+    CapabilityEntry("UNSELECT", _always),  # RFC 3691
+    CapabilityEntry("UIDPLUS", _always),  # RFC 4315
+    CapabilityEntry("MOVE", _always),  # RFC 6851
+    CapabilityEntry("CHILDREN", _always),  # RFC 3348
+    CapabilityEntry("SPECIAL-USE", _always),  # RFC 6154
+    CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
+    CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
+    CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616
+    CapabilityEntry("AUTH=LOGIN", _auth_mechanism),  # draft-murchison-sasl-login
+)
+
+#: SASL mechanisms we implement (AUTHENTICATE), upper-case.
+MECHANISMS = frozenset({"PLAIN", "LOGIN"})
+
+
+def capabilities(ctx: Context) -> tuple[str, ...]:
+    """The capabilities offered on this connection right now."""
+    return tuple(entry.name for entry in CAPABILITIES if entry.offered(ctx))

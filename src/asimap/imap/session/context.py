@@ -1,0 +1,43 @@
+"""The per-connection state that every command handler works on.
+
+Handlers are plain functions ``(ctx, command) -> Tagged | None`` registered
+in a table (see :mod:`asimap.imap.session.session`); :class:`Context` is the
+one object they share.  Keeping it a small data holder (no behaviour beyond
+convenience accessors) keeps handlers independent of each other and of the
+dispatcher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asimap.auth.account import Account
+from asimap.imap.clientio import ClientIO
+from asimap.imap.session.selected import SelectedMailbox
+from asimap.imap.session.services import Services
+from asimap.imap.session.state import SessionState
+from asimap.store.base import Store
+
+
+@dataclass(eq=False, slots=True)
+class Context:
+    io: ClientIO
+    services: Services
+    state: SessionState = SessionState.NOT_AUTHENTICATED
+    account: Account | None = None
+    store: Store | None = None
+    selected: SelectedMailbox | None = None
+    #: Capabilities the client turned on with ENABLE (RFC 5161).
+    enabled: set[str] = field(default_factory=set)
+
+    def require_store(self) -> Store:
+        """The account's store; only called in authenticated states."""
+        if self.store is None:  # pragma: no cover - guarded by the state table
+            raise RuntimeError("no store outside the authenticated states")
+        return self.store
+
+    def require_selected(self) -> SelectedMailbox:
+        """The selected view; only called in the selected state."""
+        if self.selected is None:  # pragma: no cover - guarded by the table
+            raise RuntimeError("no mailbox selected")
+        return self.selected

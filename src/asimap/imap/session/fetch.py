@@ -1,0 +1,213 @@
+"""Building FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 3516 BINARY).
+
+:func:`fetch_message` turns one message and the requested items into the
+item list of a ``* n FETCH (...)`` response.  Data items that need the
+parsed message or its immutable facts load them lazily and once.  Message
+contents always go out as literals (``Literal`` / ``Literal8``), so the
+encoder never has to guess and large bodies never become quoted strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from asimap.imap.commands import FetchAtt, FetchKind, Partial, Section, SectionText
+from asimap.imap.responses import Atom, Literal, Literal8, Raw, Value
+from asimap.imap.session.errors import bad, no
+from asimap.imap.session.selected import SelectedMailbox
+from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
+from asimap.store.base import MessageInfo
+
+#: Items that belong to capabilities we do not advertise yet (CONDSTORE,
+#: PREVIEW, SAVEDATE, OBJECTID): refused with BAD until they are.
+UNSUPPORTED = frozenset(
+    {
+        FetchKind.MODSEQ,
+        FetchKind.PREVIEW,
+        FetchKind.SAVEDATE,
+        FetchKind.EMAILID,
+        FetchKind.THREADID,
+    }
+)
+
+_NEEDS_MESSAGE = frozenset(
+    {
+        FetchKind.ENVELOPE,
+        FetchKind.BODY,
+        FetchKind.BODYSTRUCTURE,
+        FetchKind.BODY_SECTION,
+        FetchKind.BINARY,
+        FetchKind.BINARY_SIZE,
+        FetchKind.RFC822,
+        FetchKind.RFC822_HEADER,
+        FetchKind.RFC822_TEXT,
+    }
+)
+_NEEDS_INFO = frozenset({FetchKind.INTERNALDATE, FetchKind.RFC822_SIZE})
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
+
+#: Characters allowed in an echoed header field name written as an atom.
+_FIELD_SPECIALS = frozenset('(){ %*"\\]')
+
+
+def sets_seen(att: FetchAtt) -> bool:
+    """RFC 3501 6.4.5: BODY[...] (not PEEK), BINARY[...] (not PEEK),
+    RFC822 and RFC822.TEXT set \\Seen."""
+    if att.kind in (FetchKind.BODY_SECTION, FetchKind.BINARY):
+        return not att.peek
+    return att.kind in (FetchKind.RFC822, FetchKind.RFC822_TEXT)
+
+
+def validate(items: tuple[FetchAtt, ...]) -> None:
+    """Refuse, before touching any message, what we cannot answer."""
+    for att in items:
+        if att.kind in UNSUPPORTED:
+            raise bad(f"FETCH {att.kind.value} is not supported")
+        if att.section is not None:
+            for name in att.section.fields:
+                if not name or not all(0x20 < ord(ch) < 0x7F for ch in name):
+                    raise bad("Invalid header field name")
+                if ":" in name:
+                    raise bad("Invalid header field name")
+
+
+def format_internaldate(moment: datetime) -> str:
+    """RFC 3501 ``date-time``: ``"17-Jul-1996 02:44:25 -0700"``."""
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return (
+        f"{moment.day:02d}-{_MONTHS[moment.month - 1]}-{moment.year:04d} "
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} "
+        f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    )
+
+
+def _field_token(name: str) -> str:
+    """A header field name as echoed: upper-cased like Dovecot, quoted when
+    it is not an atom (names were validated as printable ASCII)."""
+    upper = name.upper()
+    if any(ch in _FIELD_SPECIALS for ch in upper):
+        escaped = upper.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    return upper
+
+
+def section_spec(section: Section | None) -> str:
+    """The text inside the brackets of ``BODY[...]`` (RFC 3501 ``section``)."""
+    if section is None:
+        return ""
+    parts = [".".join(str(p) for p in section.part)] if section.part else []
+    if section.text is not None:
+        text = section.text.value
+        if section.text in (SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT):
+            text += " (" + " ".join(_field_token(f) for f in section.fields) + ")"
+        parts.append(text)
+    return ".".join(parts)
+
+
+def _partial_suffix(partial: Partial | None) -> str:
+    """RFC 3501 7.4.2: the response echoes only the origin octet."""
+    return f"<{partial.start}>" if partial is not None else ""
+
+
+def _cut(data: bytes, partial: Partial | None) -> bytes:
+    if partial is None:
+        return data
+    return data[partial.start : partial.start + partial.length]
+
+
+class MessageData:
+    """Lazily loaded facts of one message for one FETCH response."""
+
+    def __init__(self, view: SelectedMailbox, uid: int) -> None:
+        self.view = view
+        self.uid = uid
+        self._info: MessageInfo | None = None
+        self._message: Message | None = None
+
+    async def info(self) -> MessageInfo:
+        if self._info is None:
+            self._info = await self.view.mailbox.info(self.uid)
+        return self._info
+
+    async def message(self) -> Message:
+        if self._message is None:
+            self._message = await self.view.mailbox.message(self.uid)
+        return self._message
+
+
+async def fetch_message(
+    view: SelectedMailbox,
+    uid: int,
+    items: tuple[FetchAtt, ...],
+    *,
+    with_uid: bool,
+    with_flags: bool,
+) -> list[Value]:
+    """The item list for one message.
+
+    ``with_uid`` adds UID when the command is UID FETCH (RFC 3501 6.4.8);
+    ``with_flags`` adds FLAGS when this FETCH just set \\Seen (6.4.5).
+    Raises :class:`asimap.store.base.MessageGone` if the message vanished.
+    """
+    data = MessageData(view, uid)
+    out: list[Value] = []
+    kinds = {att.kind for att in items}
+    if with_uid and FetchKind.UID not in kinds:
+        out += [Atom("UID"), uid]
+    for att in items:
+        out += await _item(data, att)
+    if with_flags and FetchKind.FLAGS not in kinds:
+        out += [Atom("FLAGS"), view.flag_list(uid)]
+    return out
+
+
+async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
+    kind = att.kind
+    if kind is FetchKind.UID:
+        return [Atom("UID"), data.uid]
+    if kind is FetchKind.FLAGS:
+        return [Atom("FLAGS"), data.view.flag_list(data.uid)]
+    if kind is FetchKind.INTERNALDATE:
+        info = await data.info()
+        return [Atom("INTERNALDATE"), format_internaldate(info.internaldate)]
+    if kind is FetchKind.RFC822_SIZE:
+        return [Atom("RFC822.SIZE"), (await data.info()).size]
+    message = await data.message()
+    if kind is FetchKind.ENVELOPE:
+        return [Atom("ENVELOPE"), message.envelope()]
+    if kind is FetchKind.BODY:
+        return [Atom("BODY"), message.bodystructure(False)]
+    if kind is FetchKind.BODYSTRUCTURE:
+        return [Atom("BODYSTRUCTURE"), message.bodystructure(True)]
+    if kind is FetchKind.RFC822:
+        return [Atom("RFC822"), Literal(message.section(None))]
+    if kind is FetchKind.RFC822_HEADER:
+        header = message.section(Section(text=SectionText.HEADER))
+        return [Atom("RFC822.HEADER"), Literal(header)]
+    if kind is FetchKind.RFC822_TEXT:
+        text = message.section(Section(text=SectionText.TEXT))
+        return [Atom("RFC822.TEXT"), Literal(text)]
+    if kind is FetchKind.BODY_SECTION:
+        name = f"BODY[{section_spec(att.section)}]{_partial_suffix(att.partial)}"
+        body = _cut(message.section(att.section), att.partial)
+        return [Raw(name), Literal(body)]
+    part = att.section.part if att.section is not None else ()
+    spec = ".".join(str(p) for p in part)
+    try:
+        if kind is FetchKind.BINARY_SIZE:
+            return [Raw(f"BINARY.SIZE[{spec}]"), message.binary_size(part)]
+        decoded = _cut(message.binary(part), att.partial)
+    except UnknownTransferEncoding:
+        # RFC 3516 section 4.2.
+        raise no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    except PartNotFound:
+        raise no("No such message part") from None
+    name = f"BINARY[{spec}]{_partial_suffix(att.partial)}"
+    # RFC 3516 4.3: literal8 only when the data needs it (contains NUL).
+    value: Value = Literal8(decoded) if b"\x00" in decoded else Literal(decoded)
+    return [Raw(name), value]

@@ -1,0 +1,146 @@
+"""Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE (RFC 3501 6.2).
+
+Every failure to authenticate gets the same answer, ``NO
+[AUTHENTICATIONFAILED] Authentication failed`` (RFC 5530), whether the user
+is unknown, the password wrong or the bytes not UTF-8, so the answer never
+tells which.  Before TLS, unless the server explicitly allows plaintext,
+both commands are refused with ``NO [PRIVACYREQUIRED]`` without looking at
+the credentials (RFC 3501 section 6.2.3, RFC 9051 section 6.2.3; the
+capability list then says LOGINDISABLED).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+
+from asimap.imap import commands as c
+from asimap.imap.responses import Atom, Code, Continuation, Status, Tagged
+from asimap.imap.session.capabilities import MECHANISMS, capabilities
+from asimap.imap.session.context import Context
+from asimap.imap.session.errors import CommandFailed, bad, no
+from asimap.imap.session.state import SessionState
+
+log = logging.getLogger(__name__)
+
+_FAILED = "Authentication failed"
+
+#: The LOGIN mechanism's two challenges (draft-murchison-sasl-login):
+#: base64 of "Username:" and "Password:" on the wire.
+_LOGIN_CHALLENGES = (b"Username:", b"Password:")
+
+
+async def handle_starttls(ctx: Context, cmd: c.StartTLS) -> Tagged | None:
+    """RFC 3501 6.2.1: OK first, then the handshake; nothing else is sent.
+
+    The capabilities are recomputed from ``io.tls_active`` on the next
+    CAPABILITY, so nothing needs resetting here.
+    """
+    if not ctx.io.starttls_available or ctx.io.tls_active:
+        raise bad("STARTTLS not available")
+    await ctx.io.send(Tagged(cmd.tag, Status.OK, "Begin TLS negotiation now"))
+    await ctx.io.start_tls()
+    return None
+
+
+def _require_privacy(ctx: Context) -> None:
+    if not (ctx.io.tls_active or ctx.services.allow_plaintext_auth):
+        raise no("Plaintext authentication disallowed", "PRIVACYREQUIRED")
+
+
+async def handle_login(ctx: Context, cmd: c.Login) -> Tagged:
+    _require_privacy(ctx)
+    try:
+        username = cmd.username.decode("utf-8")
+        password = cmd.password.decode("utf-8")
+    except UnicodeDecodeError:
+        raise no(_FAILED, "AUTHENTICATIONFAILED") from None
+    return await _authenticate(ctx, cmd.tag, username, password)
+
+
+async def handle_authenticate(ctx: Context, cmd: c.Authenticate) -> Tagged:
+    _require_privacy(ctx)
+    mechanism = cmd.mechanism.upper()
+    if mechanism not in MECHANISMS:
+        raise no("Unsupported authentication mechanism")
+    if mechanism == "PLAIN":
+        response = (
+            _decode_sasl(cmd.initial_response)
+            if cmd.initial_response is not None
+            else await _challenge(ctx, b"")
+        )
+        username, password = _parse_plain(response)
+    else:
+        # RFC 4959 allows an initial response for LOGIN too: the username.
+        if cmd.initial_response is not None:
+            user_bytes = _decode_sasl(cmd.initial_response)
+        else:
+            user_bytes = await _challenge(ctx, _LOGIN_CHALLENGES[0])
+        pass_bytes = await _challenge(ctx, _LOGIN_CHALLENGES[1])
+        username, password = _utf8(user_bytes), _utf8(pass_bytes)
+    return await _authenticate(ctx, cmd.tag, username, password)
+
+
+async def _challenge(ctx: Context, challenge: bytes) -> bytes:
+    """Send ``+ base64(challenge)`` and decode the client's answer."""
+    await ctx.io.send(Continuation(data=challenge))
+    line = await ctx.io.read_line()
+    if line is None:
+        # The client is gone; the dispatcher's caller will notice.
+        raise bad("Authentication aborted")
+    return _decode_sasl(line)
+
+
+def _decode_sasl(data: bytes) -> bytes:
+    """Decode one SASL response (RFC 3501 6.2.2, RFC 4959 section 3).
+
+    ``*`` cancels the exchange (BAD); ``=`` is an empty initial response;
+    anything that is not strict base64 is a protocol error (BAD).
+    """
+    data = data.strip(b" ")
+    if data == b"*":
+        raise bad("Authentication cancelled")
+    if data == b"=":
+        return b""
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error:
+        raise bad("Invalid base64 in SASL response") from None
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise no(_FAILED, "AUTHENTICATIONFAILED") from None
+
+
+def _parse_plain(message: bytes) -> tuple[str, str]:
+    """RFC 4616: ``[authzid] NUL authcid NUL passwd``.
+
+    We do not support acting as another user, so an authzid must be empty
+    or equal to the authcid; anything else fails like a wrong password.
+    """
+    parts = message.split(b"\x00")
+    if len(parts) != 3:
+        raise no(_FAILED, "AUTHENTICATIONFAILED")
+    authzid, authcid, passwd = (_utf8(p) for p in parts)
+    if authzid and authzid != authcid:
+        raise no(_FAILED, "AUTHENTICATIONFAILED")
+    return authcid, passwd
+
+
+async def _authenticate(ctx: Context, tag: str, username: str, password: str) -> Tagged:
+    account = await ctx.services.authenticator.authenticate(
+        username, password, ctx.io.peer_host
+    )
+    if account is None:
+        raise CommandFailed(Status.NO, _FAILED, Code("AUTHENTICATIONFAILED"))
+    ctx.store = await ctx.services.open_store(account)
+    ctx.account = account
+    ctx.state = SessionState.AUTHENTICATED
+    log.info("login %s from %s", account.username, ctx.io.peer_host)
+    # Like Dovecot: the tagged OK carries the post-login capabilities, so
+    # clients need not ask again (RFC 3501 section 7.1, CAPABILITY code).
+    code = Code("CAPABILITY", tuple(Atom(name) for name in capabilities(ctx)))
+    return Tagged(tag, Status.OK, "Logged in", code)

@@ -1,0 +1,214 @@
+"""The selected-mailbox view: what *this* client believes the mailbox holds.
+
+The store knows the truth; the client knows only what it has been told.
+IMAP sequence numbers are positions in the client's picture, so the session
+keeps that picture here and moves it towards the truth only at the moments
+the RFCs allow:
+
+* new messages and flag changes may be announced at any time a command is
+  in progress (``* n EXISTS``, ``* n FETCH (FLAGS ...)``);
+* expunges may NOT be announced while a FETCH, STORE or SEARCH by sequence
+  number is running (RFC 3501 section 7.4.1, RFC 9051 section 7.5.1), nor
+  during COPY by sequence number (it names messages by position too).  Until
+  announced, an expunged message keeps its sequence number; the session
+  treats it as "present but its data is gone".
+
+The view holds, in sequence order, the UIDs the client knows (a plain list,
+ascending: UIDs only ever grow, so position == sequence number - 1), the
+flags last reported for each, their MODSEQ, and which UIDs are \\Recent for
+this session.  :meth:`SelectedMailbox.refresh` asks the store for
+``changes_since`` the last MODSEQ seen and returns the untagged responses to
+send.  Flag changes made by this very connection (STORE, FETCH setting
+\\Seen) update the cached flags when they happen, so the change feed,
+comparing against the cache, does not report them a second time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+
+from asimap.imap.commands import SequenceSet
+from asimap.imap.responses import Atom, Response, Untagged, Value
+from asimap.store.base import Mailbox, MessageState
+
+#: Order in which system flags are listed (RFC 3501 section 2.3.2).
+SYSTEM_FLAG_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+def flag_atoms(flags: Iterable[str], recent: bool = False) -> list[Value]:
+    """Flags as response atoms: system flags first in a fixed order, then
+    keywords sorted, then ``\\Recent`` (stable output makes transcripts and
+    client caches happy)."""
+    present = set(flags)
+    ordered: list[Value] = [Atom(f) for f in SYSTEM_FLAG_ORDER if f in present]
+    ordered.extend(Atom(f) for f in sorted(present - set(SYSTEM_FLAG_ORDER)))
+    if recent:
+        ordered.append(Atom("\\Recent"))
+    return ordered
+
+
+class InvalidSequence(Exception):
+    """A sequence-number set names a message the client cannot know."""
+
+
+class SelectedMailbox:
+    """The client's picture of one selected mailbox."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        states: Sequence[MessageState],
+        modseq: int,
+        *,
+        readonly: bool,
+        recent: Iterable[int] = (),
+    ) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.modseq = modseq
+        self.uids: list[int] = [s.uid for s in states]
+        self.flags: dict[int, frozenset[str]] = {s.uid: s.flags for s in states}
+        self.modseqs: dict[int, int] = {s.uid: s.modseq for s in states}
+        self.recent: set[int] = set(recent)
+        #: UIDs expunged in the store but not yet announced to the client.
+        self.gone: set[int] = set()
+        self._announced_recent = len(self.recent)
+
+    # -- lookups -------------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        """The message count the client believes in."""
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of ``uid``, or None if the client lacks it."""
+        index = bisect.bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+    def resolve(self, sequence: SequenceSet, *, uid: bool) -> list[tuple[int, int]]:
+        """``(seq, uid)`` pairs named by a sequence set, ascending.
+
+        UID sets quietly skip UIDs that do not exist (RFC 3501 section 6.4.8,
+        so ``UID FETCH 1:4294967295`` on an empty mailbox is fine).  A
+        sequence-number set naming a number above EXISTS -- or any number,
+        including ``*``, on an empty mailbox -- is invalid (RFC 9051
+        section 9 "seq-number": "*" and numbers beyond EXISTS are errors),
+        and raises :class:`InvalidSequence`.
+        """
+        if uid:
+            picked = sequence.select(self.uids)
+            return [(self.seq_of(u) or 0, u) for u in picked]
+        count = len(self.uids)
+        if count == 0 or sequence.max_explicit() > count:
+            raise InvalidSequence
+        seqs = sequence.select(range(1, count + 1))
+        return [(s, self.uids[s - 1]) for s in seqs]
+
+    # -- own changes ----------------------------------------------------------
+
+    def note_states(self, states: Iterable[MessageState]) -> None:
+        """Record flag states this connection caused (STORE, implicit \\Seen)
+        so that the change feed does not announce them again."""
+        for state in states:
+            if state.uid in self.flags:
+                self.flags[state.uid] = state.flags
+                self.modseqs[state.uid] = state.modseq
+
+    def note_expunged(self, uids: Iterable[int]) -> None:
+        """Record expunges this connection caused (EXPUNGE, MOVE); they are
+        announced by the next :meth:`refresh` that allows expunges."""
+        self.gone.update(u for u in uids if u in self.flags)
+
+    # -- the change feed ------------------------------------------------------
+
+    async def refresh(self, *, allow_expunge: bool, with_uid: bool) -> list[Response]:
+        """Catch up with the store and return the untagged responses to send.
+
+        ``allow_expunge`` is False during FETCH/STORE/SEARCH/COPY by sequence
+        number (RFC 3501 7.4.1).  ``with_uid`` adds ``UID`` to unsolicited
+        FETCH responses sent during UID commands (RFC 3501 section 7.4.2:
+        UID is required in FETCH responses of UID commands).
+        """
+        changes = await self.mailbox.changes_since(self.modseq)
+        responses: list[Response] = []
+        expunged = set(changes.expunged)
+        if not changes.expunged_complete:
+            # The store forgot old expunges: compare the UID lists instead.
+            current = {s.uid for s in await self.mailbox.states()}
+            expunged |= {u for u in self.uids if u not in current}
+        self.gone.update(u for u in expunged if u in self.flags)
+
+        new_states: list[MessageState] = []
+        flag_changes: list[int] = []
+        last_uid = self.uids[-1] if self.uids else 0
+        for state in changes.changed:
+            if state.uid in self.flags:
+                if state.uid in self.gone:
+                    continue
+                self.modseqs[state.uid] = state.modseq
+                if self.flags[state.uid] != state.flags:
+                    self.flags[state.uid] = state.flags
+                    flag_changes.append(state.uid)
+            elif state.uid > last_uid and state.uid not in expunged:
+                new_states.append(state)
+
+        if allow_expunge and self.gone:
+            responses.extend(self._take_expunges())
+
+        if new_states:
+            for state in new_states:
+                self.uids.append(state.uid)
+                self.flags[state.uid] = state.flags
+                self.modseqs[state.uid] = state.modseq
+            responses.append(Untagged((len(self.uids), Atom("EXISTS"))))
+            if not self.readonly:
+                claimed = await self.mailbox.claim_recent()
+                self.recent.update(u for u in claimed if u in self.flags)
+            if len(self.recent) != self._announced_recent:
+                self._announced_recent = len(self.recent)
+                responses.append(Untagged((len(self.recent), Atom("RECENT"))))
+
+        for uid in flag_changes:
+            responses.append(self.fetch_flags_response(uid, with_uid=with_uid))
+        self.modseq = max(self.modseq, changes.highestmodseq)
+        return responses
+
+    def _take_expunges(self) -> list[Response]:
+        """Announce every pending expunge, highest sequence number first.
+
+        Sending them in descending order means each number is correct at
+        the moment it is sent, with no renumbering arithmetic on either side
+        (RFC 3501 section 7.4.1 example uses the shifting form; both are
+        equivalent).
+        """
+        responses: list[Response] = []
+        for uid in sorted(self.gone, reverse=True):
+            seq = self.seq_of(uid)
+            if seq is None:
+                continue
+            responses.append(Untagged((seq, Atom("EXPUNGE"))))
+            del self.uids[seq - 1]
+            del self.flags[uid]
+            self.modseqs.pop(uid, None)
+            if uid in self.recent:
+                self.recent.discard(uid)
+                self._announced_recent -= 1
+        self.gone.clear()
+        return responses
+
+    def fetch_flags_response(self, uid: int, *, with_uid: bool) -> Response:
+        """``* seq FETCH ([UID u ]FLAGS (...))`` from the cached flags."""
+        seq = self.seq_of(uid) or 0
+        items: list[Value] = []
+        if with_uid:
+            items += [Atom("UID"), uid]
+        items += [Atom("FLAGS"), self.flag_list(uid)]
+        return Untagged((seq, Atom("FETCH"), items))
+
+    def flag_list(self, uid: int) -> list[Value]:
+        """The flags of ``uid`` as the client should see them."""
+        return flag_atoms(self.flags.get(uid, frozenset()), uid in self.recent)

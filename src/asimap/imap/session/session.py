@@ -1,0 +1,215 @@
+"""The IMAP session: one connection's state machine and command dispatch.
+
+The session is transport-agnostic and never writes wire syntax: it receives
+typed commands (:mod:`asimap.imap.commands`), sends typed responses
+(:mod:`asimap.imap.responses`) through :class:`ClientIO`, and talks to the
+account's store.  Dispatch is two tables:
+
+* :data:`asimap.imap.session.state.ALLOWED` -- which states a command may
+  run in (wrong state -> tagged BAD, connection kept);
+* :data:`HANDLERS` -- which function runs it.
+
+Around every handler the dispatcher does the same things, so handlers need
+not: it turns :class:`CommandFailed` into the tagged NO/BAD, turns any
+other exception into ``NO [SERVERBUG]`` (RFC 5530) after logging it, and,
+when a mailbox is selected, reports the mailbox's pending changes before
+the tagged response -- withholding expunges during FETCH, STORE, SEARCH and
+COPY by sequence number (RFC 3501 section 7.4.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asimap.imap import commands as c
+from asimap.imap.clientio import ClientIO
+from asimap.imap.parser import PendingCommand
+from asimap.imap.responses import (
+    Atom,
+    Code,
+    Response,
+    Status,
+    Tagged,
+    UntaggedStatus,
+    Value,
+)
+from asimap.imap.session import (
+    handlers_any,
+    handlers_auth,
+    handlers_fetch,
+    handlers_list,
+    handlers_mailbox,
+    handlers_select,
+    handlers_selected,
+)
+from asimap.imap.session.capabilities import capabilities
+from asimap.imap.session.context import Context
+from asimap.imap.session.errors import CommandFailed
+from asimap.imap.session.naming import mailbox_name
+from asimap.imap.session.services import Services
+from asimap.imap.session.state import SessionState, allowed, allowed_by_name
+from asimap.store.base import MailboxNotFound, StoreError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Context, Any], Awaitable[Tagged | None]]
+
+#: Command class -> handler.  Every class here also appears in ALLOWED.
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.Capability: handlers_any.handle_capability,
+    c.Noop: handlers_any.handle_noop,
+    c.Logout: handlers_any.handle_logout,
+    c.Id: handlers_any.handle_id,
+    c.StartTLS: handlers_auth.handle_starttls,
+    c.Login: handlers_auth.handle_login,
+    c.Authenticate: handlers_auth.handle_authenticate,
+    c.Enable: handlers_select.handle_enable,
+    c.Select: handlers_select.handle_select,
+    c.Idle: handlers_select.handle_idle,
+    c.Create: handlers_mailbox.handle_create,
+    c.Delete: handlers_mailbox.handle_delete,
+    c.Rename: handlers_mailbox.handle_rename,
+    c.Subscribe: handlers_mailbox.handle_subscribe,
+    c.Unsubscribe: handlers_mailbox.handle_unsubscribe,
+    c.Append: handlers_mailbox.handle_append,
+    c.List: handlers_list.handle_list,
+    c.Lsub: handlers_list.handle_lsub,
+    c.Namespace: handlers_list.handle_namespace,
+    c.Status: handlers_list.handle_status,
+    c.Check: handlers_selected.handle_check,
+    c.Close: handlers_selected.handle_close,
+    c.Unselect: handlers_selected.handle_unselect,
+    c.Expunge: handlers_selected.handle_expunge,
+    c.Store: handlers_selected.handle_store,
+    c.Copy: handlers_selected.handle_copy,
+    c.Move: handlers_selected.handle_move,
+    c.Fetch: handlers_fetch.handle_fetch,
+    c.Search: handlers_fetch.handle_search,
+}
+
+#: Commands that name messages by sequence number (when not UID): expunges
+#: must not be announced while they run (RFC 3501 7.4.1, RFC 9051 7.5.1).
+_SEQUENCE_COMMANDS = (c.Fetch, c.Store, c.Search, c.Copy)
+
+
+def _expunges_allowed(command: c.Command) -> bool:
+    if isinstance(command, _SEQUENCE_COMMANDS):
+        return command.uid
+    return True
+
+
+def _is_uid_command(command: c.Command) -> bool:
+    return bool(getattr(command, "uid", False)) or (
+        isinstance(command, c.Expunge) and command.uids is not None
+    )
+
+
+class Session:
+    """One IMAP connection's session (see the module docstring)."""
+
+    def __init__(self, io: ClientIO, services: Services) -> None:
+        self._ctx = Context(io=io, services=services)
+
+    @property
+    def state(self) -> SessionState:
+        return self._ctx.state
+
+    def greeting(self) -> Response:
+        """``* OK [CAPABILITY ...] asimap ready`` (RFC 3501 7.1.1)."""
+        caps: tuple[Value, ...] = tuple(Atom(n) for n in capabilities(self._ctx))
+        name = self._ctx.services.server_name
+        return UntaggedStatus(Status.OK, f"{name} ready", Code("CAPABILITY", caps))
+
+    async def handle(self, command: c.Command | c.ParseError) -> bool:
+        """Run one command to its tagged response; False = close now."""
+        if isinstance(command, c.ParseError):
+            await self._ctx.io.send(_parse_error_response(command))
+            return True
+        tagged = await self._run(command)
+        if tagged is not None:
+            updates = await self._updates(command)
+            await self._ctx.io.send(*updates, tagged)
+        return self._ctx.state is not SessionState.LOGOUT
+
+    async def _run(self, command: c.Command) -> Tagged | None:
+        state = self._ctx.state
+        permitted = allowed(command, state)
+        name = type(command).__name__.upper()
+        if permitted is None:
+            return Tagged(command.tag, Status.BAD, "Command not supported")
+        if not permitted:
+            return Tagged(
+                command.tag,
+                Status.BAD,
+                f"{name} not allowed in the {state.value} state",
+            )
+        handler = HANDLERS[type(command)]
+        try:
+            return await handler(self._ctx, command)
+        except CommandFailed as failure:
+            return Tagged(command.tag, failure.status, failure.text, failure.code)
+        except Exception:
+            log.exception("%s failed", name)
+            return Tagged(command.tag, Status.NO, "Internal error", Code("SERVERBUG"))
+
+    async def _updates(self, command: c.Command) -> list[Response]:
+        """Pending mailbox changes to send before the tagged response."""
+        view = self._ctx.selected
+        if view is None or self._ctx.state is not SessionState.SELECTED:
+            return []
+        try:
+            return await view.refresh(
+                allow_expunge=_expunges_allowed(command),
+                with_uid=_is_uid_command(command),
+            )
+        except Exception:
+            log.exception("could not report mailbox changes")
+            return []
+
+    async def check_literal(
+        self, pending: PendingCommand, size: int, synchronizing: bool
+    ) -> Response | None:
+        """Accept (None) or refuse a literal before it is read.
+
+        Refusals: a command not valid in this state (BAD), APPEND larger
+        than the limit (``NO [TOOBIG]``), APPEND to a mailbox that does not
+        exist (``NO [TRYCREATE]``, RFC 3501 6.3.11) -- the client learns it
+        without uploading the message.
+        """
+        del synchronizing
+        tag = pending.tag
+        if tag is None or pending.name is None:
+            return None
+        if allowed_by_name(pending.name, self._ctx.state) is False:
+            return Tagged(tag, Status.BAD, f"{pending.name} not allowed in this state")
+        if pending.name != "APPEND":
+            return None
+        if size > self._ctx.services.limits.max_literal:
+            return Tagged(tag, Status.NO, "Message too large", Code("TOOBIG"))
+        if pending.mailbox is None or pending.literal_index != 0:
+            return None
+        store = self._ctx.store
+        if store is None:
+            return None
+        try:
+            await store.mailbox(mailbox_name(pending.mailbox))
+        except CommandFailed as failure:
+            return Tagged(tag, failure.status, failure.text, failure.code)
+        except MailboxNotFound:
+            return Tagged(tag, Status.NO, "Mailbox does not exist", Code("TRYCREATE"))
+        except StoreError:
+            return None  # APPEND itself will report it properly
+        return None
+
+    async def close(self) -> None:
+        """The connection is gone: drop the selected view."""
+        self._ctx.selected = None
+        self._ctx.state = SessionState.LOGOUT
+
+
+def _parse_error_response(error: c.ParseError) -> Response:
+    if error.tag is None:
+        return UntaggedStatus(Status.BAD, error.message)
+    return Tagged(error.tag, Status.BAD, error.message)
