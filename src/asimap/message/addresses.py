@@ -1,0 +1,223 @@
+"""RFC 5322 address lists parsed into IMAP envelope addresses.
+
+``email.utils.getaddresses`` flattens groups, and IMAP needs them
+(RFC 3501 section 7.4.2: a group is ``(NIL NIL "name" NIL)`` ... members ...
+``(NIL NIL NIL NIL)``), so this is a small tolerant tokenizer and parser of
+its own.  It works on latin-1 text and returns bytes, so 8-bit names come
+back exactly as stored.  Display names are *not* RFC 2047 decoded: the
+client does that.
+
+Where an address lacks its local part or domain we write ``MISSING_MAILBOX``
+/ ``MISSING_DOMAIN`` as Dovecot does: a NIL host would tell the client that
+a group starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MISSING_MAILBOX = b"MISSING_MAILBOX"
+MISSING_DOMAIN = b"MISSING_DOMAIN"
+
+_SPECIALS = ",:;<>@"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """``kind`` is "atom", "quoted", "comment", "literal" or the special char."""
+
+    kind: str
+    text: str
+
+
+def _read_delimited(
+    text: str, pos: int, close: str, nest: str | None
+) -> tuple[str, int]:
+    """Read up to the matching ``close`` (``pos`` is after the opener);
+    backslash quotes the next character; ``nest`` opens a nested level."""
+    out: list[str] = []
+    depth = 1
+    length = len(text)
+    while pos < length:
+        char = text[pos]
+        if char == "\\" and pos + 1 < length:
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        if nest is not None and char == nest:
+            depth += 1
+        elif char == close:
+            depth -= 1
+            if depth == 0:
+                return "".join(out), pos + 1
+        out.append(char)
+        pos += 1
+    return "".join(out), pos
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split an address header value into tokens (RFC 5322 section 3.2)."""
+    tokens: list[Token] = []
+    pos = 0
+    length = len(text)
+    while pos < length:
+        char = text[pos]
+        if char in " \t\r\n":
+            pos += 1
+        elif char == '"':
+            value, pos = _read_delimited(text, pos + 1, '"', None)
+            tokens.append(Token("quoted", value))
+        elif char == "(":
+            value, pos = _read_delimited(text, pos + 1, ")", "(")
+            tokens.append(Token("comment", value))
+        elif char == "[":
+            value, pos = _read_delimited(text, pos + 1, "]", None)
+            tokens.append(Token("literal", "[" + value + "]"))
+        elif char in _SPECIALS:
+            tokens.append(Token(char, char))
+            pos += 1
+        else:
+            end = pos
+            while end < length and text[end] not in ' \t\r\n"()[]' + _SPECIALS:
+                end += 1
+            if end == pos:  # a stray "]" or ")"
+                end += 1
+            tokens.append(Token("atom", text[pos:end]))
+            pos = end
+    return tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    name: bytes | None
+    route: bytes | None
+    mailbox: bytes
+    host: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: bytes
+    members: tuple[Address, ...]
+
+
+def _enc(text: str) -> bytes:
+    return text.encode("latin-1", errors="replace")
+
+
+def _phrase(tokens: list[Token]) -> bytes | None:
+    words = [t.text for t in tokens if t.kind in ("atom", "quoted")]
+    return _enc(" ".join(words)) if words else None
+
+
+def _local_part(tokens: list[Token]) -> str:
+    pieces: list[str] = []
+    for token in tokens:
+        if token.kind == "quoted":
+            escaped = token.text.replace("\\", "\\\\").replace('"', '\\"')
+            pieces.append(f'"{escaped}"')
+        elif token.kind in ("atom", "literal"):
+            pieces.append(token.text)
+    return "".join(pieces)
+
+
+def _addr_spec(
+    tokens: list[Token], name: bytes | None, route: bytes | None
+) -> Address | None:
+    """Build an address from the tokens of ``local@domain``."""
+    comments = [t.text for t in tokens if t.kind == "comment"]
+    if name is None and comments and comments[-1].strip():
+        name = _enc(comments[-1].strip())  # obsolete "user@host (Name)"
+    at = next((i for i, t in enumerate(tokens) if t.kind == "@"), -1)
+    if at < 0:
+        local, domain = _local_part(tokens), ""
+    else:
+        local = _local_part(tokens[:at])
+        domain = "".join(
+            t.text for t in tokens[at + 1 :] if t.kind in ("atom", "literal")
+        )
+    if not local and not domain:
+        if name is None and route is None and not tokens:
+            return None
+        return Address(name, route, b"", b"")
+    return Address(
+        name,
+        route,
+        _enc(local) if local else MISSING_MAILBOX,
+        _enc(domain) if domain else MISSING_DOMAIN,
+    )
+
+
+def _angle(tokens: list[Token], name: bytes | None) -> Address | None:
+    """Parse the inside of ``<[route:]local@domain>``."""
+    route: bytes | None = None
+    colon = next((i for i, t in enumerate(tokens) if t.kind == ":"), -1)
+    if colon >= 0 and tokens and tokens[0].kind == "@":
+        route = _enc("".join(t.text for t in tokens[:colon] if t.kind != "comment"))
+        tokens = tokens[colon + 1 :]
+    address = _addr_spec([t for t in tokens if t.kind != "comment"], name, route)
+    if address is None:
+        return Address(name, route, b"", b"")  # "<>": the null address
+    return address
+
+
+def _mailbox(tokens: list[Token]) -> Address | None:
+    """One mailbox: ``phrase <addr>`` or a bare ``addr-spec``."""
+    if any(t.kind == "<" for t in tokens):
+        open_at = next(i for i, t in enumerate(tokens) if t.kind == "<")
+        close_at = next(
+            (i for i, t in enumerate(tokens) if t.kind == ">" and i > open_at),
+            len(tokens),
+        )
+        name = _phrase(tokens[:open_at])
+        if name is None:
+            after = [t.text for t in tokens[close_at + 1 :] if t.kind == "comment"]
+            if after and after[0].strip():
+                name = _enc(after[0].strip())
+        return _angle(tokens[open_at + 1 : close_at], name)
+    return _addr_spec(tokens, None, None)
+
+
+def parse_addresses(text: str) -> list[Address | Group]:
+    """Parse an address list, groups included; junk is skipped, not fatal."""
+    tokens = tokenize(text)
+    items: list[Address | Group] = []
+    group_name: bytes | None = None
+    members: list[Address] = []
+    current: list[Token] = []
+    in_angle = False
+
+    def flush() -> None:
+        address = _mailbox(current) if current else None
+        current.clear()
+        if address is None:
+            return
+        if group_name is not None:
+            members.append(address)
+        else:
+            items.append(address)
+
+    for token in tokens:
+        kind = token.kind
+        if kind == "<":
+            in_angle = True
+        elif kind == ">":
+            in_angle = False
+        if in_angle and kind in ",;:":
+            current.append(token)  # inside <...>: part of a route or junk
+            continue
+        if kind == ",":
+            flush()
+        elif kind == ":" and group_name is None:
+            group_name = _phrase(current) or b""
+            current.clear()
+        elif kind == ";" and group_name is not None:
+            flush()
+            items.append(Group(group_name, tuple(members)))
+            group_name, members = None, []
+        else:
+            current.append(token)
+    flush()
+    if group_name is not None:  # unterminated group: close it anyway
+        items.append(Group(group_name, tuple(members)))
+    return items

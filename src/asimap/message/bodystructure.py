@@ -1,0 +1,101 @@
+"""FETCH BODY and BODYSTRUCTURE (RFC 3501 section 7.4.2, RFC 9051 7.5.2).
+
+Types and subtypes are sent upper-case (``"TEXT" "PLAIN"``), as the RFC's
+own examples do; matching is case-insensitive for clients either way.
+Parameter values, ids and descriptions are the header bytes as stored.
+A text part with no charset gets ``CHARSET US-ASCII``, the RFC 2045
+section 5.2 default.
+"""
+
+from __future__ import annotations
+
+from asimap.imap.responses import Value
+from asimap.message.envelope import envelope
+from asimap.message.mime import Part
+from asimap.message.params import StructuredValue, parse_disposition
+
+
+def _b(text: str) -> bytes:
+    return text.encode("latin-1", errors="replace")
+
+
+def _params(value: StructuredValue, text_default: bool = False) -> Value:
+    """A body-fld-param: a flat list of name/value strings, or NIL."""
+    flat: list[Value] = []
+    for name, val in value.params:
+        flat.extend((_b(name.upper()), _b(val)))
+    if text_default and value.param("charset") is None:
+        flat.extend((b"CHARSET", b"US-ASCII"))
+    return flat or None
+
+
+def _disposition(part: Part) -> Value:
+    parsed = parse_disposition(part.headers.latin1("Content-Disposition"))
+    if parsed is None:
+        return None
+    return (_b(parsed.value.upper()), _params(parsed))
+
+
+def _language(part: Part) -> Value:
+    text = part.headers.latin1("Content-Language")
+    if text is None:
+        return None
+    tags = [tag.strip() for tag in text.split(",") if tag.strip()]
+    return [_b(tag) for tag in tags] or None
+
+
+def _encoding(part: Part) -> bytes:
+    value = part.headers.value("Content-Transfer-Encoding")
+    return value.upper() if value else b"7BIT"
+
+
+def _single(part: Part, extensible: bool) -> list[Value]:
+    is_text = part.type == "text"
+    fields: list[Value] = [
+        _b(part.type.upper()),
+        _b(part.subtype.upper()),
+        _params(part.content_type, text_default=is_text),
+        part.headers.value("Content-ID"),
+        part.headers.value("Content-Description"),
+        _encoding(part),
+        part.body_size,
+    ]
+    if part.message is not None:
+        # RFC 3501 body-type-msg: envelope, body, lines of the encapsulated msg.
+        fields.append(envelope(part.message.headers))
+        fields.append(body_structure(part.message, extensible))
+        fields.append(part.body_lines())
+    elif is_text:
+        fields.append(part.body_lines())
+    if extensible:
+        fields.extend(
+            (
+                part.headers.value("Content-MD5"),
+                _disposition(part),
+                _language(part),
+                part.headers.value("Content-Location"),
+            )
+        )
+    return fields
+
+
+def _multi(part: Part, extensible: bool) -> list[Value]:
+    fields: list[Value] = [body_structure(c, extensible) for c in part.children]
+    fields.append(_b(part.subtype.upper()))
+    if extensible:
+        fields.extend(
+            (
+                _params(part.content_type),
+                _disposition(part),
+                _language(part),
+                part.headers.value("Content-Location"),
+            )
+        )
+    return fields
+
+
+def body_structure(part: Part, extensible: bool = True) -> Value:
+    """BODYSTRUCTURE (``extensible``) or BODY of a part and all below it."""
+    if part.is_multipart:
+        return _multi(part, extensible)
+    return _single(part, extensible)

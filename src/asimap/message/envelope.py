@@ -1,0 +1,57 @@
+"""FETCH ENVELOPE (RFC 3501 section 7.4.2, RFC 9051 section 7.5.2).
+
+Fields are the raw, unfolded header values -- RFC 2047 words are left for
+the client to decode -- handed over as ``bytes`` values so the encoder
+quotes or literals them safely (asimap 2.x wrote them unescaped).
+"""
+
+from __future__ import annotations
+
+from asimap.imap.responses import Value
+from asimap.message.addresses import Address, Group, parse_addresses
+from asimap.message.headers import Headers
+
+
+def _address_value(address: Address) -> Value:
+    return (address.name, address.route, address.mailbox, address.host)
+
+
+def address_list(headers: Headers, name: str) -> list[Value] | None:
+    """The envelope address list for field ``name``, or None (NIL) when the
+    field is absent or holds no address."""
+    text = headers.latin1(name)
+    if text is None:
+        return None
+    out: list[Value] = []
+    for item in parse_addresses(text):
+        if isinstance(item, Group):
+            # RFC 3501 7.4.2: group start (NIL NIL name NIL), end all NIL.
+            out.append((None, None, item.name, None))
+            out.extend(_address_value(member) for member in item.members)
+            out.append((None, None, None, None))
+        else:
+            out.append(_address_value(item))
+    return out or None
+
+
+def envelope(headers: Headers) -> Value:
+    """The ENVELOPE structure of a message with these headers.
+
+    Sender and Reply-To default to From when absent or empty (RFC 3501
+    section 7.4.2).
+    """
+    sender_from = address_list(headers, "From")
+    sender = address_list(headers, "Sender") or sender_from
+    reply_to = address_list(headers, "Reply-To") or sender_from
+    return (
+        headers.value("Date"),
+        headers.value("Subject"),
+        sender_from,
+        sender,
+        reply_to,
+        address_list(headers, "To"),
+        address_list(headers, "Cc"),
+        address_list(headers, "Bcc"),
+        headers.value("In-Reply-To"),
+        headers.value("Message-ID"),
+    )

@@ -1,0 +1,211 @@
+"""The MIME tree of a message, as byte offsets into the raw message.
+
+Every entity (the message itself, each body part, each encapsulated
+message) is a :class:`Part` that records where its header and body lie in
+the raw bytes, so that sections are served exactly as stored.  Parsing
+follows RFC 2045/2046 and tolerates what real mail does wrong:
+
+* multipart boundaries per RFC 2046 section 5.1.1 -- at the start of a line,
+  optionally followed by ``--`` and trailing whitespace; the line break
+  before a boundary belongs to the boundary; preamble and epilogue are
+  skipped; a missing close-delimiter ends the last part at the end of the
+  enclosing body.
+* a multipart with no boundary parameter or no boundary line in its body is
+  served as a single ``text/plain`` part (its body is still readable that
+  way; an empty ``multipart`` would be invalid in BODYSTRUCTURE).
+* ``message/rfc822`` (and ``message/global``, RFC 6532) bodies are parsed as
+  messages of their own.
+* nesting stops at :data:`MAX_DEPTH`; a deeper container is served as an
+  opaque ``application/octet-stream`` leaf.
+"""
+
+from __future__ import annotations
+
+import re
+
+from asimap.message.headers import Headers, split_header
+from asimap.message.params import StructuredValue, parse_content_type
+
+#: Deepest nesting of multiparts / encapsulated messages we descend into.
+MAX_DEPTH = 100
+
+_MESSAGE_SUBTYPES = frozenset({"rfc822", "global"})
+_DEFAULT_TYPE = StructuredValue("text/plain", (("charset", "us-ascii"),))
+
+
+class Part:
+    """One MIME entity inside the raw message ``data``.
+
+    ``start:header_end`` are the header fields, ``header_end:body_start``
+    the empty separator line (possibly absent), ``body_start:end`` the body.
+    ``children`` are the body parts of a multipart; ``message`` is the
+    parsed encapsulated message of a ``message/rfc822`` part.
+    """
+
+    __slots__ = (
+        "body_start",
+        "children",
+        "content_type",
+        "data",
+        "end",
+        "header_end",
+        "headers",
+        "message",
+        "start",
+        "subtype",
+        "type",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        depth: int = 0,
+        default_type: str = "text/plain",
+    ) -> None:
+        self.data = data
+        self.start = start
+        self.end = end
+        self.header_end, self.body_start = split_header(data, start, end)
+        self.headers = Headers(data[start : self.header_end])
+        self.children: list[Part] = []
+        self.message: Part | None = None
+        parsed = parse_content_type(self.headers.latin1("Content-Type"))
+        if parsed is None:
+            # RFC 2045 section 5.2 default; RFC 2046 section 5.1.5 for digest.
+            if default_type == "message/rfc822":
+                parsed = ("message", "rfc822", StructuredValue(default_type, ()))
+            else:
+                parsed = ("text", "plain", _DEFAULT_TYPE)
+        self.type, self.subtype, self.content_type = parsed
+        if self.type == "multipart":
+            self._parse_multipart(depth)
+        elif self.type == "message" and self.subtype in _MESSAGE_SUBTYPES:
+            if depth >= MAX_DEPTH:
+                self._make_opaque()
+            else:
+                self.message = Part(data, self.body_start, end, depth + 1)
+
+    # -- construction ------------------------------------------------------
+
+    def _make_opaque(self) -> None:
+        self.type, self.subtype = "application", "octet-stream"
+        self.content_type = StructuredValue("application/octet-stream", ())
+
+    def _parse_multipart(self, depth: int) -> None:
+        boundary = self.content_type.param("boundary")
+        if depth >= MAX_DEPTH:
+            self._make_opaque()
+            return
+        spans = split_multipart(self.data, self.body_start, self.end, boundary)
+        if not spans:
+            self.type, self.subtype, self.content_type = "text", "plain", _DEFAULT_TYPE
+            return
+        child_default = "message/rfc822" if self.subtype == "digest" else ""
+        self.children = [
+            Part(self.data, s, e, depth + 1, child_default or "text/plain")
+            for s, e in spans
+        ]
+
+    # -- views ---------------------------------------------------------------
+
+    @property
+    def is_multipart(self) -> bool:
+        return bool(self.children)
+
+    @property
+    def header_bytes(self) -> bytes:
+        """The header including its empty separator line (``MIME``/``HEADER``)."""
+        return self.data[self.start : self.body_start]
+
+    @property
+    def body(self) -> bytes:
+        """The body exactly as stored (still transfer-encoded)."""
+        return self.data[self.body_start : self.end]
+
+    @property
+    def body_size(self) -> int:
+        return self.end - self.body_start
+
+    def body_lines(self) -> int:
+        """Number of lines of the body, a final unterminated line included."""
+        count = self.data.count(b"\n", self.body_start, self.end)
+        if self.end > self.body_start and self.data[self.end - 1] != 0x0A:
+            count += 1
+        return count
+
+    def numbered_children(self) -> list[Part]:
+        """What ``.1``, ``.2`` ... under this part name (RFC 3501 6.4.5).
+
+        A multipart's children; for an encapsulated message, the parts of
+        that message (its children, or the message itself when it is not
+        multipart); for any other part, the part itself as ``.1``.
+        """
+        if self.children:
+            return self.children
+        if self.message is not None:
+            return self.message.children or [self.message]
+        return [self]
+
+    def walk(self) -> list[Part]:
+        """This part and every part inside it, depth first, in order."""
+        out: list[Part] = []
+        stack: list[Part] = [self]
+        while stack:
+            part = stack.pop()
+            out.append(part)
+            inner = list(part.children)
+            if part.message is not None:
+                inner.append(part.message)
+            stack.extend(reversed(inner))
+        return out
+
+
+def _boundary_pattern(boundary: str) -> re.Pattern[bytes]:
+    # RFC 2046 5.1.1: "--" boundary ["--"] *LWSP-char CRLF, at a line start.
+    return re.compile(
+        rb"^--" + re.escape(boundary.encode("latin-1")) + rb"(--)?[ \t]*\r?$",
+        re.MULTILINE,
+    )
+
+
+def split_multipart(
+    data: bytes, start: int, end: int, boundary: str | None
+) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` spans of the body parts in ``data[start:end]``.
+
+    The CRLF (or LF) before a boundary line belongs to the boundary, so a
+    part ends before it (RFC 2046 section 5.1.1).  An empty list means no
+    boundary line was found.
+    """
+    if not boundary:
+        return []
+    pattern = _boundary_pattern(boundary)
+    spans: list[tuple[int, int]] = []
+    part_start = -1
+    pos = start
+    while True:
+        match = pattern.search(data, pos, end)
+        if match is None:
+            break
+        line_start = match.start()
+        if part_start >= 0:
+            part_end = line_start
+            if part_end > part_start and data[part_end - 1] == 0x0A:
+                part_end -= 1
+                if part_end > part_start and data[part_end - 1] == 0x0D:
+                    part_end -= 1
+            spans.append((part_start, max(part_end, part_start)))
+        line_end = data.find(b"\n", match.end(), end)
+        next_start = end if line_end < 0 else line_end + 1
+        if match.group(1):  # close-delimiter: the rest is epilogue
+            return spans
+        part_start = next_start
+        pos = next_start
+        if pos >= end:
+            break
+    if part_start >= 0:
+        # Missing close-delimiter: the last part runs to the end (tolerated).
+        spans.append((part_start, max(end, part_start)))
+    return spans

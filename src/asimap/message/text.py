@@ -1,0 +1,84 @@
+"""Search text and previews: the message as text rather than bytes.
+
+SEARCH compares decoded text (RFC 3501 section 6.4.4 speaks of strings, not
+octets), so text parts are transfer-decoded and charset-decoded here, and
+header fields are RFC 2047 decoded.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from asimap.message.decode import decode_charset, decode_transfer, normalise_cte
+from asimap.message.mime import Part
+from asimap.message.params import parse_disposition
+
+PREVIEW_LENGTH = 200  # RFC 8970 section 3.1: at most 200 characters
+_SPACE = re.compile(r"\s+")
+_HTML_SKIP = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>|<!--.*?-->")
+_HTML_TAG = re.compile(r"(?s)<[^>]*>")
+
+
+def header_text(part: Part) -> str:
+    """All header fields of ``part`` as ``Name: decoded value`` lines."""
+    return "\n".join(
+        f"{field.name}: {field.text()}" if field.name else field.text()
+        for field in part.headers.fields
+    )
+
+
+def part_text(part: Part) -> str:
+    """A leaf text part's content, transfer- and charset-decoded.
+
+    An unknown transfer encoding leaves the bytes as they are: better to
+    search them raw than to find nothing.
+    """
+    cte = normalise_cte(part.headers.latin1("Content-Transfer-Encoding"))
+    data = decode_transfer(part.body, cte)
+    if data is None:
+        data = part.body
+    return decode_charset(data, part.content_type.param("charset"))
+
+
+def body_text(root: Part) -> str:
+    """The text of every text/* part, and the headers of encapsulated
+    messages (they are part of the outer message's body)."""
+    chunks: list[str] = []
+    for part in root.walk():
+        if part.type == "text" and not part.children and part.message is None:
+            chunks.append(part_text(part))
+        elif part.message is not None:
+            chunks.append(header_text(part.message))
+    return "\n".join(chunks)
+
+
+def _is_attachment(part: Part) -> bool:
+    disposition = parse_disposition(part.headers.latin1("Content-Disposition"))
+    return disposition is not None and disposition.value.lower() == "attachment"
+
+
+def _html_to_text(markup: str) -> str:
+    return html.unescape(_HTML_TAG.sub(" ", _HTML_SKIP.sub(" ", markup)))
+
+
+def preview(root: Part) -> str:
+    """RFC 8970 PREVIEW: the start of the first inline text/plain part
+    (or, failing that, text/html with markup removed), whitespace collapsed,
+    at most :data:`PREVIEW_LENGTH` characters.  Encapsulated messages are
+    not looked into: their text is not this message's."""
+    leaves: list[Part] = []
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        if part.children:
+            stack.extend(reversed(part.children))
+        elif part.message is None and part.type == "text" and not _is_attachment(part):
+            leaves.append(part)
+    chosen = next((p for p in leaves if p.subtype == "plain"), None)
+    if chosen is not None:
+        text = part_text(chosen)
+    else:
+        chosen = next((p for p in leaves if p.subtype == "html"), None)
+        text = _html_to_text(part_text(chosen)) if chosen is not None else ""
+    return _SPACE.sub(" ", text).strip()[:PREVIEW_LENGTH]
