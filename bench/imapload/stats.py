@@ -1,0 +1,125 @@
+"""Latency bookkeeping and the numbers we report.
+
+Percentiles use the *nearest-rank* method (the smallest sample such that at
+least p% of all samples are less than or equal to it): no interpolation, so a
+reported p99 is always a latency some command really had.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def percentile(sorted_samples: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted samples; 0.0 when empty."""
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile {p} outside 0..100")
+    if not sorted_samples:
+        return 0.0
+    rank = max(1, math.ceil(p / 100 * len(sorted_samples)))
+    return sorted_samples[rank - 1]
+
+
+@dataclass(slots=True)
+class CommandStats:
+    """Latencies (seconds) and error count of one command kind."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def count(self) -> int:
+        """Commands that completed (OK) plus those that failed."""
+        return len(self.latencies) + self.errors
+
+    def summary(self) -> dict[str, float | int]:
+        ordered = sorted(self.latencies)
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "p50_ms": percentile(ordered, 50) * 1000,
+            "p90_ms": percentile(ordered, 90) * 1000,
+            "p99_ms": percentile(ordered, 99) * 1000,
+            "max_ms": (ordered[-1] if ordered else 0.0) * 1000,
+        }
+
+
+@dataclass(slots=True)
+class LatencyStats:
+    """All measurements of one run, keyed by command label (``FETCH_BODY``).
+
+    Only successful commands contribute latencies: a NO that returns in 50us
+    would otherwise make a broken server look fast.  Errors are counted
+    separately and shown next to the latencies.
+    """
+
+    commands: dict[str, CommandStats] = field(default_factory=dict)
+    sessions_completed: int = 0
+    sessions_failed: int = 0
+
+    def record(self, label: str, seconds: float) -> None:
+        self._get(label).latencies.append(seconds)
+
+    def error(self, label: str) -> None:
+        self._get(label).errors += 1
+
+    def _get(self, label: str) -> CommandStats:
+        stats = self.commands.get(label)
+        if stats is None:
+            stats = self.commands[label] = CommandStats()
+        return stats
+
+    def merge(self, others: Iterable[LatencyStats]) -> None:
+        """Fold in results from other workers (e.g. other processes)."""
+        for other in others:
+            self.sessions_completed += other.sessions_completed
+            self.sessions_failed += other.sessions_failed
+            for label, stats in other.commands.items():
+                mine = self._get(label)
+                mine.latencies.extend(stats.latencies)
+                mine.errors += stats.errors
+
+    @property
+    def total_commands(self) -> int:
+        return sum(stats.count for stats in self.commands.values())
+
+    @property
+    def total_errors(self) -> int:
+        return sum(stats.errors for stats in self.commands.values())
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        """The JSON-ready result of a run that lasted ``elapsed`` seconds."""
+        ok = self.total_commands - self.total_errors
+        return {
+            "elapsed_s": elapsed,
+            "commands": self.total_commands,
+            "errors": self.total_errors,
+            "commands_per_s": ok / elapsed if elapsed > 0 else 0.0,
+            "sessions_completed": self.sessions_completed,
+            "sessions_failed": self.sessions_failed,
+            "per_command": {
+                label: self.commands[label].summary() for label in sorted(self.commands)
+            },
+        }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A fixed-width text table of :meth:`LatencyStats.report` output."""
+    lines = [
+        f"elapsed {report['elapsed_s']:.1f}s  commands {report['commands']}  "
+        f"errors {report['errors']}  {report['commands_per_s']:.1f} cmd/s  "
+        f"sessions ok {report['sessions_completed']} "
+        f"failed {report['sessions_failed']}",
+        f"{'command':<14}{'count':>8}{'errors':>8}"
+        f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}",
+    ]
+    for label, row in report["per_command"].items():
+        lines.append(
+            f"{label:<14}{row['count']:>8}{row['errors']:>8}"
+            f"{row['p50_ms']:>10.2f}{row['p90_ms']:>10.2f}"
+            f"{row['p99_ms']:>10.2f}{row['max_ms']:>10.2f}"
+        )
+    return "\n".join(lines)
