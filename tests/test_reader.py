@@ -435,3 +435,51 @@ def test_any_chunking_gives_same_events(data: bytes, cuts: list[int]) -> None:
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert run_chunks(chunks, limits=limits) == run_chunks([data], limits=limits)
+
+
+def test_rejected_nonsync_then_sync_marker_ends_dropped_command() -> None:
+    data = b"a APPEND box {2+}\r\nxy {3}\r\nb NOOP\r\n"
+    events = run(data, lambda p: p.synchronizing)
+    # " {3}" is a synchronizing literal we never continue: the client waits,
+    # sees our tagged answer to "a", and sends the next command.
+    assert frames(events) == [CommandFrame((b"b NOOP",), ()), Eof()]
+
+
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("feed"), st.one_of(_pieces, st.binary(max_size=30))),
+        st.tuples(st.just("raw"), st.booleans()),
+        st.tuples(st.just("discard"), st.none()),
+        st.tuples(st.just("eof"), st.none()),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations=_operations, reject_mask=st.integers(0, 255))
+def test_never_raises_and_stays_bounded(
+    operations: list[tuple[str, object]], reject_mask: int
+) -> None:
+    limits = Limits(max_line=40, max_literal=50, max_command=120, max_literals=3)
+    reader = CommandReader(limits)
+    events: list[Event] = []
+
+    def policy(pending: LiteralPending) -> bool:
+        return not (reject_mask >> (pending.size % 8)) & 1
+
+    for name, argument in operations:
+        if name == "feed":
+            assert isinstance(argument, bytes)
+            reader.feed(argument)
+        elif name == "raw":
+            reader.set_raw_line_mode(bool(argument))
+        elif name == "discard":
+            reader.discard_buffered()
+            assert reader.buffered == 0
+        else:
+            reader.feed_eof()
+        drain(reader, policy, events)
+        # One unprocessed chunk at most, plus the partial command.
+        assert reader.buffered <= 30 + limits.max_command + limits.max_line
+    assert events.count(Eof()) <= 1
