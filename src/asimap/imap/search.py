@@ -1,0 +1,172 @@
+"""SEARCH key evaluation (RFC 3501 section 6.4.4, RFC 9051 section 6.4.4).
+
+The session builds a :class:`SearchCandidate` for each message of the
+selected mailbox and asks :func:`matches` whether the parsed key accepts
+it.  Only keys that look inside the message need the parsed
+:class:`~asimap.message.model.Message`; :func:`needs_message` tells the
+session whether to load it at all, so flag, size, date and sequence
+searches never touch message files.
+
+Semantics chosen where the RFCs leave room (all as Dovecot does):
+
+* Flags and keywords compare case-insensitively.
+* BEFORE/ON/SINCE use the date of INTERNALDATE in its own timezone, and
+  SENT* the date of the Date: header in the sender's zone ("disregarding
+  time and timezone"); a message without a usable Date: never matches SENT*.
+* String keys are case-insensitive substring tests on decoded text
+  (``casefold``, so that e.g. German sharp s matches "SS").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from asimap.imap.commands import (
+    DateOp,
+    SearchAll,
+    SearchAnd,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+    SearchSequence,
+    SearchSize,
+    SearchText,
+)
+from asimap.message.model import Message
+
+
+@dataclass
+class SearchCandidate:
+    """What the session knows about one message.
+
+    ``flags`` includes ``\\Recent`` when the message is recent for this
+    session; ``message`` is loaded only when :func:`needs_message` said so.
+    """
+
+    seq: int
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+    internaldate: datetime
+    size: int
+    message: Message | None = None
+
+
+def needs_message(key: SearchKey) -> bool:
+    """Whether evaluating ``key`` reads the message itself (headers, body
+    or the Date: header) rather than only the mailbox's metadata."""
+    if isinstance(key, SearchHeader | SearchText):
+        return True
+    if isinstance(key, SearchDate):
+        return key.sent
+    if isinstance(key, SearchNot):
+        return needs_message(key.key)
+    if isinstance(key, SearchOr):
+        return needs_message(key.left) or needs_message(key.right)
+    if isinstance(key, SearchAnd):
+        return any(needs_message(k) for k in key.keys)
+    return False
+
+
+def _message(c: SearchCandidate) -> Message:
+    if c.message is None:
+        # A session bug, not bad input: needs_message() said to load it.
+        raise ValueError(f"search needs the message of UID {c.uid}")
+    return c.message
+
+
+def _has_flag(flags: frozenset[str], flag: str) -> bool:
+    wanted = flag.casefold()
+    return any(f.casefold() == wanted for f in flags)
+
+
+def _compare_date(op: DateOp, actual: date, wanted: date) -> bool:
+    if op is DateOp.BEFORE:
+        return actual < wanted
+    if op is DateOp.ON:
+        return actual == wanted
+    return actual >= wanted  # SINCE: "within or later than"
+
+
+def _header_matches(message: Message, field: str, value: str) -> bool:
+    values = message.header_values(field)
+    if not value:
+        # RFC 3501 6.4.4 HEADER: an empty string matches every message that
+        # has the field.
+        return bool(values)
+    needle = value.casefold()
+    return any(needle in v.casefold() for v in values)
+
+
+def _text_matches(message: Message, value: str, header: bool) -> bool:
+    needle = value.casefold()
+    if header and needle in message.header_text().casefold():
+        return True
+    return needle in message.body_text().casefold()
+
+
+def _sequence_matches(
+    key: SearchSequence,
+    c: SearchCandidate,
+    max_seq: int,
+    max_uid: int,
+    saved: Sequence[int],
+) -> bool:
+    if key.sequence.saved:
+        # RFC 5182: "$" is the saved result, kept as UIDs by the session.
+        return c.uid in saved
+    if key.uid:
+        return key.sequence.contains(c.uid, max_uid)
+    return key.sequence.contains(c.seq, max_seq)
+
+
+def matches(
+    key: SearchKey,
+    c: SearchCandidate,
+    *,
+    max_seq: int,
+    max_uid: int,
+    saved: Sequence[int] = (),
+) -> bool:
+    """Whether message ``c`` satisfies ``key``.
+
+    ``max_seq`` / ``max_uid`` are what ``*`` means in sequence sets (the
+    highest sequence number and UID of the mailbox, RFC 3501 section 9);
+    ``saved`` holds the UIDs of the SEARCHRES saved result (RFC 5182).
+    """
+    if isinstance(key, SearchAll):
+        return True
+    if isinstance(key, SearchFlag):
+        return _has_flag(c.flags, key.flag) == key.set
+    if isinstance(key, SearchSize):
+        # LARGER / SMALLER are strict: "larger than", "smaller than".
+        return c.size > key.size if key.larger else c.size < key.size
+    if isinstance(key, SearchDate):
+        if key.sent:
+            sent = _message(c).sent_date()
+            return sent is not None and _compare_date(key.op, sent, key.date)
+        return _compare_date(key.op, c.internaldate.date(), key.date)
+    if isinstance(key, SearchHeader):
+        return _header_matches(_message(c), key.field, key.value)
+    if isinstance(key, SearchText):
+        return _text_matches(_message(c), key.value, key.header)
+    if isinstance(key, SearchSequence):
+        return _sequence_matches(key, c, max_seq, max_uid, saved)
+    if isinstance(key, SearchModseq):
+        # RFC 7162 3.1.5: messages whose mod-sequence is >= the value.
+        return c.modseq >= key.modseq
+    if isinstance(key, SearchNot):
+        return not matches(key.key, c, max_seq=max_seq, max_uid=max_uid, saved=saved)
+    if isinstance(key, SearchOr):
+        return matches(
+            key.left, c, max_seq=max_seq, max_uid=max_uid, saved=saved
+        ) or matches(key.right, c, max_seq=max_seq, max_uid=max_uid, saved=saved)
+    return all(
+        matches(k, c, max_seq=max_seq, max_uid=max_uid, saved=saved) for k in key.keys
+    )
