@@ -24,6 +24,7 @@ from asimap.imap.parser.tokens import (
     DQUOTE,
     LBRACE,
     LPAREN,
+    QUOTED_RE,
     TILDE,
     Reader,
     fail,
@@ -38,6 +39,10 @@ def _message(reader: Reader) -> AppendMessage:
         flags = parse_flag_list(reader)
         reader.space()
     if reader.peek() == DQUOTE:
+        if QUOTED_RE.fullmatch(reader.line, reader.pos) is not None:
+            # A quoted string ending the command is message data, not a
+            # date-time: RFC 3501 section 6.3.11 requires a literal.
+            fail("APPEND message data must be a literal")
         internaldate = parse_date_time(reader)
         reader.space()
     c = reader.peek()
