@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from asimap.auth.account import Account
 from asimap.auth.authenticator import PasswordFileAuthenticator
 from asimap.config import Config
-from asimap.imap.driver import ConnectionDriver, Pipe, Timeouts
+from asimap.imap.clientio import ClientIO
+from asimap.imap.driver import ConnectionDriver, Pipe, SessionLike, Timeouts
 from asimap.imap.encoder import encode
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
@@ -37,6 +38,10 @@ SHUTDOWN_GRACE = 5.0
 #: Called once per account when its store is first opened (quickstart demo
 #: mail, tests).
 StoreSeeder = Callable[[Account, Store], Awaitable[None]]
+
+#: Builds the session of a connection; :class:`Session` in production, a
+#: scripted stand-in in driver tests.
+SessionFactory = Callable[[ClientIO, Services], SessionLike]
 
 
 class StoreRegistry:
@@ -104,9 +109,11 @@ class ImapServer:
         config: Config,
         services: Services,
         tls_context: ssl.SSLContext | None = None,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         self._config = config
         self._services = services
+        self._session_factory: SessionFactory = session_factory or Session
         self._tls = tls_context or make_server_context(config.cert, config.key)
         self._timeouts = Timeouts(
             unauthenticated=config.idle_timeout_unauthenticated,
@@ -181,7 +188,7 @@ class ImapServer:
             return
         driver = ConnectionDriver(
             pipe,
-            lambda io: Session(io, self._services),
+            lambda io: self._session_factory(io, self._services),
             limits=self._services.limits,
             timeouts=self._timeouts,
             starttls_context=None if pipe.tls else self._tls,
