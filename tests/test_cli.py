@@ -1,0 +1,237 @@
+"""``asimapd`` configuration: flag > environment > .env > default
+(GUIDE.md section 2), value parsing and error exits."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asimap import __version__, cli
+from asimap.cli import ConfigError, load_config
+from asimap.config import Config
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """load_config reads ./.env, so run every test in an empty directory;
+    main() reconfigures the root logger, so put it back afterwards."""
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+def test_defaults_match_the_contract() -> None:
+    config = load_config([], {})
+    assert config == Config()
+    assert config.address == "0.0.0.0"
+    assert config.port == 993
+    assert config.imap_port is None
+    assert config.cert == Path("/opt/asimap/ssl/cert.pem")
+    assert config.key == Path("/opt/asimap/ssl/key.pem")
+    assert config.trace is False
+    assert config.trace_dir == Path("/opt/asimap/traces/")
+    assert config.debug is False
+    assert config.log_config is None
+    assert config.pwfile == Path("/opt/asimap/pwfile")
+    assert config.enable_pop3 is False
+    assert config.pop3_port == 995
+    assert config.pop3_stls_port is None
+    assert config.store == "memory"
+    assert config.sentry_dsn is None
+    assert config.sentry_traces_sample_rate == 0.0
+
+
+FLAGS_AND_ENV = [
+    ("--address", "ADDRESS", "127.0.0.1", "address", "127.0.0.1"),
+    ("--port", "PORT", "1993", "port", 1993),
+    ("--imap-port", "IMAP_PORT", "1143", "imap_port", 1143),
+    ("--cert", "SSL_CERT", "/c.pem", "cert", Path("/c.pem")),
+    ("--key", "SSL_KEY", "/k.pem", "key", Path("/k.pem")),
+    ("--trace-dir", "TRACE_DIR", "/t", "trace_dir", Path("/t")),
+    ("--log-config", "LOG_CONFIG", "/l.json", "log_config", Path("/l.json")),
+    ("--pwfile", "PWFILE", "/pw", "pwfile", Path("/pw")),
+    ("--pop3-port", "POP3_PORT", "1995", "pop3_port", 1995),
+    ("--pop3-stls-port", "POP3_STLS_PORT", "1110", "pop3_stls_port", 1110),
+    ("--store", "ASIMAP_STORE", "mh", "store", "mh"),
+]
+
+
+@pytest.mark.parametrize(("flag", "var", "value", "field", "expected"), FLAGS_AND_ENV)
+def test_each_setting_from_flag_env_and_dotenv(
+    flag: str, var: str, value: str, field: str, expected: object, tmp_path: Path
+) -> None:
+    assert getattr(load_config([f"{flag}={value}"], {}), field) == expected
+    assert getattr(load_config([flag, value], {}), field) == expected
+    assert getattr(load_config([], {var: value}), field) == expected
+    (tmp_path / ".env").write_text(f"{var}={value}\n")
+    assert getattr(load_config([], {}), field) == expected
+
+
+def test_precedence_flag_over_env_over_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PORT=1001\nADDRESS=10.0.0.1\nPWFILE=/dotenv\n")
+    config = load_config(["--port=1003"], {"PORT": "1002", "ADDRESS": "10.0.0.2"})
+    assert config.port == 1003  # flag
+    assert config.address == "10.0.0.2"  # env over .env
+    assert config.pwfile == Path("/dotenv")  # .env over default
+
+
+def test_dotenv_path_can_be_disabled(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PORT=1001\n")
+    assert load_config([], {}, dotenv_path=None).port == 993
+
+
+@pytest.mark.parametrize(("flag", "var", "field"), [
+    ("--trace", "TRACE", "trace"),
+    ("--debug", "DEBUG", "debug"),
+    ("--enable-pop3", "ENABLE_POP3", "enable_pop3"),
+    (None, "ENABLE_MH_FILE_LOCKING", "enable_mh_file_locking"),
+    (None, "SENTRY_ASYNCIO_TASK_SPANS", "sentry_asyncio_task_spans"),
+])  # fmt: skip
+def test_booleans(flag: str | None, var: str, field: str) -> None:
+    for value in ("1", "true", "TRUE", "Yes", " yes "):
+        assert getattr(load_config([], {var: value}), field) is True, value
+    for value in ("0", "false", "False", "NO", ""):
+        assert getattr(load_config([], {var: value}), field) is False, value
+    with pytest.raises(ConfigError, match=var):
+        load_config([], {var: "maybe"})
+    if flag is not None:
+        assert getattr(load_config([flag], {var: "0"}), field) is True
+
+
+def test_sentry_settings() -> None:
+    config = load_config(
+        [],
+        {
+            "SENTRY_DSN": "https://key@sentry.example/1",
+            "SENTRY_TRACES_SAMPLE_RATE": "0.25",
+            "SENTRY_PROFILES_SAMPLE_RATE": "1",
+        },
+    )
+    assert config.sentry_dsn == "https://key@sentry.example/1"
+    assert config.sentry_traces_sample_rate == 0.25
+    assert config.sentry_profiles_sample_rate == 1.0
+    with pytest.raises(ConfigError, match="SENTRY_TRACES_SAMPLE_RATE"):
+        load_config([], {"SENTRY_TRACES_SAMPLE_RATE": "2"})
+    with pytest.raises(ConfigError, match="SENTRY_PROFILES_SAMPLE_RATE"):
+        load_config([], {"SENTRY_PROFILES_SAMPLE_RATE": "lots"})
+
+
+def test_empty_env_value_means_unset() -> None:
+    config = load_config([], {"PORT": "", "IMAP_PORT": " ", "SENTRY_DSN": ""})
+    assert config.port == 993
+    assert config.imap_port is None
+    assert config.sentry_dsn is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"POP3_PORT": "-1"}, "POP3_PORT"),
+        ({"IMAP_PORT": "1e3"}, "IMAP_PORT"),
+        ({"ASIMAP_STORE": "maildir"}, "ASIMAP_STORE"),
+    ],
+)
+def test_bad_env_values(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config([], env)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--port=abc"], ["--port", "65536"], ["--store=maildir"], ["--bogus"], ["x"]],
+)
+def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        load_config(argv, {})
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_main_reports_bad_env_with_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DEBUG", "perhaps")
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert "DEBUG" in err and "perhaps" in err
+
+
+def test_main_reports_missing_log_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([f"--log-config={tmp_path / 'absent.json'}"]) == 2
+    assert "absent.json" in capsys.readouterr().err
+
+
+def test_main_sets_up_logging_then_runs_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """main hands the loaded config to asimap.imap.server.run."""
+    import types
+
+    seen: list[Config] = []
+    fake_server = types.ModuleType("asimap.imap.server")
+
+    def run(config: Config) -> int:
+        seen.append(config)
+        return 7
+
+    fake_server.run = run  # type: ignore[attr-defined]
+    import asimap.imap
+
+    monkeypatch.setitem(sys.modules, "asimap.imap.server", fake_server)
+    monkeypatch.setattr(asimap.imap, "server", fake_server, raising=False)
+    log_config = tmp_path / "log.json"
+    log_config.write_text('{"version": 1, "root": {"level": "WARNING"}}')
+    assert cli.main(["--port=2993", f"--log-config={log_config}"]) == 7
+    assert seen[0].port == 2993
+    assert seen[0].log_config == log_config
+
+
+def test_version_and_help_as_a_real_process(tmp_path: Path) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "asimap.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert version.returncode == 0
+    assert __version__ in version.stdout
+    help_ = subprocess.run(
+        [sys.executable, "-m", "asimap.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert help_.returncode == 0
+    for flag in ("--address", "--pwfile", "--enable-pop3", "--imap-port", "PWFILE"):
+        assert flag in help_.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "asimap.cli"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "ENABLE_POP3": "sometimes"},
+    )
+    assert bad.returncode == 2
+    assert "ENABLE_POP3" in bad.stderr
