@@ -8,7 +8,9 @@ the encoder can never put invalid syntax on the wire.
 
 from __future__ import annotations
 
+import gzip
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,8 @@ from asimap.imap.responses import (
     UntaggedStatus,
     Value,
 )
+
+CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
 
 # -- reference decoder --------------------------------------------------------
 
@@ -320,3 +324,24 @@ def test_continuation() -> None:
 def test_not_a_response() -> None:
     with pytest.raises(TypeError):
         encode("* OK hi")  # type: ignore[arg-type]
+
+
+def _corpus_header_values(limit: int) -> list[bytes]:
+    """Raw Subject/From/Message-ID values of the first real messages."""
+    values: list[bytes] = []
+    with gzip.open(CORPUS, "rb") as mbox:
+        for line in mbox:
+            if line.startswith((b"Subject:", b"From:", b"Message-ID:")):
+                values.append(line.split(b":", 1)[1].strip())
+                if len(values) >= limit:
+                    break
+    return values
+
+
+def test_real_header_values_round_trip() -> None:
+    values = _corpus_header_values(600)
+    assert len(values) == 600
+    for value in values:
+        for utf8 in (False, True):
+            encoded = encode_value([value, value + b"\r\n\tfolded"], utf8=utf8)
+            assert decode_all(encoded, utf8) == [value, value + b"\r\n\tfolded"]
