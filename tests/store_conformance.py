@@ -125,7 +125,6 @@ class StoreConformance:
         for entry in entries.values():
             assert "\\Noselect" not in entry.attributes
             assert "\\HasNoChildren" in entry.attributes
-            assert not entry.subscribed
         assert "\\Trash" not in entries["INBOX"].attributes
         assert store.delimiter == "/"
 
@@ -777,6 +776,17 @@ class StoreConformance:
         assert await flags_of(moved) == {uid: {"\\Flagged"}}
         with pytest.raises(MailboxNotFound):
             await store.mailbox("a/b")
+
+    async def test_rename_a_noselect_parent(self, store_factory: StoreFactory) -> None:
+        store = await store_factory()
+        await store.create("old/kid")
+        await store.delete("old")
+        await store.rename("old", "new")
+        entries = await entries_by_name(store)
+        assert "old" not in entries and "old/kid" not in entries
+        assert {"\\Noselect", "\\HasChildren"} <= entries["new"].attributes
+        assert "\\Noselect" not in entries["new/kid"].attributes
+        await store.mailbox("new/kid")
 
     async def test_rename_errors(self, store_factory: StoreFactory) -> None:
         store = await store_factory()

@@ -41,7 +41,13 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
 )
-from asimap.store.names import INBOX, ancestors_of, check_name, is_inferior
+from asimap.store.names import (
+    INBOX,
+    ancestors_of,
+    check_name,
+    is_inferior,
+    parent_of,
+)
 
 #: System flags by their case-folded spelling (RFC 3501 section 2.3.2: flag
 #: names are case-insensitive), mapped to the canonical spelling we store.
@@ -406,6 +412,9 @@ class MemoryStore(Store):
 
     async def list_mailboxes(self) -> tuple[MailboxEntry, ...]:
         names = self._all_names()
+        # Every name's ancestors are in ``names``, so a name has children
+        # exactly when it is someone's parent: one pass, not a pair scan.
+        parents = {parent_of(name) for name in names}
         entries: dict[str, MailboxEntry] = {}
         for name in names:
             attributes: set[str] = set()
@@ -415,7 +424,7 @@ class MemoryStore(Store):
             else:
                 attributes.update(mailbox.special_use)
             # RFC 3348 / RFC 5258 section 4: child information.
-            has_children = self._has_children(name, names)
+            has_children = name in parents
             attributes.add("\\HasChildren" if has_children else "\\HasNoChildren")
             entries[name] = MailboxEntry(
                 name=name,
