@@ -207,6 +207,9 @@ class CommandReader:
         #: literals above ``max_nonsync_literal`` are refused.
         self._literal_plus = literal_plus
         self._buf = bytearray()
+        #: Leading bytes of _buf already searched for LF in vain, so that a
+        #: line trickled in one byte at a time costs O(n), not O(n^2).
+        self._scanned = 0
         self._state = _State.LINE
         self._eof = False
         self._raw = False
@@ -257,7 +260,7 @@ class CommandReader:
         be read as if it came over TLS (CVE-2011-0411).
         """
         count = self.buffered
-        self._buf.clear()
+        self._consume(len(self._buf))
         self._reset_command()
         self._dropping = False
         self._drop_error = None
@@ -324,14 +327,19 @@ class CommandReader:
             if not progressed:
                 if self._eof:
                     self._state = _State.CLOSED
-                    self._buf.clear()
+                    self._consume(len(self._buf))
                     self._reset_command()
                     return Eof()
                 return None
 
+    def _consume(self, count: int) -> None:
+        """Drop ``count`` leading bytes of input (O(1) for bytearray)."""
+        del self._buf[:count]
+        self._scanned = 0
+
     def _step_discard(self) -> bool:
         taken = min(self._remaining, len(self._buf))
-        del self._buf[:taken]
+        self._consume(taken)
         self._remaining -= taken
         if self._remaining:
             return False
@@ -341,7 +349,7 @@ class CommandReader:
     def _step_literal(self) -> bool:
         taken = min(self._remaining, len(self._buf))
         self._literal += self._buf[:taken]
-        del self._buf[:taken]
+        self._consume(taken)
         self._remaining -= taken
         if self._remaining:
             return False
@@ -353,21 +361,22 @@ class CommandReader:
 
     def _step_line(self) -> tuple[bool, Event | None]:
         max_line = self._limits.max_line
-        end = self._buf.find(b"\n", 0, max_line)
+        end = self._buf.find(b"\n", self._scanned, max_line)
         if end >= 0:
             raw_length = end + 1
             line = bytes(self._buf[:end])
-            del self._buf[:raw_length]
+            self._consume(raw_length)
             if line.endswith(b"\r"):
                 line = line[:-1]
             return True, self._complete_line(line, raw_length)
         if len(self._buf) < max_line:
+            self._scanned = len(self._buf)
             return False, None
         # RFC 3501 leaves line length to the server; we bound it and drop
         # the excess unread (GUIDE.md section 4 rule 2).
         self._long_head = bytes(self._buf[: min(self._limits.max_tag + 1, max_line)])
         self._long_tail = bytes(self._buf[max(0, max_line - _TAIL) : max_line])
-        del self._buf[:max_line]
+        self._consume(max_line)
         self._state = _State.LONG_LINE
         return True, None
 
@@ -375,10 +384,10 @@ class CommandReader:
         end = self._buf.find(b"\n")
         if end < 0:
             self._long_tail = (self._long_tail + self._buf)[-_TAIL:]
-            self._buf.clear()
+            self._consume(len(self._buf))
             return False, None
         tail = (self._long_tail + self._buf[:end])[-_TAIL:]
-        del self._buf[: end + 1]
+        self._consume(end + 1)
         if tail.endswith(b"\r"):
             tail = tail[:-1]
         self._state = _State.LINE
