@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
@@ -879,3 +880,72 @@ class StoreConformance:
         entries = await entries_by_name(store)
         assert entries["later"].subscribed
         assert "\\NonExistent" not in entries["later"].attributes
+
+    # -- the change feed under random operations ------------------------------
+
+    @pytest.mark.parametrize("seed", range(6))
+    async def test_change_feed_explains_every_difference(
+        self, store_factory: StoreFactory, seed: int
+    ) -> None:
+        """Whatever happened, ``changes_since(m)`` turns the state seen at
+        ``m`` into the current one (what QRESYNC and IDLE rely on).
+
+        A seeded random sequence of appends, stores (all modes, with and
+        without UNCHANGEDSINCE), expunges, copies and moves runs on two
+        mailboxes; after each step the feed is checked against *every*
+        earlier snapshot.
+        """
+        rng = random.Random(seed)
+        store = await store_factory()
+        inbox = await store.mailbox("INBOX")
+        other = await store.mailbox("Archive")
+        flag_pool = ["\\Seen", "\\Deleted", "\\Flagged", "Work", "$Label1"]
+        snapshots: list[tuple[int, dict[int, frozenset[str]]]] = []
+        last_uid = 0
+        for step in range(60):
+            uids = [s.uid for s in await inbox.states()]
+            picked = rng.sample(uids, k=min(len(uids), rng.randint(1, 3)))
+            action = rng.choice(["append", "append", "store", "store", "expunge"])
+            action = action if uids else "append"
+            if rng.random() < 0.15 and uids:
+                action = rng.choice(["copy", "move"])
+            flags = rng.sample(flag_pool, k=rng.randint(0, 3))
+            if action == "append":
+                uid = await inbox.append(b"Subject: %d\r\n\r\n" % step, flags)
+                assert uid > last_uid
+                last_uid = uid
+            elif action == "store":
+                since = rng.choice([None, None, await highest(inbox) - 1])
+                mode = rng.choice(list(StoreMode))
+                await inbox.store(picked, mode, flags, unchanged_since=since)
+            elif action == "expunge":
+                await inbox.expunge(picked if rng.random() < 0.5 else None)
+            elif action == "copy":
+                await inbox.copy_to(picked, other)
+            else:
+                source = rng.choice([inbox, other])
+                target = other if source is inbox else inbox
+                moved = await source.move_to(
+                    [s.uid for s in await source.states()][:2], target
+                )
+                last_uid = max(
+                    [last_uid, *(new for _, new in moved if target is inbox)]
+                )
+            current = await flags_of(inbox)
+            now = await highest(inbox)
+            for modseq, seen in snapshots:
+                changes = await inbox.changes_since(modseq)
+                assert changes.highestmodseq == now
+                changed = {s.uid: s.flags for s in changes.changed}
+                assert list(changed) == sorted(changed)
+                assert list(changes.expunged) == sorted(set(changes.expunged))
+                for uid, uid_flags in current.items():
+                    if seen.get(uid) != uid_flags:
+                        assert changed.get(uid) == uid_flags, (step, action, uid)
+                assert set(changed) <= set(current)
+                assert not set(changes.expunged) & set(current)
+                if changes.expunged_complete:
+                    assert set(seen) - set(current) <= set(changes.expunged)
+                if now == modseq:
+                    assert (changes.changed, changes.expunged) == ((), ())
+            snapshots.append((now, current))
