@@ -30,6 +30,17 @@ T = TypeVar("T")
 USER = "demo"
 PASSWORD = "demo"
 
+#: A small, well-formed message for APPEND tests (CRLF line ends).
+SAMPLE_MESSAGE = (
+    b"From: Alice <alice@example.org>\r\n"
+    b"To: Demo <demo@example.org>\r\n"
+    b"Subject: asimap client test\r\n"
+    b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+    b"Message-ID: <client-test@example.org>\r\n"
+    b"\r\n"
+    b"Hello from a real client.\r\n"
+)
+
 
 def require_tool(name: str) -> str:
     """Path of an external program a test needs.
@@ -98,8 +109,13 @@ class RecordingAuthenticator:
 class ServerThread:
     """A real asimap server on loopback, running in a background thread."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, auth_options: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
+        #: Keyword arguments for PasswordFileAuthenticator (e.g. short
+        #: failure delays for brute-force tests); None = production defaults.
+        self.auth_options = auth_options
         self.ports: dict[str, int] = {}
         self.authenticator: RecordingAuthenticator | None = None
         self.server: Any = None
@@ -158,7 +174,12 @@ class ServerThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         services, registry = build_services(self.config)
-        self.authenticator = RecordingAuthenticator(services.authenticator)
+        inner: Any = services.authenticator
+        if self.auth_options is not None:
+            from asimap.auth.authenticator import PasswordFileAuthenticator
+
+            inner = PasswordFileAuthenticator(self.config.pwfile, **self.auth_options)
+        self.authenticator = RecordingAuthenticator(inner)
         services = dataclasses.replace(services, authenticator=self.authenticator)
         async with ImapServer(self.config, services) as server:
             self.server = server
@@ -176,7 +197,9 @@ def server_factory(tls_files: TlsFiles, pwfile: Path) -> Iterator[ServerFactory]
     """Start servers with config overrides: ``server_factory(max_connections=2)``."""
     started: list[ServerThread] = []
 
-    def start(**overrides: Any) -> ServerThread:
+    def start(
+        auth_options: dict[str, Any] | None = None, **overrides: Any
+    ) -> ServerThread:
         values: dict[str, Any] = {
             "address": "127.0.0.1",
             "port": 0,
@@ -187,7 +210,7 @@ def server_factory(tls_files: TlsFiles, pwfile: Path) -> Iterator[ServerFactory]
             "store": "memory",
         }
         values.update(overrides)
-        thread = ServerThread(Config(**values)).start()
+        thread = ServerThread(Config(**values), auth_options).start()
         started.append(thread)
         return thread
 
