@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_parser_support import bad, ok, parse
 
 from asimap.imap import commands as c
 from asimap.imap.commands import STAR, SequenceSet
 from asimap.imap.parser import PendingCommand, describe_pending
+from test_parser_support import bad, ok, parse
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_unknown_commands() -> None:
 def test_nul_and_bad_framing() -> None:
     err = bad(b"a LOGIN bob p\x00w", "NUL")
     assert err.tag == "a" and err.command == "LOGIN"
-    assert bad(b'a LOGIN bob {3}\r\np\x00w', "NUL").tag == "a"
+    assert bad(b"a LOGIN bob {3}\r\np\x00w", "NUL").tag == "a"
     result = c.ParseError
     from asimap.imap.parser import parse_command
 
@@ -76,9 +76,7 @@ def test_nul_and_bad_framing() -> None:
 def test_login_all_astring_forms() -> None:
     assert ok(b"a LOGIN bob secret") == c.Login("a", b"bob", b"secret")
     assert ok(b'a login "b o\\"b" "p\\\\w"') == c.Login("a", b'b o"b', b"p\\w")
-    assert ok(b"a LOGIN {3}\r\nbob {5+}\r\ns{}c\"") == c.Login(
-        "a", b"bob", b's{}c"'
-    )
+    assert ok(b'a LOGIN {3}\r\nbob {5+}\r\ns{}c"') == c.Login("a", b"bob", b's{}c"')
     assert ok(b'a LOGIN "" {0}\r\n') == c.Login("a", b"", b"")
     assert ok(b'a LOGIN "\xc3\xa9" x').username == "é".encode()
     bad(b"a LOGIN bob", "Missing argument")
@@ -133,8 +131,7 @@ def test_select_examine() -> None:
     assert ok(b"a SELECT INBOX (CONDSTORE)").condstore  # type: ignore[attr-defined]
     # RFC 7162 section 3.2.5.2 examples.
     sel = ok(
-        b"A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 "
-        b"41,43:211,214:541))"
+        b"A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))"
     )
     assert sel == c.Select(
         "A02",
@@ -226,9 +223,7 @@ def test_list_and_lsub() -> None:
 
 
 def test_copy_move_expunge() -> None:
-    assert ok(b"a COPY 2:4 MEETING") == c.Copy(
-        "a", SequenceSet(((2, 4),)), b"MEETING"
-    )
+    assert ok(b"a COPY 2:4 MEETING") == c.Copy("a", SequenceSet(((2, 4),)), b"MEETING")
     assert ok(b"a UID MOVE 1:* {5}\r\nTrash") == c.Move(
         "a", SequenceSet(((1, STAR),)), b"Trash", uid=True
     )
@@ -257,7 +252,7 @@ def test_append() -> None:
     )
     # RFC 3502 MULTIAPPEND, with literal8 (RFC 3516).
     parsed = ok(
-        b"a APPEND x (\\Seen $Junk) {1}\r\na () \"17-Jul-1996 02:44:25 +0000\" "
+        b'a APPEND x (\\Seen $Junk) {1}\r\na () "17-Jul-1996 02:44:25 +0000" '
         b"~{3}\r\nb\x00c {1}\r\nd"
     )
     assert isinstance(parsed, c.Append)

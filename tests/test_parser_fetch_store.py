@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from test_parser_support import bad, ok
 
 from asimap.imap import commands as c
 from asimap.imap.commands import (
@@ -16,6 +15,7 @@ from asimap.imap.commands import (
     SequenceSet,
     StoreMode,
 )
+from test_parser_support import bad, ok
 
 
 def fetch(raw: bytes) -> c.Fetch:
@@ -81,7 +81,10 @@ def test_macros() -> None:
             b"BODY[1.2.3]<10.4294967296>",
             FetchAtt(FetchKind.BODY_SECTION, Section((1, 2, 3)), Partial(10, 2**32)),
         ),
-        (b"BODY[TEXT]", FetchAtt(FetchKind.BODY_SECTION, Section((), SectionText.TEXT))),
+        (
+            b"BODY[TEXT]",
+            FetchAtt(FetchKind.BODY_SECTION, Section((), SectionText.TEXT)),
+        ),
         (
             b"BODY[2.MIME]",
             FetchAtt(FetchKind.BODY_SECTION, Section((2,), SectionText.MIME)),
@@ -133,7 +136,7 @@ def test_fetch_items(item: bytes, att: FetchAtt) -> None:
         (b"BINARY[TEXT]", '"]" ending the binary section'),
         (b"BINARY.SIZE[1]<0.5>", "Unexpected extra arguments"),
         (b"BINARY", "Missing argument"),
-        (b"BINARY<0.1>", "\"[\" after BINARY"),
+        (b"BINARY<0.1>", '"[" after BINARY'),
         (b"FOO", "Unknown FETCH item"),
         (b"PREVIEW (EAGER)", "Unknown or repeated FETCH modifier"),
         (b"(FLAGS", "Missing argument"),

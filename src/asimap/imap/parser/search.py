@@ -263,8 +263,10 @@ def parse_search(reader: Reader, tag: str, uid: bool) -> Search:
     reader.space()
     return_options = _return_options(reader)
     charset: str | None = None
-    if reader.line[reader.pos : reader.pos + 8].upper() == b"CHARSET ":
-        reader.pos += 8
+    word = reader.line[reader.pos : reader.pos + 8].upper()
+    if word in (b"CHARSET", b"CHARSET "):
+        reader.pos += 7
+        reader.space()
         charset = _charset(reader)
         reader.space()
     return Search(tag, parse_search_keys(reader), uid, charset, return_options)
