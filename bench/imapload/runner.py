@@ -81,6 +81,7 @@ async def run_load(
     if plan.clients < 1 or not users:
         raise ValueError("need at least one client and one user")
     stats = LatencyStats()
+    cpu_start = time.process_time()
     window = plan.duration if plan.duration is not None else plan.max_duration
     window = min(window, plan.max_duration)
     start = time.monotonic()
@@ -101,6 +102,9 @@ async def run_load(
     report["clients"] = plan.clients
     report["users"] = len(users)
     report["cancelled_clients"] = len(pending)
+    # If this approaches elapsed_s, the generator (one core) is the bottleneck
+    # and the run measures Python, not the server.
+    report["generator_cpu_s"] = time.process_time() - cpu_start
     return report
 
 

@@ -112,7 +112,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"elapsed {report['elapsed_s']:.1f}s  commands {report['commands']}  "
         f"errors {report['errors']}  {report['commands_per_s']:.1f} cmd/s  "
         f"sessions ok {report['sessions_completed']} "
-        f"failed {report['sessions_failed']}",
+        f"failed {report['sessions_failed']}"
+        + (
+            f"  generator cpu {report['generator_cpu_s']:.1f}s"
+            if "generator_cpu_s" in report
+            else ""
+        ),
         f"{'command':<14}{'count':>8}{'errors':>8}"
         f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}",
     ]
