@@ -28,7 +28,7 @@ from asimap.imap.responses import (
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, store_error_response
 from asimap.imap.session.naming import mailbox_name
-from asimap.imap.session.selected import SYSTEM_FLAG_ORDER, SelectedMailbox
+from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.state import SessionState
 from asimap.store.base import StoreError
 
@@ -59,16 +59,15 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
     # between is reported again by the first refresh, and the view compares
     # against what it holds, so nothing is lost or doubled.
     view = SelectedMailbox(
-        mailbox, states, status.highestmodseq, readonly=cmd.readonly, recent=recent
+        mailbox,
+        states,
+        status.highestmodseq,
+        readonly=cmd.readonly,
+        recent=recent,
+        keywords=keywords,
     )
-    flags: list[Value] = [Atom(f) for f in SYSTEM_FLAG_ORDER]
-    flags.extend(Atom(k) for k in sorted(keywords))
-    permanent: list[Value] = [] if cmd.readonly else [*flags, Atom("\\*")]
     responses: list[Response] = [
-        Untagged((Atom("FLAGS"), flags)),
-        UntaggedStatus(
-            Status.OK, "Flags permitted", Code("PERMANENTFLAGS", (permanent,))
-        ),
+        *view.flags_responses(),
         Untagged((view.exists, Atom("EXISTS"))),
         Untagged((len(view.recent), Atom("RECENT"))),
     ]

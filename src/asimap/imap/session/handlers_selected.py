@@ -113,7 +113,9 @@ async def handle_store(ctx: Context, cmd: c.Store) -> Tagged:
             result = await view.mailbox.store(live, _MODES[cmd.mode], flags)
         except StoreError as exc:
             raise store_error_response(exc) from exc
-        view.note_states(result.updated)
+        flag_updates = view.note_states(result.updated)
+        if flag_updates:
+            await ctx.io.send(*flag_updates)
     if not cmd.silent and live:
         await ctx.io.send(
             *(view.fetch_flags_response(uid, with_uid=cmd.uid) for uid in live)

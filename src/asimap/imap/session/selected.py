@@ -29,7 +29,15 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 from asimap.imap.commands import SequenceSet
-from asimap.imap.responses import Atom, Response, Untagged, Value
+from asimap.imap.responses import (
+    Atom,
+    Code,
+    Response,
+    Status,
+    Untagged,
+    UntaggedStatus,
+    Value,
+)
 from asimap.store.base import Mailbox, MessageState
 
 #: Order in which system flags are listed (RFC 3501 section 2.3.2).
@@ -48,6 +56,10 @@ def flag_atoms(flags: Iterable[str], recent: bool = False) -> list[Value]:
     return ordered
 
 
+def _keywords(flags: Iterable[str]) -> set[str]:
+    return {f for f in flags if not f.startswith("\\")}
+
+
 class InvalidSequence(Exception):
     """A sequence-number set names a message the client cannot know."""
 
@@ -63,6 +75,7 @@ class SelectedMailbox:
         *,
         readonly: bool,
         recent: Iterable[int] = (),
+        keywords: Iterable[str] = (),
     ) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
@@ -74,6 +87,39 @@ class SelectedMailbox:
         #: UIDs expunged in the store but not yet announced to the client.
         self.gone: set[int] = set()
         self._announced_recent = len(self.recent)
+        #: Keywords announced in the last FLAGS response.
+        self.keywords: set[str] = set(keywords)
+        for state in states:
+            self.keywords.update(_keywords(state.flags))
+
+    # -- FLAGS and PERMANENTFLAGS -------------------------------------------
+
+    def flags_responses(self) -> list[Response]:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` (RFC 3501 7.2.6, 6.3.1).
+
+        A read-only session may change nothing: PERMANENTFLAGS is empty.
+        """
+        flags: list[Value] = [Atom(f) for f in SYSTEM_FLAG_ORDER]
+        flags.extend(Atom(k) for k in sorted(self.keywords))
+        permanent: list[Value] = [] if self.readonly else [*flags, Atom("\\*")]
+        code = Code("PERMANENTFLAGS", (permanent,))
+        return [
+            Untagged((Atom("FLAGS"), flags)),
+            UntaggedStatus(Status.OK, "Flags permitted", code),
+        ]
+
+    def _keyword_update(self, flag_sets: Iterable[frozenset[str]]) -> list[Response]:
+        """FLAGS again when a keyword appears that the client was not told
+        about (RFC 3501 7.2.6: FLAGS reports the flags defined in the
+        mailbox, so it is re-sent when that set grows)."""
+        new: set[str] = set()
+        for flags in flag_sets:
+            new.update(_keywords(flags))
+        new -= self.keywords
+        if not new:
+            return []
+        self.keywords |= new
+        return self.flags_responses()
 
     # -- lookups -------------------------------------------------------------
 
@@ -110,13 +156,17 @@ class SelectedMailbox:
 
     # -- own changes ----------------------------------------------------------
 
-    def note_states(self, states: Iterable[MessageState]) -> None:
+    def note_states(self, states: Sequence[MessageState]) -> list[Response]:
         """Record flag states this connection caused (STORE, implicit \\Seen)
-        so that the change feed does not announce them again."""
+        so that the change feed does not announce them again.
+
+        Returns the FLAGS responses to send first if a new keyword appeared.
+        """
         for state in states:
             if state.uid in self.flags:
                 self.flags[state.uid] = state.flags
                 self.modseqs[state.uid] = state.modseq
+        return self._keyword_update(state.flags for state in states)
 
     def note_expunged(self, uids: Iterable[int]) -> None:
         """Record expunges this connection caused (EXPUNGE, MOVE); they are
@@ -156,6 +206,7 @@ class SelectedMailbox:
             elif state.uid > last_uid and state.uid not in expunged:
                 new_states.append(state)
 
+        responses.extend(self._keyword_update(s.flags for s in changes.changed))
         if allow_expunge and self.gone:
             responses.extend(self._take_expunges())
 
