@@ -49,7 +49,7 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
                 result = await view.mailbox.store(unseen, StoreMode.ADD, ["\\Seen"])
             except StoreError as exc:
                 raise store_error_response(exc) from exc
-            # \\Seen is a system flag: no FLAGS re-announcement can follow.
+            # \Seen is a system flag: no FLAGS re-announcement can follow.
             view.note_states(result.updated)
             seen_now = {state.uid for state in result.updated}
 
