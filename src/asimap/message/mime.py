@@ -30,7 +30,7 @@ from asimap.message.params import StructuredValue, parse_content_type
 MAX_DEPTH = 100
 
 _MESSAGE_SUBTYPES = frozenset({"rfc822", "global"})
-_DEFAULT_TYPE = StructuredValue("text/plain", (("charset", "us-ascii"),))
+_DEFAULT_TYPE = StructuredValue("text/plain", (("charset", "US-ASCII"),))
 
 
 class Part:
