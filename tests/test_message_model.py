@@ -425,3 +425,18 @@ def test_header_text_and_8bit_body_fallback() -> None:
     )
     assert "Subject: café" in m.header_text()
     assert "naïve" in m.body_text()
+
+
+def test_digest_parts_default_to_message_rfc822() -> None:
+    """RFC 2046 5.1.5: a digest part without Content-Type is a message."""
+    m = Message(
+        b"Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        b"--d\r\n\r\nSubject: in digest\r\n\r\nhi\r\n--d--\r\n"
+    )
+    assert wire(m.bodystructure(False)) == (
+        '(("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 24 '
+        '(NIL "in digest" NIL NIL NIL NIL NIL NIL NIL NIL) '
+        '("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 2 1) 3) "DIGEST")'
+    )
+    assert m.section(Section((1, 1))) == b"hi"
+    assert m.section(Section((1,), SectionText.HEADER)) == b"Subject: in digest\r\n\r\n"

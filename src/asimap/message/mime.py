@@ -102,10 +102,10 @@ class Part:
         if not spans:
             self.type, self.subtype, self.content_type = "text", "plain", _DEFAULT_TYPE
             return
-        child_default = "message/rfc822" if self.subtype == "digest" else ""
+        # RFC 2046 5.1.5: in a digest the parts default to message/rfc822.
+        child_default = "message/rfc822" if self.subtype == "digest" else "text/plain"
         self.children = [
-            Part(self.data, s, e, depth + 1, child_default or "text/plain")
-            for s, e in spans
+            Part(self.data, s, e, depth + 1, child_default) for s, e in spans
         ]
 
     # -- views ---------------------------------------------------------------
