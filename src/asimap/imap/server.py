@@ -225,6 +225,10 @@ async def serve(
         await server.stop()
         if registry is not None:
             await registry.close_all()
+            # The authenticator's hashing threads: let running checks end.
+            close = getattr(services.authenticator, "close", None)
+            if callable(close):
+                await asyncio.to_thread(close)
 
 
 async def serve_until_signalled(
