@@ -330,6 +330,9 @@ async def test_no_and_bad_are_counted_and_session_goes_on() -> None:
     per = report["per_command"]
     assert per["NOOP"] == {**per["NOOP"], "count": 4, "errors": 4}
     assert per["SEARCH"]["errors"] == 4
+    assert per["NOOP"]["error_kinds"] == {"BAD": 4}
+    assert per["SEARCH"]["error_kinds"] == {"NO": 4}
+    assert per["SEARCH"]["error_samples"][0] == "NO: refused"
     assert per["NOOP"]["p50_ms"] == 0.0  # failures carry no latency
     assert per["LOGOUT"]["count"] == 4 and per["LOGOUT"]["errors"] == 0
     assert report["errors"] == 8 and report["sessions_completed"] == 4
@@ -350,6 +353,7 @@ async def test_disconnect_is_an_error_and_run_continues() -> None:
         report = await run_load(_settings(fake.port), USERS, plan)
     per = report["per_command"]
     assert per["SEARCH"]["count"] == 6 and per["SEARCH"]["errors"] == 6
+    assert per["SEARCH"]["error_kinds"] == {"lost": 6}
     assert report["sessions_failed"] == 6
     assert "NOOP" not in per  # the session stopped at the lost connection
 

@@ -133,13 +133,14 @@ class Session:
         try:
             result = await action()
         except ImapError as exc:
-            self.stats.error(label)
+            self.stats.error(label, "lost", str(exc))
             raise _Aborted(str(exc)) from exc
         elapsed = time.perf_counter() - start
         if result.ok:
             self.stats.record(label, elapsed)
         else:
-            self.stats.error(label)
+            text = result.text.decode("utf-8", "replace")
+            self.stats.error(label, result.status, text)
         self._track(result)
         return result
 

@@ -8,9 +8,12 @@ reported p99 is always a latency some command really had.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_ERROR_SAMPLES = 5
 
 
 def percentile(sorted_samples: Sequence[float], p: float) -> float:
@@ -29,13 +32,17 @@ class CommandStats:
 
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    #: Errors by kind ("NO", "BAD", "lost" for disconnects/timeouts).
+    kinds: Counter[str] = field(default_factory=Counter)
+    #: The first few error texts, so a report says *why* commands failed.
+    samples: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
         """Commands that completed (OK) plus those that failed."""
         return len(self.latencies) + self.errors
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
         return {
             "count": self.count,
@@ -44,6 +51,8 @@ class CommandStats:
             "p90_ms": percentile(ordered, 90) * 1000,
             "p99_ms": percentile(ordered, 99) * 1000,
             "max_ms": (ordered[-1] if ordered else 0.0) * 1000,
+            "error_kinds": dict(self.kinds),
+            "error_samples": list(self.samples),
         }
 
 
@@ -63,8 +72,12 @@ class LatencyStats:
     def record(self, label: str, seconds: float) -> None:
         self._get(label).latencies.append(seconds)
 
-    def error(self, label: str) -> None:
-        self._get(label).errors += 1
+    def error(self, label: str, kind: str = "lost", text: str = "") -> None:
+        stats = self._get(label)
+        stats.errors += 1
+        stats.kinds[kind] += 1
+        if len(stats.samples) < MAX_ERROR_SAMPLES and text:
+            stats.samples.append(f"{kind}: {text}"[:200])
 
     def _get(self, label: str) -> CommandStats:
         stats = self.commands.get(label)
@@ -81,6 +94,9 @@ class LatencyStats:
                 mine = self._get(label)
                 mine.latencies.extend(stats.latencies)
                 mine.errors += stats.errors
+                mine.kinds.update(stats.kinds)
+                room = MAX_ERROR_SAMPLES - len(mine.samples)
+                mine.samples.extend(stats.samples[: max(0, room)])
 
     @property
     def total_commands(self) -> int:
@@ -127,4 +143,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{row['p50_ms']:>10.2f}{row['p90_ms']:>10.2f}"
             f"{row['p99_ms']:>10.2f}{row['max_ms']:>10.2f}"
         )
+    for label, row in report["per_command"].items():
+        for sample in row.get("error_samples", []):
+            lines.append(f"  {label} error {sample}")
     return "\n".join(lines)
