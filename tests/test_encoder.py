@@ -345,3 +345,15 @@ def test_real_header_values_round_trip() -> None:
         for utf8 in (False, True):
             encoded = encode_value([value, value + b"\r\n\tfolded"], utf8=utf8)
             assert decode_all(encoded, utf8) == [value, value + b"\r\n\tfolded"]
+
+
+def test_adjacent_values_have_no_separator() -> None:
+    """RFC 3501 section 9: ``1*body`` and ``"(" 1*address ")"`` are adjacent."""
+    from asimap.imap.responses import Adjacent
+
+    bodies = Adjacent((("TEXT", "PLAIN"), ("TEXT", "HTML")))
+    assert encode_value([bodies, "ALTERNATIVE"]) == (
+        b'(("TEXT" "PLAIN")("TEXT" "HTML") "ALTERNATIVE")'
+    )
+    addresses = [Adjacent(((None, None, "a", "b"), (None, None, "c", "d")))]
+    assert encode_value(addresses) == b'((NIL NIL "a" "b")(NIL NIL "c" "d"))'

@@ -18,7 +18,7 @@ import pytest
 
 from asimap.imap.commands import Section, SectionText
 from asimap.imap.encoder import encode_value
-from asimap.imap.responses import Value
+from asimap.imap.responses import Adjacent, Value
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 
 CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
@@ -52,7 +52,8 @@ def parsed(corpus: list[bytes]) -> list[Message]:
 
 
 def _is_multipart(structure: Sequence[Value]) -> bool:
-    return isinstance(structure[0], list | tuple)
+    # A multipart starts with its adjacent parts (RFC 3501 body-type-mpart).
+    return isinstance(structure[0], Adjacent)
 
 
 def leaf_paths(
@@ -64,10 +65,11 @@ def leaf_paths(
     numbering of :meth:`Message.section` independently.
     """
     if _is_multipart(structure):
+        first = structure[0]
+        assert isinstance(first, Adjacent)
         children: list[Sequence[Value]] = []
-        for item in structure:  # children come first, then the subtype
-            if not isinstance(item, list | tuple):
-                break
+        for item in first.values:
+            assert isinstance(item, list | tuple)
             children.append(item)
         for number, child in enumerate(children, start=1):
             yield from leaf_paths(child, (*prefix, number), False)

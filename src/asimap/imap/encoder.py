@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 
 from asimap.imap.responses import (
+    Adjacent,
     Atom,
     Code,
     Continuation,
@@ -171,6 +172,9 @@ def _write_value(out: bytearray, value: Value, utf8: bool) -> None:
     elif isinstance(value, Literal8):
         # RFC 3516 section 4.2: literal8 = "~{" number "}" CRLF *OCTET.
         _write_literal(out, value.data, b"~")
+    elif isinstance(value, Adjacent):
+        for item in value.values:
+            _write_value(out, item, utf8)
     elif isinstance(value, Sequence):
         out += b"("
         for index, item in enumerate(value):

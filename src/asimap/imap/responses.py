@@ -19,6 +19,8 @@ Values (``Value``):
 * :class:`Literal` always becomes a literal (``{n}``), :class:`Literal8`
   a ``~{n}`` literal8 (RFC 3516) -- used for message data.
 * ``list`` / ``tuple`` is a parenthesised list of values.
+* :class:`Adjacent` writes its values with no separator (multipart bodies,
+  envelope address lists).
 * :class:`Raw` is trusted, pre-formatted ASCII produced by *our* code only
   (for example a FETCH item name echoing ``BODY[HEADER.FIELDS (FROM)]``);
   it is never built from unvalidated client or message bytes.
@@ -59,8 +61,31 @@ class Literal8:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Adjacent:
+    """Values written one after another with *no* separator.
+
+    The formal syntax has two places where list members are not separated
+    by SP: the parts of a multipart body (RFC 3501 section 9,
+    ``body-type-mpart = 1*body SP media-subtype``) and the addresses of an
+    envelope address list (``"(" 1*address ")"``).  Strict parsers reject
+    the spaced form, so those places wrap their members in ``Adjacent``.
+    """
+
+    values: tuple[Value, ...]
+
+
 Value = (
-    None | int | str | bytes | Atom | Raw | Literal | Literal8 | Sequence["Value"]
+    None
+    | int
+    | str
+    | bytes
+    | Atom
+    | Raw
+    | Literal
+    | Literal8
+    | Adjacent
+    | Sequence["Value"]
 )
 
 

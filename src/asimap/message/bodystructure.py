@@ -9,7 +9,7 @@ section 5.2 default.
 
 from __future__ import annotations
 
-from asimap.imap.responses import Value
+from asimap.imap.responses import Adjacent, Value
 from asimap.message.envelope import envelope
 from asimap.message.mime import Part
 from asimap.message.params import StructuredValue, parse_disposition
@@ -80,7 +80,10 @@ def _single(part: Part, extensible: bool) -> list[Value]:
 
 
 def _multi(part: Part, extensible: bool) -> list[Value]:
-    fields: list[Value] = [body_structure(c, extensible) for c in part.children]
+    # RFC 3501 section 9: body-type-mpart = 1*body SP media-subtype -- the
+    # parts follow each other with no SP between them.
+    parts = tuple(body_structure(c, extensible) for c in part.children)
+    fields: list[Value] = [Adjacent(parts)]
     fields.append(_b(part.subtype.upper()))
     if extensible:
         fields.extend(

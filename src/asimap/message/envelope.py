@@ -7,7 +7,7 @@ quotes or literals them safely (asimap 2.x wrote them unescaped).
 
 from __future__ import annotations
 
-from asimap.imap.responses import Value
+from asimap.imap.responses import Adjacent, Value
 from asimap.message.addresses import Address, Group, parse_addresses
 from asimap.message.headers import Headers
 
@@ -18,7 +18,11 @@ def _address_value(address: Address) -> Value:
 
 def address_list(headers: Headers, name: str) -> list[Value] | None:
     """The envelope address list for field ``name``, or None (NIL) when the
-    field is absent or holds no address."""
+    field is absent or holds no address.
+
+    RFC 3501 section 9 writes the list as ``"(" 1*address ")"``: the
+    addresses are adjacent, without SP between them.
+    """
     text = headers.latin1(name)
     if text is None:
         return None
@@ -31,7 +35,7 @@ def address_list(headers: Headers, name: str) -> list[Value] | None:
             out.append((None, None, None, None))
         else:
             out.append(_address_value(item))
-    return out or None
+    return [Adjacent(tuple(out))] if out else None
 
 
 def envelope(headers: Headers) -> Value:
