@@ -417,3 +417,21 @@ def test_against_private_dovecot() -> None:
     assert report["sessions_completed"] == 4
     per = report["per_command"]
     assert isinstance(per, dict) and per["FETCH_BODY"]["count"] == 8
+
+
+async def test_generator_bug_is_reported_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.imapload import scenario
+
+    async def broken_block(self: scenario.Session) -> None:
+        raise RuntimeError("simulated generator bug")
+
+    monkeypatch.setattr(scenario.Session, "_block", broken_block)
+    async with FakeServer() as fake:
+        plan = RunPlan(clients=2, duration=None, sessions_per_client=2, max_duration=10)
+        report = await run_load(_settings(fake.port), USERS, plan)
+    internal = report["per_command"]["INTERNAL"]
+    assert internal["errors"] == 4 and internal["error_kinds"] == {"bug": 4}
+    assert "simulated generator bug" in internal["error_samples"][0]
+    assert report["sessions_failed"] == 4

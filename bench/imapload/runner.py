@@ -64,7 +64,13 @@ async def _client_loop(
         if plan.sessions_per_client is not None and done >= plan.sessions_per_client:
             return
         session = Session(settings, creds.user, creds.password, stats, rng, deadline)
-        outcome = await session.run()
+        try:
+            outcome = await session.run()
+        except Exception as exc:
+            # A bug in the generator (or a response it cannot digest) must
+            # show up in the report, not end this client silently.
+            stats.error("INTERNAL", "bug", repr(exc))
+            outcome = False
         done += 1
         if outcome is True:
             stats.sessions_completed += 1
