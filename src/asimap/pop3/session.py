@@ -1,0 +1,105 @@
+"""The POP3 session: one connection's state machine and command dispatch.
+
+Transport-agnostic like the IMAP session: it receives typed commands
+(:mod:`asimap.pop3.commands`), writes bytes through :class:`Pop3IO`, and
+talks to the account's store.  Dispatch is two tables --
+:data:`asimap.pop3.states.ALLOWED` (which states accept a command) and
+:data:`HANDLERS` (which function runs it) -- and around every handler the
+dispatcher does the same things: a :class:`Pop3Error` becomes ``-ERR``,
+a store error ``-ERR [SYS/TEMP]``, any other exception is logged and
+answered ``-ERR [SYS/TEMP] Internal error``.  The connection survives all
+of them (GUIDE.md section 4, rule 2).
+
+Bad input is answered, never punished with a disconnect: unlike Dovecot
+(which drops a client after 20 bad commands) every unknown or malformed
+command gets its ``-ERR`` and costs nothing but the answer; the
+unauthenticated idle timeout bounds how long such a client can stay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asimap.imap.session.services import Services
+from asimap.pop3 import commands as c
+from asimap.pop3 import handlers_auth, handlers_mail
+from asimap.pop3.context import Context
+from asimap.pop3.errors import Pop3Error
+from asimap.pop3.io import Pop3IO
+from asimap.pop3.responses import Code, err, ok
+from asimap.pop3.states import State, allowed
+from asimap.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Context, Any], Awaitable[bytes | None]]
+
+#: Command class -> handler; every class here also appears in ALLOWED.
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.Capa: handlers_auth.handle_capa,
+    c.Stls: handlers_auth.handle_stls,
+    c.User: handlers_auth.handle_user,
+    c.Pass: handlers_auth.handle_pass,
+    c.Auth: handlers_auth.handle_auth,
+    c.Stat: handlers_mail.handle_stat,
+    c.List: handlers_mail.handle_list,
+    c.Uidl: handlers_mail.handle_uidl,
+    c.Retr: handlers_mail.handle_retr,
+    c.Top: handlers_mail.handle_top,
+    c.Dele: handlers_mail.handle_dele,
+    c.Rset: handlers_mail.handle_rset,
+    c.Noop: handlers_mail.handle_noop,
+    c.Quit: handlers_mail.handle_quit,
+}
+
+
+class Pop3Session:
+    """One POP3 connection's session (see the module docstring)."""
+
+    def __init__(self, io: Pop3IO, services: Services) -> None:
+        self._ctx = Context(io=io, services=services)
+
+    @property
+    def state(self) -> State:
+        return self._ctx.state
+
+    @property
+    def authenticated(self) -> bool:
+        return self._ctx.state is not State.AUTHORIZATION
+
+    def greeting(self) -> bytes:
+        """RFC 1939 section 4.  No APOP timestamp: APOP needs the clear
+        password on the server, and our password file holds only hashes."""
+        return ok(f"{self._ctx.services.server_name} POP3 ready")
+
+    async def handle(self, command: c.Command | c.CommandError) -> bool:
+        """Answer one command; False once the session is over (QUIT)."""
+        reply = await self._answer(command)
+        if reply:
+            await self._ctx.io.send(reply)
+        return self._ctx.state is not State.UPDATE
+
+    async def _answer(self, command: c.Command | c.CommandError) -> bytes:
+        if isinstance(command, c.CommandError):
+            return err(command.text)
+        if not allowed(self._ctx.state, command):
+            return err(f"{type(command).__name__.upper()} not allowed now")
+        try:
+            reply = await HANDLERS[type(command)](self._ctx, command)
+        except Pop3Error as failure:
+            return err(failure.text, failure.code)
+        except StoreError as exc:
+            log.warning("pop3 store error: %s", exc)
+            return err(str(exc), Code.SYS_TEMP)
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            log.exception("pop3: internal error in %r", command)
+            return err("Internal error", Code.SYS_TEMP)
+        return reply if reply is not None else b""
+
+    async def close(self) -> None:
+        """Nothing to release: an unfinished session commits nothing."""
+        self._ctx.maildrop = None
