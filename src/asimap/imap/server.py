@@ -1,4 +1,4 @@
-"""The IMAP listeners: sockets, TLS, the connection limit, graceful stop.
+"""The listeners: sockets, TLS, the connection limit, graceful stop.
 
 :class:`ImapServer` owns the listening sockets -- implicit TLS on
 ``config.port`` (RFC 8314 section 3.2) and, when ``config.imap_port`` is
@@ -7,6 +7,9 @@ set, plain IMAP that must be upgraded with STARTTLS (RFC 3501 section
 client.  :func:`serve` runs a server until cancelled; :func:`run` is the
 process entry point used by ``asimapd`` (uvloop when installed, SIGTERM
 and SIGINT stop gracefully: listeners close, every client gets ``* BYE``).
+POP3 (:mod:`asimap.pop3`) listens beside IMAP when enabled, sharing the
+services (so a user's IMAP and POP3 sessions share one store) and the
+connection limit.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from asimap.imap.encoder import encode
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
+from asimap.pop3.driver import Pop3Driver
+from asimap.pop3.responses import Code as Pop3Code
+from asimap.pop3.responses import err as pop3_err
 from asimap.store.base import Store
 from asimap.tls import make_server_context
 
@@ -121,7 +127,7 @@ class ImapServer:
             handshake=min(30.0, config.idle_timeout_unauthenticated),
         )
         self._listeners: list[asyncio.Server] = []
-        self._drivers: dict[ConnectionDriver, asyncio.Task[None]] = {}
+        self._drivers: dict[ConnectionDriver | Pop3Driver, asyncio.Task[None]] = {}
         #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
         self.ports: dict[str, int] = {}
 
@@ -151,6 +157,7 @@ class ImapServer:
             )
             self._listeners.append(imap)
             self.ports["imap"] = _bound_port(imap)
+        await self._start_pop3(host)
         log.info("listening on %s: %s", host, self.ports)
 
     async def stop(self) -> None:
@@ -192,6 +199,51 @@ class ImapServer:
             limits=self._services.limits,
             timeouts=self._timeouts,
             starttls_context=None if pipe.tls else self._tls,
+        )
+        task = asyncio.get_running_loop().create_task(driver.run())
+        self._drivers[driver] = task
+        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+
+    async def _start_pop3(self, host: str) -> None:
+        """POP3 over implicit TLS on ``pop3_port`` when ``enable_pop3``;
+        plain POP3 with STLS (RFC 2595) on ``pop3_stls_port`` whenever that
+        port is set, like ``imap_port``: setting it is the opt-in."""
+        loop = asyncio.get_running_loop()
+        if self._config.enable_pop3:
+            pop3s = await loop.create_server(
+                lambda: Pipe(self._on_pop3_connected),
+                host,
+                self._config.pop3_port,
+                ssl=self._tls,
+                ssl_handshake_timeout=self._timeouts.handshake,
+                reuse_address=True,
+            )
+            self._listeners.append(pop3s)
+            self.ports["pop3s"] = _bound_port(pop3s)
+        if self._config.pop3_stls_port is not None:
+            pop3 = await loop.create_server(
+                lambda: Pipe(self._on_pop3_connected),
+                host,
+                self._config.pop3_stls_port,
+                reuse_address=True,
+            )
+            self._listeners.append(pop3)
+            self.ports["pop3"] = _bound_port(pop3)
+
+    def _on_pop3_connected(self, pipe: Pipe) -> None:
+        """Like :meth:`_on_connected`; one connection limit for both
+        protocols, since both share the process and the user's store."""
+        if len(self._drivers) >= self._config.max_connections:
+            log.warning("%s: pop3 refused, too many connections", pipe.peer_host)
+            with contextlib.suppress(ConnectionError):
+                pipe.write(pop3_err("Too many connections", Pop3Code.SYS_TEMP))
+            pipe.close()
+            return
+        driver = Pop3Driver(
+            pipe,
+            self._services,
+            timeouts=self._timeouts,
+            stls_context=None if pipe.tls else self._tls,
         )
         task = asyncio.get_running_loop().create_task(driver.run())
         self._drivers[driver] = task
