@@ -54,6 +54,7 @@ from asimap.imap.responses import (
     Tagged,
     UntaggedStatus,
 )
+from asimap.ops.trace import NULL_TRACER, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,12 @@ class ConnectionDriver:
         limits: Limits,
         timeouts: Timeouts,
         starttls_context: ssl.SSLContext | None = None,
+        tracer: Tracer = NULL_TRACER,
     ) -> None:
+        """``tracer`` sees every byte both ways (``--trace``); the caller
+        has already told it ``on_connect``, the driver tells it the rest."""
         self._pipe = pipe
+        self._tracer = tracer
         self._limits = limits
         self._timeouts = timeouts
         self._starttls_context = starttls_context
@@ -332,6 +337,7 @@ class ConnectionDriver:
             raise ConnectionAbortedError(f"TLS handshake failed: {exc}") from exc
         self.tls_active = True
         self.starttls_available = False
+        self._tracer.on_tls()
 
     def set_utf8(self, enabled: bool) -> None:
         self._utf8 = enabled
@@ -417,6 +423,7 @@ class ConnectionDriver:
                 self._reader_eof = True
                 self._reader.feed_eof()
             else:
+                self._tracer.on_client_bytes(data)
                 self._reader.feed(data)
 
     async def _receive(self) -> bytes | None:
@@ -427,6 +434,7 @@ class ConnectionDriver:
             raise _StopReading("Autologout; idle for too long") from None
 
     async def _write(self, data: bytes) -> None:
+        self._tracer.on_server_bytes(data)
         try:
             self._pipe.write(data)
             async with asyncio.timeout(self._idle_timeout()):
@@ -480,6 +488,7 @@ class ConnectionDriver:
         except Exception:
             log.exception("%s: error while closing the session", self.peer_host)
         self._pipe.close()
+        self._tracer.on_close()
 
 
 def _bad(tag: str | None, message: str, code: str | None) -> Response:

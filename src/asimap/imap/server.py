@@ -30,6 +30,7 @@ from asimap.imap.encoder import encode
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
+from asimap.ops.trace import tracer_factory
 from asimap.pop3.driver import Pop3Driver
 from asimap.pop3.responses import Code as Pop3Code
 from asimap.pop3.responses import err as pop3_err
@@ -126,6 +127,8 @@ class ImapServer:
             authenticated=config.idle_timeout_authenticated,
             handshake=min(30.0, config.idle_timeout_unauthenticated),
         )
+        #: ``--trace``: one trace file per connection (asimap.ops.trace).
+        self._tracers = tracer_factory(config.trace, config.trace_dir)
         self._listeners: list[asyncio.Server] = []
         self._drivers: dict[ConnectionDriver | Pop3Driver, asyncio.Task[None]] = {}
         #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
@@ -193,12 +196,15 @@ class ImapServer:
                 pipe.write(encode(UntaggedStatus(Status.BYE, "Too many connections")))
             pipe.close()
             return
+        tracer = self._tracers.new_tracer(pipe.peer_host)
+        tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
         driver = ConnectionDriver(
             pipe,
             lambda io: self._session_factory(io, self._services),
             limits=self._services.limits,
             timeouts=self._timeouts,
             starttls_context=None if pipe.tls else self._tls,
+            tracer=tracer,
         )
         task = asyncio.get_running_loop().create_task(driver.run())
         self._drivers[driver] = task
