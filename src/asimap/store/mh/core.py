@@ -1,0 +1,847 @@
+"""The synchronous heart of the MH store: one folder at a time.
+
+Everything here runs on the store's single worker thread (see
+:mod:`asimap.store.mh.worker`), never on the event loop, and each public
+method is one job.  Because the worker runs one job at a time, every
+read-modify-write inside this process is atomic without further locks;
+against nmh tools running at the same time we rely on atomic renames,
+``os.link`` number claiming and, when enabled, nmh's fcntl lock on
+``.mh_sequences`` (:func:`asimap.store.mh.sequences.locked`).
+
+Reconciling with MH tools
+-------------------------
+A folder is rescanned only when its directory mtime or its
+``.mh_sequences`` (mtime, size, inode) differ from what the last scan
+recorded.  File timestamps are coarse (a kernel tick), so a stamp taken
+less than :data:`RACY_NS` after the file changed is not trusted: the next
+check rescans (the "racy timestamp" rule git uses for its index).
+
+A rescan matches files to database rows by (number, identity), then by
+identity alone -- ``folder -pack`` and ``sortm`` rename files, keeping
+inode, size and mtime, so the UID follows its message and nothing is
+visible to clients.  Files left over are new messages (new UIDs in number
+order); rows left over were expunged (a tombstone each).  A file whose
+identity changed under the same number was rewritten by a tool: the old
+UID is expunged and the file gets a new one.  Then ``.mh_sequences`` gives
+the flags; every difference bumps that message's MODSEQ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from asimap.store.base import (
+    Changes,
+    MailboxNotFound,
+    MailboxStatus,
+    MessageGone,
+    MessageInfo,
+    MessageState,
+    StoreError,
+    StoreMode,
+    StoreResult,
+)
+from asimap.store.mh import files, sequences
+from asimap.store.mh.db import decode_flags, encode_flags, transaction
+from asimap.store.mh.files import FileIdentity
+from asimap.store.mh.paths import folder_path
+
+#: A stamp this close to "now" may hide a change in the same clock tick.
+RACY_NS = 50_000_000
+
+#: System flags by folded spelling (RFC 3501 section 2.3.2).
+_SYSTEM = {f.lower(): f for f in sequences.FLAG_TO_SEQUENCE}
+
+
+class KeywordRefused(StoreError):
+    """A keyword that an MH sequence cannot hold (e.g. ``flagged``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    uid: int
+    num: int
+    identity: FileIdentity
+    flags: frozenset[str]
+    recent: bool
+
+
+def _stamp(path: Path, now_ns: int | None = None) -> str:
+    """What identifies a file's current content cheaply; "racy" when
+    ``now_ns`` is given and the file changed too recently for its
+    timestamp to be trusted."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    if now_ns is not None and now_ns - stat.st_mtime_ns < RACY_NS:
+        return "racy"
+    return f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+
+
+def _dir_stamp(folder: Path, now_ns: int) -> int:
+    stat = os.stat(folder)
+    if now_ns - stat.st_mtime_ns < RACY_NS:
+        return -1
+    return stat.st_mtime_ns
+
+
+def to_datetime(seconds: int, tz_minutes: int) -> datetime:
+    zone = UTC if tz_minutes == 0 else timezone(timedelta(minutes=tz_minutes))
+    return datetime.fromtimestamp(seconds, zone)
+
+
+def from_datetime(moment: datetime | None) -> tuple[int, int]:
+    """INTERNALDATE as (epoch seconds, offset minutes); now when None."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset() or timedelta(0)
+    return int(moment.timestamp()), int(offset.total_seconds() // 60)
+
+
+class Core:
+    """Folder-level operations on one account (worker thread only)."""
+
+    #: Expunge tombstones kept per mailbox; older ones are forgotten and
+    #: reported with ``expunged_complete=False``.
+    max_tombstones = 100_000
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        root: Path,
+        unseen: tuple[str, ...],
+        locking: bool,
+    ) -> None:
+        self.conn = conn
+        self.root = root
+        self.unseen = unseen
+        self.locking = locking
+        #: Mailbox id -> HIGHESTMODSEQ for every mailbox a job changed;
+        #: drained by the async layer to wake waiters.
+        self.touched: dict[int, int] = {}
+
+    def take_touched(self) -> dict[int, int]:
+        """Hand over (and reset) the mailboxes changed since the last call."""
+        touched, self.touched = self.touched, {}
+        return touched
+
+    # -- mailbox rows ------------------------------------------------------
+
+    def mailbox_name(self, mailbox_id: int) -> str:
+        row = self.conn.execute(
+            "SELECT name FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("Mailbox no longer exists")
+        return str(row[0])
+
+    def folder_of(self, mailbox_id: int) -> Path:
+        """The directory of a mailbox; MailboxNotFound when it vanished."""
+        folder = folder_path(self.root, self.mailbox_name(mailbox_id))
+        if not folder.is_dir():
+            self.forget_mailbox(mailbox_id)
+            raise MailboxNotFound("Mailbox no longer exists")
+        return folder
+
+    def forget_mailbox(self, mailbox_id: int) -> None:
+        """Drop a mailbox whose directory is gone (``rmf``, DELETE)."""
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
+        self.touched[mailbox_id] = 2**63 - 1  # wake waiters: they get errors
+
+    def highest(self, mailbox_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT highestmodseq FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("Mailbox no longer exists")
+        return int(row[0])
+
+    def _bump(self, mailbox_id: int) -> int:
+        """Advance HIGHESTMODSEQ (inside a transaction); the new value."""
+        modseq = self.highest(mailbox_id) + 1
+        self.conn.execute(
+            "UPDATE mailboxes SET highestmodseq=? WHERE id=?", (modseq, mailbox_id)
+        )
+        self.touched[mailbox_id] = modseq
+        return modseq
+
+    def _take_uid(self, mailbox_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        uid = int(row[0])
+        self.conn.execute(
+            "UPDATE mailboxes SET uidnext=? WHERE id=?", (uid + 1, mailbox_id)
+        )
+        return uid
+
+    # -- reconciling -------------------------------------------------------
+
+    def refresh(self, mailbox_id: int) -> int:
+        """Rescan the folder if its directory or sequences changed; return
+        HIGHESTMODSEQ (what a waiter compares against)."""
+        folder = self.folder_of(mailbox_id)
+        if not self._unchanged(mailbox_id, folder):
+            with sequences.locked(folder, self.locking):
+                self._rescan(mailbox_id, folder)
+        return self.highest(mailbox_id)
+
+    def _unchanged(self, mailbox_id: int, folder: Path) -> bool:
+        row = self.conn.execute(
+            "SELECT dir_mtime_ns, seq_stamp FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None or row[0] == -1 or row[1] in ("", "racy"):
+            return False
+        stat = os.stat(folder)
+        seq = _stamp(folder / sequences.SEQUENCES_FILE)
+        return bool(stat.st_mtime_ns == row[0] and seq == row[1])
+
+    def _record_stamps(self, mailbox_id: int, folder: Path) -> None:
+        now = time.time_ns()
+        self.conn.execute(
+            "UPDATE mailboxes SET dir_mtime_ns=?, seq_stamp=? WHERE id=?",
+            (
+                _dir_stamp(folder, now),
+                _stamp(folder / sequences.SEQUENCES_FILE, now),
+                mailbox_id,
+            ),
+        )
+
+    def _rows(self, mailbox_id: int) -> list[_Row]:
+        return [
+            _Row(uid, num, FileIdentity(ino, size, mtime), decode_flags(flags), bool(r))
+            for uid, num, ino, size, mtime, flags, r in self.conn.execute(
+                "SELECT uid, num, ino, size, mtime_ns, flags, recent FROM messages "
+                "WHERE mailbox_id=? ORDER BY uid",
+                (mailbox_id,),
+            )
+        ]
+
+    def _read_sequences(self, folder: Path) -> str:
+        """The sequence file's text, read again if it changed while read
+        (nmh rewrites it in place; without locking we may see it torn)."""
+        path = folder / sequences.SEQUENCES_FILE
+        text = ""
+        for _ in range(5):
+            before = _stamp(path)
+            text = sequences.read_text(folder)
+            if _stamp(path) == before:
+                break
+            time.sleep(0.001)
+        return text
+
+    def _rescan(self, mailbox_id: int, folder: Path) -> None:
+        """Bring the database in line with the folder (see module doc)."""
+        on_disk = files.message_numbers(folder)
+        rows = self._rows(mailbox_id)
+        matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
+        pending: dict[int, os.stat_result] = {}
+        by_num = {row.num: row for row in rows}
+        for num, stat in on_disk.items():
+            row = by_num.get(num)
+            if row is not None and row.identity == FileIdentity.of(stat):
+                matched[row.uid] = (row, num, stat)
+            else:
+                pending[num] = stat
+        if pending:
+            by_identity: dict[FileIdentity, list[_Row]] = {}
+            for row in rows:
+                if row.uid not in matched:
+                    by_identity.setdefault(row.identity, []).append(row)
+            for num in sorted(pending):
+                stat = pending[num]
+                candidates = by_identity.get(FileIdentity.of(stat))
+                if candidates:
+                    row = candidates.pop(0)
+                    matched[row.uid] = (row, num, stat)
+                    del pending[num]
+        gone = [row.uid for row in rows if row.uid not in matched]
+        # The first scan of a folder we never served imports it: its
+        # messages are recent only if the file says so (asimap 2.x kept a
+        # Recent sequence); later newcomers (inc, refile) are recent.
+        (uidnext,) = self.conn.execute(
+            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        initial = not rows and uidnext == 1
+
+        text = self._read_sequences(folder)
+        parsed = sequences.parse(text)
+        file_flags = sequences.flags_by_number(parsed, self.unseen)
+        spelling = self._spelling(mailbox_id)
+
+        def flags_for(num: int, previous: frozenset[str] | None) -> frozenset[str]:
+            found = file_flags.get(num)
+            result: set[str] = set()
+            for flag in found.flags if found else ():
+                if not flag.startswith("\\"):
+                    flag = spelling.setdefault(flag.casefold(), flag)
+                result.add(flag)
+            prev_seen = None if previous is None else "\\Seen" in previous
+            if sequences.settle_seen(found, prev_seen):
+                result.add("\\Seen")
+            return frozenset(result)
+
+        with transaction(self.conn):
+            modseq: int | None = None
+
+            def bump() -> int:
+                nonlocal modseq
+                if modseq is None:
+                    modseq = self._bump(mailbox_id)
+                return modseq
+
+            for row, num, _stat in matched.values():
+                flags = flags_for(num, row.flags)
+                if flags != row.flags:
+                    self.conn.execute(
+                        "UPDATE messages SET num=?, flags=?, modseq=? "
+                        "WHERE mailbox_id=? AND uid=?",
+                        (num, encode_flags(flags), bump(), mailbox_id, row.uid),
+                    )
+                elif num != row.num:
+                    # Renumbered by folder -pack / sortm: invisible to IMAP.
+                    self.conn.execute(
+                        "UPDATE messages SET num=? WHERE mailbox_id=? AND uid=?",
+                        (num, mailbox_id, row.uid),
+                    )
+            if gone:
+                self._remove_rows(mailbox_id, gone, bump())
+            for num in sorted(pending):
+                stat = pending[num]
+                self._insert(
+                    mailbox_id,
+                    num,
+                    stat,
+                    flags_for(num, None),
+                    (int(stat.st_mtime_ns // 1_000_000_000), 0),
+                    bump(),
+                    recent=not initial
+                    or num in parsed.sequences.get(sequences.RECENT_SEQUENCE, ()),
+                )
+            self._save_spelling(mailbox_id, spelling)
+            self._write_sequences(mailbox_id, folder, parsed, text)
+            self._record_stamps(mailbox_id, folder)
+
+    # -- keyword spelling ----------------------------------------------------
+
+    def _spelling(self, mailbox_id: int) -> dict[str, str]:
+        return dict(
+            self.conn.execute(
+                "SELECT folded, spelling FROM keyword_spelling WHERE mailbox_id=?",
+                (mailbox_id,),
+            ).fetchall()
+        )
+
+    def _save_spelling(self, mailbox_id: int, spelling: dict[str, str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO keyword_spelling (mailbox_id, folded, spelling) "
+            "VALUES (?, ?, ?)",
+            [(mailbox_id, folded, spelled) for folded, spelled in spelling.items()],
+        )
+
+    def normalise(self, mailbox_id: int, flags: Iterable[str]) -> frozenset[str]:
+        """Client flags -> stored flags (RFC 3501 section 2.3.2): system
+        flags canonical, ``\\Recent`` dropped, keywords in the spelling the
+        mailbox first saw, and only keywords a sequence can hold."""
+        spelling = self._spelling(mailbox_id)
+        result: set[str] = set()
+        for flag in flags:
+            folded = flag.lower()
+            if folded == "\\recent":
+                continue
+            system = _SYSTEM.get(folded)
+            if system is not None:
+                result.add(system)
+                continue
+            try:
+                sequences.check_keyword(flag, self.unseen)
+            except sequences.SequenceError as exc:
+                raise KeywordRefused(str(exc)) from None
+            result.add(spelling.setdefault(flag.casefold(), flag))
+        self._save_spelling(mailbox_id, spelling)
+        return frozenset(result)
+
+    # -- writing sequences ---------------------------------------------------
+
+    def _write_sequences(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        parsed: sequences.SequenceFile | None = None,
+        text: str | None = None,
+    ) -> None:
+        """Rewrite ``.mh_sequences`` from the database, keeping the lines
+        we do not interpret; skipped when nothing would change."""
+        if text is None or parsed is None:
+            text = self._read_sequences(folder)
+            parsed = sequences.parse(text)
+        triples = [
+            (num, decode_flags(flags), bool(recent))
+            for num, flags, recent in self.conn.execute(
+                "SELECT num, flags, recent FROM messages WHERE mailbox_id=?",
+                (mailbox_id,),
+            )
+        ]
+        wanted = sequences.format_file(
+            sequences.build_sequences(triples, self.unseen),
+            sequences.preserved_lines(parsed, self.unseen),
+        )
+        if wanted != text:
+            sequences.write_atomically(folder, wanted)
+
+    # -- row helpers -----------------------------------------------------------
+
+    def _insert(
+        self,
+        mailbox_id: int,
+        num: int,
+        stat: os.stat_result,
+        flags: frozenset[str],
+        date: tuple[int, int],
+        modseq: int,
+        recent: bool = True,
+    ) -> int:
+        uid = self._take_uid(mailbox_id)
+        self.conn.execute(
+            "INSERT INTO messages (mailbox_id, uid, num, ino, size, mtime_ns, "
+            "flags, modseq, internaldate, tz_minutes, recent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                mailbox_id,
+                uid,
+                num,
+                stat.st_ino,
+                stat.st_size,
+                stat.st_mtime_ns,
+                encode_flags(flags),
+                modseq,
+                date[0],
+                date[1],
+                int(recent),
+            ),
+        )
+        return uid
+
+    def _remove_rows(self, mailbox_id: int, uids: Sequence[int], modseq: int) -> None:
+        """Delete rows and leave tombstones (bounded, oldest forgotten)."""
+        params = [(mailbox_id, uid) for uid in uids]
+        self.conn.executemany(
+            "DELETE FROM messages WHERE mailbox_id=? AND uid=?", params
+        )
+        self.conn.executemany(
+            "DELETE FROM summaries WHERE mailbox_id=? AND uid=?", params
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO tombstones (mailbox_id, uid, modseq) "
+            "VALUES (?, ?, ?)",
+            [(mailbox_id, uid, modseq) for uid in uids],
+        )
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM tombstones WHERE mailbox_id=?", (mailbox_id,)
+        ).fetchone()
+        excess = count - self.max_tombstones
+        if excess > 0:
+            oldest = self.conn.execute(
+                "SELECT uid, modseq FROM tombstones WHERE mailbox_id=? "
+                "ORDER BY modseq, uid LIMIT ?",
+                (mailbox_id, excess),
+            ).fetchall()
+            self.conn.executemany(
+                "DELETE FROM tombstones WHERE mailbox_id=? AND uid=?",
+                [(mailbox_id, uid) for uid, _ in oldest],
+            )
+            self.conn.execute(
+                "UPDATE mailboxes SET forgotten_modseq=max(forgotten_modseq, ?) "
+                "WHERE id=?",
+                (max(m for _, m in oldest), mailbox_id),
+            )
+
+    # -- reading ---------------------------------------------------------------
+
+    def status(self, mailbox_id: int) -> MailboxStatus:
+        self.refresh(mailbox_id)
+        uidvalidity, uidnext, highest = self.conn.execute(
+            "SELECT uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id=?",
+            (mailbox_id,),
+        ).fetchone()
+        messages, unseen, recent, size, deleted = self.conn.execute(
+            "SELECT count(*), "
+            "coalesce(sum(instr(flags, '\\Seen') = 0), 0), "
+            "coalesce(sum(recent), 0), coalesce(sum(size), 0), "
+            "coalesce(sum(instr(flags, '\\Deleted') > 0), 0) "
+            "FROM messages WHERE mailbox_id=?",
+            (mailbox_id,),
+        ).fetchone()
+        return MailboxStatus(
+            uidvalidity=uidvalidity,
+            uidnext=uidnext,
+            messages=messages,
+            unseen=unseen,
+            recent=recent,
+            highestmodseq=highest,
+            size=size,
+            deleted=deleted,
+        )
+
+    def states(self, mailbox_id: int) -> tuple[MessageState, ...]:
+        self.refresh(mailbox_id)
+        return tuple(
+            MessageState(uid, decode_flags(flags), modseq)
+            for uid, flags, modseq in self.conn.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=? "
+                "ORDER BY uid",
+                (mailbox_id,),
+            )
+        )
+
+    def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        self.refresh(mailbox_id)
+        highest, forgotten = self.conn.execute(
+            "SELECT highestmodseq, forgotten_modseq FROM mailboxes WHERE id=?",
+            (mailbox_id,),
+        ).fetchone()
+        changed = tuple(
+            MessageState(uid, decode_flags(flags), m)
+            for uid, flags, m in self.conn.execute(
+                "SELECT uid, flags, modseq FROM messages "
+                "WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+                (mailbox_id, modseq),
+            )
+        )
+        expunged = tuple(
+            uid
+            for (uid,) in self.conn.execute(
+                "SELECT uid FROM tombstones WHERE mailbox_id=? AND modseq>? "
+                "ORDER BY uid",
+                (mailbox_id, modseq),
+            )
+        )
+        return Changes(
+            highestmodseq=highest,
+            changed=changed,
+            expunged=expunged,
+            expunged_complete=modseq >= forgotten,
+        )
+
+    def keywords(self, mailbox_id: int) -> frozenset[str]:
+        found: set[str] = set()
+        for (flags,) in self.conn.execute(
+            "SELECT DISTINCT flags FROM messages WHERE mailbox_id=?", (mailbox_id,)
+        ):
+            found.update(f for f in decode_flags(flags) if not f.startswith("\\"))
+        return frozenset(found)
+
+    def claim_recent(self, mailbox_id: int) -> frozenset[int]:
+        folder = self.folder_of(mailbox_id)
+        with sequences.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            claimed = frozenset(
+                uid
+                for (uid,) in self.conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox_id=? AND recent=1",
+                    (mailbox_id,),
+                )
+            )
+            if claimed:
+                with transaction(self.conn):
+                    self.conn.execute(
+                        "UPDATE messages SET recent=0 WHERE mailbox_id=?", (mailbox_id,)
+                    )
+                    self._write_sequences(mailbox_id, folder)
+                    self._record_stamps(mailbox_id, folder)
+        return claimed
+
+    def info(self, mailbox_id: int, uid: int) -> MessageInfo:
+        row = self.conn.execute(
+            "SELECT size, internaldate, tz_minutes FROM messages "
+            "WHERE mailbox_id=? AND uid=?",
+            (mailbox_id, uid),
+        ).fetchone()
+        if row is None:
+            raise MessageGone(f"Message UID {uid} no longer exists")
+        return MessageInfo(
+            uid=uid, internaldate=to_datetime(row[1], row[2]), size=row[0]
+        )
+
+    def exists(self, mailbox_id: int, uid: int) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM messages WHERE mailbox_id=? AND uid=?",
+                (mailbox_id, uid),
+            ).fetchone()
+            is not None
+        )
+
+    def read(self, mailbox_id: int, uid: int) -> bytes:
+        """The raw bytes of a message, verified to be the file we know."""
+        for attempt in range(2):
+            row = self.conn.execute(
+                "SELECT num, ino, size, mtime_ns FROM messages "
+                "WHERE mailbox_id=? AND uid=?",
+                (mailbox_id, uid),
+            ).fetchone()
+            if row is None:
+                break
+            folder = self.folder_of(mailbox_id)
+            try:
+                with open(folder / str(row[0]), "rb") as handle:
+                    stat = os.fstat(handle.fileno())
+                    if FileIdentity.of(stat) == FileIdentity(row[1], row[2], row[3]):
+                        return handle.read()
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+            if attempt == 0:
+                # Renumbered or removed by a tool since the last scan.
+                with sequences.locked(folder, self.locking):
+                    self._rescan(mailbox_id, folder)
+        raise MessageGone(f"Message UID {uid} no longer exists")
+
+    # -- writing ---------------------------------------------------------------
+
+    def _max_num(self, mailbox_id: int) -> int:
+        (value,) = self.conn.execute(
+            "SELECT coalesce(max(num), 0) FROM messages WHERE mailbox_id=?",
+            (mailbox_id,),
+        ).fetchone()
+        return int(value)
+
+    def append(
+        self,
+        mailbox_id: int,
+        data: bytes,
+        flags: Iterable[str],
+        internaldate: datetime | None,
+    ) -> int:
+        """APPEND: write durably, claim a number, then record (module doc)."""
+        folder = self.folder_of(mailbox_id)
+        seconds, tz_minutes = from_datetime(internaldate)
+        with sequences.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            with transaction(self.conn):
+                stored = self.normalise(mailbox_id, flags)
+                num, stat = files.store_new(
+                    folder, data, self._max_num(mailbox_id) + 1, seconds * 1_000_000_000
+                )
+                try:
+                    uid = self._insert(
+                        mailbox_id,
+                        num,
+                        stat,
+                        stored,
+                        (seconds, tz_minutes),
+                        self._bump(mailbox_id),
+                    )
+                    self._write_sequences(mailbox_id, folder)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / str(num)).unlink()
+                    raise
+                self._record_stamps(mailbox_id, folder)
+        return uid
+
+    def store(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: Iterable[str],
+        unchanged_since: int | None,
+    ) -> StoreResult:
+        folder = self.folder_of(mailbox_id)
+        with sequences.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            with transaction(self.conn):
+                given = self.normalise(mailbox_id, flags)
+                wanted = sorted(set(uids))
+                current = self._flags_and_modseq(mailbox_id, wanted)
+                to_change: dict[int, frozenset[str]] = {}
+                conflicts: list[int] = []
+                for uid in wanted:
+                    if uid not in current:
+                        continue
+                    old, modseq = current[uid]
+                    if unchanged_since is not None and modseq > unchanged_since:
+                        conflicts.append(uid)  # RFC 7162 section 3.1.3
+                        continue
+                    new = _apply(old, mode, given)
+                    if new != old:
+                        to_change[uid] = new
+                updated: list[MessageState] = []
+                if to_change:
+                    modseq = self._bump(mailbox_id)
+                    self.conn.executemany(
+                        "UPDATE messages SET flags=?, modseq=? "
+                        "WHERE mailbox_id=? AND uid=?",
+                        [
+                            (encode_flags(new), modseq, mailbox_id, uid)
+                            for uid, new in to_change.items()
+                        ],
+                    )
+                    updated = [
+                        MessageState(uid, new, modseq) for uid, new in to_change.items()
+                    ]
+                    self._write_sequences(mailbox_id, folder)
+                    self._record_stamps(mailbox_id, folder)
+        return StoreResult(updated=tuple(updated), conflicts=tuple(conflicts))
+
+    def _flags_and_modseq(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> dict[int, tuple[frozenset[str], int]]:
+        result: dict[int, tuple[frozenset[str], int]] = {}
+        wanted = set(uids)
+        for uid, flags, modseq in self.conn.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=?", (mailbox_id,)
+        ):
+            if uid in wanted:
+                result[uid] = (decode_flags(flags), modseq)
+        return result
+
+    def expunge(self, mailbox_id: int, uids: Sequence[int] | None) -> tuple[int, ...]:
+        folder = self.folder_of(mailbox_id)
+        with sequences.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            doomed = [
+                uid
+                for uid, flags, _ in self._all(mailbox_id)
+                if "\\Deleted" in flags and (uids is None or uid in set(uids))
+            ]
+            return self._remove(mailbox_id, folder, doomed)
+
+    def _all(self, mailbox_id: int) -> list[tuple[int, frozenset[str], int]]:
+        return [
+            (uid, decode_flags(flags), num)
+            for uid, flags, num in self.conn.execute(
+                "SELECT uid, flags, num FROM messages WHERE mailbox_id=? ORDER BY uid",
+                (mailbox_id,),
+            )
+        ]
+
+    def remove_uids(self, mailbox_id: int, uids: Sequence[int]) -> tuple[int, ...]:
+        """Expunge exactly ``uids`` whatever their flags (MOVE to another
+        store)."""
+        folder = self.folder_of(mailbox_id)
+        with sequences.locked(folder, self.locking):
+            return self._remove(mailbox_id, folder, uids)
+
+    def _remove(
+        self, mailbox_id: int, folder: Path, uids: Iterable[int]
+    ) -> tuple[int, ...]:
+        """Unlink the files of ``uids`` (still present), tombstone them, and
+        rewrite the sequences.  Called with the folder lock held."""
+        wanted = set(uids)
+        rows = [
+            (uid, num, FileIdentity(ino, size, mtime))
+            for uid, num, ino, size, mtime in self.conn.execute(
+                "SELECT uid, num, ino, size, mtime_ns FROM messages WHERE mailbox_id=?",
+                (mailbox_id,),
+            )
+            if uid in wanted
+        ]
+        if not rows:
+            return ()
+        numbers: list[int] = []
+        for _uid, num, identity in rows:
+            path = folder / str(num)
+            try:
+                stat = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            # Never unlink a file a tool put under this number meanwhile.
+            if FileIdentity.of(stat) == identity:
+                numbers.append(num)
+        files.remove_messages(folder, numbers)
+        gone = sorted(uid for uid, _, _ in rows)
+        with transaction(self.conn):
+            self._remove_rows(mailbox_id, gone, self._bump(mailbox_id))
+            self._write_sequences(mailbox_id, folder)
+            self._record_stamps(mailbox_id, folder)
+        return tuple(gone)
+
+    def copy(
+        self, source_id: int, uids: Sequence[int], target_id: int, move: bool
+    ) -> tuple[tuple[int, int], ...]:
+        """COPY / MOVE (RFC 6851: the sources go whatever their flags)."""
+        source = self.folder_of(source_id)
+        target = self.folder_of(target_id)
+        wanted = set(uids)
+        rows = [
+            row
+            for row in self.conn.execute(
+                "SELECT uid, num, flags, internaldate, tz_minutes FROM messages "
+                "WHERE mailbox_id=? ORDER BY uid",
+                (source_id,),
+            )
+            if row[0] in wanted
+        ]
+        pairs: list[tuple[int, int]] = []
+        if not rows:
+            return ()
+        with sequences.locked(target, self.locking):
+            if not self._unchanged(target_id, target):
+                self._rescan(target_id, target)
+            with transaction(self.conn):
+                modseq = self._bump(target_id)
+                start = self._max_num(target_id) + 1
+                for uid, num, flags, seconds, tz_minutes in rows:
+                    path = source / str(num)
+                    try:
+                        if source == target:
+                            data = path.read_bytes()
+                            new_num, stat = files.store_new(
+                                target, data, start, seconds * 1_000_000_000
+                            )
+                        else:
+                            new_num, stat = files.link_or_copy(path, target, start)
+                    except FileNotFoundError:
+                        continue  # removed by a tool: nothing to copy
+                    start = new_num + 1
+                    new_uid = self._insert(
+                        target_id,
+                        new_num,
+                        stat,
+                        decode_flags(flags),
+                        (seconds, tz_minutes),
+                        modseq,
+                    )
+                    self._copy_summary(source_id, uid, target_id, new_uid)
+                    pairs.append((uid, new_uid))
+                self._write_sequences(target_id, target)
+                self._record_stamps(target_id, target)
+        if move and pairs:
+            with sequences.locked(source, self.locking):
+                self._remove(source_id, source, [s for s, _ in pairs])
+        return tuple(pairs)
+
+    def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO summaries "
+            "SELECT ?, ?, envelope, bodystructure, body, headers FROM summaries "
+            "WHERE mailbox_id=? AND uid=?",
+            (target_id, new, source_id, uid),
+        )
+
+
+def _apply(
+    current: frozenset[str], mode: StoreMode, given: frozenset[str]
+) -> frozenset[str]:
+    """The flags after a STORE in ``mode`` (RFC 3501 section 6.4.6)."""
+    if mode is StoreMode.REPLACE:
+        return given
+    if mode is StoreMode.ADD:
+        return current | given
+    return current - given

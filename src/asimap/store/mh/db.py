@@ -1,0 +1,182 @@
+"""The per-account SQLite database kept at the MH root.
+
+The MH files are the truth about *which* messages exist and what flags
+they carry; the database adds what MH cannot hold: UIDs, MODSEQs,
+UIDVALIDITY, expunge tombstones, INTERNALDATE, subscriptions, special-use
+attributes, and a cache of parsed message structure so that FETCH and
+header SEARCH never parse a message file twice.
+
+It is named ``.asimap-store.sqlite3`` (hidden, so no MH tool or folder
+listing sees it) -- not ``asimap.db``, which belongs to asimap 2.x and is
+only read once, for import.  WAL mode lets readers proceed while we write;
+the connection is used from the store's single worker thread only.
+
+Schema changes bump :data:`SCHEMA_VERSION`; :func:`open_database` applies
+the migrations in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+DB_NAME = ".asimap-store.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE account (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE mailboxes (
+    -- AUTOINCREMENT: an id is never reused, so a stale MHMailbox object
+    -- can never address a recreated mailbox.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    highestmodseq INTEGER NOT NULL,
+    forgotten_modseq INTEGER NOT NULL DEFAULT 0,
+    -- What the folder looked like at the last scan (-1: rescan next time).
+    dir_mtime_ns INTEGER NOT NULL DEFAULT -1,
+    seq_stamp TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE messages (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    num INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    internaldate INTEGER NOT NULL,
+    tz_minutes INTEGER NOT NULL,
+    recent INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
+CREATE TABLE tombstones (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX tombstones_by_modseq ON tombstones (mailbox_id, modseq);
+CREATE TABLE summaries (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    bodystructure BLOB NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE TABLE keyword_spelling (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    folded TEXT NOT NULL,
+    spelling TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, folded)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (name TEXT PRIMARY KEY);
+CREATE TABLE special_use (name TEXT PRIMARY KEY, attributes TEXT NOT NULL);
+CREATE TABLE noselect (name TEXT PRIMARY KEY);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+def open_database(root: Path) -> tuple[sqlite3.Connection, bool]:
+    """Open (creating or migrating) the database; True if it is new."""
+    path = root / DB_NAME
+    is_new = not path.exists()
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL is durable against application crashes
+    # and keeps the database consistent on power loss; message files are
+    # fsynced separately and are the truth a rescan recovers from.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    version = row[0] if row else 0
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise RuntimeError(
+            f"{path} has schema {version}, newer than this asimap ({SCHEMA_VERSION})"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # executescript commits any open transaction first, so the script
+        # carries its own: a migration applies entirely or not at all.
+        script = (
+            "BEGIN IMMEDIATE;"
+            + _MIGRATIONS[target]
+            + "DELETE FROM schema_version;"
+            + f"INSERT INTO schema_version VALUES ({target});"
+            + "COMMIT;"
+        )
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+    return conn, is_new
+
+
+class transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), nestable.
+
+    IMMEDIATE takes the write lock up front, so a read-modify-write never
+    fails half-way with SQLITE_BUSY.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._outer = True
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._outer:
+            return
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def next_uidvalidity(conn: sqlite3.Connection) -> int:
+    """A UIDVALIDITY never used before in this account (RFC 3501 2.3.1.1).
+
+    Seeded by the clock so that a rebuilt database does not repeat the
+    values of a lost one; strictly increasing after that.
+    """
+    row = conn.execute("SELECT value FROM account WHERE key='uidvalidity'").fetchone()
+    last = row[0] if row else 0
+    value = max(last + 1, int(time.time()))
+    if value >= 2**32:
+        value = last + 1 if last + 1 < 2**32 else 1
+    conn.execute(
+        "INSERT INTO account (key, value) VALUES ('uidvalidity', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (value,),
+    )
+    return value
+
+
+def encode_flags(flags: Iterable[str]) -> str:
+    """Flags as stored: sorted, space-separated (flags never contain SP)."""
+    return " ".join(sorted(flags))
+
+
+def decode_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split())

@@ -1,0 +1,162 @@
+"""Message files: durable writes that never collide with nmh.
+
+APPEND and delivery write a temporary file in the destination folder,
+fsync it, then *claim* a message number with ``os.link(temp, str(n))``:
+``link`` fails with EEXIST instead of overwriting, so when nmh's ``inc``
+takes number n at the same moment we simply try n+1.  Only then is the
+temporary name removed and the directory fsynced, so after a crash the
+message is either absent or complete under its number (GUIDE section 4
+rule 1).  The leftover of a crash is a ``.asimap-tmp-*`` file, which no
+MH tool and no rescan reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMP_PREFIX = ".asimap-tmp-"
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """What tells one message file from another across renames.
+
+    nmh's ``folder -pack`` and ``sortm`` rename files (same inode, size
+    and mtime); a tool that rewrites a message changes at least one.
+    """
+
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileIdentity:
+        return cls(stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a directory entry change (link, unlink, rename) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def message_numbers(folder: Path) -> dict[int, os.stat_result]:
+    """Every message file of a folder: all-digit names of regular files.
+
+    Symlinks are not followed (a link could point outside the root).
+    """
+    found: dict[int, os.stat_result] = {}
+    try:
+        entries = os.scandir(folder)
+    except FileNotFoundError:
+        return found
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not name.isdigit() or not name.isascii():
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed under us
+            if entry.is_file(follow_symlinks=False):
+                found[int(name)] = stat
+    return found
+
+
+def write_temp(folder: Path, data: bytes, mtime_ns: int | None = None) -> Path:
+    """Write ``data`` to a fresh temporary file in ``folder`` and fsync it."""
+    temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if mtime_ns is not None:
+                # The file's mtime carries INTERNALDATE, as in asimap 2.x,
+                # so it survives a lost database.
+                os.utime(handle.fileno(), ns=(mtime_ns, mtime_ns))
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    return temp
+
+
+def claim_number(folder: Path, source: Path, start: int) -> int:
+    """Hard-link ``source`` as the first free number >= ``start``.
+
+    ``os.link`` is atomic and never replaces an existing name, so racing
+    with ``inc`` or another process costs a retry, never a message.
+    """
+    number = max(start, 1)
+    while True:
+        try:
+            os.link(source, folder / str(number))
+        except FileExistsError:
+            number += 1
+            continue
+        return number
+
+
+def next_free_number(folder: Path) -> int:
+    """One past the highest message number on disk (nmh's rule)."""
+    numbers = message_numbers(folder)
+    return max(numbers, default=0) + 1
+
+
+def store_new(
+    folder: Path, data: bytes, start: int, mtime_ns: int | None = None
+) -> tuple[int, os.stat_result]:
+    """Write a new message durably; return its number and its stat."""
+    temp = write_temp(folder, data, mtime_ns)
+    try:
+        number = claim_number(folder, temp, start)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    fsync_dir(folder)
+    return number, os.stat(folder / str(number), follow_symlinks=False)
+
+
+def link_or_copy(source: Path, folder: Path, start: int) -> tuple[int, os.stat_result]:
+    """COPY of a message file into another folder.
+
+    A hard link costs no space and keeps the bytes identical (refile does
+    the same); across file systems, or where links are refused, fall back
+    to a durable copy.
+    """
+    try:
+        number = claim_number(folder, source, start)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        shutil.copy2(source, temp)
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            number = claim_number(folder, temp, start)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+    fsync_dir(folder)
+    return number, os.stat(folder / str(number), follow_symlinks=False)
+
+
+def remove_messages(folder: Path, numbers: list[int]) -> None:
+    """Unlink message files (expunge); already gone is fine."""
+    for number in numbers:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / str(number)).unlink()
+    if numbers:
+        fsync_dir(folder)

@@ -1,0 +1,210 @@
+"""One open MH folder, as the session sees it (:class:`asimap.store.base.Mailbox`).
+
+A thin asynchronous face over :class:`asimap.store.mh.core.Core`: every
+method is one job on the store's worker thread.  Waiting for changes uses
+a fresh :class:`asyncio.Event` per change generation (set once, then
+replaced), which needs no lock and is trivially cancellation-safe; the
+store wakes it after any job that bumped this mailbox's HIGHESTMODSEQ
+(our own writes, or a rescan that found an nmh tool's changes).  Without a
+file watcher, a waiting mailbox polls its folder once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from asimap.message.model import Message
+from asimap.store.base import (
+    Changes,
+    Mailbox,
+    MailboxNotFound,
+    MailboxStatus,
+    MessageGone,
+    MessageInfo,
+    MessageState,
+    StoreMode,
+    StoreResult,
+)
+
+if TYPE_CHECKING:
+    from asimap.store.mh.store import MHStore
+
+#: How often a waiting mailbox checks its folder when no watcher runs.
+POLL_SECONDS = 1.0
+
+#: Parsed messages kept per mailbox (FETCH of bodies re-reads beyond it).
+MESSAGE_CACHE = 64
+
+
+class MHMailbox(Mailbox):
+    """An MH folder; UIDs and MODSEQs from the store's database."""
+
+    def __init__(
+        self, store: MHStore, mailbox_id: int, name: str, uidvalidity: int
+    ) -> None:
+        self._store = store
+        self.mailbox_id = mailbox_id
+        self.name = name
+        self.uidvalidity = uidvalidity
+        self._highest = 0
+        self._changed = asyncio.Event()
+        self._messages: OrderedDict[int, Message] = OrderedDict()
+
+    # -- change notification -------------------------------------------------
+
+    def note_highest(self, modseq: int) -> None:
+        """Called by the store after a job changed this mailbox."""
+        if modseq > self._highest:
+            self._highest = modseq
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def poll(self) -> None:
+        """Rescan if the folder changed, and wake waiters if it did."""
+        core = self._store.core
+        highest = await self._store.call(lambda: core.refresh(self.mailbox_id))
+        self.note_highest(highest)
+
+    async def wait_for_change(self, modseq: int) -> None:
+        if self._highest <= modseq:
+            await self.poll()
+        while self._highest <= modseq:
+            event = self._changed
+            timeout = None if self._store.watching else POLL_SECONDS
+            try:
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+            except TimeoutError:
+                await self.poll()
+
+    # -- reading -------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        status = await self._store.call(
+            lambda: self._store.core.status(self.mailbox_id)
+        )
+        self.note_highest(status.highestmodseq)
+        return status
+
+    async def states(self) -> tuple[MessageState, ...]:
+        return await self._store.call(lambda: self._store.core.states(self.mailbox_id))
+
+    async def changes_since(self, modseq: int) -> Changes:
+        changes = await self._store.call(
+            lambda: self._store.core.changes_since(self.mailbox_id, modseq)
+        )
+        self.note_highest(changes.highestmodseq)
+        return changes
+
+    async def claim_recent(self) -> frozenset[int]:
+        return await self._store.call(
+            lambda: self._store.core.claim_recent(self.mailbox_id)
+        )
+
+    async def keywords(self) -> frozenset[str]:
+        return await self._store.call(
+            lambda: self._store.core.keywords(self.mailbox_id)
+        )
+
+    async def info(self, uid: int) -> MessageInfo:
+        return await self._store.call(
+            lambda: self._store.core.info(self.mailbox_id, uid)
+        )
+
+    async def message(self, uid: int) -> Message:
+        core = self._store.core
+        cached = self._messages.get(uid)
+        if cached is not None:
+            if not await self._store.call(lambda: core.exists(self.mailbox_id, uid)):
+                self._messages.pop(uid, None)
+                raise MessageGone(f"Message UID {uid} no longer exists")
+            self._messages.move_to_end(uid)
+            return cached
+        raw = await self._store.call(lambda: core.read(self.mailbox_id, uid))
+        message = Message(raw)
+        self._messages[uid] = message
+        while len(self._messages) > MESSAGE_CACHE:
+            self._messages.popitem(last=False)
+        return message
+
+    # -- changing ------------------------------------------------------------
+
+    async def append(
+        self,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> int:
+        raw, wanted = bytes(data), list(flags)
+        return await self._store.call(
+            lambda: self._store.core.append(self.mailbox_id, raw, wanted, internaldate)
+        )
+
+    async def store(
+        self,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        wanted, given = list(uids), list(flags)
+        return await self._store.call(
+            lambda: self._store.core.store(
+                self.mailbox_id, wanted, mode, given, unchanged_since
+            )
+        )
+
+    async def expunge(self, uids: Sequence[int] | None = None) -> tuple[int, ...]:
+        wanted = None if uids is None else list(uids)
+        return await self._store.call(
+            lambda: self._store.core.expunge(self.mailbox_id, wanted)
+        )
+
+    async def copy_to(
+        self, uids: Sequence[int], destination: Mailbox
+    ) -> tuple[tuple[int, int], ...]:
+        return await self._transfer(uids, destination, move=False)
+
+    async def move_to(
+        self, uids: Sequence[int], destination: Mailbox
+    ) -> tuple[tuple[int, int], ...]:
+        return await self._transfer(uids, destination, move=True)
+
+    async def _transfer(
+        self, uids: Sequence[int], destination: Mailbox, move: bool
+    ) -> tuple[tuple[int, int], ...]:
+        wanted = sorted(set(uids))
+        if isinstance(destination, MHMailbox) and destination._store is self._store:
+            target = destination.mailbox_id
+            return await self._store.call(
+                lambda: self._store.core.copy(self.mailbox_id, wanted, target, move)
+            )
+        # Another store: through its public interface.
+        pairs: list[tuple[int, int]] = []
+        for uid in wanted:
+            try:
+                message = await self.message(uid)
+                info = await self.info(uid)
+            except MessageGone:
+                continue
+            flags = {s.uid: s.flags for s in await self.states()}.get(uid, frozenset())
+            pairs.append(
+                (uid, await destination.append(message.raw, flags, info.internaldate))
+            )
+        if move and pairs:
+            await self._store.call(
+                lambda: self._store.core.remove_uids(
+                    self.mailbox_id, [s for s, _ in pairs]
+                )
+            )
+        return tuple(pairs)
+
+    def __repr__(self) -> str:
+        return f"<MHMailbox {self.name!r} id={self.mailbox_id}>"
+
+
+__all__ = ["MHMailbox", "MailboxNotFound"]

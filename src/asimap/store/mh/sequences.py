@@ -1,0 +1,354 @@
+"""``.mh_sequences``: nmh's per-folder sequence file, and IMAP flags.
+
+Format (nmh ``mh-sequence(5)``): one ``name: ranges`` line per public
+sequence, ranges being message numbers or ``a-b`` runs separated by
+spaces.  nmh reads the file with its header-field reader, so a line that
+starts with whitespace continues the previous sequence; we accept that too.
+
+Flags map onto sequences as asimap 2.x did (GUIDE section 2):
+
+=============  ==========================================================
+IMAP           MH sequence
+=============  ==========================================================
+``\\Seen``      ``Seen``, and the message leaves the unseen sequence(s)
+``\\Answered``  ``replied``
+``\\Flagged``   ``flagged``
+``\\Deleted``   ``Deleted``
+``\\Draft``     ``Draft``
+``\\Recent``    ``Recent`` (messages no session has claimed yet)
+keyword foo    ``foo``
+=============  ==========================================================
+
+``cur`` (nmh's current message) and sequences whose names cannot be IMAP
+keywords are never interpreted: their lines are written back byte for byte.
+The file is replaced atomically (temporary file in the folder, fsync,
+rename) so an nmh tool reading concurrently sees the old or the new file,
+never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SEQUENCES_FILE = ".mh_sequences"
+
+#: System flag -> sequence name (GUIDE section 2).
+FLAG_TO_SEQUENCE: Mapping[str, str] = {
+    "\\Seen": "Seen",
+    "\\Answered": "replied",
+    "\\Flagged": "flagged",
+    "\\Deleted": "Deleted",
+    "\\Draft": "Draft",
+}
+SEQUENCE_TO_FLAG: Mapping[str, str] = {v: k for k, v in FLAG_TO_SEQUENCE.items()}
+
+RECENT_SEQUENCE = "Recent"
+CURRENT_SEQUENCE = "cur"
+
+#: Names a keyword may not take (case-insensitively): writing keyword
+#: ``flagged`` to sequence ``flagged`` would read back as ``\\Flagged``.
+_RESERVED_FOLDED = frozenset(
+    name.casefold()
+    for name in (*FLAG_TO_SEQUENCE.values(), RECENT_SEQUENCE, CURRENT_SEQUENCE)
+)
+
+#: A sequence name we can treat as an IMAP keyword: an IMAP ``atom``
+#: (RFC 3501 section 9) that also survives the ``name:`` file format.
+_KEYWORD_NAME = re.compile(r"[!#$&'+\-.0-9;<=>?@A-Z^_`a-z|}~\[]+")
+
+_TEMP_PREFIX = ".asimap-tmp-"
+
+
+class SequenceError(ValueError):
+    """A keyword that cannot be kept as an MH sequence."""
+
+
+def is_keyword_name(name: str, unseen_names: Iterable[str] = ()) -> bool:
+    """True when sequence ``name`` is read as an IMAP keyword."""
+    folded = name.casefold()
+    if folded in _RESERVED_FOLDED:
+        return False
+    if folded in {u.casefold() for u in unseen_names}:
+        return False
+    return _KEYWORD_NAME.fullmatch(name) is not None
+
+
+def check_keyword(keyword: str, unseen_names: Iterable[str]) -> None:
+    """Refuse a keyword the sequence file cannot hold faithfully."""
+    if not is_keyword_name(keyword, unseen_names):
+        raise SequenceError(f"Keyword {keyword} cannot be stored in an MH folder")
+
+
+# -- parsing and formatting ---------------------------------------------------
+
+
+def parse_ranges(text: str) -> set[int]:
+    """``"1-3 5"`` -> ``{1, 2, 3, 5}``; malformed tokens are skipped (nmh
+    itself complains but we must keep serving the folder)."""
+    numbers: set[int] = set()
+    for token in text.split():
+        low, dash, high = token.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            continue
+        start = int(low)
+        end = int(high) if dash else start
+        if end < start or end - start > 10_000_000:
+            continue
+        numbers.update(range(start, end + 1))
+    return numbers
+
+
+def format_ranges(numbers: Iterable[int]) -> str:
+    """``{1, 2, 3, 5}`` -> ``"1-3 5"`` (the compact form nmh writes)."""
+    ordered = sorted(set(numbers))
+    parts: list[str] = []
+    index = 0
+    while index < len(ordered):
+        start = end = ordered[index]
+        while index + 1 < len(ordered) and ordered[index + 1] == end + 1:
+            index += 1
+            end = ordered[index]
+        parts.append(str(start) if start == end else f"{start}-{end}")
+        index += 1
+    return " ".join(parts)
+
+
+@dataclass
+class SequenceFile:
+    """The parsed file: sequences by name, plus the raw text of each line
+    so that sequences we do not interpret are written back unchanged."""
+
+    sequences: dict[str, set[int]] = field(default_factory=dict)
+    raw_lines: dict[str, str] = field(default_factory=dict)
+
+
+def parse(text: str) -> SequenceFile:
+    """Parse ``.mh_sequences`` text (continuation lines included)."""
+    result = SequenceFile()
+    current: str | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            current = None
+            continue
+        if line[0] in " \t" and current is not None:
+            # Continuation of the previous sequence (nmh m_getfld folding).
+            result.sequences[current] |= parse_ranges(line)
+            result.raw_lines[current] += "\n" + line
+            continue
+        name, colon, rest = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            current = None
+            continue
+        current = name
+        result.sequences.setdefault(name, set()).update(parse_ranges(rest))
+        result.raw_lines[name] = line
+    return result
+
+
+def format_file(
+    sequences: Mapping[str, Iterable[int]], preserved: Mapping[str, str]
+) -> str:
+    """File text: preserved raw lines first, then our sequences, sorted.
+
+    Empty sequences are omitted, as nmh does.
+    """
+    lines = [preserved[name] for name in sorted(preserved)]
+    for name in sorted(sequences):
+        if name in preserved:
+            continue
+        ranges = format_ranges(sequences[name])
+        if ranges:
+            lines.append(f"{name}: {ranges}")
+    return "".join(line + "\n" for line in lines)
+
+
+# -- flags <-> sequences -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileFlags:
+    """What the file says about one message, before Seen/unseen is settled."""
+
+    flags: frozenset[str]  # without \\Seen
+    in_seen: bool
+    in_unseen: bool
+
+
+def flags_by_number(
+    parsed: SequenceFile, unseen_names: tuple[str, ...]
+) -> dict[int, FileFlags]:
+    """Per message number, the flags the sequences give it.
+
+    Keywords that differ only in case (``Work`` and ``work`` written by
+    different tools) are merged under the first spelling in sorted order.
+    """
+    unseen_folded = {name.casefold() for name in unseen_names}
+    flags: dict[int, set[str]] = {}
+    seen: set[int] = set()
+    unseen: set[int] = set()
+    spelling: dict[str, str] = {}
+    for name in sorted(parsed.sequences):
+        numbers = parsed.sequences[name]
+        if name == "Seen":
+            seen |= numbers
+            continue
+        if name.casefold() in unseen_folded:
+            unseen |= numbers
+            continue
+        flag = SEQUENCE_TO_FLAG.get(name)
+        if flag is None:
+            if not is_keyword_name(name, unseen_names):
+                continue
+            flag = spelling.setdefault(name.casefold(), name)
+        for number in numbers:
+            flags.setdefault(number, set()).add(flag)
+    result: dict[int, FileFlags] = {}
+    for number in set(flags) | seen | unseen:
+        result[number] = FileFlags(
+            flags=frozenset(flags.get(number, ())),
+            in_seen=number in seen,
+            in_unseen=number in unseen,
+        )
+    return result
+
+
+def settle_seen(file_flags: FileFlags | None, previous_seen: bool | None) -> bool:
+    """Decide ``\\Seen`` from the ``Seen`` and unseen sequences.
+
+    They should be complementary.  When they agree, that is the answer.
+    When a tool changed only one of them (nmh's ``show`` removes a message
+    from ``unseen`` but never adds it to ``Seen``), the state *flips* from
+    what we knew.  A message we did not know yet is unseen unless the file
+    says plainly that it was seen (new mail must look new).
+    """
+    in_seen = file_flags.in_seen if file_flags else False
+    in_unseen = file_flags.in_unseen if file_flags else False
+    if in_seen != in_unseen:
+        return in_seen
+    if previous_seen is None:
+        return False
+    return not previous_seen
+
+
+def build_sequences(
+    messages: Iterable[tuple[int, frozenset[str], bool]],
+    unseen_names: tuple[str, ...],
+) -> dict[str, set[int]]:
+    """Sequences for ``(number, flags, recent)`` triples (the table above)."""
+    sequences: dict[str, set[int]] = {}
+    for number, flags, recent in messages:
+        if "\\Seen" not in flags:
+            for name in unseen_names:
+                sequences.setdefault(name, set()).add(number)
+        if recent:
+            sequences.setdefault(RECENT_SEQUENCE, set()).add(number)
+        for flag in flags:
+            name = FLAG_TO_SEQUENCE.get(flag, flag)
+            sequences.setdefault(name, set()).add(number)
+    return sequences
+
+
+def preserved_lines(
+    parsed: SequenceFile, unseen_names: tuple[str, ...]
+) -> dict[str, str]:
+    """Raw lines of sequences that carry no IMAP meaning (``cur``, names
+    that are not keywords): written back as they were."""
+    ours = {
+        *FLAG_TO_SEQUENCE.values(),
+        RECENT_SEQUENCE,
+        *(name for name in unseen_names),
+    }
+    return {
+        name: line
+        for name, line in parsed.raw_lines.items()
+        if name not in ours and not is_keyword_name(name, unseen_names)
+    }
+
+
+# -- file I/O ----------------------------------------------------------------
+
+
+def read_text(folder: Path) -> str:
+    """The file's text, "" when it does not exist.  Undecodable bytes
+    (never written by nmh) are replaced rather than failing the folder."""
+    try:
+        return (folder / SEQUENCES_FILE).read_bytes().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def write_atomically(folder: Path, text: str) -> None:
+    """Replace ``.mh_sequences``: temp file in the folder, fsync, rename.
+
+    An empty result removes the file, as nmh does for a folder without
+    sequences.
+    """
+    target = folder / SEQUENCES_FILE
+    if not text:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        return
+    temp = folder / f"{_TEMP_PREFIX}seq-{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def locked(folder: Path, enabled: bool) -> Iterator[None]:
+    """Hold nmh's data lock on ``.mh_sequences`` for a read-modify-write.
+
+    nmh's default ``datalocking: fcntl`` takes a POSIX record lock on the
+    file itself; ``lockf`` is the same lock, so while we hold it nmh waits
+    and the reverse.  Interaction with our rename: the lock belongs to the
+    *inode*.  We lock the existing file, read, write the new file and
+    rename it over while still holding the lock; a process that was
+    waiting then gets the lock on the replaced inode.  We guard against
+    that ourselves (after locking we check that the path still names the
+    locked inode, and retry otherwise); nmh does not, so a tool that was
+    blocked may act on the old file -- the window is one rename wide, and
+    our rescan will notice the change it then makes by name.
+
+    With ``enabled`` False (the default, ``ENABLE_MH_FILE_LOCKING`` off)
+    this does nothing: atomic rename alone keeps readers safe.
+    """
+    if not enabled:
+        yield
+        return
+    target = folder / SEQUENCES_FILE
+    while True:
+        try:
+            fd = os.open(target, os.O_RDWR)
+        except FileNotFoundError:
+            # Nothing to lock yet: create it empty (nmh accepts that).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(target)
+            except FileNotFoundError:
+                continue
+            if current.st_ino != os.fstat(fd).st_ino:
+                continue  # replaced while we waited: lock the new one
+            yield
+            return
+        finally:
+            os.close(fd)  # closing drops the lock

@@ -1,0 +1,169 @@
+"""The MH store: an account's MH root served over the store interface.
+
+:meth:`MHStore.open` opens (or, for a new account, lays out) the root and
+its database on the store's worker thread; every later operation is a job
+on that thread (:mod:`asimap.store.mh.worker`).  After each job the store
+wakes the waiters of every mailbox whose HIGHESTMODSEQ the job advanced, so
+IDLE sessions learn of changes made through any connection, by delivery,
+or found in a rescan after an nmh tool ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from asimap.store.base import MailboxEntry, MailboxNotFound, Store
+from asimap.store.mh.account import Account
+from asimap.store.mh.db import DB_NAME, open_database
+from asimap.store.mh.mailbox import MHMailbox
+from asimap.store.mh.paths import name_of_relpath
+from asimap.store.mh.profile import Profile, find_profile, unseen_sequences_for
+from asimap.store.mh.worker import Touched, Worker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _is_new_account(root: Path) -> bool:
+    """No database and nothing visible in the root: lay out a new account."""
+    if (root / DB_NAME).exists():
+        return False
+    if not root.exists():
+        return True
+    return not any(not entry.name.startswith(".") for entry in root.iterdir())
+
+
+class MHStore(Store):
+    """All folders of one MH root."""
+
+    def __init__(self, root: Path, worker: Worker, core: Account) -> None:
+        self.root = root
+        self.core = core
+        self._worker = worker
+        self._mailboxes: dict[int, MHMailbox] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        #: True while a file watcher feeds :meth:`notify_folder_changed`;
+        #: otherwise waiting mailboxes poll.
+        self.watching = False
+
+    @classmethod
+    async def open(
+        cls,
+        root: Path,
+        *,
+        locking: bool = False,
+        create: bool = True,
+        profile: Profile | None = None,
+    ) -> MHStore:
+        """Open the MH root ``root`` (created with INBOX and the special-use
+        folders for a new account when ``create``).
+
+        ``profile`` defaults to the one nmh would use (``$MH`` or
+        ``~/.mh_profile``); it only matters when its ``Path:`` is ``root``.
+        """
+        root = root.expanduser()
+        if not root.exists():
+            if not create:
+                raise MailboxNotFound(f"MH root {root} does not exist")
+            root.mkdir(parents=True, mode=0o700)
+        root = root.resolve()
+        unseen = unseen_sequences_for(root, profile if profile else find_profile())
+        worker = Worker(name="asimap-mh")
+
+        def setup() -> Account:
+            new_account = _is_new_account(root)
+            conn, new_database = open_database(root)
+            account = Account(conn, root, unseen, locking)
+            account.initialise(new_database, new_account and create)
+            return account
+
+        try:
+            core = await worker.call(setup)
+        except BaseException:
+            worker.shutdown()
+            raise
+        worker.bind(core.take_touched)
+        return cls(root, worker, core)
+
+    # -- jobs ------------------------------------------------------------------
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the worker, then wake mailboxes it changed."""
+        result, touched = await self._worker.run(fn)
+        self._wake(touched)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _wake(self, touched: Touched) -> None:
+        for mailbox_id, modseq in touched.items():
+            mailbox = self._mailboxes.get(mailbox_id)
+            if mailbox is not None:
+                mailbox.note_highest(modseq)
+
+    async def notify_folder_changed(self, relpath: str) -> None:
+        """A watcher saw ``relpath`` (relative to the root) change: rescan
+        it if a session has it open, which wakes its waiters."""
+        name = name_of_relpath(relpath.strip("/"))
+        for mailbox in list(self._mailboxes.values()):
+            if mailbox.name == name:
+                with contextlib.suppress(MailboxNotFound):
+                    await mailbox.poll()
+
+    # -- the Store interface -----------------------------------------------------
+
+    async def list_mailboxes(self) -> tuple[MailboxEntry, ...]:
+        return await self.call(self.core.list_mailboxes)
+
+    async def create(self, name: str, special_use: Iterable[str] = ()) -> None:
+        uses = list(special_use)
+        await self.call(lambda: self.core.create(name, uses))
+
+    async def delete(self, name: str) -> None:
+        await self.call(lambda: self.core.delete(name))
+
+    async def rename(self, old: str, new: str) -> None:
+        try:
+            await self.call(lambda: self.core.rename(old, new))
+        finally:
+            names = await self.call(self.core.mailbox_names)
+            for mailbox_id, mailbox in self._mailboxes.items():
+                if mailbox_id in names:
+                    mailbox.name = names[mailbox_id]
+
+    async def subscribe(self, name: str) -> None:
+        await self.call(lambda: self.core.subscribe(name))
+
+    async def unsubscribe(self, name: str) -> None:
+        await self.call(lambda: self.core.unsubscribe(name))
+
+    async def mailbox(self, name: str) -> MHMailbox:
+        core = self.core
+
+        def open_it() -> tuple[int, str, int, int]:
+            mailbox_id, canonical, uidvalidity = core.open_mailbox(name)
+            return mailbox_id, canonical, uidvalidity, core.highest(mailbox_id)
+
+        mailbox_id, canonical, uidvalidity, highest = await self.call(open_it)
+        mailbox = self._mailboxes.get(mailbox_id)
+        if mailbox is None:
+            mailbox = MHMailbox(self, mailbox_id, canonical, uidvalidity)
+            self._mailboxes[mailbox_id] = mailbox
+        mailbox.note_highest(highest)
+        return mailbox
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
+        with contextlib.suppress(Exception):
+            await self._worker.call(self.core.conn.close)
+        self._worker.shutdown()
