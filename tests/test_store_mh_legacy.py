@@ -192,7 +192,7 @@ def test_older_plain_lists_and_space_separated_sequences(tmp_path: Path) -> None
 
 
 def test_database_without_later_columns(tmp_path: Path) -> None:
-    """An early 2.x database has no uids/msg_keys/subscribed columns yet."""
+    """An early 2.x database: no uids/msg_keys/subscribed, no sequences.id."""
     path = tmp_path / "asimap.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE versions (version INTEGER)")
@@ -204,6 +204,10 @@ def test_database_without_later_columns(tmp_path: Path) -> None:
             "uid_vv INTEGER, attributes TEXT, mtime INTEGER, next_uid INTEGER, "
             "num_msgs INTEGER, num_recent INTEGER)"
         )
+        connection.execute(
+            "CREATE TABLE sequences (name TEXT, mailbox_id INTEGER, sequence TEXT)"
+        )
+        connection.execute("INSERT INTO sequences VALUES ('unseen', 1, '2-3')")
         connection.execute("INSERT INTO user_server VALUES (1, 2)")
         connection.execute(
             "INSERT INTO mailboxes "
@@ -217,7 +221,7 @@ def test_database_without_later_columns(tmp_path: Path) -> None:
         {},
         False,
     )
-    assert inbox.sequences == {}
+    assert inbox.sequences == {"unseen": (2, 3)}
 
 
 def test_account_uid_vv_covers_every_mailbox(tmp_path: Path) -> None:

@@ -282,7 +282,7 @@ def _read_sequences(
     if not {"name", "mailbox_id", "sequence"} <= _columns(connection, "sequences"):
         return {}
     result: dict[int, dict[str, tuple[int, ...]]] = {}
-    query = "SELECT mailbox_id, name, sequence FROM sequences ORDER BY id"
+    query = "SELECT mailbox_id, name, sequence FROM sequences ORDER BY rowid"
     for raw_id, raw_name, raw_members in connection.execute(query):
         mailbox_id, name = _number(raw_id, None), _text(raw_name)
         if mailbox_id is None or not name:
