@@ -21,7 +21,7 @@ from conftest import PASSWORD, USER, ServerFactory, ServerThread, TlsFiles
 TIMEOUT = 15.0
 
 
-def _message(n: int, body: bytes = b"") -> bytes:
+def make_message(n: int, body: bytes = b"") -> bytes:
     return (
         f"From: a@example.org\r\nSubject: pop3 test {n}\r\n"
         f"Message-ID: <pop3-{n}@example.org>\r\n\r\n".encode()
@@ -34,7 +34,7 @@ def server(server_factory: ServerFactory) -> ServerThread:
     return server_factory(enable_pop3=True, pop3_port=0, pop3_stls_port=0)
 
 
-def _imap(server: ServerThread, tls_files: TlsFiles) -> imaplib.IMAP4_SSL:
+def imap_login(server: ServerThread, tls_files: TlsFiles) -> imaplib.IMAP4_SSL:
     client = imaplib.IMAP4_SSL(
         server.host,
         server.imaps_port,
@@ -45,8 +45,10 @@ def _imap(server: ServerThread, tls_files: TlsFiles) -> imaplib.IMAP4_SSL:
     return client
 
 
-def _append(server: ServerThread, tls_files: TlsFiles, *messages: bytes) -> None:
-    client = _imap(server, tls_files)
+def append_messages(
+    server: ServerThread, tls_files: TlsFiles, *messages: bytes
+) -> None:
+    client = imap_login(server, tls_files)
     for raw in messages:
         typ, data = client.append("INBOX", "", None, raw)
         assert typ == "OK", data
@@ -80,8 +82,8 @@ def _wait_for_connections(server: ServerThread, count: int) -> None:
 def test_pop3s_session_stat_list_uidl_retr_top_dele_quit(
     server: ServerThread, tls_files: TlsFiles
 ) -> None:
-    messages = [_message(n) for n in range(1, 4)]
-    _append(server, tls_files, *messages)
+    messages = [make_message(n) for n in range(1, 4)]
+    append_messages(server, tls_files, *messages)
     client = _pop3s(server, tls_files)
     assert client.getwelcome() == b"+OK asimap POP3 ready"
     caps = client.capa()
@@ -104,7 +106,7 @@ def test_pop3s_session_stat_list_uidl_retr_top_dele_quit(
         client.retr(1)
     assert client.stat() == (2, total - len(messages[0]))
     assert client.quit().startswith(b"+OK")
-    imap = _imap(server, tls_files)
+    imap = imap_login(server, tls_files)
     imap.select("INBOX")
     _typ, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     text = b"".join(
@@ -165,8 +167,10 @@ def test_commands_pipelined_after_stls_are_discarded(
 def test_quit_deletion_reaches_an_imap_client_as_expunge(
     server: ServerThread, tls_files: TlsFiles
 ) -> None:
-    _append(server, tls_files, _message(1), _message(2), _message(3))
-    imap = _imap(server, tls_files)
+    append_messages(
+        server, tls_files, make_message(1), make_message(2), make_message(3)
+    )
+    imap = imap_login(server, tls_files)
     assert imap.select("INBOX") == ("OK", [b"3"])
     pop = _logged_in(server, tls_files)
     pop.dele(2)
@@ -183,7 +187,7 @@ def test_quit_deletion_reaches_an_imap_client_as_expunge(
 def test_dropped_connection_deletes_nothing(
     server: ServerThread, tls_files: TlsFiles
 ) -> None:
-    _append(server, tls_files, _message(1), _message(2))
+    append_messages(server, tls_files, make_message(1), make_message(2))
     pop = _logged_in(server, tls_files)
     pop.dele(1)
     pop.dele(2)
@@ -198,9 +202,9 @@ def test_dropped_connection_deletes_nothing(
 def test_message_expunged_over_imap_during_the_session(
     server: ServerThread, tls_files: TlsFiles
 ) -> None:
-    _append(server, tls_files, _message(1), _message(2))
+    append_messages(server, tls_files, make_message(1), make_message(2))
     pop = _logged_in(server, tls_files)
-    imap = _imap(server, tls_files)
+    imap = imap_login(server, tls_files)
     imap.select("INBOX")
     imap.store("1", "+FLAGS", "(\\Deleted)")
     imap.expunge()
@@ -218,11 +222,11 @@ def test_huge_message_and_long_line_are_byte_exact(
     # poplib refuses lines over 2048 octets by default; a client limit.
     monkeypatch.setattr(poplib, "_MAXLINE", 200_000)
     line = b"".join(bytes([65 + i % 26]) for i in range(100_000))
-    long_line = _message(1, line + b"\r\n")
+    long_line = make_message(1, line + b"\r\n")
     pattern = b"0123456789 .dotted and bare LF\n.\r\n" * 4
     huge_body = pattern * (20 * 1024 * 1024 // len(pattern))
-    huge = _message(2, huge_body).replace(b"\r\n\r\n", b"\n\n", 1)
-    _append(server, tls_files, long_line, huge)
+    huge = make_message(2, huge_body).replace(b"\r\n\r\n", b"\n\n", 1)
+    append_messages(server, tls_files, long_line, huge)
     pop = _logged_in(server, tls_files)
     for number, raw in ((1, long_line), (2, huge)):
         expected = normalise(raw)
@@ -268,7 +272,9 @@ def _read_until_count(sock: socket.socket, marker: bytes, count: int) -> bytes:
 def test_uidl_is_stable_across_sessions(
     server: ServerThread, tls_files: TlsFiles
 ) -> None:
-    _append(server, tls_files, _message(1), _message(2), _message(3))
+    append_messages(
+        server, tls_files, make_message(1), make_message(2), make_message(3)
+    )
     first = _logged_in(server, tls_files)
     before = dict(line.split() for line in first.uidl()[1])
     first.dele(1)
@@ -283,7 +289,7 @@ def test_connection_limit_is_shared_with_imap(
     server_factory: ServerFactory, tls_files: TlsFiles
 ) -> None:
     server = server_factory(enable_pop3=True, pop3_port=0, max_connections=1)
-    imap = _imap(server, tls_files)
+    imap = imap_login(server, tls_files)
     with pytest.raises(poplib.error_proto, match="Too many connections"):
         _pop3s(server, tls_files)
     imap.logout()
@@ -300,7 +306,7 @@ def test_idle_client_is_logged_out_without_deleting(
         idle_timeout_unauthenticated=0.5,
         idle_timeout_authenticated=0.5,
     )
-    _append(server, tls_files, _message(1))
+    append_messages(server, tls_files, make_message(1))
     pop = _logged_in(server, tls_files)
     pop.dele(1)
     time.sleep(1.0)
