@@ -202,9 +202,12 @@ class _Watcher:
         return self._source.backend
 
     def _report(self, paths: Iterable[str]) -> None:
-        before = len(self._pending)
-        self._pending.update(paths)
-        if len(self._pending) != before:
+        """Add to the pending batch.  Every report wakes the debouncer, even
+        for folders already pending, so that the quiet period restarts while
+        an ``inc`` keeps writing to the same folder."""
+        changed = set(paths)
+        if changed:
+            self._pending |= changed
             self._wake.set()
 
     def _degrade(self) -> None:
