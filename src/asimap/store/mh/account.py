@@ -31,6 +31,8 @@ from asimap.store.memory import NEW_ACCOUNT_FOLDERS, SPECIAL_USE
 from asimap.store.mh import sequences
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import next_uidvalidity, transaction
+from asimap.store.mh.importer import import_legacy
+from asimap.store.mh.legacy import LegacyAccount
 from asimap.store.mh.paths import (
     canonical,
     check_mh_name,
@@ -59,21 +61,34 @@ class Account(Core):
 
     # -- setting up ----------------------------------------------------------
 
-    def initialise(self, new_database: bool, new_account: bool) -> None:
-        """Make INBOX exist; for a new account the special-use folders too
-        (GUIDE section 2).  A new database gives the well-known names their
-        attributes whether or not the folders already existed."""
+    def initialise(self, new_account: bool, legacy: LegacyAccount | None) -> None:
+        """Make INBOX exist; lay out a new account (GUIDE section 2: the
+        special-use folders) and adopt asimap 2.x state, once.
+
+        The first initialisation commits together with the ``initialised``
+        mark, so an interrupted first start is simply done again.
+        """
         (self.root / "inbox").mkdir(exist_ok=True)
+        done = self.conn.execute(
+            "SELECT value FROM account WHERE key='initialised'"
+        ).fetchone()
+        if done is not None:
+            return
         if new_account:
             for name, _ in NEW_ACCOUNT_FOLDERS:
                 (self.root / name).mkdir(exist_ok=True)
-        if new_database:
-            with transaction(self.conn):
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO special_use (name, attributes) "
-                    "VALUES (?, ?)",
-                    NEW_ACCOUNT_FOLDERS,
-                )
+        with transaction(self.conn):
+            # The well-known names get their attributes whether or not the
+            # folders existed before us.
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO special_use (name, attributes) VALUES (?, ?)",
+                NEW_ACCOUNT_FOLDERS,
+            )
+            if legacy is not None:
+                import_legacy(self, legacy)
+            self.conn.execute(
+                "INSERT INTO account (key, value) VALUES ('initialised', 1)"
+            )
 
     # -- the folder tree -------------------------------------------------------
 

@@ -20,12 +20,16 @@ from typing import TypeVar
 from asimap.store.base import MailboxEntry, MailboxNotFound, Store
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
+from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
 from asimap.store.mh.profile import Profile, find_profile, unseen_sequences_for
 from asimap.store.mh.worker import Touched, Worker
 
 log = logging.getLogger(__name__)
+
+#: asimap 2.x's database at the MH root, read once for import.
+LEGACY_DB_NAME = "asimap.db"
 
 T = TypeVar("T")
 
@@ -78,9 +82,19 @@ class MHStore(Store):
 
         def setup() -> Account:
             new_account = _is_new_account(root)
-            conn, new_database = open_database(root)
+            legacy = None
+            if not (root / DB_NAME).exists():
+                # Before our database exists: if asimap.db cannot be read
+                # now (LegacyDbUnreadable), we fail and try again next time
+                # rather than hand out new UIDVALIDITYs for good.
+                legacy = read_legacy_db(root / LEGACY_DB_NAME)
+            conn, _ = open_database(root)
             account = Account(conn, root, unseen, locking)
-            account.initialise(new_database, new_account and create)
+            try:
+                account.initialise(new_account and create, legacy)
+            except BaseException:
+                conn.close()
+                raise
             return account
 
         try:
