@@ -74,7 +74,8 @@ class MHMailbox(Mailbox):
             await self.poll()
         while self._highest <= modseq:
             event = self._changed
-            timeout = None if self._store.watching else POLL_SECONDS
+            # With a watcher, a slow poll only guards against a lost event.
+            timeout = POLL_SECONDS * (30 if self._store.watching else 1)
             try:
                 async with asyncio.timeout(timeout):
                     await event.wait()

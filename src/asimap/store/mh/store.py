@@ -24,6 +24,7 @@ from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
 from asimap.store.mh.profile import Profile, find_profile, unseen_sequences_for
+from asimap.store.mh.watch import FolderWatcher, make_watcher
 from asimap.store.mh.worker import Touched, Worker
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class MHStore(Store):
         self._worker = worker
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._watcher: FolderWatcher | None = None
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
         #: otherwise waiting mailboxes poll.
         self.watching = False
@@ -64,12 +66,16 @@ class MHStore(Store):
         locking: bool = False,
         create: bool = True,
         profile: Profile | None = None,
+        watch: bool = True,
     ) -> MHStore:
         """Open the MH root ``root`` (created with INBOX and the special-use
         folders for a new account when ``create``).
 
         ``profile`` defaults to the one nmh would use (``$MH`` or
         ``~/.mh_profile``); it only matters when its ``Path:`` is ``root``.
+        ``watch`` starts a file watcher (:mod:`asimap.store.mh.watch`) so
+        that changes made by MH tools wake IDLE sessions at once; without
+        it, waiting mailboxes poll their folder every second.
         """
         root = root.expanduser()
         if not root.exists():
@@ -103,7 +109,31 @@ class MHStore(Store):
             worker.shutdown()
             raise
         worker.bind(core.take_touched)
-        return cls(root, worker, core)
+        store = cls(root, worker, core)
+        if watch:
+            # Setting up watches walks the tree: off the event loop.
+            store._start_watching(await asyncio.to_thread(make_watcher, root))
+        return store
+
+    def _start_watching(self, watcher: FolderWatcher) -> None:
+        self._watcher = watcher
+        self.watching = True
+        self._watch_task = asyncio.create_task(
+            self._follow(watcher), name=f"mh-watch {self.root}"
+        )
+
+    async def _follow(self, watcher: FolderWatcher) -> None:
+        """Feed each batch of changed folders to :meth:`notify_folder_changed`."""
+        try:
+            async for batch in watcher.changes():
+                for relpath in sorted(batch):
+                    try:
+                        await self.notify_folder_changed(relpath)
+                    except Exception:
+                        log.exception("rescan of %s after a change failed", relpath)
+        finally:
+            # Without the watcher, waiting mailboxes fall back to polling.
+            self.watching = False
 
     # -- jobs ------------------------------------------------------------------
 
@@ -178,6 +208,10 @@ class MHStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
             self._watch_task = None
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.close()
+            self._watcher = None
         with contextlib.suppress(Exception):
             await self._worker.call(self.core.conn.close)
         self._worker.shutdown()
