@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{o.report['commands_per_s']:.1f}" if o.report else "-"
                 for o in rounds[name]
             )
-            print(f"{name} cmd/s per round: {rates} (table shows the median round)")
+            print(f"- {name} cmd/s per round: {rates} (the table shows the median)")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
