@@ -8,6 +8,7 @@ nothing, and an IMAP expunge during a POP3 session only makes RETR fail.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import poplib
 import socket
@@ -333,3 +334,24 @@ def test_server_stop_says_goodbye(
     # The -ERR was sent when the server stopped; the client reads it next.
     with pytest.raises(poplib.error_proto, match="shutting down"):
         pop.noop()
+
+
+def test_timeout_inside_a_sasl_exchange_ends_the_connection(
+    server_factory: ServerFactory, tls_files: TlsFiles
+) -> None:
+    server = server_factory(
+        enable_pop3=True, pop3_port=0, idle_timeout_unauthenticated=0.5
+    )
+    raw = socket.create_connection((server.host, server.ports["pop3s"]), TIMEOUT)
+    sock = tls_files.client_context().wrap_socket(raw, server_hostname="localhost")
+    assert _read_until(sock, b"\r\n").startswith(b"+OK")
+    sock.sendall(b"AUTH PLAIN\r\n")
+    assert _read_until(sock, b"aborted\r\n").startswith(b"+ \r\n-ERR Authentication")
+    # The timed-out client is not served any more, even if it wakes up now.
+    with contextlib.suppress(OSError):
+        sock.sendall(b"CAPA\r\n")
+    rest = b""
+    while chunk := sock.recv(4096):
+        rest += chunk
+    assert rest == b"-ERR [SYS/TEMP] Autologout; idle for too long\r\n"
+    sock.close()

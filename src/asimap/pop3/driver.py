@@ -53,6 +53,9 @@ class Pop3Driver:
         self._stls_context = stls_context
         self._reader = LineReader()
         self._reader_eof = False
+        #: Set when a timeout or shutdown interrupted a SASL exchange; the
+        #: connection ends once the command has been answered.
+        self._pending_stop: str | None = None
         self.peer_host: str = pipe.peer_host
         self.tls_active: bool = pipe.tls
         self.stls_available: bool = not pipe.tls and stls_context is not None
@@ -74,7 +77,8 @@ class Pop3Driver:
         self._reader.max_line = SASL_MAX_LINE
         try:
             event = await self._next_event()
-        except _StopReading:
+        except _StopReading as stop:
+            self._pending_stop = stop.bye_text
             return None
         finally:
             self._reader.max_line = MAX_LINE
@@ -129,7 +133,10 @@ class Pop3Driver:
     async def _serve_one(self) -> bool:
         event = await self._next_event()
         if isinstance(event, Line):
-            return await self._session.handle(parse_line(event.data))
+            keep = await self._session.handle(parse_line(event.data))
+            if self._pending_stop is not None:
+                raise _StopReading(self._pending_stop)
+            return keep
         if isinstance(event, LineTooLong):
             await self.send(err(f"Line too long (limit {event.limit} octets)"))
             return True
