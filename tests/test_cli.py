@@ -51,7 +51,7 @@ def test_defaults_match_the_contract() -> None:
     assert config.enable_pop3 is False
     assert config.pop3_port == 995
     assert config.pop3_stls_port is None
-    assert config.store == "memory"
+    assert config.store == "mh"
     assert config.sentry_dsn is None
     assert config.sentry_traces_sample_rate == 0.0
 
@@ -67,7 +67,7 @@ FLAGS_AND_ENV = [
     ("--pwfile", "PWFILE", "/pw", "pwfile", Path("/pw")),
     ("--pop3-port", "POP3_PORT", "1995", "pop3_port", 1995),
     ("--pop3-stls-port", "POP3_STLS_PORT", "1110", "pop3_stls_port", 1110),
-    ("--store", "ASIMAP_STORE", "mh", "store", "mh"),
+    ("--store", "ASIMAP_STORE", "memory", "store", "memory"),
 ]
 
 

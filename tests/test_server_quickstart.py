@@ -16,10 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from asimap.config import Config
 from asimap.demo import DEMO_FOLDERS, demo_messages
 from asimap.imap.server import run
 from asimap.quickstart import prepare
+from conftest import require_tool
 
 
 def _free_port() -> int:
@@ -45,9 +48,14 @@ def test_demo_messages_cover_every_folder_with_crlf() -> None:
         assert b"\n" not in raw.replace(b"\r\n", b"")
 
 
-def test_quickstart_serves_demo_mail_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_quickstart_serves_demo_mail_and_stops_on_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port, imap_port = _free_port(), _free_port()
-    env = dict(os.environ, PORT=str(port), IMAP_PORT=str(imap_port))
+    # nmh installs its programs in /usr/bin/mh (Debian).
+    path = f"/usr/bin/mh{os.pathsep}{os.environ.get('PATH', '')}"
+    monkeypatch.setenv("PATH", path)
+    env = dict(os.environ, PORT=str(port), IMAP_PORT=str(imap_port), PATH=path)
     process = subprocess.Popen(
         [sys.executable, "-m", "asimap.quickstart", "--dir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE,
@@ -79,6 +87,20 @@ def test_quickstart_serves_demo_mail_and_stops_on_sigterm(tmp_path: Path) -> Non
             plain.login("demo", "demo")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+        # The demo mail is in MH folders that nmh reads as they are.
+        scan = require_tool("scan")
+        profile = tmp_path / "mh_profile"
+        profile.write_text(f"Path: {tmp_path / 'demo/mail/demo'}\n")
+        listed = subprocess.run(
+            [scan, "+inbox"],
+            env={"MH": str(profile), "HOME": str(tmp_path), "PATH": path},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.splitlines()
+        assert len(listed) == inbox
+        assert "Welcome to asimap" in listed[0]
     finally:
         if process.poll() is None:
             process.kill()
@@ -86,7 +108,7 @@ def test_quickstart_serves_demo_mail_and_stops_on_sigterm(tmp_path: Path) -> Non
 
 
 def test_run_reports_an_unavailable_store(tmp_path: Path) -> None:
-    config = Config(address="127.0.0.1", port=0, store="mh", pwfile=tmp_path / "pw")
+    config = Config(address="127.0.0.1", port=0, store="nosuch", pwfile=tmp_path / "pw")
     assert run(config) == 1
 
 

@@ -147,7 +147,7 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
     add(
         "--store",
         type=_argparse_type(parse_store),
-        help="mail store: memory or mh (ASIMAP_STORE; default memory)",
+        help="mail store: mh or memory (ASIMAP_STORE; default mh)",
     )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

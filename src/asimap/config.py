@@ -29,8 +29,9 @@ class Config:
     pop3_port: int = 995
     pop3_stls_port: int | None = None
     enable_mh_file_locking: bool = False
-    #: Which mail store serves accounts: "memory" for now, "mh" later.
-    store: str = "memory"
+    #: Which mail store serves accounts: "mh" (each account's maildir is an
+    #: MH root, shared with nmh) or "memory" (tests, nothing persists).
+    store: str = "mh"
     sentry_dsn: str | None = None
     sentry_traces_sample_rate: float = 0.0
     sentry_profiles_sample_rate: float = 0.0

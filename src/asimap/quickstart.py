@@ -2,10 +2,11 @@
 
 Creates (once; later runs reuse them) ``./demo/`` with a password file
 holding the account ``demo`` / ``demo`` and a self-signed certificate for
-localhost, 127.0.0.1 and ::1, then serves the demo account from the memory
-store -- seeded with real messages (:mod:`asimap.demo`) -- on 127.0.0.1:
-IMAPS on 9993 and IMAP with STARTTLS on 9143 (``PORT`` / ``IMAP_PORT``
-override them).  Nothing is written outside ``./demo/`` and no privileges
+localhost, 127.0.0.1 and ::1, then serves the demo account from the MH
+store in ``./demo/mail/demo/`` -- seeded once with real messages
+(:mod:`asimap.demo`), so nmh's ``scan +inbox`` lists them too -- on
+127.0.0.1: IMAPS on 9993 and IMAP with STARTTLS on 9143 (``PORT`` /
+``IMAP_PORT`` override them).  Nothing is written outside ``./demo/`` and no privileges
 are needed or dropped, so it runs the same as root or as a user.
 """
 
@@ -54,9 +55,16 @@ def prepare(directory: Path) -> tuple[Path, Path, Path]:
     return pwfile, cert, key
 
 
+#: Left in the demo MH root once the demo mail is in, so that a restart
+#: (the mail persists) does not add it twice.  Hidden: not a folder.
+SEEDED_MARK = ".asimap-demo-seeded"
+
+
 async def _seed(account: Account, store: Store) -> None:
-    if account.username == DEMO_USER:
+    mark = account.maildir / SEEDED_MARK
+    if account.username == DEMO_USER and not mark.exists():
         await seed_store(store)
+        mark.touch()
 
 
 def instructions(config: Config, cert: Path) -> str:
@@ -72,7 +80,10 @@ asimap quickstart is running (stop it with Ctrl-C).
   account:               {DEMO_USER}   password: {DEMO_PASSWORD}
   certificate:           {ca}  (self-signed: trust it explicitly)
 
-Mail lives in memory: changes are forgotten when the server stops.
+Mail lives in MH folders under {config.pwfile.parent / "mail" / DEMO_USER}
+(INBOX is inbox/), so nmh works on it too, e.g.:
+  echo 'Path: {config.pwfile.parent / "mail" / DEMO_USER}' > /tmp/demo_mh_profile
+  MH=/tmp/demo_mh_profile scan +inbox
 
 Try it:
 
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         cert=cert,
         key=key,
         pwfile=pwfile,
-        store="memory",
+        store="mh",
     )
     services, _registry = build_services(config, seed=_seed)
     return run(

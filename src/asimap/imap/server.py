@@ -58,11 +58,14 @@ class StoreRegistry:
     store's change feed reaches all of them (RFC 3501 section 5.2).
     """
 
-    def __init__(self, kind: str, seed: StoreSeeder | None = None) -> None:
-        if kind not in ("memory",):
-            raise ValueError(f"store {kind!r} is not available yet; use store='memory'")
+    def __init__(
+        self, kind: str, seed: StoreSeeder | None = None, *, mh_locking: bool = False
+    ) -> None:
+        if kind not in ("memory", "mh"):
+            raise ValueError(f"store {kind!r} is not available; use 'mh' or 'memory'")
         self._kind = kind
         self._seed = seed
+        self._mh_locking = mh_locking
         self._stores: dict[str, Store] = {}
         self._lock = asyncio.Lock()
 
@@ -70,13 +73,23 @@ class StoreRegistry:
         async with self._lock:
             store = self._stores.get(account.username)
             if store is None:
-                from asimap.store.memory import MemoryStore
-
-                store = MemoryStore.for_new_account()
+                store = await self._make(account)
                 if self._seed is not None:
                     await self._seed(account, store)
                 self._stores[account.username] = store
             return store
+
+    async def _make(self, account: Account) -> Store:
+        if self._kind == "mh":
+            from asimap.store.mh import MHStore
+
+            # The account's maildir is its MH root (GUIDE section 2).
+            return await MHStore.open(
+                account.maildir, locking=self._mh_locking, create=True
+            )
+        from asimap.store.memory import MemoryStore
+
+        return MemoryStore.for_new_account()
 
     async def close_all(self) -> None:
         async with self._lock:
@@ -96,7 +109,9 @@ def build_services(
     The registry is returned too, so that its stores can be closed when the
     server stops.
     """
-    registry = StoreRegistry(config.store, seed)
+    registry = StoreRegistry(
+        config.store, seed, mh_locking=config.enable_mh_file_locking
+    )
     services = Services(
         authenticator=PasswordFileAuthenticator(config.pwfile),
         open_store=registry.open,
