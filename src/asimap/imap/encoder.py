@@ -33,6 +33,7 @@ from asimap.imap.responses import (
     Atom,
     Code,
     Continuation,
+    Encoded,
     Literal,
     Literal8,
     Raw,
@@ -172,6 +173,9 @@ def _write_value(out: bytearray, value: Value, utf8: bool) -> None:
     elif isinstance(value, Literal8):
         # RFC 3516 section 4.2: literal8 = "~{" number "}" CRLF *OCTET.
         _write_literal(out, value.data, b"~")
+    elif isinstance(value, Encoded):
+        # Our own encoder's output (cached): already valid syntax.
+        out += value.data
     elif isinstance(value, Adjacent):
         for item in value.values:
             _write_value(out, item, utf8)

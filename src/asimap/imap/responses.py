@@ -24,6 +24,8 @@ Values (``Value``):
 * :class:`Raw` is trusted, pre-formatted ASCII produced by *our* code only
   (for example a FETCH item name echoing ``BODY[HEADER.FIELDS (FROM)]``);
   it is never built from unvalidated client or message bytes.
+* :class:`Encoded` is pre-encoded wire bytes produced by our own encoder,
+  written verbatim (a cached ENVELOPE or BODYSTRUCTURE).
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ class Literal8:
 
 
 @dataclass(frozen=True, slots=True)
+class Encoded:
+    """Pre-encoded wire bytes produced by our own encoder, written verbatim.
+
+    Stores cache ENVELOPE and BODYSTRUCTURE this way so that FETCH never
+    parses a message again.  They are encoded with ``utf8=False``, which
+    is valid whether or not the client enabled UTF8=ACCEPT (8-bit strings
+    then go out as literals).  Never built from anything but
+    :func:`asimap.imap.encoder.encode_value` output.
+    """
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Adjacent:
     """Values written one after another with *no* separator.
 
@@ -84,6 +100,7 @@ Value = (
     | Raw
     | Literal
     | Literal8
+    | Encoded
     | Adjacent
     | Sequence["Value"]
 )

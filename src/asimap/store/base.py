@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from asimap.imap.encoder import encode_value
+from asimap.imap.responses import Encoded
 from asimap.message.model import Message
 
 #: The system flags a store keeps (RFC 3501 section 2.3.2), minus \Recent.
@@ -99,6 +101,62 @@ class MessageInfo:
     uid: int
     internaldate: datetime  # timezone-aware
     size: int  # exactly len(raw bytes), what RFC822.SIZE reports
+
+
+#: Header fields a :class:`MessageSummary` keeps for header SEARCH and SORT
+#: (lower-cased; the common ones clients search and sort on).
+SUMMARY_HEADERS = (
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "reply-to",
+    "sender",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """What FETCH ENVELOPE/BODY/BODYSTRUCTURE/RFC822.SIZE/INTERNALDATE and
+    header SEARCH need, without the message itself.
+
+    A store may cache summaries (the MH store keeps them in its database),
+    so that a 100,000-message folder is parsed once, ever.  ``envelope``,
+    ``bodystructure`` and ``body`` are wire bytes encoded with
+    ``utf8=False`` (valid in both modes); ``headers`` maps each field of
+    :data:`SUMMARY_HEADERS` present in the message to its decoded values.
+    """
+
+    uid: int
+    size: int
+    internaldate: datetime
+    envelope: Encoded
+    bodystructure: Encoded
+    body: Encoded
+    headers: Mapping[str, tuple[str, ...]]
+
+
+def summarize(info: MessageInfo, message: Message) -> MessageSummary:
+    """Build a summary from a parsed message (what a cache stores)."""
+    headers = {
+        name: tuple(values)
+        for name in SUMMARY_HEADERS
+        if (values := message.header_values(name))
+    }
+    return MessageSummary(
+        uid=info.uid,
+        size=info.size,
+        internaldate=info.internaldate,
+        envelope=Encoded(encode_value(message.envelope(), utf8=False)),
+        bodystructure=Encoded(encode_value(message.bodystructure(True), utf8=False)),
+        body=Encoded(encode_value(message.bodystructure(False), utf8=False)),
+        headers=headers,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +267,22 @@ class Mailbox(abc.ABC):
     @abc.abstractmethod
     async def message(self, uid: int) -> Message:
         """The parsed message (cached); :class:`MessageGone` if expunged."""
+
+    async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
+        """Summaries of ``uids`` in the order given, skipping expunged ones.
+
+        This default parses each message; stores with a cache override it
+        to answer from the cache in one batch.
+        """
+        result: list[MessageSummary] = []
+        for uid in uids:
+            try:
+                info = await self.info(uid)
+                message = await self.message(uid)
+            except MessageGone:
+                continue
+            result.append(summarize(info, message))
+        return result
 
     @abc.abstractmethod
     async def append(

@@ -16,7 +16,7 @@ from asimap.imap.responses import Atom, Literal, Literal8, Raw, Value
 from asimap.imap.session.errors import bad, no
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
-from asimap.store.base import MessageInfo
+from asimap.store.base import MessageInfo, MessageSummary
 
 #: Items that belong to capabilities we do not advertise yet (CONDSTORE,
 #: PREVIEW, SAVEDATE, OBJECTID): refused with BAD until they are.
@@ -44,6 +44,18 @@ _NEEDS_MESSAGE = frozenset(
     }
 )
 _NEEDS_INFO = frozenset({FetchKind.INTERNALDATE, FetchKind.RFC822_SIZE})
+
+#: Items a :class:`~asimap.store.base.MessageSummary` answers without the
+#: message (the store may cache summaries, so they cost no parsing).
+SUMMARY_KINDS = frozenset(
+    {
+        FetchKind.INTERNALDATE,
+        FetchKind.RFC822_SIZE,
+        FetchKind.ENVELOPE,
+        FetchKind.BODY,
+        FetchKind.BODYSTRUCTURE,
+    }
+)
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
@@ -123,9 +135,12 @@ def _cut(data: bytes, partial: Partial | None) -> bytes:
 class MessageData:
     """Lazily loaded facts of one message for one FETCH response."""
 
-    def __init__(self, view: SelectedMailbox, uid: int) -> None:
+    def __init__(
+        self, view: SelectedMailbox, uid: int, summary: MessageSummary | None = None
+    ) -> None:
         self.view = view
         self.uid = uid
+        self.summary = summary
         self._info: MessageInfo | None = None
         self._message: Message | None = None
 
@@ -147,14 +162,17 @@ async def fetch_message(
     *,
     with_uid: bool,
     with_flags: bool,
+    summary: MessageSummary | None = None,
 ) -> list[Value]:
     """The item list for one message.
 
     ``with_uid`` adds UID when the command is UID FETCH (RFC 3501 6.4.8);
     ``with_flags`` adds FLAGS when this FETCH just set \\Seen (6.4.5).
+    ``summary``, when the caller loaded it in a batch, answers the
+    :data:`SUMMARY_KINDS` items without touching the message.
     Raises :class:`asimap.store.base.MessageGone` if the message vanished.
     """
-    data = MessageData(view, uid)
+    data = MessageData(view, uid, summary)
     out: list[Value] = []
     kinds = {att.kind for att in items}
     if with_uid and FetchKind.UID not in kinds:
@@ -166,12 +184,28 @@ async def fetch_message(
     return out
 
 
+def _from_summary(kind: FetchKind, summary: MessageSummary) -> list[Value]:
+    """A :data:`SUMMARY_KINDS` item from a (possibly cached) summary."""
+    if kind is FetchKind.INTERNALDATE:
+        return [Atom("INTERNALDATE"), format_internaldate(summary.internaldate)]
+    if kind is FetchKind.RFC822_SIZE:
+        return [Atom("RFC822.SIZE"), summary.size]
+    if kind is FetchKind.ENVELOPE:
+        return [Atom("ENVELOPE"), summary.envelope]
+    if kind is FetchKind.BODY:
+        return [Atom("BODY"), summary.body]
+    return [Atom("BODYSTRUCTURE"), summary.bodystructure]
+
+
 async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
     kind = att.kind
     if kind is FetchKind.UID:
         return [Atom("UID"), data.uid]
     if kind is FetchKind.FLAGS:
         return [Atom("FLAGS"), data.view.flag_list(data.uid)]
+    summary = data.summary
+    if summary is not None and kind in SUMMARY_KINDS:
+        return _from_summary(kind, summary)
     if kind is FetchKind.INTERNALDATE:
         info = await data.info()
         return [Atom("INTERNALDATE"), format_internaldate(info.internaldate)]

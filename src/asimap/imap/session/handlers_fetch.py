@@ -23,11 +23,14 @@ from asimap.imap.session import fetch
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no, store_error_response
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
-from asimap.store.base import MessageGone, StoreError, StoreMode
+from asimap.store.base import MessageGone, MessageSummary, StoreError, StoreMode
 
 #: SEARCH charsets we understand (RFC 3501 6.4.4 requires US-ASCII; all
 #: our text is Unicode internally, so UTF-8 costs nothing).
 CHARSETS = ("US-ASCII", "UTF-8")
+
+#: Messages whose summaries FETCH loads in one store call.
+SUMMARY_BATCH = 256
 
 
 async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
@@ -54,13 +57,35 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
             seen_now = {state.uid for state in result.updated}
 
     missing = False
-    for seq, uid in pairs:
+    use_summaries = any(att.kind in fetch.SUMMARY_KINDS for att in cmd.items)
+    summaries: dict[int, MessageSummary] = {}
+    for index, (seq, uid) in enumerate(pairs):
+        if use_summaries and index % SUMMARY_BATCH == 0:
+            # One store call per batch (a cache lookup for the MH store)
+            # instead of one per message; batches keep memory bounded.
+            batch = [
+                u for _, u in pairs[index : index + SUMMARY_BATCH] if u not in view.gone
+            ]
+            try:
+                found = await view.mailbox.summaries(batch)
+            except StoreError as exc:
+                raise store_error_response(exc) from exc
+            summaries = {summary.uid: summary for summary in found}
         if uid in view.gone:
             missing = True
             continue
+        summary = summaries.get(uid)
+        if use_summaries and summary is None:
+            missing = True  # expunged meanwhile
+            continue
         try:
             items = await fetch.fetch_message(
-                view, uid, cmd.items, with_uid=cmd.uid, with_flags=uid in seen_now
+                view,
+                uid,
+                cmd.items,
+                with_uid=cmd.uid,
+                with_flags=uid in seen_now,
+                summary=summary,
             )
         except MessageGone:
             missing = True

@@ -29,6 +29,7 @@ the flags; every difference bumps that message's MODSEQ.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+from asimap.imap.responses import Encoded
+from asimap.message.model import Message
 from asimap.store.base import (
     Changes,
     MailboxNotFound,
@@ -44,9 +47,11 @@ from asimap.store.base import (
     MessageGone,
     MessageInfo,
     MessageState,
+    MessageSummary,
     StoreError,
     StoreMode,
     StoreResult,
+    summarize,
 )
 from asimap.store.mh import files, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
@@ -607,6 +612,62 @@ class Core:
                 with sequences.locked(folder, self.locking):
                     self._rescan(mailbox_id, folder)
         raise MessageGone(f"Message UID {uid} no longer exists")
+
+    def summaries(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageSummary]:
+        """Summaries from the cache; messages not cached yet are parsed once
+        here (on the worker thread) and cached for good."""
+        wanted = list(dict.fromkeys(uids))
+        found: dict[int, MessageSummary] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                "SELECT m.uid, m.size, m.internaldate, m.tz_minutes, s.envelope, "
+                "s.bodystructure, s.body, s.headers FROM messages m "
+                "JOIN summaries s ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
+                f"WHERE m.mailbox_id=? AND m.uid IN ({marks})",
+                (mailbox_id, *chunk),
+            ):
+                uid, size, seconds, tz, envelope, structure, body, headers = row
+                found[uid] = MessageSummary(
+                    uid=uid,
+                    size=size,
+                    internaldate=to_datetime(seconds, tz),
+                    envelope=Encoded(envelope),
+                    bodystructure=Encoded(structure),
+                    body=Encoded(body),
+                    headers={k: tuple(v) for k, v in json.loads(headers).items()},
+                )
+        missing = [uid for uid in wanted if uid not in found]
+        fresh: list[MessageSummary] = []
+        for uid in missing:
+            try:
+                info = self.info(mailbox_id, uid)
+                summary = summarize(info, Message(self.read(mailbox_id, uid)))
+            except MessageGone:
+                continue
+            found[uid] = summary
+            fresh.append(summary)
+        if fresh:
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
+                    "bodystructure, body, headers) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            mailbox_id,
+                            summary.uid,
+                            summary.envelope.data,
+                            summary.bodystructure.data,
+                            summary.body.data,
+                            json.dumps(
+                                {k: list(v) for k, v in summary.headers.items()}
+                            ),
+                        )
+                        for summary in fresh
+                    ],
+                )
+        return [found[uid] for uid in wanted if uid in found]
 
     # -- writing ---------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from asimap.store.base import (
     MessageGone,
     MessageInfo,
     MessageState,
+    MessageSummary,
     StoreMode,
     StoreResult,
 )
@@ -131,6 +132,14 @@ class MHMailbox(Mailbox):
         while len(self._messages) > MESSAGE_CACHE:
             self._messages.popitem(last=False)
         return message
+
+    async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
+        """From the database cache: FETCH ENVELOPE/BODYSTRUCTURE of a big
+        folder never parses a message file twice (GUIDE section 8)."""
+        wanted = list(uids)
+        return await self._store.call(
+            lambda: self._store.core.summaries(self.mailbox_id, wanted)
+        )
 
     # -- changing ------------------------------------------------------------
 
