@@ -600,4 +600,3 @@ class ParseError:
     tag: str | None
     message: str
     command: str | None = None
-
