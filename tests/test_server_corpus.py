@@ -259,7 +259,7 @@ class Strict:
         char = self.peek()
         if char == ord("("):
             self.pos += 1
-            items = []
+            items: list[Any] = []
             while self.peek() != ord(")"):
                 if items:
                     self.expect(b" ")
