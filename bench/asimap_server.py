@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -54,9 +54,13 @@ class AsimapServer:
         *,
         store: str = "memory",
         hash_iterations: int | None = None,
+        maildirs: Mapping[str, Path] | None = None,
     ) -> None:
         self.users = list(users)
         self.store = store
+        #: Per-user maildir (an MH root with ``store="mh"``) to serve as is;
+        #: users not named get an empty one under the temp dir.
+        self.maildirs = dict(maildirs or {})
         self.hash_iterations = hash_iterations
         self.host = "127.0.0.1"
         self.port = 0
@@ -90,7 +94,8 @@ class AsimapServer:
                 if self.hash_iterations is None
                 else make_password(creds.password, self.hash_iterations)
             )
-            lines.append(f"{creds.user}:{hashed}:mail/{creds.user}")
+            maildir = self.maildirs.get(creds.user, Path("mail") / creds.user)
+            lines.append(f"{creds.user}:{hashed}:{maildir}")
         (root / "pwfile").write_text("\n".join(lines) + "\n")
         self.port = free_port()
         self.tls_port = free_port()
