@@ -54,6 +54,10 @@ def test_defaults_match_the_contract() -> None:
     assert config.store == "mh"
     assert config.sentry_dsn is None
     assert config.sentry_traces_sample_rate == 0.0
+    assert config.workers is True
+    assert config.worker_linger == 1800
+    assert config.max_workers == 1000
+    assert config.allow_root_mail is False
 
 
 FLAGS_AND_ENV = [
@@ -68,6 +72,9 @@ FLAGS_AND_ENV = [
     ("--pop3-port", "POP3_PORT", "1995", "pop3_port", 1995),
     ("--pop3-stls-port", "POP3_STLS_PORT", "1110", "pop3_stls_port", 1110),
     ("--store", "ASIMAP_STORE", "memory", "store", "memory"),
+    ("--workers", "WORKERS", "off", "workers", False),
+    ("--worker-linger", "WORKER_LINGER", "2.5", "worker_linger", 2.5),
+    ("--max-workers", "MAX_WORKERS", "7", "max_workers", 7),
 ]
 
 
@@ -101,6 +108,7 @@ def test_dotenv_path_can_be_disabled(tmp_path: Path) -> None:
     ("--enable-pop3", "ENABLE_POP3", "enable_pop3"),
     (None, "ENABLE_MH_FILE_LOCKING", "enable_mh_file_locking"),
     (None, "SENTRY_ASYNCIO_TASK_SPANS", "sentry_asyncio_task_spans"),
+    ("--allow-root-mail", "ALLOW_ROOT_MAIL", "allow_root_mail"),
 ])  # fmt: skip
 def test_booleans(flag: str | None, var: str, field: str) -> None:
     for value in ("1", "true", "TRUE", "Yes", " yes "):
@@ -146,6 +154,11 @@ def test_empty_env_value_means_unset() -> None:
         ({"POP3_PORT": "-1"}, "POP3_PORT"),
         ({"IMAP_PORT": "1e3"}, "IMAP_PORT"),
         ({"ASIMAP_STORE": "maildir"}, "ASIMAP_STORE"),
+        ({"WORKERS": "sometimes"}, "WORKERS"),
+        ({"WORKER_LINGER": "-1"}, "WORKER_LINGER"),
+        ({"WORKER_LINGER": "inf"}, "WORKER_LINGER"),
+        ({"MAX_WORKERS": "0"}, "MAX_WORKERS"),
+        ({"MAX_WORKERS": "many"}, "MAX_WORKERS"),
     ],
 )
 def test_bad_env_values(env: dict[str, str], message: str) -> None:
@@ -155,7 +168,15 @@ def test_bad_env_values(env: dict[str, str], message: str) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--port=abc"], ["--port", "65536"], ["--store=maildir"], ["--bogus"], ["x"]],
+    [
+        ["--port=abc"],
+        ["--port", "65536"],
+        ["--store=maildir"],
+        ["--workers=maybe"],
+        ["--max-workers=0"],
+        ["--bogus"],
+        ["x"],
+    ],
 )
 def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -235,3 +256,14 @@ def test_version_and_help_as_a_real_process(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "ENABLE_POP3" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("on", True), ("OFF", False), ("1", True), ("no", False), ("", True)],
+)
+def test_workers_switch_spellings(value: str, expected: bool) -> None:
+    """``on``/``off`` or a boolean; an empty WORKERS= means "not set"."""
+    assert load_config([], {"WORKERS": value}).workers is expected
+    if value:
+        assert load_config([f"--workers={value}"], {}).workers is expected

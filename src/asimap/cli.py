@@ -70,6 +70,38 @@ def parse_rate(name: str, value: str) -> float:
     return rate
 
 
+def parse_switch(name: str, value: str) -> bool:
+    """``on``/``off`` (``--workers=off``), or any boolean spelling."""
+    folded = value.strip().lower()
+    if folded == "on":
+        return True
+    if folded == "off":
+        return False
+    return parse_bool(name, value)
+
+
+def parse_seconds(name: str, value: str) -> float:
+    """A non-negative duration in seconds (``--worker-linger``)."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: not a number of seconds: {value!r}") from None
+    if not 0.0 <= seconds < float("inf"):
+        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+    return seconds
+
+
+def parse_count(name: str, value: str) -> int:
+    """A positive whole number (``--max-workers``)."""
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: not a whole number: {value!r}") from None
+    if count < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {count}")
+    return count
+
+
 def parse_store(name: str, value: str) -> str:
     store = value.strip().lower()
     if store not in STORES:
@@ -149,6 +181,32 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         type=_argparse_type(parse_store),
         help="mail store: mh or memory (ASIMAP_STORE; default mh)",
     )
+    add(
+        "--workers",
+        type=_argparse_type(parse_switch),
+        metavar="on|off",
+        help="one worker process per user (WORKERS; default on); off serves "
+        "everyone in the main process",
+    )
+    add(
+        "--worker-linger",
+        type=_argparse_type(parse_seconds),
+        metavar="SECONDS",
+        help="how long a worker outlives its user's last connection "
+        "(WORKER_LINGER; default 1800)",
+    )
+    add(
+        "--max-workers",
+        type=_argparse_type(parse_count),
+        metavar="N",
+        help="most worker processes at once (MAX_WORKERS; default 1000)",
+    )
+    add(
+        "--allow-root-mail",
+        action="store_true",
+        default=None,
+        help="let a worker serve a mail root owned by root (ALLOW_ROOT_MAIL)",
+    )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -220,6 +278,18 @@ def load_config(
             d.enable_mh_file_locking,
         ),
         store=pick(setting(args.store, "ASIMAP_STORE", parse_store), d.store),
+        workers=pick(setting(args.workers, "WORKERS", parse_switch), d.workers),
+        worker_linger=pick(
+            setting(args.worker_linger, "WORKER_LINGER", parse_seconds),
+            d.worker_linger,
+        ),
+        max_workers=pick(
+            setting(args.max_workers, "MAX_WORKERS", parse_count), d.max_workers
+        ),
+        allow_root_mail=pick(
+            setting(args.allow_root_mail, "ALLOW_ROOT_MAIL", parse_bool),
+            d.allow_root_mail,
+        ),
         sentry_dsn=setting(None, "SENTRY_DSN", text),
         sentry_traces_sample_rate=pick(
             setting(None, "SENTRY_TRACES_SAMPLE_RATE", parse_rate),

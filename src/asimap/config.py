@@ -40,4 +40,14 @@ class Config:
     max_connections: int = 1000
     idle_timeout_authenticated: float = 30 * 60
     idle_timeout_unauthenticated: float = 60
+    #: One worker process per user (``--workers``/``WORKERS``); off serves
+    #: every user in the main process (tests, benchmarks' baseline).
+    workers: bool = True
+    #: Seconds a worker stays after its user's last connection closed.
+    worker_linger: float = 30 * 60
+    #: Most workers alive at once; a login beyond it is refused for now.
+    max_workers: int = 1000
+    #: Run as root, a worker takes the identity of its mail root's owner;
+    #: a root-owned mail root is refused unless this is set.
+    allow_root_mail: bool = False
     extra: dict[str, str] = field(default_factory=dict)
