@@ -116,6 +116,8 @@ class Pipe(asyncio.Protocol):
         self._data_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        #: Set by :meth:`detach`: this pipe no longer reads for its driver.
+        self._detached = False
 
     # asyncio.Protocol callbacks ------------------------------------------
 
@@ -240,6 +242,26 @@ class Pipe(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self._transport
+
+    def detach(self) -> bytes:
+        """Stop reading for good and return the bytes received but not read.
+
+        Used when the connection moves to a worker process: what the
+        kernel still holds stays in the socket (for a plain connection the
+        worker reads it there; for TLS the relay takes the transport over).
+        """
+        self._detached = True
+        self._reading_paused = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._queued = 0
+        return data
+
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
@@ -247,6 +269,8 @@ class Pipe(asyncio.Protocol):
     # internals -------------------------------------------------------------
 
     def _maybe_resume_reading(self) -> None:
+        if self._detached:
+            return
         if self._reading_paused and self._queued <= RECEIVE_HIGH_WATER // 4:
             self._reading_paused = False
             if self._transport is not None and not self._transport.is_closing():
@@ -273,18 +297,26 @@ class ConnectionDriver:
         timeouts: Timeouts,
         starttls_context: ssl.SSLContext | None = None,
         tracer: Tracer = NULL_TRACER,
+        unparsed: bytes = b"",
     ) -> None:
         """``tracer`` sees every byte both ways (``--trace``); the caller
-        has already told it ``on_connect``, the driver tells it the rest."""
+        has already told it ``on_connect``, the driver tells it the rest.
+        ``unparsed`` is client input read before this driver existed (a
+        connection handed to a worker with commands pipelined after LOGIN);
+        it is parsed before anything read from the pipe."""
         self._pipe = pipe
         self._tracer = tracer
         self._limits = limits
         self._timeouts = timeouts
         self._starttls_context = starttls_context
         self._reader = CommandReader(limits, literal_plus=True)
+        if unparsed:
+            self._tracer.on_client_bytes(unparsed)
+            self._reader.feed(unparsed)
         self._reader_eof = False
         self._utf8 = False
         self._authenticated = False
+        self._detached = False
         self._current: commands.Command | None = None
         self._pending_bye: str | None = None
         self._broken = False
@@ -349,10 +381,31 @@ class ConnectionDriver:
         after the running command otherwise."""
         self._pipe.interrupt(bye_text)
 
-    async def run(self) -> None:
-        """Serve the connection until it ends; never raises."""
+    def detach(self) -> tuple[Pipe, bytes]:
+        """Give the connection up to a new owner (the user's worker process).
+
+        Called by the handoff while the session handles LOGIN/AUTHENTICATE:
+        returns the pipe (reading stopped) and every client byte received
+        but not parsed yet -- commands pipelined after the login, which the
+        new owner must run.  The driver then ends without closing the pipe.
+        """
+        self._detached = True
+        unparsed = self._reader.take_unprocessed() + self._pipe.detach()
+        return self._pipe, unparsed
+
+    async def run(self, first_command: commands.Command | None = None) -> None:
+        """Serve the connection until it ends; never raises.
+
+        ``first_command`` replaces the greeting: a worker that takes over a
+        connection runs the LOGIN the main process already answered for
+        (see :mod:`asimap.worker.child`), so its tagged OK is the first
+        thing this driver sends.
+        """
         try:
-            await self.send(self._session.greeting())
+            if first_command is None:
+                await self.send(self._session.greeting())
+            elif not await self._run_command(first_command):
+                return
             while await self._serve_one():
                 pass
         except _StopReading as stop:
@@ -487,7 +540,8 @@ class ConnectionDriver:
             await self._session.close()
         except Exception:
             log.exception("%s: error while closing the session", self.peer_host)
-        self._pipe.close()
+        if not self._detached:
+            self._pipe.close()
         self._tracer.on_close()
 
 

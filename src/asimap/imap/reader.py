@@ -268,6 +268,20 @@ class CommandReader:
             self._state = _State.LINE
         return count
 
+    def take_unprocessed(self) -> bytes:
+        """Remove and return the input not yet turned into events.
+
+        Only at a command boundary (right after a command frame, the
+        moment a connection moves to a worker process): the bytes are whole
+        commands the client pipelined, and the new owner's reader starts
+        from them exactly where this one stopped.
+        """
+        if self._state is not _State.LINE or not self._at_boundary():
+            raise RuntimeError("not at a command boundary")
+        data = bytes(self._buf)
+        self._consume(len(self._buf))
+        return data
+
     def set_raw_line_mode(self, on: bool) -> None:
         """While on, each line at a command boundary is a RawLine event."""
         self._raw = on

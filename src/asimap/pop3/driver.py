@@ -25,7 +25,7 @@ import ssl
 
 from asimap.imap.driver import Pipe, Timeouts, _StopReading
 from asimap.imap.session.services import Services
-from asimap.pop3.commands import parse_line
+from asimap.pop3.commands import Command, parse_line
 from asimap.pop3.reader import MAX_LINE, Eof, Line, LineReader, LineTooLong
 from asimap.pop3.responses import Code, err
 from asimap.pop3.session import Pop3Session
@@ -47,12 +47,18 @@ class Pop3Driver:
         *,
         timeouts: Timeouts,
         stls_context: ssl.SSLContext | None = None,
+        unparsed: bytes = b"",
     ) -> None:
+        """``unparsed``: client input read before this driver existed (a
+        connection handed to a worker with commands pipelined after PASS
+        or AUTH, RFC 2449 PIPELINING); it is read before the pipe."""
         self._pipe = pipe
         self._timeouts = timeouts
         self._stls_context = stls_context
         self._reader = LineReader()
+        self._reader.feed(unparsed)
         self._reader_eof = False
+        self._detached = False
         #: Set when a timeout or shutdown interrupted a SASL exchange; the
         #: connection ends once the command has been answered.
         self._pending_stop: str | None = None
@@ -108,10 +114,26 @@ class Pop3Driver:
         the running command otherwise.  Nothing is committed."""
         self._pipe.interrupt(bye_text)
 
-    async def run(self) -> None:
-        """Serve the connection until it ends; never raises."""
+    def detach(self) -> tuple[Pipe, bytes]:
+        """Give the connection up to the user's worker process: the pipe
+        (reading stopped) and the client bytes received but not yet read.
+        The driver then ends without closing the pipe."""
+        self._detached = True
+        unparsed = self._reader.take_unprocessed() + self._pipe.detach()
+        return self._pipe, unparsed
+
+    async def run(self, first_command: Command | None = None) -> None:
+        """Serve the connection until it ends; never raises.
+
+        ``first_command`` replaces the greeting: a worker taking over a
+        connection runs the login the main process already accepted, so
+        its ``+OK`` (with the maildrop's size) is the first line it sends.
+        """
         try:
-            await self.send(self._session.greeting())
+            if first_command is None:
+                await self.send(self._session.greeting())
+            elif not await self._session.handle(first_command):
+                return
             while await self._serve_one():
                 pass
         except _StopReading as stop:
@@ -126,7 +148,8 @@ class Pop3Driver:
                 await self._session.close()
             except Exception:
                 log.exception("%s: error while closing a pop3 session", self.peer_host)
-            self._pipe.close()
+            if not self._detached:
+                self._pipe.close()
 
     # internals ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from asimap.imap.session.services import HandoffRefused, HandoffRequest
 from asimap.pop3 import commands as c
 from asimap.pop3.capabilities import capabilities, may_authenticate
 from asimap.pop3.context import Context
@@ -108,6 +109,19 @@ async def login(ctx: Context, username: str, password: str) -> bytes:
     )
     if account is None:
         raise Pop3Error(FAILED, Code.AUTH)
+    handoff = ctx.services.handoff
+    if handoff is not None:
+        # Worker mode: the user's worker sends the +OK and serves the
+        # TRANSACTION and UPDATE states; this session ends silently.
+        try:
+            await handoff(ctx.io, HandoffRequest("pop3", account))
+        except HandoffRefused as exc:
+            raise Pop3Error(str(exc), Code.SYS_TEMP) from None
+        ctx.account, ctx.state = account, State.UPDATE
+        log.info(
+            "pop3 login %s from %s: handed to its worker", username, ctx.io.peer_host
+        )
+        return b""
     try:
         store = await ctx.services.open_store(account)
         maildrop = await Maildrop.snapshot(await store.mailbox("INBOX"))

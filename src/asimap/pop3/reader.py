@@ -73,6 +73,13 @@ class LineReader:
         self._skipping = False
         return dropped
 
+    def take_unprocessed(self) -> bytes:
+        """Remove and return the unread bytes (pipelined commands), for the
+        worker process that takes the connection over after login."""
+        data = b"" if self._skipping else bytes(self._buffer)
+        self.discard_buffered()
+        return data
+
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed."""
         while True:

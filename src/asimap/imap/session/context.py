@@ -29,6 +29,8 @@ class Context:
     selected: SelectedMailbox | None = None
     #: Capabilities the client turned on with ENABLE (RFC 5161).
     enabled: set[str] = field(default_factory=set)
+    #: What the client said about itself in ID (RFC 2971), for logs.
+    client_id: tuple[tuple[str, str | None], ...] | None = None
 
     def require_store(self) -> Store:
         """The account's store; only called in authenticated states."""

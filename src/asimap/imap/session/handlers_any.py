@@ -39,7 +39,9 @@ async def handle_logout(ctx: Context, cmd: c.Logout) -> Tagged:
 
 
 async def handle_id(ctx: Context, cmd: c.Id) -> Tagged:
-    """RFC 2971: we tell who we are whatever the client says."""
+    """RFC 2971: we tell who we are whatever the client says; what it
+    says is kept for the logs (a worker learns it at handoff)."""
+    ctx.client_id = cmd.parameters
     info: list[Value] = ["name", ctx.services.server_name, "version", __version__]
     await ctx.io.send(Untagged((Atom("ID"), info)))
     return Tagged(cmd.tag, Status.OK, "ID completed")

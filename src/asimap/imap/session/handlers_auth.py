@@ -14,11 +14,13 @@ from __future__ import annotations
 import binascii
 import logging
 
+from asimap.auth.account import Account
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Code, Continuation, Status, Tagged
 from asimap.imap.session.capabilities import MECHANISMS, capabilities
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no
+from asimap.imap.session.services import Handoff, HandoffRefused, HandoffRequest
 from asimap.imap.session.state import SessionState
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def _require_privacy(ctx: Context) -> None:
         raise no("Plaintext authentication disallowed", "PRIVACYREQUIRED")
 
 
-async def handle_login(ctx: Context, cmd: c.Login) -> Tagged:
+async def handle_login(ctx: Context, cmd: c.Login) -> Tagged | None:
     _require_privacy(ctx)
     try:
         username = cmd.username.decode("utf-8")
@@ -58,7 +60,7 @@ async def handle_login(ctx: Context, cmd: c.Login) -> Tagged:
     return await _authenticate(ctx, cmd.tag, username, password)
 
 
-async def handle_authenticate(ctx: Context, cmd: c.Authenticate) -> Tagged:
+async def handle_authenticate(ctx: Context, cmd: c.Authenticate) -> Tagged | None:
     _require_privacy(ctx)
     mechanism = cmd.mechanism.upper()
     if mechanism not in MECHANISMS:
@@ -130,12 +132,18 @@ def _parse_plain(message: bytes) -> tuple[str, str]:
     return authcid, passwd
 
 
-async def _authenticate(ctx: Context, tag: str, username: str, password: str) -> Tagged:
+async def _authenticate(
+    ctx: Context, tag: str, username: str, password: str
+) -> Tagged | None:
     account = await ctx.services.authenticator.authenticate(
         username, password, ctx.io.peer_host
     )
     if account is None:
         raise CommandFailed(Status.NO, _FAILED, Code("AUTHENTICATIONFAILED"))
+    handoff = ctx.services.handoff
+    if handoff is not None:
+        await _hand_off(ctx, handoff, tag, account)
+        return None
     ctx.store = await ctx.services.open_store(account)
     ctx.account = account
     ctx.state = SessionState.AUTHENTICATED
@@ -144,3 +152,20 @@ async def _authenticate(ctx: Context, tag: str, username: str, password: str) ->
     # clients need not ask again (RFC 3501 section 7.1, CAPABILITY code).
     code = Code("CAPABILITY", tuple(Atom(name) for name in capabilities(ctx)))
     return Tagged(tag, Status.OK, "Logged in", code)
+
+
+async def _hand_off(ctx: Context, handoff: Handoff, tag: str, account: Account) -> None:
+    """Worker mode: the user's worker answers the tagged OK and serves the
+    connection from now on; this session ends without another word."""
+    request = HandoffRequest("imap", account, tag, ctx.client_id)
+    try:
+        await handoff(ctx.io, request)
+    except HandoffRefused as exc:
+        # RFC 5530: UNAVAILABLE -- a temporary failure, try again later.
+        raise CommandFailed(Status.NO, str(exc), Code("UNAVAILABLE")) from None
+    ctx.account = account
+    ctx.state = SessionState.LOGOUT
+    log.info(
+        "login %s from %s: handed to its worker", account.username, ctx.io.peer_host
+    )
+    return None

@@ -9,10 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from asimap.auth.account import Account, Authenticator
 from asimap.imap.limits import DEFAULT_LIMITS, Limits
 from asimap.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRequest:
+    """A connection that just logged in, to be served by the user's worker.
+
+    The connection itself (socket, unparsed input) is taken from the
+    session's I/O object by the handoff function; this is what the session
+    knows: who logged in, the tag to answer (IMAP), and the client's ID
+    parameters (RFC 2971) for the worker's logs.
+    """
+
+    protocol: Literal["imap", "pop3"]
+    account: Account
+    tag: str | None = None
+    client_id: tuple[tuple[str, str | None], ...] | None = None
+
+
+class HandoffRefused(Exception):
+    """No worker can take the connection now (too many workers, or one
+    could not start); the login is answered ``NO [UNAVAILABLE]`` (RFC 5530)
+    or ``-ERR [SYS/TEMP]`` (RFC 3206) and the client may try again."""
+
+
+#: Hands a logged-in connection to the user's worker process: called with
+#: the session's I/O object and the request; returns once the worker owns
+#: the connection (the main session then ends without another word), or
+#: raises :class:`HandoffRefused` before taking anything.
+Handoff = Callable[[object, HandoffRequest], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +56,7 @@ class Services:
     #: Whether LOGIN/AUTHENTICATE may be used without TLS.  Never True in
     #: production; tests of plaintext behaviour set it explicitly.
     allow_plaintext_auth: bool = False
+    #: Set in the main process of worker mode (``asimap.worker``): after
+    #: LOGIN/AUTHENTICATE (POP3 PASS/AUTH) the connection goes to the
+    #: user's worker instead of opening a store here.  None = serve here.
+    handoff: Handoff | None = None
