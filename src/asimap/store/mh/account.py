@@ -28,7 +28,7 @@ from asimap.store.base import (
     OperationNotPermitted,
 )
 from asimap.store.memory import NEW_ACCOUNT_FOLDERS, SPECIAL_USE
-from asimap.store.mh import sequences
+from asimap.store.mh import files, sequences
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import next_uidvalidity, transaction
 from asimap.store.mh.importer import import_legacy
@@ -58,6 +58,8 @@ class Account(Core):
         locking: bool,
     ) -> None:
         super().__init__(conn, root, unseen, locking)
+        #: Folders already swept of temporary files by this process.
+        self._swept: set[str] = set()
 
     # -- setting up ----------------------------------------------------------
 
@@ -171,6 +173,12 @@ class Account(Core):
         folder = folder_path(self.root, name)
         if not folder.is_dir() or folder.is_symlink() or name in self._noselect():
             raise MailboxNotFound(f"Mailbox {name} does not exist")
+        if name not in self._swept:
+            # A worker killed between writing a temporary file and linking
+            # it leaves the file behind; it is never a message (files.py).
+            # One worker serves an account, so none of ours is in flight.
+            files.remove_temporary_files(folder)
+            self._swept.add(name)
         row = self.conn.execute(
             "SELECT id, uidvalidity FROM mailboxes WHERE name=?", (name,)
         ).fetchone()

@@ -92,6 +92,23 @@ def write_temp(folder: Path, data: bytes, mtime_ns: int | None = None) -> Path:
     return temp
 
 
+def remove_temporary_files(folder: Path) -> int:
+    """Remove our leftover ``.asimap-tmp-*`` files (a crash's only trace);
+    returns how many.  Never touches anything else in the folder."""
+    removed = 0
+    try:
+        entries = os.scandir(folder)
+    except FileNotFoundError:
+        return 0
+    with entries:
+        stale = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+    return removed
+
+
 def claim_number(folder: Path, source: Path, start: int) -> int:
     """Hard-link ``source`` as the first free number >= ``start``.
 
