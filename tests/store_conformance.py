@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 
 from asimap.store.base import (
+    METADATA_MAX_ENTRIES,
+    METADATA_MAX_VALUE,
     InvalidMailboxName,
     Mailbox,
     MailboxEntry,
@@ -35,6 +37,8 @@ from asimap.store.base import (
     MailboxHasChildren,
     MailboxNotFound,
     MessageGone,
+    MetadataTooLarge,
+    MetadataTooMany,
     OperationNotPermitted,
     Store,
     StoreError,
@@ -949,3 +953,66 @@ class StoreConformance:
                 if now == modseq:
                     assert (changes.changed, changes.expunged) == ((), ())
             snapshots.append((now, current))
+
+    # -- METADATA (RFC 5464) -----------------------------------------------------
+
+    async def test_metadata_set_get_and_remove(
+        self, store_factory: StoreFactory
+    ) -> None:
+        store = await store_factory()
+        assert await store.get_metadata("INBOX") == {}
+        assert await store.get_metadata("") == {}
+        await store.set_metadata(
+            "INBOX", {"/private/comment": b"mine", "/shared/comment": b"a\x00b"}
+        )
+        await store.set_metadata("", {"/shared/admin": b"mailto:x@example.org"})
+        assert await store.get_metadata("INBOX") == {
+            "/private/comment": b"mine",
+            "/shared/comment": b"a\x00b",
+        }
+        assert await store.get_metadata("") == {
+            "/shared/admin": b"mailto:x@example.org"
+        }
+        assert await store.get_metadata("Junk") == {}
+        await store.set_metadata(
+            "INBOX", {"/private/comment": None, "/private/nothing": None}
+        )
+        assert await store.get_metadata("INBOX") == {"/shared/comment": b"a\x00b"}
+        # Limits: refused as a whole, nothing changed.
+        with pytest.raises(MetadataTooLarge):
+            await store.set_metadata(
+                "INBOX",
+                {"/private/ok": b"x", "/private/big": b"y" * (METADATA_MAX_VALUE + 1)},
+            )
+        many = {f"/shared/n{i}": b"v" for i in range(METADATA_MAX_ENTRIES)}
+        with pytest.raises(MetadataTooMany):
+            await store.set_metadata("INBOX", many)
+        assert await store.get_metadata("INBOX") == {"/shared/comment": b"a\x00b"}
+        many.pop("/shared/n0")
+        await store.set_metadata("INBOX", many)
+        assert len(await store.get_metadata("INBOX")) == METADATA_MAX_ENTRIES
+        with pytest.raises(MailboxNotFound):
+            await store.get_metadata("nosuch")
+        with pytest.raises(MailboxNotFound):
+            await store.set_metadata("nosuch", {"/shared/comment": b"x"})
+
+    async def test_metadata_follows_rename_and_dies_with_delete(
+        self, store_factory: StoreFactory
+    ) -> None:
+        store = await store_factory()
+        await store.create("a/b")
+        await store.set_metadata("a/b", {"/private/comment": b"b"})
+        await store.set_metadata("a", {"/private/comment": b"a"})
+        await store.rename("a", "c")
+        assert await store.get_metadata("c/b") == {"/private/comment": b"b"}
+        assert await store.get_metadata("c") == {"/private/comment": b"a"}
+        await store.delete("c/b")
+        await store.create("c/b")
+        assert await store.get_metadata("c/b") == {}
+        # c keeps inferiors and becomes \Noselect: its entries go.
+        await store.create("c/b/d")
+        await store.delete("c")
+        with pytest.raises(MailboxNotFound):
+            await store.get_metadata("c")
+        await store.create("c")
+        assert await store.get_metadata("c") == {}

@@ -95,10 +95,11 @@ async def test_list_forms() -> None:
         S1 g OK List completed
         C1 h LIST "" "nothing*"
         S1 h OK List completed
+        # Extended forms (RFC 5258): tests/test_ext_list_extended.py.
         C1 i LIST (SUBSCRIBED) "" "*"
-        S1 i BAD Extended LIST is not supported
+        S1 i OK List completed
         C1 j LIST "" ("a" "b")
-        S1 j BAD Extended LIST is not supported
+        S1 j OK List completed
         """
     )
 
@@ -144,7 +145,7 @@ async def test_status_and_namespace() -> None:
         S1 c OK Status completed
         C1 d STATUS nosuch (MESSAGES)
         S1 d NO [NONEXISTENT] %*
-        C1 e STATUS INBOX (SIZE)
+        C1 e STATUS INBOX (APPENDLIMIT)
         S1 e BAD Unsupported STATUS item
         C1 f NAMESPACE
         S1 * NAMESPACE (("" "/")) NIL NIL

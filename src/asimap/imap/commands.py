@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import enum
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 # --------------------------------------------------------------------------
@@ -419,6 +419,11 @@ class List(Command):
     select_options: tuple[str, ...] = ()
     return_options: tuple[str, ...] = ()
     return_status: tuple[str, ...] = ()
+    #: True for any extended form (options, even empty ones, or a
+    #: parenthesised pattern list): RFC 5258 section 3 then forbids the
+    #: empty-pattern "return the delimiter" special case.  Not compared, so
+    #: ``List(tag, ref, pats)`` still equals a parsed basic LIST.
+    extended: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,6 +592,32 @@ class Compress(Command):
     """RFC 4978 COMPRESS mechanism."""
 
     mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata(Command):
+    """RFC 5464 section 4.2: GETMETADATA [options] mailbox entries.
+
+    ``entries`` are the entry names as sent (ASCII, validated by the
+    parser); ``maxsize`` is the MAXSIZE option, ``depth`` the DEPTH option
+    (``0``, ``1`` or ``-1`` for ``infinity``).
+    """
+
+    mailbox: bytes
+    entries: tuple[str, ...]
+    maxsize: int | None = None
+    depth: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata(Command):
+    """RFC 5464 section 4.3: SETMETADATA mailbox (entry value ...).
+
+    A value of None (NIL) removes the entry.
+    """
+
+    mailbox: bytes
+    values: tuple[tuple[str, bytes | None], ...]
 
 
 @dataclass(frozen=True, slots=True)

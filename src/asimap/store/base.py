@@ -77,6 +77,51 @@ class MessageGone(StoreError):
     """The UID was expunged meanwhile (FETCH of it answers NO/omits it)."""
 
 
+class NotSupported(StoreError):
+    """This store does not offer the operation (NO [CANNOT])."""
+
+
+class MetadataTooLarge(StoreError):
+    """A metadata value exceeds :data:`METADATA_MAX_VALUE` (RFC 5464
+    section 4.3: NO [METADATA MAXSIZE n])."""
+
+
+class MetadataTooMany(StoreError):
+    """A mailbox would hold more than :data:`METADATA_MAX_ENTRIES` entries
+    (RFC 5464 section 4.3: NO [METADATA TOOMANY])."""
+
+
+#: Largest metadata value in octets (RFC 5464 lets a server choose; 64 KiB
+#: is also the largest non-APPEND literal the reader accepts).
+METADATA_MAX_VALUE = 64 * 1024
+
+#: Most metadata entries per mailbox, and for the server (mailbox "").
+METADATA_MAX_ENTRIES = 100
+
+
+def apply_metadata_changes(
+    current: Mapping[str, bytes], changes: Mapping[str, bytes | None]
+) -> dict[str, bytes]:
+    """The entries after ``changes`` (None removes), within the limits.
+
+    Shared by every store so that the limits are the same everywhere;
+    raises before anything is changed, so SETMETADATA is all or nothing.
+    """
+    result = dict(current)
+    for entry, value in changes.items():
+        if value is None:
+            result.pop(entry, None)
+            continue
+        if len(value) > METADATA_MAX_VALUE:
+            raise MetadataTooLarge(
+                f"Metadata values are limited to {METADATA_MAX_VALUE} octets"
+            )
+        result[entry] = bytes(value)
+    if len(result) > METADATA_MAX_ENTRIES and len(result) > len(current):
+        raise MetadataTooMany(f"At most {METADATA_MAX_ENTRIES} metadata entries")
+    return result
+
+
 class StoreMode(enum.Enum):
     """How :meth:`Mailbox.store` changes flags."""
 
@@ -366,6 +411,26 @@ class Store(abc.ABC):
         Opening the same name twice returns objects that see each other's
         changes (normally the same object).
         """
+
+    async def get_metadata(self, mailbox: str) -> dict[str, bytes]:
+        """Every metadata entry of ``mailbox`` (RFC 5464), ``""`` being the
+        server's own entries.
+
+        Entry names are lower-case and begin with ``/private/`` or
+        ``/shared/``.  :class:`MailboxNotFound` for a mailbox that cannot be
+        opened.  Stores without metadata keep this default.
+        """
+        raise NotSupported("This store does not keep metadata")
+
+    async def set_metadata(
+        self, mailbox: str, changes: Mapping[str, bytes | None]
+    ) -> None:
+        """Apply ``changes`` to ``mailbox``'s entries (None removes one),
+        all or nothing, within the limits of :func:`apply_metadata_changes`.
+
+        RENAME carries a mailbox's entries along; DELETE drops them.
+        """
+        raise NotSupported("This store does not keep metadata")
 
     async def close(self) -> None:
         """Release resources (file watchers, database handles)."""

@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -40,6 +40,7 @@ from asimap.store.base import (
     Store,
     StoreMode,
     StoreResult,
+    apply_metadata_changes,
 )
 from asimap.store.names import (
     INBOX,
@@ -152,6 +153,9 @@ class MemoryMailbox(Mailbox):
         self._unclaimed_recent: set[int] = set()
         self._spelling: dict[str, str] = {}
         self._changed = asyncio.Event()
+        #: RFC 5464 entries; they move with the object on RENAME and go
+        #: with it on DELETE.
+        self.metadata: dict[str, bytes] = {}
 
     # -- reading -----------------------------------------------------------
 
@@ -371,6 +375,7 @@ class MemoryStore(Store):
         self._mailboxes: dict[str, MemoryMailbox] = {INBOX: MemoryMailbox(INBOX)}
         self._noselect: set[str] = set()
         self._subscribed: set[str] = set()
+        self._server_metadata: dict[str, bytes] = {}
 
     @classmethod
     def for_new_account(cls) -> MemoryStore:
@@ -524,3 +529,19 @@ class MemoryStore(Store):
             return self._mailboxes[name]
         except KeyError:
             raise MailboxNotFound(f"Mailbox {name} does not exist") from None
+
+    async def get_metadata(self, mailbox: str) -> dict[str, bytes]:
+        if not mailbox:
+            return dict(self._server_metadata)
+        return dict((await self.mailbox(mailbox)).metadata)
+
+    async def set_metadata(
+        self, mailbox: str, changes: Mapping[str, bytes | None]
+    ) -> None:
+        if not mailbox:
+            self._server_metadata = apply_metadata_changes(
+                self._server_metadata, changes
+            )
+            return
+        box = await self.mailbox(mailbox)
+        box.metadata = apply_metadata_changes(box.metadata, changes)

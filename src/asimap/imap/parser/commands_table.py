@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from asimap.imap import commands as c
-from asimap.imap.parser import append, basic, fetch, listing, mailbox, search, store
+from asimap.imap.parser import (
+    append,
+    basic,
+    fetch,
+    listing,
+    mailbox,
+    metadata,
+    search,
+    store,
+)
 from asimap.imap.parser.tokens import Reader, fail
 
 Handler = Callable[[Reader, str, bool], c.Command]
@@ -47,6 +56,8 @@ COMMANDS: dict[str, Handler] = {
     "LSUB": listing.parse_lsub,
     "NAMESPACE": basic.no_arguments(c.Namespace),
     "STATUS": mailbox.parse_status,
+    "GETMETADATA": metadata.parse_getmetadata,  # RFC 5464
+    "SETMETADATA": metadata.parse_setmetadata,
     "APPEND": append.parse_append,
     "IDLE": basic.no_arguments(c.Idle),
     "UNAUTHENTICATE": basic.no_arguments(c.Unauthenticate),

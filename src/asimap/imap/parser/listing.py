@@ -18,6 +18,8 @@ from asimap.imap.parser.tokens import LPAREN, RPAREN, Reader, fail
 
 SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+#: ``list-select-base-opt`` (RFC 5258 section 6): may be used alone.
+BASE_SELECT_OPTIONS = frozenset({"SUBSCRIBED"})
 
 
 def _options(reader: Reader, known: frozenset[str], what: str) -> list[str]:
@@ -41,19 +43,23 @@ def _options(reader: Reader, known: frozenset[str], what: str) -> list[str]:
 def parse_list(reader: Reader, tag: str, uid: bool) -> List:
     reader.space()
     select_options: list[str] = []
+    extended = False
     if reader.peek() == LPAREN:
+        extended = True
         select_options = _options(reader, SELECT_OPTIONS, "LIST selection option")
-        # RFC 5258 section 3.1: RECURSIVEMATCH needs another option beside
-        # REMOTE; alone it is a BAD.
+        # RFC 5258 sections 3.1 and 6: RECURSIVEMATCH needs a base option
+        # (SUBSCRIBED is the only one; REMOTE and SPECIAL-USE are
+        # independent options, RFC 6154 section 6); otherwise BAD.
         if "RECURSIVEMATCH" in select_options and not (
-            set(select_options) - {"RECURSIVEMATCH", "REMOTE"}
+            set(select_options) & BASE_SELECT_OPTIONS
         ):
-            fail("RECURSIVEMATCH needs another selection option")
+            fail("RECURSIVEMATCH needs the SUBSCRIBED selection option")
         reader.space()
     reference = reader.mailbox()
     reader.space()
     patterns: list[bytes] = []
     if reader.peek() == LPAREN:
+        extended = True
         reader.pos += 1
         while True:
             patterns.append(reader.list_mailbox())
@@ -68,6 +74,7 @@ def parse_list(reader: Reader, tag: str, uid: bool) -> List:
     return_options: list[str] = []
     status: tuple[str, ...] = ()
     if reader.try_space():
+        extended = True
         if reader.keyword("RETURN") != "RETURN":
             fail("Expected RETURN")
         reader.space()
@@ -82,6 +89,7 @@ def parse_list(reader: Reader, tag: str, uid: bool) -> List:
         tuple(select_options),
         tuple(return_options),
         status,
+        extended,
     )
 
 

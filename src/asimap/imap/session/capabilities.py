@@ -68,6 +68,11 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("MOVE", _always),  # RFC 6851
     CapabilityEntry("CHILDREN", _always),  # RFC 3348
     CapabilityEntry("SPECIAL-USE", _always),  # RFC 6154
+    CapabilityEntry("CREATE-SPECIAL-USE", _always),  # RFC 6154 section 3
+    CapabilityEntry("LIST-EXTENDED", _always),  # RFC 5258
+    CapabilityEntry("LIST-STATUS", _always),  # RFC 5819
+    CapabilityEntry("STATUS=SIZE", _always),  # RFC 8438
+    CapabilityEntry("METADATA", _always),  # RFC 5464 (server and mailboxes)
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

@@ -1,63 +1,139 @@
 """Mailbox discovery: LIST, LSUB, STATUS, NAMESPACE.
 
-RFC 3501 sections 6.3.8-6.3.10, RFC 3348 (CHILDREN attributes, supplied by
-the store), RFC 6154 (special-use attributes), RFC 2342 (NAMESPACE).
-The extended LIST forms (RFC 5258 selection/return options, several
-patterns) are refused with BAD: LIST-EXTENDED is not advertised yet.
+RFC 3501 sections 6.3.8-6.3.10, RFC 5258 (LIST-EXTENDED: selection and
+return options, several patterns, CHILDINFO), RFC 5819 (LIST-STATUS),
+RFC 3348 (CHILDREN attributes, supplied by the store), RFC 6154
+(SPECIAL-USE attributes and the SPECIAL-USE selection/return options),
+RFC 8438 (STATUS=SIZE), RFC 9051 section 6.3.11 (STATUS DELETED),
+RFC 2342 (NAMESPACE).  Which names a LIST returns is decided in
+:mod:`asimap.imap.session.listing`; this module talks to the client.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Status, Tagged, Untagged, Value
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, store_error_response
+from asimap.imap.session.listing import (
+    Listed,
+    ListRequest,
+    order_attributes,
+    select_mailboxes,
+)
 from asimap.imap.session.naming import decode_name, mailbox_name, wire_name
-from asimap.store.base import MailboxEntry, StoreError
+from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
 from asimap.store.names import DELIMITER, ListMatcher, join_reference, parent_of
 
-#: Attributes listed first, in this order, when present (stable output).
-_ATTRIBUTE_ORDER = ("\\Noselect", "\\NonExistent", "\\HasChildren", "\\HasNoChildren")
-
-#: STATUS items we answer (RFC 3501 section 6.3.10).  The others (SIZE,
-#: DELETED, HIGHESTMODSEQ, APPENDLIMIT...) belong to capabilities not
+#: STATUS items we answer, and where each comes from (RFC 3501 section
+#: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED).  Items parsed but absent here
+#: (HIGHESTMODSEQ, APPENDLIMIT, MAILBOXID) belong to capabilities not
 #: advertised yet and get BAD.
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
+    "MESSAGES": lambda s: s.messages,
+    "RECENT": lambda s: s.recent,
+    "UIDNEXT": lambda s: s.uidnext,
+    "UIDVALIDITY": lambda s: s.uidvalidity,
+    "UNSEEN": lambda s: s.unseen,
+    "SIZE": lambda s: s.size,
+    "DELETED": lambda s: s.deleted,
+}
+
+#: Kept for callers that only need the names.
+STATUS_ITEMS = tuple(STATUS_VALUES)
 
 
-def _attributes(attributes: frozenset[str]) -> list[Value]:
-    first = [a for a in _ATTRIBUTE_ORDER if a in attributes]
-    rest = sorted(attributes - set(_ATTRIBUTE_ORDER))
-    return [Atom(a) for a in first + rest]
+def _check_status_items(items: Sequence[str]) -> None:
+    if not items or any(item not in STATUS_VALUES for item in items):
+        raise bad("Unsupported STATUS item")
 
 
-def _list_line(kind: str, attributes: list[Value], name: str) -> Untagged:
-    return Untagged((Atom(kind), attributes, DELIMITER, wire_name(name)))
+def status_values(status: MailboxStatus, items: Sequence[str]) -> list[Value]:
+    """``name value`` pairs in the order asked, each item once."""
+    values: list[Value] = []
+    for item in dict.fromkeys(items):
+        values += [Atom(item), STATUS_VALUES[item](status)]
+    return values
+
+
+def _list_line(kind: str, attributes: Sequence[str], name: str) -> Untagged:
+    return Untagged(
+        (Atom(kind), [Atom(a) for a in attributes], DELIMITER, wire_name(name))
+    )
+
+
+def _listed_line(listed: Listed) -> Untagged:
+    """``* LIST (attrs) "/" name [("CHILDINFO" (...))]`` (RFC 5258 s6)."""
+    line = _list_line("LIST", listed.attributes, listed.name)
+    if not listed.childinfo:
+        return line
+    extended: list[Value] = ["CHILDINFO", list(listed.childinfo)]
+    return Untagged((*line.values, extended))
+
+
+def _request(cmd: c.List) -> ListRequest:
+    """Decode the patterns and options of a (possibly extended) LIST."""
+    reference = decode_name(cmd.reference)
+    patterns = tuple(
+        join_reference(reference, pattern)
+        for pattern in (decode_name(raw) for raw in cmd.patterns)
+        # RFC 5258 section 3: an empty pattern of an extended LIST is
+        # ignored for matching.
+        if pattern
+    )
+    select = set(cmd.select_options)
+    returns = set(cmd.return_options)
+    return ListRequest(
+        patterns=patterns,
+        select_subscribed="SUBSCRIBED" in select,
+        select_special_use="SPECIAL-USE" in select,
+        recursive_match="RECURSIVEMATCH" in select,
+        return_subscribed="SUBSCRIBED" in returns,
+        return_children="CHILDREN" in returns,
+    )
 
 
 async def handle_list(ctx: Context, cmd: c.List) -> Tagged:
-    if cmd.select_options or cmd.return_options or len(cmd.patterns) != 1:
-        raise bad("Extended LIST is not supported")
-    reference = decode_name(cmd.reference)
-    pattern = decode_name(cmd.patterns[0])
-    if not pattern:
+    """RFC 3501 6.3.8, extended by RFC 5258, RFC 5819 and RFC 6154."""
+    if "STATUS" in cmd.return_options:
+        # RFC 5819 section 2: the same items as the STATUS command; check
+        # them before anything is sent.
+        _check_status_items(cmd.return_status)
+    if not cmd.extended and cmd.patterns == (b"",):
         # RFC 3501 6.3.8: the empty pattern asks for the delimiter and the
-        # root of the reference's hierarchy.
+        # root of the reference's hierarchy (only in the basic form).
+        reference = decode_name(cmd.reference)
         root = reference.split(DELIMITER, 1)[0] + DELIMITER if reference else ""
         await ctx.io.send(
             Untagged((Atom("LIST"), [Atom("\\Noselect")], DELIMITER, root))
         )
         return Tagged(cmd.tag, Status.OK, "List completed")
-    matcher = ListMatcher(join_reference(reference, pattern))
-    entries = await _entries(ctx)
-    responses = [
-        _list_line("LIST", _attributes(entry.attributes), entry.name)
-        for entry in entries
-        if matcher.matches(entry.name)
-    ]
-    if responses:
-        await ctx.io.send(*responses)
+    request = _request(cmd)
+    listed = select_mailboxes(await _entries(ctx), request) if request.patterns else []
+    for item in listed:
+        await ctx.io.send(_listed_line(item))
+        if cmd.return_status and item.selectable:
+            await _send_list_status(ctx, item.name, cmd.return_status)
     return Tagged(cmd.tag, Status.OK, "List completed")
+
+
+async def _send_list_status(ctx: Context, name: str, items: Sequence[str]) -> None:
+    """RFC 5819 section 2: ``* STATUS`` right after the mailbox's LIST.
+
+    A mailbox that vanished between LIST and STATUS is skipped: the LIST
+    line already went out, and a missing STATUS is what the client sees
+    for any mailbox it cannot open.
+    """
+    try:
+        mailbox = await ctx.require_store().mailbox(name)
+        status = await mailbox.status()
+    except StoreError:
+        return
+    await ctx.io.send(
+        Untagged((Atom("STATUS"), wire_name(name), status_values(status, items)))
+    )
 
 
 async def _entries(ctx: Context) -> tuple[MailboxEntry, ...]:
@@ -78,16 +154,16 @@ async def handle_lsub(ctx: Context, cmd: c.Lsub) -> Tagged:
     pattern = decode_name(cmd.pattern)
     matcher = ListMatcher(join_reference(reference, pattern))
     subscribed = {entry.name for entry in await _entries(ctx) if entry.subscribed}
-    lines: dict[str, list[Value]] = {}
+    lines: dict[str, tuple[str, ...]] = {}
     for name in sorted(subscribed):
         if matcher.matches(name):
-            lines[name] = []
+            lines[name] = ()
             continue
         parent = parent_of(name)
         while parent is not None:
             if matcher.matches(parent):
                 if parent not in subscribed:
-                    lines.setdefault(parent, [Atom("\\Noselect")])
+                    lines.setdefault(parent, order_attributes(["\\Noselect"]))
                 break
             parent = parent_of(parent)
     responses = [_list_line("LSUB", lines[n], n) for n in sorted(lines)]
@@ -104,24 +180,13 @@ async def handle_namespace(ctx: Context, cmd: c.Namespace) -> Tagged:
 
 async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
     """RFC 3501 6.3.10; items answered in the order asked."""
-    unknown = [item for item in cmd.items if item not in STATUS_ITEMS]
-    if unknown or not cmd.items:
-        raise bad("Unsupported STATUS item")
+    _check_status_items(cmd.items)
     name = mailbox_name(cmd.mailbox)
     try:
         mailbox = await ctx.require_store().mailbox(name)
         status = await mailbox.status()
     except StoreError as exc:
         raise store_error_response(exc) from exc
-    values = {
-        "MESSAGES": status.messages,
-        "RECENT": status.recent,
-        "UIDNEXT": status.uidnext,
-        "UIDVALIDITY": status.uidvalidity,
-        "UNSEEN": status.unseen,
-    }
-    items: list[Value] = []
-    for item in dict.fromkeys(cmd.items):
-        items += [Atom(item), values[item]]
+    items = status_values(status, cmd.items)
     await ctx.io.send(Untagged((Atom("STATUS"), wire_name(name), items)))
     return Tagged(cmd.tag, Status.OK, "Status completed")

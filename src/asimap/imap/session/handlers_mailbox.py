@@ -1,9 +1,10 @@
 """Mailbox management: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, APPEND.
 
 RFC 3501 sections 6.3.3-6.3.7 and 6.3.11, RFC 4315 (APPENDUID), RFC 3502
-(MULTIAPPEND).  Names are decoded and validated by
-:mod:`asimap.imap.session.naming`; store errors become NO with RFC 5530
-codes (:func:`asimap.imap.session.errors.store_error_response`).
+(MULTIAPPEND), RFC 6154 section 3 (CREATE-SPECIAL-USE).  Names are
+decoded and validated by :mod:`asimap.imap.session.naming`; store
+errors become NO with RFC 5530 codes
+(:func:`asimap.imap.session.errors.store_error_response`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from asimap.imap.responses import Code, Raw, Status, Tagged
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import no, store_error_response
 from asimap.imap.session.flags import normalize_flags
+from asimap.imap.session.listing import SPECIAL_USE_ATTRIBUTES
 from asimap.imap.session.naming import mailbox_name
 from asimap.imap.session.uidset import format_uid_list
 from asimap.store.base import Mailbox, StoreError, StoreMode
@@ -22,12 +24,36 @@ from asimap.store.names import INBOX
 
 log = logging.getLogger(__name__)
 
+#: RFC 6154 section 2 attributes by case-folded spelling (atoms compare
+#: case-insensitively).
+SPECIAL_USE_BY_FOLDED = {use.lower(): use for use in SPECIAL_USE_ATTRIBUTES}
+
+
+#: Special uses of RFC 6154 section 2 that name *virtual* mailboxes
+#: ("all messages", "all flagged messages").  A plain folder marked so
+#: would mislead clients that trust it to hold every message, so CREATE
+#: refuses them, as RFC 6154 section 5.3's example does for \All.
+_VIRTUAL_USES = frozenset({"\\all", "\\flagged"})
+
+
+def _check_special_use(uses: tuple[str, ...]) -> None:
+    """RFC 6154 section 3: a use we cannot honour is ``NO [USEATTR]`` and
+    the mailbox is not created."""
+    for use in uses:
+        canonical = SPECIAL_USE_BY_FOLDED.get(use.lower())
+        if canonical is None:
+            raise no(f"{use[:40]} is not a special use", "USEATTR")
+        if use.lower() in _VIRTUAL_USES:
+            raise no(f"{canonical} not supported", "USEATTR")
+
 
 async def handle_create(ctx: Context, cmd: c.Create) -> Tagged:
-    """RFC 3501 6.3.3; a trailing delimiter is dropped; INBOX exists."""
+    """RFC 3501 6.3.3 (a trailing delimiter is dropped; INBOX exists) and
+    RFC 6154 section 3 (CREATE-SPECIAL-USE: ``(USE (\\Sent))``)."""
     name = mailbox_name(cmd.mailbox, create=True)
     if name == INBOX:
         raise no("Mailbox already exists", "ALREADYEXISTS")
+    _check_special_use(cmd.special_use)
     try:
         await ctx.require_store().create(name, cmd.special_use)
     except StoreError as exc:

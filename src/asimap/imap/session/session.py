@@ -41,6 +41,7 @@ from asimap.imap.session import (
     handlers_fetch,
     handlers_list,
     handlers_mailbox,
+    handlers_metadata,
     handlers_select,
     handlers_selected,
 )
@@ -78,6 +79,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Lsub: handlers_list.handle_lsub,
     c.Namespace: handlers_list.handle_namespace,
     c.Status: handlers_list.handle_status,
+    c.GetMetadata: handlers_metadata.handle_getmetadata,
+    c.SetMetadata: handlers_metadata.handle_setmetadata,
     c.Check: handlers_selected.handle_check,
     c.Close: handlers_selected.handle_close,
     c.Unselect: handlers_selected.handle_unselect,

@@ -67,6 +67,8 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.Namespace: _AUTH,
     c.Status: _AUTH,
     c.Append: _AUTH,
+    c.GetMetadata: _AUTH,  # RFC 5464 section 4
+    c.SetMetadata: _AUTH,
     c.Idle: _AUTH,  # RFC 2177: valid whenever a mailbox *could* be selected
     # RFC 3501 6.4: selected.
     c.Check: _SELECTED,
@@ -113,6 +115,8 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "NAMESPACE": c.Namespace,
     "STATUS": c.Status,
     "APPEND": c.Append,
+    "GETMETADATA": c.GetMetadata,
+    "SETMETADATA": c.SetMetadata,
     "IDLE": c.Idle,
     "CHECK": c.Check,
     "CLOSE": c.Close,

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 DB_NAME = ".asimap-store.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -85,7 +85,21 @@ CREATE TABLE special_use (name TEXT PRIMARY KEY, attributes TEXT NOT NULL);
 CREATE TABLE noselect (name TEXT PRIMARY KEY);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+#: RFC 5464 METADATA entries.  A mailbox's rows hang off its ``mailboxes``
+#: row, so RENAME (which keeps the id) carries them and DELETE, ``rmf`` and
+#: re-CREATE (which drop the row) remove them; the server's own entries
+#: (mailbox ``""``) have a table of their own.
+_SCHEMA_V2 = """
+CREATE TABLE mailbox_metadata (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    entry TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, entry)
+) WITHOUT ROWID;
+CREATE TABLE server_metadata (entry TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def open_database(root: Path) -> tuple[sqlite3.Connection, bool]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from asimap.store.base import MailboxEntry, MailboxNotFound, Store
+from asimap.store.mh import metadata
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.legacy import read_legacy_db
@@ -201,6 +202,27 @@ class MHStore(Store):
             self._mailboxes[mailbox_id] = mailbox
         mailbox.note_highest(highest)
         return mailbox
+
+    async def get_metadata(self, mailbox: str) -> dict[str, bytes]:
+        core = self.core
+
+        def get() -> dict[str, bytes]:
+            mailbox_id = core.open_mailbox(mailbox)[0] if mailbox else None
+            return metadata.read(core.conn, mailbox_id)
+
+        return await self.call(get)
+
+    async def set_metadata(
+        self, mailbox: str, changes: Mapping[str, bytes | None]
+    ) -> None:
+        core = self.core
+        given = dict(changes)
+
+        def put() -> None:
+            mailbox_id = core.open_mailbox(mailbox)[0] if mailbox else None
+            metadata.write(core.conn, mailbox_id, given)
+
+        await self.call(put)
 
     async def close(self) -> None:
         if self._watch_task is not None:
