@@ -159,8 +159,8 @@ async def test_enable_only_what_we_support() -> None:
     await run_transcript(
         LOGIN
         + """
-        C1 b ENABLE CONDSTORE UTF8=ACCEPT X-UNKNOWN
-        S1 * ENABLED
+        C1 b ENABLE X-UNKNOWN condstore IMAP4rev2
+        S1 * ENABLED CONDSTORE
         S1 b OK Enable completed
         """
     )

@@ -111,13 +111,14 @@ class FakeClient:
         self.closed = False
         self.eof = False
         self.tls_started = 0
+        self.utf8 = False
         self.task: asyncio.Task[None] | None = None
 
     # -- ClientIO ----------------------------------------------------------
 
     async def send(self, *responses: Response) -> None:
         for response in responses:
-            self.output += encode(response)
+            self.output += encode(response, utf8=self.utf8)
         self.output_changed.set()
 
     async def read_line(self) -> bytes | None:
@@ -134,7 +135,7 @@ class FakeClient:
         self.tls_active = True
 
     def set_utf8(self, enabled: bool) -> None:
-        raise AssertionError("UTF-8 mode is not advertised yet")
+        self.utf8 = enabled
 
     # -- pumping -----------------------------------------------------------
 

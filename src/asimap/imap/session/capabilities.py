@@ -7,10 +7,10 @@ authentication is allowed (RFC 3501 section 6.2.3, RFC 9051 section
 11.1), and the post-login list is what LOGIN/AUTHENTICATE report in their
 tagged OK's CAPABILITY response code.
 
-Only what is implemented completely is listed.  CONDSTORE, QRESYNC,
-ESEARCH, LIST-EXTENDED, UTF8=ACCEPT... are deliberately absent until their
-handlers exist; advertising a half-done extension breaks clients worse than
-not advertising it.
+Only what is implemented completely is listed; advertising a half-done
+extension breaks clients worse than not advertising it.  IMAP4rev2 is
+offered only while every extension RFC 9051 folded in (appendix E item 2)
+is offered too, so it appears by itself once the last of them lands.
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ def _auth_mechanism(ctx: Context) -> bool:
     return _before_auth(ctx) and _authentication_possible(ctx)
 
 
+#: Extensions RFC 9051 made part of IMAP4rev2 that are not offered
+#: unconditionally by every asimap connection yet (appendix E items 2-3).
+REV2_REQUIRES = ("ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE")
+
+
+def _imap4rev2(ctx: Context) -> bool:
+    offered = {e.name for e in CAPABILITIES if e.name != "IMAP4rev2" and e.offered(ctx)}
+    return all(name in offered for name in REV2_REQUIRES)
+
+
 @dataclass(frozen=True, slots=True)
 class CapabilityEntry:
     name: str
@@ -57,6 +67,7 @@ class CapabilityEntry:
 #: Every capability we may announce, in the order announced.
 CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("IMAP4rev1", _always),
+    CapabilityEntry("IMAP4rev2", _imap4rev2),  # RFC 9051 appendix A
     CapabilityEntry("LITERAL+", _always),  # RFC 7888
     CapabilityEntry("SASL-IR", _always),  # RFC 4959
     CapabilityEntry("ENABLE", _always),  # RFC 5161
@@ -73,6 +84,8 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("LIST-STATUS", _always),  # RFC 5819
     CapabilityEntry("STATUS=SIZE", _always),  # RFC 8438
     CapabilityEntry("METADATA", _always),  # RFC 5464 (server and mailboxes)
+    CapabilityEntry("CONDSTORE", _always),  # RFC 7162 section 3.1
+    CapabilityEntry("QRESYNC", _always),  # RFC 7162 section 3.2
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

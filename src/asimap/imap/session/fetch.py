@@ -20,11 +20,10 @@ from asimap.imap.session.selected import SelectedMailbox, flag_atoms
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 from asimap.store.base import MessageInfo, MessageSummary
 
-#: Items that belong to capabilities we do not advertise yet (CONDSTORE,
-#: PREVIEW, SAVEDATE, OBJECTID): refused with BAD until they are.
+#: Items that belong to capabilities we do not advertise yet (PREVIEW,
+#: SAVEDATE, OBJECTID): refused with BAD until they are.
 UNSUPPORTED = frozenset(
     {
-        FetchKind.MODSEQ,
         FetchKind.PREVIEW,
         FetchKind.SAVEDATE,
         FetchKind.EMAILID,
@@ -81,7 +80,7 @@ def _encoded_flags(flags: frozenset[str], recent: bool) -> Encoded:
 def flags_value(view: SelectedMailbox, uid: int) -> Encoded:
     """FLAGS of ``uid`` as the client should see them (see
     :meth:`SelectedMailbox.flag_list`), pre-encoded."""
-    return _encoded_flags(view.flags.get(uid, frozenset()), uid in view.recent)
+    return _encoded_flags(view.flags.get(uid, frozenset()), view.shows_recent(uid))
 
 
 def sets_seen(att: FetchAtt) -> bool:
@@ -90,6 +89,11 @@ def sets_seen(att: FetchAtt) -> bool:
     if att.kind in (FetchKind.BODY_SECTION, FetchKind.BINARY):
         return not att.peek
     return att.kind in (FetchKind.RFC822, FetchKind.RFC822_TEXT)
+
+
+def asks_modseq(items: tuple[FetchAtt, ...]) -> bool:
+    """FETCH MODSEQ is a CONDSTORE enabling command (RFC 7162 3.1)."""
+    return any(att.kind is FetchKind.MODSEQ for att in items)
 
 
 def validate(items: tuple[FetchAtt, ...]) -> None:
@@ -182,12 +186,15 @@ async def fetch_message(
     *,
     with_uid: bool,
     with_flags: bool,
+    with_modseq: bool = False,
     summary: MessageSummary | None = None,
 ) -> list[Value]:
     """The item list for one message.
 
     ``with_uid`` adds UID when the command is UID FETCH (RFC 3501 6.4.8);
-    ``with_flags`` adds FLAGS when this FETCH just set \\Seen (6.4.5).
+    ``with_flags`` adds FLAGS when this FETCH just set \\Seen (6.4.5);
+    ``with_modseq`` adds MODSEQ when CHANGEDSINCE asked for it implicitly
+    or CONDSTORE is on and \\Seen was just set (RFC 7162 3.1.4.2, 3.1).
     ``summary``, when the caller loaded it in a batch, answers the
     :data:`SUMMARY_KINDS` items without touching the message.
     Raises :class:`asimap.store.base.MessageGone` if the message vanished.
@@ -201,6 +208,8 @@ async def fetch_message(
         out += await _item(data, att)
     if with_flags and FetchKind.FLAGS not in kinds:
         out += [Atom("FLAGS"), flags_value(view, uid)]
+    if with_modseq and FetchKind.MODSEQ not in kinds:
+        out += view.modseq_item(uid)
     return out
 
 
@@ -260,6 +269,8 @@ async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
         return [Atom("UID"), data.uid]
     if kind is FetchKind.FLAGS:
         return [Atom("FLAGS"), flags_value(data.view, data.uid)]
+    if kind is FetchKind.MODSEQ:
+        return data.view.modseq_item(data.uid)
     summary = data.summary
     if summary is not None and kind in SUMMARY_KINDS:
         return _from_summary(kind, summary)

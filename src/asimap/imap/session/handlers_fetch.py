@@ -37,7 +37,7 @@ from asimap.imap.responses import (
     Value,
 )
 from asimap.imap.search import SearchCandidate, matches
-from asimap.imap.session import fetch
+from asimap.imap.session import condstore, extensions, fetch
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no, store_error_response
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
@@ -67,10 +67,19 @@ SEND_BATCH_BYTES = 256 * 1024
 
 async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
     view = ctx.require_selected()
-    if cmd.changed_since is not None or cmd.vanished:
-        raise bad("CHANGEDSINCE/VANISHED require CONDSTORE/QRESYNC")
+    if cmd.vanished and not extensions.qresync(ctx.enabled):
+        raise bad("VANISHED requires ENABLE QRESYNC")  # RFC 7162 3.2.6
     fetch.validate(cmd.items)
+    if cmd.changed_since is not None or fetch.asks_modseq(cmd.items):
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     pairs = resolve(view, cmd.sequence, cmd.uid)
+    if cmd.changed_since is not None:
+        # RFC 7162 3.1.4.2: only messages changed after the given MODSEQ.
+        since = cmd.changed_since
+        pairs = [(seq, uid) for seq, uid in pairs if view.modseqs.get(uid, 0) > since]
+        if cmd.vanished:
+            await condstore.send_vanished_earlier(ctx, view, cmd.sequence, since)
+    condstore_on = extensions.condstore(ctx.enabled)
 
     seen_now: set[int] = set()
     if not view.readonly and any(fetch.sets_seen(att) for att in cmd.items):
@@ -114,9 +123,16 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
             if use_summaries and summary is None:
                 missing = True  # expunged meanwhile
                 continue
-            fast = fetch.fast_items(
-                view, uid, cmd.items, with_uid=cmd.uid, with_flags=uid in seen_now
-            )
+            # With CONDSTORE a FETCH that set \Seen reports UID and MODSEQ
+            # too (RFC 7162 3.1); CHANGEDSINCE implies MODSEQ (3.1.4.2).
+            seen = uid in seen_now
+            with_uid = cmd.uid or (seen and condstore_on)
+            with_modseq = cmd.changed_since is not None or (seen and condstore_on)
+            fast = None
+            if not with_modseq:
+                fast = fetch.fast_items(
+                    view, uid, cmd.items, with_uid=with_uid, with_flags=seen
+                )
             if fast is not None:
                 await out.add(Untagged((seq, Atom("FETCH"), fast)), 32)
                 continue
@@ -125,8 +141,9 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
                     view,
                     uid,
                     cmd.items,
-                    with_uid=cmd.uid,
-                    with_flags=uid in seen_now,
+                    with_uid=with_uid,
+                    with_flags=seen,
+                    with_modseq=with_modseq,
                     summary=summary,
                 )
             except MessageGone:
@@ -184,9 +201,14 @@ async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
     view = ctx.require_selected()
     if cmd.return_options is not None:
         raise bad("SEARCH RETURN requires ESEARCH")
+    if cmd.charset is not None and extensions.UTF8_ACCEPT in ctx.enabled:
+        # RFC 6855 section 3: no charset label once UTF-8 is enabled.
+        raise bad("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
     if cmd.charset is not None and cmd.charset.upper() not in CHARSETS:
         # RFC 3501 6.4.4: NO [BADCHARSET (supported charsets)].
         raise _bad_charset()
+    if condstore.uses_modseq(cmd.key):
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     source = _source_for(cmd.key)
     if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
         # The default summaries() parses each message and encodes its
@@ -195,6 +217,7 @@ async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
     max_seq = view.exists
     max_uid = view.uids[-1] if view.uids else 0
     found: list[Value] = []
+    highest = 0  # the highest MODSEQ found, for RFC 7162 3.1.5
     live = [(index + 1, uid) for index, uid in enumerate(view.uids)]
     live = [(seq, uid) for seq, uid in live if uid not in view.gone]
     for start in range(0, len(live), SUMMARY_BATCH):
@@ -206,7 +229,9 @@ async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
         for candidate in candidates:
             if matches(cmd.key, candidate, max_seq=max_seq, max_uid=max_uid):
                 found.append(candidate.uid if cmd.uid else candidate.seq)
-    await ctx.io.send(Untagged((Atom("SEARCH"), *found)))
+                highest = max(highest, candidate.modseq)
+    suffix = condstore.search_suffix(cmd.key, len(found), highest)
+    await ctx.io.send(Untagged((Atom("SEARCH"), *found, *suffix)))
     return Tagged(cmd.tag, Status.OK, "Search completed")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Status, Tagged, Untagged, Value
+from asimap.imap.session import extensions
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, store_error_response
 from asimap.imap.session.listing import (
@@ -28,9 +29,9 @@ from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
 from asimap.store.names import DELIMITER, ListMatcher, join_reference, parent_of
 
 #: STATUS items we answer, and where each comes from (RFC 3501 section
-#: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED).  Items parsed but absent here
-#: (HIGHESTMODSEQ, APPENDLIMIT, MAILBOXID) belong to capabilities not
-#: advertised yet and get BAD.
+#: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7162 3.1.6 HIGHESTMODSEQ).
+#: Items parsed but absent here (APPENDLIMIT, MAILBOXID) belong to
+#: capabilities not advertised yet and get BAD.
 STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
     "MESSAGES": lambda s: s.messages,
     "RECENT": lambda s: s.recent,
@@ -39,6 +40,7 @@ STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
     "UNSEEN": lambda s: s.unseen,
     "SIZE": lambda s: s.size,
     "DELETED": lambda s: s.deleted,
+    "HIGHESTMODSEQ": lambda s: s.highestmodseq,
 }
 
 #: Kept for callers that only need the names.
@@ -181,6 +183,8 @@ async def handle_namespace(ctx: Context, cmd: c.Namespace) -> Tagged:
 async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
     """RFC 3501 6.3.10; items answered in the order asked."""
     _check_status_items(cmd.items)
+    if "HIGHESTMODSEQ" in cmd.items:
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     name = mailbox_name(cmd.mailbox)
     try:
         mailbox = await ctx.require_store().mailbox(name)

@@ -1,10 +1,17 @@
-"""SELECT/EXAMINE, ENABLE and IDLE: the commands that open or watch a view.
+"""SELECT/EXAMINE and IDLE: the commands that open or watch a view.
 
 SELECT and EXAMINE (RFC 3501 6.3.1-6.3.2, RFC 9051 6.3.2-6.3.3) build a
 fresh :class:`SelectedMailbox`.  Selecting while selected first closes the
 old mailbox -- without expunging -- and says so with ``* OK [CLOSED]``
-(RFC 9051 section 7.1); a failed SELECT leaves the session authenticated
-with nothing selected (RFC 3501 6.3.1).
+(RFC 9051 section 7.1, RFC 7162 section 3.2.11); a failed SELECT leaves
+the session authenticated with nothing selected (RFC 3501 6.3.1).
+
+What SELECT reports depends on the enabled extensions (see
+:mod:`extensions`): ``[HIGHESTMODSEQ n]`` with CONDSTORE (RFC 7162 3.1.2.1;
+``(CONDSTORE)`` itself enables it, 3.1.8), and the QRESYNC parameter adds
+``* VANISHED (EARLIER)`` and the FETCH of every flag change since the
+client's MODSEQ (RFC 7162 3.2.5).  An IMAP4rev2 client gets no RECENT and
+no UNSEEN code but a LIST response (RFC 9051 6.3.2, appendix E items 10-12).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from asimap.imap.responses import (
     Atom,
     Code,
     Continuation,
+    Raw,
     Response,
     Status,
     Tagged,
@@ -25,21 +33,23 @@ from asimap.imap.responses import (
     UntaggedStatus,
     Value,
 )
+from asimap.imap.session import extensions, qresync
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, store_error_response
-from asimap.imap.session.naming import mailbox_name
+from asimap.imap.session.naming import mailbox_name, wire_name
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.state import SessionState
-from asimap.store.base import StoreError
+from asimap.store.base import MailboxStatus, MessageState, StoreError
+from asimap.store.names import DELIMITER
 
-#: Capabilities ENABLE can turn on (RFC 5161).  None yet: CONDSTORE,
-#: QRESYNC, UTF8=ACCEPT and IMAP4rev2 come with their handlers.
-ENABLEABLE: frozenset[str] = frozenset()
+#: FETCH responses per write when QRESYNC reports many flag changes.
+SEND_BATCH = 256
 
 
 async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
-    if cmd.condstore or cmd.qresync is not None:
-        raise bad("CONDSTORE/QRESYNC are not supported")
+    if cmd.qresync is not None and not extensions.qresync(ctx.enabled):
+        # RFC 7162 section 3.2.5: BAD unless ENABLE QRESYNC came first.
+        raise bad("QRESYNC parameter requires ENABLE QRESYNC")
     if ctx.selected is not None:
         ctx.selected = None
         ctx.state = SessionState.AUTHENTICATED
@@ -53,8 +63,11 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
         states = await mailbox.states()
         keywords = await mailbox.keywords()
         recent = frozenset() if cmd.readonly else await mailbox.claim_recent()
+        attributes = await _list_attributes(ctx, name) if _rev2(ctx) else None
     except StoreError as exc:
         raise store_error_response(exc) from exc
+    if cmd.condstore:
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1.8
     # The baseline MODSEQ is taken *before* the states: a change racing in
     # between is reported again by the first refresh, and the view compares
     # against what it holds, so nothing is lost or doubled.
@@ -65,24 +78,53 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
         readonly=cmd.readonly,
         recent=recent,
         keywords=keywords,
+        enabled=ctx.enabled,
     )
+    responses = _select_responses(ctx, view, status, states)
+    if attributes is not None:
+        responses.append(
+            Untagged((Atom("LIST"), attributes, DELIMITER, wire_name(name)))
+        )
+    await ctx.io.send(*responses)
+    ctx.selected = view
+    ctx.state = SessionState.SELECTED
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == status.uidvalidity:
+        # RFC 7162 3.2.5: a UIDVALIDITY mismatch means a plain SELECT.
+        await _resync(ctx, view, cmd.qresync, status)
+    if cmd.readonly:
+        return Tagged(cmd.tag, Status.OK, "Examine completed", Code("READ-ONLY"))
+    return Tagged(cmd.tag, Status.OK, "Select completed", Code("READ-WRITE"))
+
+
+def _rev2(ctx: Context) -> bool:
+    return extensions.rev2(ctx.enabled)
+
+
+def _select_responses(
+    ctx: Context,
+    view: SelectedMailbox,
+    status: MailboxStatus,
+    states: tuple[MessageState, ...],
+) -> list[Response]:
     responses: list[Response] = [
         *view.flags_responses(),
         Untagged((view.exists, Atom("EXISTS"))),
-        Untagged((len(view.recent), Atom("RECENT"))),
     ]
-    first_unseen = next(
-        (i + 1 for i, s in enumerate(states) if "\\Seen" not in s.flags), None
-    )
-    if first_unseen is not None:
-        # RFC 3501 6.3.1: the first unseen message's sequence number.
-        responses.append(
-            UntaggedStatus(
-                Status.OK,
-                f"Message {first_unseen} is first unseen",
-                Code("UNSEEN", (first_unseen,)),
-            )
+    if not _rev2(ctx):
+        # RFC 9051 appendix E item 12: RECENT is gone in IMAP4rev2.
+        responses.append(Untagged((len(view.recent), Atom("RECENT"))))
+        first_unseen = next(
+            (i + 1 for i, s in enumerate(states) if "\\Seen" not in s.flags), None
         )
+        if first_unseen is not None:
+            # RFC 3501 6.3.1 (deprecated by RFC 9051 appendix E item 11).
+            responses.append(
+                UntaggedStatus(
+                    Status.OK,
+                    f"Message {first_unseen} is first unseen",
+                    Code("UNSEEN", (first_unseen,)),
+                )
+            )
     responses += [
         UntaggedStatus(
             Status.OK, "UIDs valid", Code("UIDVALIDITY", (status.uidvalidity,))
@@ -91,24 +133,57 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
             Status.OK, "Predicted next UID", Code("UIDNEXT", (status.uidnext,))
         ),
     ]
-    await ctx.io.send(*responses)
-    ctx.selected = view
-    ctx.state = SessionState.SELECTED
-    if cmd.readonly:
-        return Tagged(cmd.tag, Status.OK, "Examine completed", Code("READ-ONLY"))
-    return Tagged(cmd.tag, Status.OK, "Select completed", Code("READ-WRITE"))
+    if extensions.condstore(ctx.enabled):
+        # RFC 7162 3.1.2.1; every store keeps MODSEQs, so never NOMODSEQ.
+        code = Code("HIGHESTMODSEQ", (status.highestmodseq,))
+        responses.append(UntaggedStatus(Status.OK, "Highest", code))
+    return responses
 
 
-async def handle_enable(ctx: Context, cmd: c.Enable) -> Tagged:
-    """RFC 5161 3.1: enable what we can, ignore the rest, list what changed."""
-    newly = [
-        cap for cap in cmd.capabilities if cap in ENABLEABLE and cap not in ctx.enabled
-    ]
-    ctx.enabled.update(newly)
-    values: list[Value] = [Atom("ENABLED")]
-    values.extend(Atom(cap) for cap in newly)
-    await ctx.io.send(Untagged(tuple(values)))
-    return Tagged(cmd.tag, Status.OK, "Enable completed")
+async def _list_attributes(ctx: Context, name: str) -> list[Value]:
+    """The mailbox's LIST attributes, for the LIST response that RFC 9051
+    section 6.3.2 requires at SELECT ("MUST be accurate")."""
+    for entry in await ctx.require_store().list_mailboxes():
+        if entry.name == name:
+            return [Atom(a) for a in sorted(entry.attributes)]
+    return []
+
+
+async def _resync(
+    ctx: Context,
+    view: SelectedMailbox,
+    params: c.QresyncParams,
+    status: MailboxStatus,
+) -> None:
+    """RFC 7162 3.2.5: VANISHED (EARLIER) then the FETCH of every message
+    of known-uids whose MODSEQ exceeds the client's, with UID, FLAGS and
+    MODSEQ (the equivalent of ``UID FETCH known-uids (FLAGS) (CHANGEDSINCE
+    modseq VANISHED)``)."""
+    vanished = await qresync.vanished_since(
+        view.mailbox,
+        params.modseq,
+        params.known_uids,
+        uidnext=status.uidnext,
+        current=view.uids,
+        seq_match=params.seq_match,
+    )
+    if vanished:
+        text = Raw(qresync.format_ranges(vanished))
+        await ctx.io.send(Untagged((Atom("VANISHED"), [Atom("EARLIER")], text)))
+    known = params.known_uids
+    largest = view.uids[-1] if view.uids else 0
+    batch: list[Response] = []
+    for uid in view.uids:
+        if view.modseqs.get(uid, 0) <= params.modseq:
+            continue
+        if known is not None and not known.contains(uid, largest):
+            continue
+        batch.append(view.fetch_flags_response(uid, with_uid=True))
+        if len(batch) >= SEND_BATCH:
+            await ctx.io.send(*batch)
+            batch = []
+    if batch:
+        await ctx.io.send(*batch)
 
 
 async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:

@@ -6,12 +6,20 @@ their sequence numbers (RFC 3501 7.4.1); a command naming them does what it
 can for the others and ends with ``NO [EXPUNGEISSUED]`` (RFC 5530, the
 "fail" option of RFC 2180 sections 4.1-4.4), except COPY/MOVE, which fail
 as a whole so that nothing is half copied.
+
+With CONDSTORE (RFC 7162 section 3.1.3) STORE takes ``(UNCHANGEDSINCE
+n)``: messages changed after n are left alone and listed in ``OK
+[MODIFIED set]``, and every FETCH response STORE sends carries UID and
+MODSEQ -- even for .SILENT, since the client needs the new MODSEQ.  An
+EXPUNGE that removed something reports the new ``[HIGHESTMODSEQ n]`` in
+its tagged OK (RFC 7162 section 3.2.10).
 """
 
 from __future__ import annotations
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Code, Raw, Response, Status, Tagged, UntaggedStatus
+from asimap.imap.session import extensions
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, no, store_error_response
 from asimap.imap.session.flags import normalize_flags
@@ -89,9 +97,13 @@ async def handle_expunge(ctx: Context, cmd: c.Expunge) -> Tagged:
             return Tagged(cmd.tag, Status.OK, "Expunge completed")
     try:
         expunged = await view.mailbox.expunge(uids)
+        status = await view.mailbox.status() if expunged else None
     except StoreError as exc:
         raise store_error_response(exc) from exc
     view.note_expunged(expunged)
+    if status is not None and extensions.condstore(ctx.enabled):
+        code = Code("HIGHESTMODSEQ", (status.highestmodseq,))
+        return Tagged(cmd.tag, Status.OK, "Expunge completed", code)
     return Tagged(cmd.tag, Status.OK, "Expunge completed")
 
 
@@ -103,23 +115,41 @@ async def handle_store(ctx: Context, cmd: c.Store) -> Tagged:
     """
     view = ctx.require_selected()
     if cmd.unchanged_since is not None:
-        raise bad("UNCHANGEDSINCE requires CONDSTORE")
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     flags = normalize_flags(cmd.flags)
     pairs = resolve(view, cmd.sequence, cmd.uid)
     _require_writable(view)
     live = [uid for _, uid in pairs if uid not in view.gone]
+    conflicts: set[int] = set()
     if live:
         try:
-            result = await view.mailbox.store(live, _MODES[cmd.mode], flags)
+            result = await view.mailbox.store(
+                live, _MODES[cmd.mode], flags, cmd.unchanged_since
+            )
         except StoreError as exc:
             raise store_error_response(exc) from exc
+        conflicts = set(result.conflicts)
         flag_updates = view.note_states(result.updated)
         if flag_updates:
             await ctx.io.send(*flag_updates)
-    if not cmd.silent and live:
+    done = [uid for uid in live if uid not in conflicts]
+    condstore = extensions.condstore(ctx.enabled)
+    if done and (not cmd.silent or condstore):
         await ctx.io.send(
-            *(view.fetch_flags_response(uid, with_uid=cmd.uid) for uid in live)
+            *(
+                view.fetch_flags_response(
+                    uid, with_uid=cmd.uid, with_flags=not cmd.silent
+                )
+                for uid in done
+            )
         )
+    if conflicts:
+        # RFC 7162 3.1.3: sequence numbers for STORE, UIDs for UID STORE.
+        failed = sorted(
+            uid if cmd.uid else (view.seq_of(uid) or 0) for uid in conflicts
+        )
+        code = Code("MODIFIED", (Raw(format_uid_list(failed)),))
+        return Tagged(cmd.tag, Status.OK, "Conditional STORE failed", code)
     if len(live) != len(pairs):
         raise no(EXPUNGE_ISSUED, "EXPUNGEISSUED")
     return Tagged(cmd.tag, Status.OK, "Store completed")

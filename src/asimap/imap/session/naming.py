@@ -1,25 +1,55 @@
 """Mailbox names between the wire and the store.
 
-Clients send names as bytes in modified UTF-7 (RFC 3501 section 5.1.3);
-stores take canonical ``str`` names (:func:`asimap.store.names.check_name`).
-Every handler goes through :func:`mailbox_name`, so a name is decoded and
-validated in exactly one way, and through :func:`wire_name` on the way out.
+Clients send names as bytes in modified UTF-7 (RFC 3501 section 5.1.3),
+or in UTF-8 once they enabled UTF8=ACCEPT (RFC 6855 section 3) or IMAP4rev2
+(RFC 9051 section 5.1); stores take canonical ``str`` names
+(:func:`asimap.store.names.check_name`).  Every handler goes through
+:func:`mailbox_name`, so a name is decoded and validated in exactly one
+way, and through :func:`wire_name` on the way out.
+
+Which of the two encodings applies is a property of the connection, not of
+the handler: the dispatcher runs each command inside :func:`names_in_utf8`,
+so handlers keep calling these functions without passing the mode around.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from asimap.imap.mutf7 import decode_mutf7, encode_mutf7
 from asimap.imap.session.errors import CommandFailed, no
 from asimap.store.base import InvalidMailboxName
 from asimap.store.names import check_name
 
+#: True while a command of a UTF-8 connection runs (see the module doc).
+_UTF8_NAMES: ContextVar[bool] = ContextVar("asimap_utf8_names", default=False)
+
+
+@contextlib.contextmanager
+def names_in_utf8(enabled: bool) -> Iterator[None]:
+    """Decode and encode names as UTF-8 (True) or modified UTF-7 inside."""
+    token = _UTF8_NAMES.set(enabled)
+    try:
+        yield
+    finally:
+        _UTF8_NAMES.reset(token)
+
 
 def decode_name(raw: bytes) -> str:
-    """Decode a client name or pattern from modified UTF-7.
+    """Decode a client name or pattern from modified UTF-7, or UTF-8.
 
     An invalid encoding is the client's error in the *name*, not in the
     command syntax, so it gets ``NO [CANNOT]`` like any other bad name.
+    In UTF-8 mode ``&`` is an ordinary character (RFC 6855 section 3:
+    no modified UTF-7 once UTF8=ACCEPT is enabled).
     """
+    if _UTF8_NAMES.get():
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise no("Mailbox name is not valid UTF-8", "CANNOT") from exc
     try:
         return decode_mutf7(raw)
     except (ValueError, UnicodeError) as exc:
@@ -40,9 +70,18 @@ def mailbox_name(raw: bytes, *, create: bool = False) -> str:
 
 
 def wire_name(name: str) -> str:
-    """A store name as sent to an IMAP4rev1 client (modified UTF-7)."""
+    """A store name as sent to the client: itself for a UTF-8 connection
+    (the encoder may then quote UTF-8), modified UTF-7 otherwise."""
+    if _UTF8_NAMES.get():
+        return name
     encoded = encode_mutf7(name)
     return encoded.decode("ascii") if isinstance(encoded, bytes) else encoded
 
 
-__all__ = ["CommandFailed", "decode_name", "mailbox_name", "wire_name"]
+__all__ = [
+    "CommandFailed",
+    "decode_name",
+    "mailbox_name",
+    "names_in_utf8",
+    "wire_name",
+]

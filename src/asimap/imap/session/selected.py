@@ -21,6 +21,13 @@ this session.  :meth:`SelectedMailbox.refresh` asks the store for
 send.  Flag changes made by this very connection (STORE, FETCH setting
 \\Seen) update the cached flags when they happen, so the change feed,
 comparing against the cache, does not report them a second time.
+
+The shape of those responses depends on what the client enabled (the
+view shares the session's ``enabled`` set, see :mod:`extensions`): with
+CONDSTORE every flag update carries UID and MODSEQ (RFC 7162 section 3.1),
+with QRESYNC expunges are ``* VANISHED uids`` instead of EXPUNGE (RFC 7162
+section 3.2.10), and after ``ENABLE IMAP4rev2`` there is no RECENT
+response and no ``\\Recent`` flag (RFC 9051 appendix E items 12 and 21).
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from asimap.imap.commands import SequenceSet
 from asimap.imap.responses import (
     Atom,
     Code,
+    Raw,
     Response,
     Status,
     Untagged,
     UntaggedStatus,
     Value,
 )
+from asimap.imap.session import extensions
+from asimap.imap.session.uidset import format_uid_list
 from asimap.store.base import Mailbox, MessageState
 
 #: Order in which system flags are listed (RFC 3501 section 2.3.2).
@@ -76,8 +86,12 @@ class SelectedMailbox:
         readonly: bool,
         recent: Iterable[int] = (),
         keywords: Iterable[str] = (),
+        enabled: set[str] | None = None,
     ) -> None:
         self.mailbox = mailbox
+        #: The session's enabled extensions (shared, so that an enabling
+        #: command run while selected takes effect at once).
+        self.enabled: set[str] = enabled if enabled is not None else set()
         self.readonly = readonly
         self.modseq = modseq
         self.uids: list[int] = [s.uid for s in states]
@@ -221,7 +235,8 @@ class SelectedMailbox:
                 self.recent.update(u for u in claimed if u in self.flags)
             if len(self.recent) != self._announced_recent:
                 self._announced_recent = len(self.recent)
-                responses.append(Untagged((len(self.recent), Atom("RECENT"))))
+                if not extensions.rev2(self.enabled):
+                    responses.append(Untagged((len(self.recent), Atom("RECENT"))))
 
         for uid in flag_changes:
             responses.append(self.fetch_flags_response(uid, with_uid=with_uid))
@@ -229,19 +244,24 @@ class SelectedMailbox:
         return responses
 
     def _take_expunges(self) -> list[Response]:
-        """Announce every pending expunge, highest sequence number first.
+        """Announce every pending expunge.
 
-        Sending them in descending order means each number is correct at
-        the moment it is sent, with no renumbering arithmetic on either side
-        (RFC 3501 section 7.4.1 example uses the shifting form; both are
-        equivalent).
+        With QRESYNC this is one ``* VANISHED uid-set`` (RFC 7162 section
+        3.2.10: the server MUST NOT send EXPUNGE then).  Otherwise EXPUNGE
+        responses go out highest sequence number first: each number is then
+        correct at the moment it is sent, with no renumbering arithmetic on
+        either side (RFC 3501 section 7.4.1 example uses the shifting form;
+        both are equivalent).
         """
         responses: list[Response] = []
+        vanished: list[int] = []
         for uid in sorted(self.gone, reverse=True):
             seq = self.seq_of(uid)
             if seq is None:
                 continue
-            responses.append(Untagged((seq, Atom("EXPUNGE"))))
+            vanished.append(uid)
+            if not extensions.qresync(self.enabled):
+                responses.append(Untagged((seq, Atom("EXPUNGE"))))
             del self.uids[seq - 1]
             del self.flags[uid]
             self.modseqs.pop(uid, None)
@@ -249,17 +269,41 @@ class SelectedMailbox:
                 self.recent.discard(uid)
                 self._announced_recent -= 1
         self.gone.clear()
+        if vanished and extensions.qresync(self.enabled):
+            uids = Raw(format_uid_list(sorted(vanished)))
+            responses.append(Untagged((Atom("VANISHED"), uids)))
         return responses
 
-    def fetch_flags_response(self, uid: int, *, with_uid: bool) -> Response:
-        """``* seq FETCH ([UID u ]FLAGS (...))`` from the cached flags."""
+    def fetch_flags_response(
+        self, uid: int, *, with_uid: bool, with_flags: bool = True
+    ) -> Response:
+        """``* seq FETCH ([UID u ]FLAGS (...)[ MODSEQ (m)])`` from the cache.
+
+        UID is always there with CONDSTORE (RFC 7162 section 3.1) and with
+        IMAP4rev2 (RFC 9051 appendix E item 21), MODSEQ with CONDSTORE.
+        ``with_flags=False`` is for STORE .SILENT under CONDSTORE, which
+        still owes the client the new MODSEQ (RFC 7162 section 3.1.3).
+        """
         seq = self.seq_of(uid) or 0
+        condstore = extensions.condstore(self.enabled)
         items: list[Value] = []
-        if with_uid:
+        if with_uid or condstore or extensions.rev2(self.enabled):
             items += [Atom("UID"), uid]
-        items += [Atom("FLAGS"), self.flag_list(uid)]
+        if with_flags:
+            items += [Atom("FLAGS"), self.flag_list(uid)]
+        if condstore:
+            items += self.modseq_item(uid)
         return Untagged((seq, Atom("FETCH"), items))
 
+    def modseq_item(self, uid: int) -> list[Value]:
+        """``MODSEQ (m)`` as the client should see it (RFC 7162 3.1.4.1)."""
+        return [Atom("MODSEQ"), [self.modseqs.get(uid, self.modseq)]]
+
     def flag_list(self, uid: int) -> list[Value]:
-        """The flags of ``uid`` as the client should see them."""
-        return flag_atoms(self.flags.get(uid, frozenset()), uid in self.recent)
+        """The flags of ``uid`` as the client should see them (no
+        ``\\Recent`` for an IMAP4rev2 client, RFC 9051 appendix E item 12)."""
+        return flag_atoms(self.flags.get(uid, frozenset()), self.shows_recent(uid))
+
+    def shows_recent(self, uid: int) -> bool:
+        """Whether ``uid`` is listed with ``\\Recent`` (never for IMAP4rev2)."""
+        return uid in self.recent and not extensions.rev2(self.enabled)

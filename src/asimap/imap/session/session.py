@@ -36,6 +36,8 @@ from asimap.imap.responses import (
     Value,
 )
 from asimap.imap.session import (
+    enable,
+    extensions,
     handlers_any,
     handlers_auth,
     handlers_fetch,
@@ -48,7 +50,7 @@ from asimap.imap.session import (
 from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed
-from asimap.imap.session.naming import mailbox_name
+from asimap.imap.session.naming import mailbox_name, names_in_utf8
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState, allowed, allowed_by_name
 from asimap.store.base import MailboxNotFound, StoreError
@@ -66,7 +68,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.StartTLS: handlers_auth.handle_starttls,
     c.Login: handlers_auth.handle_login,
     c.Authenticate: handlers_auth.handle_authenticate,
-    c.Enable: handlers_select.handle_enable,
+    c.Enable: enable.handle_enable,
     c.Select: handlers_select.handle_select,
     c.Idle: handlers_select.handle_idle,
     c.Create: handlers_mailbox.handle_create,
@@ -150,7 +152,8 @@ class Session:
             )
         handler = HANDLERS[type(command)]
         try:
-            return await handler(self._ctx, command)
+            with names_in_utf8(extensions.utf8(self._ctx.enabled)):
+                return await handler(self._ctx, command)
         except CommandFailed as failure:
             return Tagged(command.tag, failure.status, failure.text, failure.code)
         except Exception:
@@ -197,7 +200,8 @@ class Session:
         if store is None:
             return None
         try:
-            await store.mailbox(mailbox_name(pending.mailbox))
+            with names_in_utf8(extensions.utf8(self._ctx.enabled)):
+                await store.mailbox(mailbox_name(pending.mailbox))
         except CommandFailed as failure:
             return Tagged(tag, failure.status, failure.text, failure.code)
         except MailboxNotFound:
