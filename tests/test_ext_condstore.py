@@ -8,6 +8,9 @@ flag change takes the next number, so three appended messages have MODSEQs
 
 from __future__ import annotations
 
+from imapclient import IMAPClient
+
+from conftest import PASSWORD, SAMPLE_MESSAGE, USER, ServerThread, TlsFiles
 from transcript import World, add_messages, message, run_transcript
 
 LOGIN = """
@@ -319,3 +322,47 @@ async def test_errors() -> None:
         """,
         before=three,
     )
+
+
+def test_imapclient_condstore_calls(
+    imap_server: ServerThread, tls_files: TlsFiles
+) -> None:
+    """IMAPClient's CONDSTORE API against a running server: enable(),
+    HIGHESTMODSEQ from select_folder(), FETCH MODSEQ and the CHANGEDSINCE
+    modifier, and a conditional STORE refused by the server."""
+    with IMAPClient(
+        imap_server.host,
+        port=imap_server.imaps_port,
+        ssl=True,
+        ssl_context=tls_files.client_context(),
+        timeout=10,
+    ) as client:
+        client.login(USER, PASSWORD)
+        assert b"CONDSTORE" in client.capabilities()
+        for _ in range(3):
+            client.append("INBOX", SAMPLE_MESSAGE)
+        assert client.enable("CONDSTORE") == [b"CONDSTORE"]
+        info = client.select_folder("INBOX", readonly=False)
+        highest = info[b"HIGHESTMODSEQ"]
+        uids = client.search(["ALL"])
+        assert len(uids) == 3
+        modseqs = {
+            uid: data[b"MODSEQ"][0]
+            for uid, data in client.fetch(uids, ["MODSEQ"]).items()
+        }
+        assert max(modseqs.values()) == highest
+        client.add_flags([uids[1]], [b"\\Flagged"])
+        changed = client.fetch(uids, ["FLAGS"], modifiers=[f"CHANGEDSINCE {highest}"])
+        assert list(changed) == [uids[1]]
+        assert b"\\Flagged" in changed[uids[1]][b"FLAGS"]
+        assert changed[uids[1]][b"MODSEQ"][0] > highest
+        # UNCHANGEDSINCE older than the flag change: refused with MODIFIED.
+        typ, _data = client._imap.uid(
+            "STORE", str(uids[1]), f"(UNCHANGEDSINCE {highest})", "+FLAGS", "(x)"
+        )
+        assert typ == "OK"
+        # imaplib files the tagged OK's response code under its name.
+        codes = client._imap.untagged_responses
+        assert codes.get("MODIFIED") == [str(uids[1]).encode()]
+        assert b"x" not in client.get_flags([uids[1]])[uids[1]]
+        assert client.search(["MODSEQ", str(highest + 1)]) == [uids[1]]

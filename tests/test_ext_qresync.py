@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import dataclass
+from pathlib import Path
 
-from asimap.store.base import StoreMode
+from asimap.auth.account import Account
+from asimap.store.base import Store, StoreMode
 from asimap.store.memory import MemoryMailbox
+from asimap.store.mh.profile import Profile
+from asimap.store.mh.store import MHStore
 from conftest import PASSWORD, USER, ServerThread, TlsFiles
 from transcript import World, add_messages, message, run_transcript
 
@@ -462,3 +467,85 @@ def test_qresync_catches_up_with_1000_flag_changes_and_100_expunges(
     assert sorted(seen) == kept
     assert all(seen[uid] == (b"\\Flagged" if uid % 2 else b"$Later") for uid in kept)
     assert _code(lines, b"HIGHESTMODSEQ") >= modseq + 1001
+
+
+# -- MODSEQs persist: the MH store reopened on the same root ------------------
+
+
+@dataclass
+class MHWorld(World):
+    """Transcript clients served by one MH store instead of memory."""
+
+    mh: Store | None = None
+
+    async def open_store(self, account: Account) -> Store:
+        assert self.mh is not None
+        return self.mh
+
+
+async def test_qresync_after_restart_on_the_mh_store(tmp_path: Path) -> None:
+    """A restart (the MH store reopened on the same root) keeps UIDVALIDITY,
+    HIGHESTMODSEQ, per-message MODSEQs and expunge tombstones, so a QRESYNC
+    client that last synced before the changes still catches up exactly."""
+    root = tmp_path / "Mail"
+    profile = Profile(path=root, unseen=("unseen",))
+    store = await MHStore.open(root, profile=profile)
+    try:
+        inbox = await store.mailbox("INBOX")
+        for n in range(3):
+            await inbox.append(message(f"m{n}"))
+        before = await inbox.status()
+        await run_transcript(
+            LOGIN1
+            + """
+            C1 s SELECT INBOX
+            S1 * %*
+            S1 * %*
+            S1 * 3 EXISTS
+            S1 * %? RECENT
+            S1 * OK [UNSEEN 1] %*
+            S1 * OK [UIDVALIDITY %?] %*
+            S1 * OK [UIDNEXT 4] %*
+            S1 * OK [HIGHESTMODSEQ %?] Highest
+            S1 s OK [READ-WRITE] Select completed
+            C1 b STORE 2 +FLAGS.SILENT (\\Flagged)
+            S1 * 2 FETCH (UID 2 MODSEQ (%?))
+            S1 b OK Store completed
+            C1 c STORE 3 +FLAGS.SILENT (\\Deleted)
+            S1 * 3 FETCH (UID 3 MODSEQ (%?))
+            S1 c OK Store completed
+            C1 d EXPUNGE
+            S1 * VANISHED 3
+            S1 d OK [HIGHESTMODSEQ %?] Expunge completed
+            """,
+            MHWorld(mh=store),
+        )
+        after = await inbox.status()
+        flagged = (await inbox.states())[1]
+        assert after.highestmodseq > flagged.modseq > before.highestmodseq
+    finally:
+        await store.close()
+
+    store = await MHStore.open(root, profile=profile)
+    try:
+        uv = before.uidvalidity
+        await run_transcript(
+            LOGIN1
+            + f"""
+            C1 s SELECT INBOX (QRESYNC ({uv} {before.highestmodseq} 1:3))
+            S1 * %*
+            S1 * %*
+            S1 * 2 EXISTS
+            S1 * %? RECENT
+            S1 * OK [UNSEEN 1] %*
+            S1 * OK [UIDVALIDITY {uv}] UIDs valid
+            S1 * OK [UIDNEXT 4] %*
+            S1 * OK [HIGHESTMODSEQ {after.highestmodseq}] Highest
+            S1 * VANISHED (EARLIER) 3
+            S1 * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ({flagged.modseq}))
+            S1 s OK [READ-WRITE] Select completed
+            """,
+            MHWorld(mh=store),
+        )
+    finally:
+        await store.close()
