@@ -503,6 +503,9 @@ def _start_asimapd(
         f"--key={tls_files.key}",
         f"--pwfile={pwfile}",
         "--store=memory",
+        # One process serves everything, so its memory is what the abuse
+        # below stresses (worker mode has its own tests: test_worker_*).
+        "--workers=off",
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("TRACE", "DEBUG")}
     with log_path.open("wb") as log:

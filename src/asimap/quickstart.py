@@ -7,7 +7,10 @@ store in ``./demo/mail/demo/`` -- seeded once with real messages
 (:mod:`asimap.demo`), so nmh's ``scan +inbox`` lists them too -- on
 127.0.0.1: IMAPS on 9993 and IMAP with STARTTLS on 9143 (``PORT`` /
 ``IMAP_PORT`` override them).  Nothing is written outside ``./demo/`` and no privileges
-are needed or dropped, so it runs the same as root or as a user.
+are needed.  Like ``asimapd`` it serves each user from a worker process
+that runs as the owner of the mail; the demo mail belongs to whoever runs
+the quickstart, so it sets ``allow_root_mail`` -- run as root, the demo
+worker stays root rather than refusing the root-owned demo mail.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from asimap.auth.account import Account
 from asimap.auth.hashers import make_password
 from asimap.config import Config
 from asimap.demo import seed_store
-from asimap.imap.server import build_services, run
+from asimap.imap.server import run
 from asimap.store.base import Store
 from asimap.tls import generate_self_signed
 
@@ -142,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         key=key,
         pwfile=pwfile,
         store="mh",
+        allow_root_mail=True,
     )
-    services, _registry = build_services(config, seed=_seed)
     return run(
         config,
-        services=services,
+        seed=_seed,
         on_ready=lambda: print(instructions(config, cert), flush=True),
     )
 

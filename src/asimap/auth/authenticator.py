@@ -123,6 +123,12 @@ class PasswordFileAuthenticator:
         await self._sleep(self._failure_delay)
         return None
 
+    def reload(self) -> None:
+        """Re-read the password file now (SIGHUP), whatever its signature
+        says; cached successes are forgotten with the old generation.
+        Blocking: call it in a thread."""
+        self._pwfile.refresh(force=True)
+
     def close(self) -> None:
         """Stop the hashing threads (pending verifications finish first)."""
         self._executor.shutdown(wait=True)

@@ -6,20 +6,28 @@ set, plain IMAP that must be upgraded with STARTTLS (RFC 3501 section
 6.2.1) -- and one :class:`~asimap.imap.driver.ConnectionDriver` task per
 client.  :func:`serve` runs a server until cancelled; :func:`run` is the
 process entry point used by ``asimapd`` (uvloop when installed, SIGTERM
-and SIGINT stop gracefully: listeners close, every client gets ``* BYE``).
-POP3 (:mod:`asimap.pop3`) listens beside IMAP when enabled, sharing the
-services (so a user's IMAP and POP3 sessions share one store) and the
-connection limit.
+and SIGINT stop gracefully: listeners close, every client gets ``* BYE``;
+SIGHUP reloads the password file, the certificate and the logging
+configuration without dropping a connection).  POP3 (:mod:`asimap.pop3`)
+listens beside IMAP when enabled, sharing the services (so a user's IMAP
+and POP3 sessions share one store) and the connection limit.
+
+With ``config.workers`` (the default) this process only listens, does TLS
+and authenticates: :func:`run` forks the zygote before any event loop
+exists, and each logged-in connection is handed to its user's worker
+process (:mod:`asimap.worker`).  ``--workers=off`` serves everything here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from asimap.auth.account import Account
 from asimap.auth.authenticator import PasswordFileAuthenticator
@@ -36,6 +44,10 @@ from asimap.pop3.responses import Code as Pop3Code
 from asimap.pop3.responses import err as pop3_err
 from asimap.store.base import Store
 from asimap.tls import make_server_context
+
+if TYPE_CHECKING:
+    from asimap.worker.manager import WorkerManager
+    from asimap.worker.zygote import ZygoteHandle
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +144,17 @@ class ImapServer:
         services: Services,
         tls_context: ssl.SSLContext | None = None,
         session_factory: SessionFactory | None = None,
+        workers: WorkerManager | None = None,
     ) -> None:
+        """``workers``: worker mode; the manager is ``services.handoff``,
+        and its connections count against ``max_connections`` too."""
         self._config = config
         self._services = services
+        self._workers = workers
         self._session_factory: SessionFactory = session_factory or Session
         self._tls = tls_context or make_server_context(config.cert, config.key)
+        #: The context new handshakes use; replaced by :meth:`reload`.
+        self._current_tls = self._tls
         self._timeouts = Timeouts(
             unauthenticated=config.idle_timeout_unauthenticated,
             authenticated=config.idle_timeout_authenticated,
@@ -151,7 +169,49 @@ class ImapServer:
 
     @property
     def connection_count(self) -> int:
-        return len(self._drivers)
+        served_by_workers = (
+            0 if self._workers is None else self._workers.connection_count
+        )
+        return len(self._drivers) + served_by_workers
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the password file, the certificate and key, and
+        the logging configuration; no connection is dropped.
+
+        The listeners keep their context, whose SNI callback (called for
+        every handshake, with or without SNI) switches each new connection
+        to the newest context -- existing connections keep theirs.  A bad
+        new certificate is logged and the old one stays in use.
+        """
+        reload_accounts = getattr(self._services.authenticator, "reload", None)
+        if callable(reload_accounts):
+            await asyncio.to_thread(reload_accounts)
+        try:
+            fresh = make_server_context(self._config.cert, self._config.key)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("SIGHUP: keeping the old certificate: %s", exc)
+        else:
+            self._current_tls = fresh
+            self._tls.sni_callback = self._choose_context
+        from asimap.ops.logging_setup import LoggingSetupError, setup_logging
+
+        try:
+            setup_logging(self._config)
+        except LoggingSetupError as exc:
+            log.error("SIGHUP: keeping the logging configuration: %s", exc)
+        if self._workers is not None:
+            self._workers.reload()
+        log.info("reloaded password file, certificate and logging configuration")
+
+    def _choose_context(
+        self,
+        ssl_object: ssl.SSLObject | ssl.SSLSocket,
+        name: str | None,
+        _ctx: ssl.SSLContext,
+    ) -> None:
+        del name
+        if self._current_tls is not self._tls:
+            ssl_object.context = self._current_tls
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,6 +251,8 @@ class ImapServer:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        if self._workers is not None:
+            await self._workers.shutdown()
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.wait_closed(), SHUTDOWN_GRACE)
@@ -204,7 +266,7 @@ class ImapServer:
         await self.stop()
 
     def _on_connected(self, pipe: Pipe) -> None:
-        if len(self._drivers) >= self._config.max_connections:
+        if self.connection_count >= self._config.max_connections:
             # Over the limit: refuse politely (RFC 3501 section 7.1.5).
             log.warning("%s: refused, too many connections", pipe.peer_host)
             with contextlib.suppress(ConnectionError):
@@ -254,7 +316,7 @@ class ImapServer:
     def _on_pop3_connected(self, pipe: Pipe) -> None:
         """Like :meth:`_on_connected`; one connection limit for both
         protocols, since both share the process and the user's store."""
-        if len(self._drivers) >= self._config.max_connections:
+        if self.connection_count >= self._config.max_connections:
             log.warning("%s: pop3 refused, too many connections", pipe.peer_host)
             with contextlib.suppress(ConnectionError):
                 pipe.write(pop3_err("Too many connections", Pop3Code.SYS_TEMP))
@@ -283,18 +345,40 @@ async def serve(
     *,
     services: Services | None = None,
     ready: asyncio.Event | None = None,
+    zygote: ZygoteHandle | None = None,
+    seed: StoreSeeder | None = None,
+    hangup: asyncio.Event | None = None,
 ) -> None:
-    """Serve until cancelled; ``ready`` is set once the listeners are bound."""
+    """Serve until cancelled; ``ready`` is set once the listeners are bound.
+
+    With ``zygote`` (worker mode) logged-in connections go to per-user
+    workers; ``seed`` is for stores opened here (single-process mode).
+    Each time ``hangup`` is set, the server reloads (SIGHUP).
+    """
     registry: StoreRegistry | None = None
     if services is None:
-        services, registry = build_services(config)
-    server = ImapServer(config, services)
+        services, registry = build_services(config, seed)
+    workers: WorkerManager | None = None
+    if zygote is not None:
+        from asimap.worker.manager import WorkerManager
+
+        workers = WorkerManager(config, zygote)
+        workers.start()
+        services = dataclasses.replace(services, handoff=workers.handoff)
+    server = ImapServer(config, services, workers=workers)
+    reloader: asyncio.Task[None] | None = None
     try:
         await server.start()
+        if hangup is not None:
+            reloader = asyncio.get_running_loop().create_task(
+                _reload_on(hangup, server)
+            )
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
+        if reloader is not None:
+            reloader.cancel()
         await server.stop()
         if registry is not None:
             await registry.close_all()
@@ -304,19 +388,42 @@ async def serve(
                 await asyncio.to_thread(close)
 
 
+async def _reload_on(hangup: asyncio.Event, server: ImapServer) -> None:
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        try:
+            await server.reload()
+        except Exception:
+            log.exception("reload failed")
+
+
 async def serve_until_signalled(
     config: Config,
     *,
     services: Services | None = None,
     on_ready: Callable[[], None] | None = None,
+    zygote: ZygoteHandle | None = None,
+    seed: StoreSeeder | None = None,
 ) -> None:
-    """:func:`serve` until SIGTERM or SIGINT arrives."""
+    """:func:`serve` until SIGTERM or SIGINT arrives; SIGHUP reloads."""
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
-    server_task = loop.create_task(serve(config, services=services, ready=ready))
+    hangup = asyncio.Event()
+    server_task = loop.create_task(
+        serve(
+            config,
+            services=services,
+            ready=ready,
+            zygote=zygote,
+            seed=seed,
+            hangup=hangup,
+        )
+    )
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hangup.set)
     try:
         stopper = loop.create_task(stop.wait())
         if on_ready is not None:
@@ -335,7 +442,7 @@ async def serve_until_signalled(
         with contextlib.suppress(asyncio.CancelledError):
             await server_task
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
 
@@ -344,12 +451,28 @@ def run(
     *,
     services: Services | None = None,
     on_ready: Callable[[], None] | None = None,
+    seed: StoreSeeder | None = None,
 ) -> int:
     """Process entry point: returns the exit status.
 
     ``on_ready`` is called once the listeners are bound (the quickstart
-    prints its instructions then).
+    prints its instructions then); ``seed`` fills a new account's store
+    (in its worker, or here with ``--workers=off``).  In worker mode the
+    zygote is forked first, while this process has no loop and no thread;
+    settings that cannot work (store kind, certificate) are checked before,
+    so a bad configuration fails without starting anything.
     """
+    zygote: ZygoteHandle | None = None
+    if config.workers:
+        try:
+            StoreRegistry(config.store)
+            make_server_context(config.cert, config.key)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.error("asimapd cannot run: %s", exc)
+            return 1
+        from asimap.worker.zygote import start_zygote
+
+        zygote = start_zygote(config, seed)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
@@ -360,9 +483,26 @@ def run(
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(
-                serve_until_signalled(config, services=services, on_ready=on_ready)
+                serve_until_signalled(
+                    config,
+                    services=services,
+                    on_ready=on_ready,
+                    zygote=zygote,
+                    seed=seed,
+                )
             )
     except (OSError, ssl.SSLError, ValueError) as exc:
         log.error("asimapd cannot run: %s", exc)
+        if zygote is not None:
+            _stop_zygote(zygote)
         return 1
     return 0
+
+
+def _stop_zygote(zygote: ZygoteHandle) -> None:
+    """Start-up failed after the fork: let the zygote go and reap it."""
+    import os
+
+    zygote.sock.close()
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(zygote.pid, 0)

@@ -1,0 +1,312 @@
+"""A user's worker process: the stores, and every connection of one user.
+
+Forked by the zygote (:mod:`asimap.worker.zygote`), a worker first takes
+the identity of its mail root's owner (:mod:`asimap.worker.privileges`),
+then runs an event loop that owns the user's stores through a
+:class:`~asimap.imap.server.StoreRegistry` -- one store object for all of
+the user's IMAP and POP3 connections, so that a change made through one
+reaches the others at once (EXISTS, EXPUNGE, FETCH; IDLE wakes) -- and
+serves each connection the main process hands over with the ordinary
+drivers and sessions.
+
+A handed-over connection already logged in in the main process.  The
+worker *replays* that login: the session runs a LOGIN (IMAP) or
+``AUTH PLAIN`` (POP3) whose password is a one-time token that only this
+worker's authenticator accepts, for that one user.  So the tagged
+``OK [CAPABILITY ...]`` (or the POP3 ``+OK`` with the maildrop's size)
+comes from exactly the code that answers logins in single-process mode,
+and the first response after LOGIN measures the real worker path.
+
+The worker reports each finished connection (``closed``), and after
+``worker_linger`` seconds without connections asks to retire (``idle``).
+The main process answers ``exit`` only if it has handed over nothing the
+worker has not seen, so a login racing with the retirement is never lost.
+``shutdown`` (SIGTERM of the main process), SIGTERM, or the control
+socket closing (the main process died) say ``* BYE`` to every client,
+close the stores and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import pwd
+import secrets
+import signal
+import socket
+from pathlib import Path
+
+from asimap.auth.account import Account
+from asimap.config import Config
+from asimap.imap import commands as imap_commands
+from asimap.imap.driver import ConnectionDriver, Pipe, Timeouts
+from asimap.imap.server import SHUTDOWN_GRACE, StoreRegistry, StoreSeeder
+from asimap.imap.session import Session
+from asimap.imap.session.services import Services
+from asimap.ops.trace import tracer_factory
+from asimap.pop3 import commands as pop3_commands
+from asimap.pop3.driver import Pop3Driver
+from asimap.worker.privileges import (
+    PrivilegeError,
+    drop_privileges,
+    target_identity,
+)
+from asimap.worker.protocol import Channel, Message, send_blocking
+from asimap.worker.zygote import set_process_name
+
+log = logging.getLogger(__name__)
+
+
+def worker_main(
+    sock: socket.socket,
+    config: Config,
+    seed: StoreSeeder | None,
+    username: str,
+    maildir: Path,
+) -> int:
+    """The forked worker's whole life; returns its exit status."""
+    set_process_name(f"asimap-w:{username}")
+    try:
+        identity = target_identity(maildir, allow_root_mail=config.allow_root_mail)
+        if identity is not None:
+            drop_privileges(identity)
+            with contextlib.suppress(KeyError):
+                os.environ["HOME"] = pwd.getpwuid(identity.uid).pw_dir
+    except PrivilegeError as exc:
+        log.error("worker for %s not started: %s", username, exc)
+        with contextlib.suppress(OSError):
+            send_blocking(sock, {"op": "failed", "error": str(exc)})
+        return 1
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    worker = Worker(sock, config, seed, username)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(worker.run())
+
+
+class _ReplayAuthenticator:
+    """Accepts exactly the one-time tokens of logins replayed in this worker.
+
+    Nothing else can log in here: the worker is reachable only through the
+    main process, and a token is good once, for its one user.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Account] = {}
+
+    def issue(self, account: Account) -> str:
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = account
+        return token
+
+    async def authenticate(
+        self, username: str, password: str, peer_host: str
+    ) -> Account | None:
+        del peer_host
+        account = self._tokens.pop(password, None)
+        if account is None or account.username != username:
+            return None
+        return account
+
+
+class Worker:
+    """The event-loop side of a worker (see the module docstring)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        config: Config,
+        seed: StoreSeeder | None,
+        username: str,
+    ) -> None:
+        self._sock = sock
+        self._config = config
+        self._username = username
+        self._registry = StoreRegistry(
+            config.store, seed, mh_locking=config.enable_mh_file_locking
+        )
+        self._auth = _ReplayAuthenticator()
+        self._timeouts = Timeouts(
+            unauthenticated=config.idle_timeout_authenticated,
+            authenticated=config.idle_timeout_authenticated,
+            handshake=min(30.0, config.idle_timeout_unauthenticated),
+        )
+        self._tracers = tracer_factory(config.trace, config.trace_dir)
+        self._connections: dict[int, ConnectionDriver | Pop3Driver] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handoffs = 0
+        self._linger: asyncio.TimerHandle | None = None
+        self._stop = asyncio.Event()
+        self._channel: Channel | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        self._channel = Channel(self._sock, self._on_message, self._stop.set)
+        self._channel.send(
+            {"op": "ready", "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
+        )
+        log.info("worker for %s ready (uid %d)", self._username, os.getuid())
+        self._arm_linger()
+        await self._stop.wait()
+        await self._close_connections()
+        await self._registry.close_all()
+        if self._channel is not None:
+            self._channel.close()
+        log.info("worker for %s exits", self._username)
+        return 0
+
+    # control messages ----------------------------------------------------
+
+    def _on_message(self, message: Message) -> None:
+        if message.op == "handoff":
+            self._handoffs += 1
+            self._cancel_linger()
+            task = asyncio.get_running_loop().create_task(self._serve(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        message.close_fds()
+        if message.op == "exit":
+            if not self._connections and not self._tasks:
+                self._stop.set()
+        elif message.op == "shutdown":
+            self._stop.set()
+        else:
+            log.warning("worker: unknown message %r", message.op)
+
+    def _send(self, header: dict[str, object]) -> None:
+        if self._channel is not None and not self._channel.closed:
+            with contextlib.suppress(ConnectionError):
+                self._channel.send(header)
+
+    def _arm_linger(self) -> None:
+        self._cancel_linger()
+        self._linger = asyncio.get_running_loop().call_later(
+            self._config.worker_linger, self._linger_expired
+        )
+
+    def _cancel_linger(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+    def _linger_expired(self) -> None:
+        self._linger = None
+        if not self._connections and not self._tasks:
+            # The main process answers "exit" unless a handoff is on its way.
+            self._send({"op": "idle", "handoffs": self._handoffs})
+
+    # connections -----------------------------------------------------------
+
+    async def _serve(self, message: Message) -> None:
+        conn = int(message.header.get("conn", 0))
+        try:
+            await self._serve_connection(conn, message)
+        except Exception:
+            log.exception("worker: connection %d failed", conn)
+        finally:
+            message.close_fds()
+            self._connections.pop(conn, None)
+            self._send({"op": "closed", "conn": conn})
+            if not self._connections and not self._stop.is_set():
+                self._arm_linger()
+
+    async def _serve_connection(self, conn: int, message: Message) -> None:
+        header = message.header
+        if len(message.fds) != 1:
+            raise ValueError("handoff without a connection")
+        sock = socket.socket(fileno=message.fds.pop())
+        peer = str(header.get("peer", "unknown"))
+        tls = bool(header.get("tls", False))
+
+        def connected(pipe: Pipe) -> None:
+            # The worker's socket is the client's own socket (plain) or a
+            # relay from the main process (TLS): take both facts from main.
+            pipe.tls = tls
+            pipe.peer_host = peer
+
+        loop = asyncio.get_running_loop()
+        _transport, pipe = await loop.connect_accepted_socket(
+            lambda: Pipe(connected), sock=sock
+        )
+        account = Account(self._username, Path(str(header.get("maildir", ""))))
+        token = self._auth.issue(account)
+        services = Services(
+            authenticator=self._auth,
+            open_store=self._registry.open,
+            allow_plaintext_auth=bool(header.get("plaintext_ok", False)),
+        )
+        log.info(
+            "worker %s: %s connection %d from %s (tls=%s, id=%s)",
+            self._username,
+            header.get("kind"),
+            conn,
+            peer,
+            tls,
+            header.get("client_id"),
+        )
+        if header.get("kind") == "pop3":
+            await self._serve_pop3(conn, pipe, services, message.data, token)
+        else:
+            tag = str(header.get("tag") or "*")
+            await self._serve_imap(conn, pipe, services, message.data, token, tag)
+
+    async def _serve_imap(
+        self,
+        conn: int,
+        pipe: Pipe,
+        services: Services,
+        unparsed: bytes,
+        token: str,
+        tag: str,
+    ) -> None:
+        tracer = self._tracers.new_tracer(pipe.peer_host)
+        tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
+        driver = ConnectionDriver(
+            pipe,
+            lambda io: Session(io, services),
+            limits=services.limits,
+            timeouts=self._timeouts,
+            tracer=tracer,
+            unparsed=unparsed,
+        )
+        self._connections[conn] = driver
+        login = imap_commands.Login(
+            tag=tag, username=self._username.encode(), password=token.encode()
+        )
+        await driver.run(first_command=login)
+
+    async def _serve_pop3(
+        self, conn: int, pipe: Pipe, services: Services, unparsed: bytes, token: str
+    ) -> None:
+        driver = Pop3Driver(pipe, services, timeouts=self._timeouts, unparsed=unparsed)
+        self._connections[conn] = driver
+        # RFC 4616 PLAIN: authzid NUL authcid NUL password.
+        plain = b"\0" + self._username.encode() + b"\0" + token.encode()
+        auth = pop3_commands.Auth(
+            mechanism="PLAIN", initial_response=base64.b64encode(plain)
+        )
+        await driver.run(first_command=auth)
+
+    async def _close_connections(self) -> None:
+        """``* BYE`` to every client, bounded wait, then cancel."""
+        self._cancel_linger()
+        for driver in list(self._connections.values()):
+            driver.shutdown()
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        for task in pending:
+            task.cancel()
+        if pending:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)

@@ -1,0 +1,154 @@
+"""Relaying a TLS connection between its client and the user's worker.
+
+TLS stays in the main process (one place holds the keys, and a worker
+never needs them), so after login a TLS connection is relayed: one end of
+a fresh socketpair goes to the worker, which reads and writes plaintext on
+it as if it were the client's socket; the other end is joined here to the
+client's TLS transport.  The relay is two :class:`asyncio.Protocol`
+objects that pass each received chunk straight to the other transport --
+no lines, no parsing, no copies beyond the ones the transports make.
+
+Memory is bounded both ways: each transport's write buffer has a high-water
+mark (:data:`RELAY_BUFFER`); above it the transport asks us to pause
+writing, and we pause *reading* on the other side until it drains.  So a
+25 MB FETCH to a slow client holds at most a few hundred KB here.
+
+The relay decides nothing about the end of the conversation.  When the
+worker side closes, the manager knows why -- the worker finished the
+connection (``closed`` message) or the worker died -- and calls
+:meth:`Relay.finish` with the ``* BYE`` to send in the second case, once
+everything the worker wrote has been passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+#: High-water mark of each direction's write buffer.
+RELAY_BUFFER = 256 * 1024
+#: How long a relay whose worker side closed waits to learn why.
+FINISH_TIMEOUT = 10.0
+
+
+class _Side(asyncio.Protocol):
+    """One end of the relay; forwards what it receives to the other end."""
+
+    def __init__(self, relay: Relay, name: str) -> None:
+        self.relay = relay
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=RELAY_BUFFER)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None or peer.transport.is_closing():
+            return
+        peer.transport.write(data)
+
+    def eof_received(self) -> bool | None:
+        self.relay.side_ended(self)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.relay.side_ended(self)
+
+    def pause_writing(self) -> None:
+        # Our transport's buffer is full: stop reading the other side.
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.peer.transport if self.peer is not None else None
+        if peer is not None and not peer.is_closing():
+            peer.resume_reading()
+
+
+class Relay:
+    """Joins a client's TLS transport to a worker's socket."""
+
+    def __init__(self, client: asyncio.Transport) -> None:
+        self._client = _Side(self, "client")
+        self._worker = _Side(self, "worker")
+        self._client.peer = self._worker
+        self._worker.peer = self._client
+        self._client_transport = client
+        self._worker_ended = False
+        self._outcome: bytes | None = None
+        self._decided = False
+        self._finished = False
+        self._timer: asyncio.TimerHandle | None = None
+        #: Called once when both ends are closed.
+        self.on_done: Callable[[], None] = lambda: None
+
+    async def start(self, worker_end: socket.socket) -> None:
+        """Join the client transport (reading paused by the caller's detach)
+        to ``worker_end``; reading resumes once both sides are in place."""
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: self._worker, sock=worker_end)
+        client = self._client_transport
+        client.set_protocol(self._client)
+        self._client.connection_made(client)
+        if client.is_closing():
+            self.side_ended(self._client)
+            return
+        client.resume_reading()
+
+    def finish(self, bye: bytes | None) -> None:
+        """The manager learned why the worker side ends: normally (None) or
+        because the worker died (``bye`` goes to the client after every
+        byte the worker wrote)."""
+        self._decided = True
+        self._outcome = bye
+        self._maybe_close_client()
+
+    def side_ended(self, side: _Side) -> None:
+        if side is self._client:
+            # The client left (or TLS failed): let the worker read EOF
+            # after what was already passed on.
+            worker = self._worker.transport
+            if worker is not None and not worker.is_closing():
+                worker.close()
+            client = self._client.transport
+            if client is not None and not client.is_closing():
+                client.close()
+        else:
+            self._worker_ended = True
+            if not self._decided and self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(FINISH_TIMEOUT, self.finish, None)
+            self._maybe_close_client()
+        self._check_done()
+
+    def _maybe_close_client(self) -> None:
+        if not (self._worker_ended and self._decided):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        client = self._client_transport
+        if not client.is_closing():
+            if self._outcome:
+                client.write(self._outcome)
+            client.close()
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self._finished:
+            return
+        worker = self._worker.transport
+        worker_done = worker is None or worker.is_closing()
+        if worker_done and self._client_transport.is_closing():
+            self._finished = True
+            self.on_done()
