@@ -61,6 +61,46 @@ from asimap.store.mh.paths import folder_path
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
 
+#: A sequence file changed this recently by someone else may be half
+#: written (nmh truncates, then writes); see ``Core._read_sequences``.
+SETTLE_NS = 20_000_000
+SETTLE_LIMIT_S = 0.5
+#: Re-reads (2 ms apart) of an existing but empty sequence file.
+EMPTY_RETRIES = 10
+
+#: Merge attempts when a tool keeps rewriting the file under us.
+WRITE_RETRIES = 5
+
+
+#: A folder whose directory or sequence file changed more recently than
+#: this may have an nmh tool half way through an operation.
+QUIET_NS = 100_000_000
+
+
+QUIET_LIMIT_S = 1.0
+
+
+def _is_quiet(folder: Path, dir_seen: int | None, seq_ours: str | None) -> bool:
+    """No recent change to the folder or its sequences that we did not
+    make or see ourselves."""
+    try:
+        dir_mtime = os.stat(folder).st_mtime_ns
+    except FileNotFoundError:
+        return True
+    if dir_mtime != dir_seen and time.time_ns() - dir_mtime < QUIET_NS:
+        return False
+    path = folder / sequences.SEQUENCES_FILE
+    return _stamp(path) == seq_ours or not _is_fresh(path, QUIET_NS)
+
+
+def _is_fresh(path: Path, within_ns: int) -> bool:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < within_ns
+
+
 #: System flags by folded spelling (RFC 3501 section 2.3.2).
 _SYSTEM = {f.lower(): f for f in sequences.FLAG_TO_SEQUENCE}
 
@@ -134,6 +174,16 @@ class Core:
         #: Mailbox id -> HIGHESTMODSEQ for every mailbox a job changed;
         #: drained by the async layer to wake waiters.
         self.touched: dict[int, int] = {}
+        #: Per folder, the ``.mh_sequences`` text we last read in a rescan
+        #: or wrote: the merge base when a tool changed the file since.
+        self._synced: dict[Path, str] = {}
+        #: Per folder, the stamp of our own last rename (never torn).
+        self._written: dict[Path, str] = {}
+        #: Per folder, the directory mtime after our last job there.
+        self._dir_seen: dict[Path, int] = {}
+        #: Mailboxes whose file now holds a merged tool change that the
+        #: database has not imported yet.
+        self._foreign: set[int] = set()
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""
@@ -213,6 +263,16 @@ class Core:
         return bool(stat.st_mtime_ns == row[0] and seq == row[1])
 
     def _record_stamps(self, mailbox_id: int, folder: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._dir_seen[folder] = os.stat(folder).st_mtime_ns
+        if mailbox_id in self._foreign:
+            # We merged a tool's change that the database has not seen:
+            # the next refresh must rescan.
+            self._foreign.discard(mailbox_id)
+            self.conn.execute(
+                "UPDATE mailboxes SET seq_stamp='racy' WHERE id=?", (mailbox_id,)
+            )
+            return
         now = time.time_ns()
         self.conn.execute(
             "UPDATE mailboxes SET dir_mtime_ns=?, seq_stamp=? WHERE id=?",
@@ -234,20 +294,63 @@ class Core:
         ]
 
     def _read_sequences(self, folder: Path) -> str:
-        """The sequence file's text, read again if it changed while read
-        (nmh rewrites it in place; without locking we may see it torn)."""
+        """The sequence file's text, once it is settled.
+
+        nmh rewrites ``.mh_sequences`` in place: ``ftruncate`` and then
+        ``write`` (nmh ``seq_save``, seen with strace on nmh 1.8), holding
+        its fcntl lock, which we do not take with locking off.  A read
+        between the two sees an empty file, which would read as "every
+        message left the unseen sequence" and flip them all to \\Seen.  So
+        a read is trusted only when the file did not change while it was
+        read *and* it is not fresh (changed less than :data:`SETTLE_NS`
+        ago), unless the fresh file is our own atomic rename (never torn).
+        The wait is bounded by :data:`SETTLE_LIMIT_S`.
+        """
         path = folder / sequences.SEQUENCES_FILE
-        text = ""
-        for _ in range(5):
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        empty_tries = EMPTY_RETRIES
+        while True:
             before = _stamp(path)
             text = sequences.read_text(folder)
-            if _stamp(path) == before:
-                break
-            time.sleep(0.001)
-        return text
+            after = _stamp(path)
+            # An empty file that exists is most likely nmh between its
+            # ftruncate and its write; on this kernel ftruncate to zero was
+            # seen *not* to move the mtime, so freshness alone misses it.
+            suspect = _is_fresh(path, SETTLE_NS) or (not text and empty_tries > 0)
+            if after == before and (
+                after in ("missing", self._written.get(folder)) or not suspect
+            ):
+                return text
+            if not text:
+                empty_tries -= 1
+            if time.monotonic() > deadline:
+                return text
+            time.sleep(0.002)
+
+    def _wait_quiet(self, folder: Path) -> None:
+        """Without locking, wait (bounded) until no one but us changed the
+        folder for :data:`QUIET_NS`.
+
+        An nmh tool may be half way through: ``sortm`` and ``folder -pack``
+        rename files first and rewrite ``.mh_sequences`` last, through a
+        descriptor they opened at the start.  Scanning then would pair the
+        new numbers with the old sequences, and writing the sequences back
+        would orphan the tool's own write.  With locking, nmh holds its lock
+        for the whole operation and :func:`sequences.locked` waits instead.
+        """
+        if self.locking:
+            return
+        deadline = time.monotonic() + QUIET_LIMIT_S
+        while not _is_quiet(
+            folder, self._dir_seen.get(folder), self._written.get(folder)
+        ):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def _rescan(self, mailbox_id: int, folder: Path) -> None:
         """Bring the database in line with the folder (see module doc)."""
+        self._wait_quiet(folder)
         on_disk = files.message_numbers(folder)
         rows = self._rows(mailbox_id)
         matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
@@ -275,17 +378,27 @@ class Core:
         # The first scan of a folder we never served imports it: its
         # messages are recent only if the file says so (asimap 2.x kept a
         # Recent sequence); later newcomers (inc, refile) are recent.
-        (uidnext,) = self.conn.execute(
-            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        (uidnext, seq_stamp) = self.conn.execute(
+            "SELECT uidnext, seq_stamp FROM mailboxes WHERE id=?", (mailbox_id,)
         ).fetchone()
-        initial = not rows and uidnext == 1
+        # Never scanned before (stamps still at their defaults): an empty
+        # folder's first scan must not make the next refile "imported".
+        initial = not rows and uidnext == 1 and seq_stamp == ""
 
         text = self._read_sequences(folder)
         parsed = sequences.parse(text)
         file_flags = sequences.flags_by_number(parsed, self.unseen)
+        base_text = self._synced.get(folder)
+        base_flags = (
+            None
+            if base_text is None
+            else sequences.flags_by_number(sequences.parse(base_text), self.unseen)
+        )
         spelling = self._spelling(mailbox_id)
 
-        def flags_for(num: int, previous: frozenset[str] | None) -> frozenset[str]:
+        def flags_for(
+            num: int, previous: frozenset[str] | None, old_num: int | None = None
+        ) -> frozenset[str]:
             found = file_flags.get(num)
             result: set[str] = set()
             for flag in found.flags if found else ():
@@ -293,7 +406,11 @@ class Core:
                     flag = spelling.setdefault(flag.casefold(), flag)
                 result.add(flag)
             prev_seen = None if previous is None else "\\Seen" in previous
-            if sequences.settle_seen(found, prev_seen):
+            known = False
+            base: sequences.FileFlags | None = None
+            if base_flags is not None and old_num is not None:
+                known, base = True, base_flags.get(old_num)
+            if sequences.settle_seen(found, prev_seen, base, base_known=known):
                 result.add("\\Seen")
             return frozenset(result)
 
@@ -307,7 +424,7 @@ class Core:
                 return modseq
 
             for row, num, _stat in matched.values():
-                flags = flags_for(num, row.flags)
+                flags = flags_for(num, row.flags, row.num)
                 if flags != row.flags:
                     self.conn.execute(
                         "UPDATE messages SET num=?, flags=?, modseq=? "
@@ -387,10 +504,21 @@ class Core:
         text: str | None = None,
     ) -> None:
         """Rewrite ``.mh_sequences`` from the database, keeping the lines
-        we do not interpret; skipped when nothing would change."""
-        if text is None or parsed is None:
-            text = self._read_sequences(folder)
-            parsed = sequences.parse(text)
+        we do not interpret; skipped when nothing would change.
+
+        ``text`` is the file as the caller last synchronised with it (a
+        rescan passes what it read); otherwise the text we last read or
+        wrote is the base.  The file is read again here, and if an nmh tool
+        changed it since the base, its changes are merged in
+        (:func:`~asimap.store.mh.sequences.merge_sequences`) instead of
+        being overwritten, and the next refresh rescans to import them.
+        Right before the rename the file is checked once more and the merge
+        redone if it moved meanwhile.  What remains without locking is the
+        microseconds between that check and the rename, and a tool that
+        read the old file before our rename and writes it in place after.
+        """
+        path = folder / sequences.SEQUENCES_FILE
+        base = text if text is not None else self._synced.get(folder)
         triples = [
             (num, decode_flags(flags), bool(recent))
             for num, flags, recent in self.conn.execute(
@@ -398,12 +526,31 @@ class Core:
                 (mailbox_id,),
             )
         ]
-        wanted = sequences.format_file(
-            sequences.build_sequences(triples, self.unseen),
-            sequences.preserved_lines(parsed, self.unseen),
-        )
-        if wanted != text:
+        ours = sequences.build_sequences(triples, self.unseen)
+        for _ in range(WRITE_RETRIES):
+            stamp = _stamp(path)
+            current = self._read_sequences(folder)
+            current_parsed = sequences.parse(current)
+            merged = ours
+            if base is not None and current != base:
+                merged = sequences.merge_sequences(
+                    sequences.interpreted(sequences.parse(base), self.unseen),
+                    sequences.interpreted(current_parsed, self.unseen),
+                    ours,
+                )
+                self._foreign.add(mailbox_id)
+            wanted = sequences.format_file(
+                merged, sequences.preserved_lines(current_parsed, self.unseen)
+            )
+            if wanted == current:
+                self._synced[folder] = current
+                return
+            if _stamp(path) != stamp:
+                continue  # a tool wrote while we merged: merge again
             sequences.write_atomically(folder, wanted)
+            self._written[folder] = _stamp(path)
+            self._synced[folder] = wanted
+            return
 
     # -- row helpers -----------------------------------------------------------
 

@@ -220,7 +220,13 @@ def flags_by_number(
     return result
 
 
-def settle_seen(file_flags: FileFlags | None, previous_seen: bool | None) -> bool:
+def settle_seen(
+    file_flags: FileFlags | None,
+    previous_seen: bool | None,
+    base: FileFlags | None = None,
+    *,
+    base_known: bool = False,
+) -> bool:
     """Decide ``\\Seen`` from the ``Seen`` and unseen sequences.
 
     They should be complementary.  When they agree, that is the answer.
@@ -228,6 +234,13 @@ def settle_seen(file_flags: FileFlags | None, previous_seen: bool | None) -> boo
     from ``unseen`` but never adds it to ``Seen``), the state *flips* from
     what we knew.  A message we did not know yet is unseen unless the file
     says plainly that it was seen (new mail must look new).
+
+    ``base`` is what the file said about this message when we last read
+    it (``None``: not listed), when ``base_known``.  When the file still
+    says the same, nothing flipped since: the state we knew stands.  That
+    keeps the answer stable when we could not write the complementary
+    sequence back yet (the folder was busy), instead of flipping again at
+    every rescan.
     """
     in_seen = file_flags.in_seen if file_flags else False
     in_unseen = file_flags.in_unseen if file_flags else False
@@ -235,6 +248,10 @@ def settle_seen(file_flags: FileFlags | None, previous_seen: bool | None) -> boo
         return in_seen
     if previous_seen is None:
         return False
+    if base_known:
+        was = (base.in_seen, base.in_unseen) if base else (False, False)
+        if was == (in_seen, in_unseen):
+            return previous_seen
     return not previous_seen
 
 
@@ -254,6 +271,38 @@ def build_sequences(
             name = FLAG_TO_SEQUENCE.get(flag, flag)
             sequences.setdefault(name, set()).add(number)
     return sequences
+
+
+def merge_sequences(
+    base: Mapping[str, set[int]],
+    theirs: Mapping[str, set[int]],
+    ours: Mapping[str, set[int]],
+) -> dict[str, set[int]]:
+    """Three-way merge of interpreted sequences, number by number.
+
+    ``base`` is the file as we last synchronised with it, ``theirs`` the
+    file as an nmh tool left it since (``mark``, ``inc``, ``rmm``), and
+    ``ours`` what the database wants now.  Where the tool changed a
+    membership (``theirs`` differs from ``base``), the tool wins; everywhere
+    else our state does.  So neither side's update is lost when both wrote
+    between two of our scans -- the next rescan brings the tool's changes
+    into the database.
+    """
+    merged: dict[str, set[int]] = {}
+    for name in set(base) | set(theirs) | set(ours):
+        b, t, o = base.get(name, set()), theirs.get(name, set()), ours.get(name, set())
+        numbers = (o - (b - t)) | (t - b)
+        if numbers:
+            merged[name] = numbers
+    return merged
+
+
+def interpreted(
+    parsed: SequenceFile, unseen_names: tuple[str, ...]
+) -> dict[str, set[int]]:
+    """The sequences of ``parsed`` that carry IMAP meaning (not preserved)."""
+    kept = preserved_lines(parsed, unseen_names)
+    return {n: s for n, s in parsed.sequences.items() if n not in kept}
 
 
 def preserved_lines(
