@@ -183,6 +183,9 @@ def _child_main(argv: Sequence[str]) -> int:
         pwfile=Path(root) / "pwfile",
         store=store,
         trace_dir=Path(root) / "traces",
+        # Single-process mode, as these comparisons were first measured;
+        # bench/workers.py measures what worker mode adds.
+        workers=False,
     )
     return run(config)
 
