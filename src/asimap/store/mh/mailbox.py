@@ -124,7 +124,11 @@ class MHMailbox(Mailbox):
             if not await self._store.call(lambda: core.exists(self.mailbox_id, uid)):
                 self._messages.pop(uid, None)
                 raise MessageGone(f"Message UID {uid} no longer exists")
-            self._messages.move_to_end(uid)
+            # Most recently used.  Not move_to_end: while we awaited the
+            # worker, another session sharing this mailbox may have evicted
+            # it (KeyError, seen under concurrent FETCHes).
+            self._messages.pop(uid, None)
+            self._messages[uid] = cached
             return cached
         raw = await self._store.call(lambda: core.read(self.mailbox_id, uid))
         message = Message(raw)
