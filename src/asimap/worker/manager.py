@@ -326,7 +326,11 @@ class WorkerManager:
 
     def _on_zygote_lost(self) -> None:
         if not self._stopping:
+            # Workers already running go on; new logins are refused.  A new
+            # zygote cannot be forked from this process (it has threads now).
             log.critical("the zygote is gone; no new worker can start")
+            loop = asyncio.get_running_loop()
+            loop.run_in_executor(None, _reap, self._zygote.pid, STOP_TIMEOUT)
         for future in self._spawns.values():
             if not future.done():
                 future.set_exception(HandoffRefused("Cannot start a server process"))

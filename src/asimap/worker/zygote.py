@@ -96,10 +96,12 @@ class Zygote:
     def run(self) -> int:
         set_process_name("asimap-zygote")
         # The main process decides when things stop: a Ctrl-C on the
-        # terminal or a SIGHUP reaches the whole process group.
+        # terminal, a SIGHUP, or a service manager's SIGTERM to the whole
+        # group reach us too.  We exit when the main process lets go of
+        # our control socket, after our workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.set_wakeup_fd(self._wakeup_w)
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         # Everything a worker runs is imported here, once.
