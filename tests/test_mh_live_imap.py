@@ -168,8 +168,11 @@ class RawClient:
         self.buffer += chunk
         return True
 
-    def command(self, text: str, timeout: float = 10) -> tuple[list[bytes], bytes]:
-        """Send one command; (untagged lines, tagged line).  Fails unless OK."""
+    def command(
+        self, text: str, timeout: float = 10, accept: tuple[bytes, ...] = (b"OK",)
+    ) -> tuple[list[bytes], bytes]:
+        """Send one command; (untagged lines, tagged line).  Fails unless the
+        tagged status is in ``accept``."""
         self.counter += 1
         tag = f"t{self.counter}".encode()
         self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
@@ -178,7 +181,8 @@ class RawClient:
             line = self.read_line(timeout)
             assert line, f"no answer to {text!r}"
             if line.startswith(tag + b" "):
-                assert line.startswith(tag + b" OK"), (text, line, untagged)
+                status = line[len(tag) + 1 :].split(b" ", 1)[0]
+                assert status in accept, (text, line, untagged)
                 return untagged, line
             untagged.append(line)
 

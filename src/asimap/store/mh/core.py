@@ -61,15 +61,17 @@ from asimap.store.mh.paths import folder_path
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
 
-#: A sequence file changed this recently by someone else may be half
-#: written (nmh truncates, then writes); see ``Core._read_sequences``.
-SETTLE_NS = 20_000_000
+#: Bound on re-reading a sequence file that keeps changing under us.
 SETTLE_LIMIT_S = 0.5
 #: Re-reads (2 ms apart) of an existing but empty sequence file.
 EMPTY_RETRIES = 10
 
 #: Merge attempts when a tool keeps rewriting the file under us.
-WRITE_RETRIES = 5
+WRITE_RETRIES = 20
+
+#: Longest wait for an nmh tool to release its lock on ``.mh_sequences``
+#: (nmh itself gives up on a held lock after about five seconds).
+NMH_WAIT_LIMIT_S = 2.0
 
 
 #: A folder whose directory or sequence file changed more recently than
@@ -179,6 +181,8 @@ class Core:
         self._synced: dict[Path, str] = {}
         #: Per folder, the stamp of our own last rename (never torn).
         self._written: dict[Path, str] = {}
+        #: True while a write imports a merged tool change (no recursion).
+        self._importing = False
         #: Per folder, the directory mtime after our last job there.
         self._dir_seen: dict[Path, int] = {}
         #: Mailboxes whose file now holds a merged tool change that the
@@ -294,32 +298,30 @@ class Core:
         ]
 
     def _read_sequences(self, folder: Path) -> str:
-        """The sequence file's text, once it is settled.
+        """The sequence file's text, once it reads the same twice.
 
         nmh rewrites ``.mh_sequences`` in place: ``ftruncate`` and then
         ``write`` (nmh ``seq_save``, seen with strace on nmh 1.8), holding
         its fcntl lock, which we do not take with locking off.  A read
         between the two sees an empty file, which would read as "every
-        message left the unseen sequence" and flip them all to \\Seen.  So
-        a read is trusted only when the file did not change while it was
-        read *and* it is not fresh (changed less than :data:`SETTLE_NS`
-        ago), unless the fresh file is our own atomic rename (never torn).
-        The wait is bounded by :data:`SETTLE_LIMIT_S`.
+        message left the unseen sequence" and flip them all to \\Seen.  On
+        this kernel ftruncate to zero was seen *not* to move the mtime, so
+        stamps alone miss it: an existing empty file is re-read a few times
+        (:data:`EMPTY_RETRIES`, 2 ms apart) before it is believed.  A read
+        during which the stamp moved is retried (bounded by
+        :data:`SETTLE_LIMIT_S`).  Residual window: a file over 4 KiB that
+        nmh writes in several chunks, read entirely between two chunks.
         """
         path = folder / sequences.SEQUENCES_FILE
         deadline = time.monotonic() + SETTLE_LIMIT_S
         empty_tries = EMPTY_RETRIES
         while True:
+            self._wait_for_nmh(folder)
             before = _stamp(path)
             text = sequences.read_text(folder)
             after = _stamp(path)
-            # An empty file that exists is most likely nmh between its
-            # ftruncate and its write; on this kernel ftruncate to zero was
-            # seen *not* to move the mtime, so freshness alone misses it.
-            suspect = _is_fresh(path, SETTLE_NS) or (not text and empty_tries > 0)
-            if after == before and (
-                after in ("missing", self._written.get(folder)) or not suspect
-            ):
+            suspect = not text and after != "missing" and empty_tries > 0
+            if after == before and not suspect:
                 return text
             if not text:
                 empty_tries -= 1
@@ -327,9 +329,22 @@ class Core:
                 return text
             time.sleep(0.002)
 
+    def _wait_for_nmh(self, folder: Path) -> None:
+        """Without locking of our own, wait (bounded by
+        :data:`NMH_WAIT_LIMIT_S`) while an nmh tool holds its write lock on
+        the sequence file: it is between reading and rewriting it, and
+        both reading now (half-written) and renaming now (orphans its
+        write) would lose something.  With locking, :func:`sequences.locked`
+        already waits for it."""
+        if self.locking:
+            return
+        deadline = time.monotonic() + NMH_WAIT_LIMIT_S
+        while sequences.held_by_other(folder) and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     def _wait_quiet(self, folder: Path) -> None:
-        """Without locking, wait (bounded) until no one but us changed the
-        folder for :data:`QUIET_NS`.
+        """Wait (bounded) until no one but us changed the folder for
+        :data:`QUIET_NS`; a rescan calls this when it finds files renumbered.
 
         An nmh tool may be half way through: ``sortm`` and ``folder -pack``
         rename files first and rewrite ``.mh_sequences`` last, through a
@@ -348,9 +363,8 @@ class Core:
                 return
             time.sleep(0.01)
 
-    def _rescan(self, mailbox_id: int, folder: Path) -> None:
+    def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
         """Bring the database in line with the folder (see module doc)."""
-        self._wait_quiet(folder)
         on_disk = files.message_numbers(folder)
         rows = self._rows(mailbox_id)
         matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
@@ -374,6 +388,12 @@ class Core:
                     row = candidates.pop(0)
                     matched[row.uid] = (row, num, stat)
                     del pending[num]
+        renumbered = any(num != row.num for row, num, _ in matched.values())
+        if renumbered and not waited and not self.locking:
+            # folder -pack or sortm, perhaps still running: see _wait_quiet.
+            self._wait_quiet(folder)
+            self._rescan(mailbox_id, folder, waited=True)
+            return
         gone = [row.uid for row in rows if row.uid not in matched]
         # The first scan of a folder we never served imports it: its
         # messages are recent only if the file says so (asimap 2.x kept a
@@ -528,6 +548,7 @@ class Core:
         ]
         ours = sequences.build_sequences(triples, self.unseen)
         for _ in range(WRITE_RETRIES):
+            self._wait_for_nmh(folder)
             stamp = _stamp(path)
             current = self._read_sequences(folder)
             current_parsed = sequences.parse(current)
@@ -542,14 +563,23 @@ class Core:
             wanted = sequences.format_file(
                 merged, sequences.preserved_lines(current_parsed, self.unseen)
             )
-            if wanted == current:
-                self._synced[folder] = current
-                return
-            if _stamp(path) != stamp:
-                continue  # a tool wrote while we merged: merge again
-            sequences.write_atomically(folder, wanted)
-            self._written[folder] = _stamp(path)
+            if wanted != current:
+                if _stamp(path) != stamp or (
+                    not self.locking and sequences.held_by_other(folder)
+                ):
+                    continue  # a tool is writing or wrote meanwhile: merge again
+                sequences.write_atomically(folder, wanted)
+                self._written[folder] = _stamp(path)
             self._synced[folder] = wanted
+            if mailbox_id in self._foreign and not self._importing:
+                # The file now holds a tool's change the database lacks, and
+                # the base says we have seen it: import it now, or a later
+                # merge would take it for ours and drop it.
+                self._importing = True
+                try:
+                    self._rescan(mailbox_id, folder, waited=True)
+                finally:
+                    self._importing = False
             return
 
     # -- row helpers -----------------------------------------------------------

@@ -33,6 +33,8 @@ import fcntl
 import os
 import re
 import secrets
+import struct
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +359,37 @@ def write_atomically(folder: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+
+
+#: ``struct flock`` on Linux (short, short, off_t, off_t, pid_t, padding).
+_FLOCK = struct.Struct("hhqqi4x")
+
+
+def held_by_other(folder: Path) -> bool:
+    """True while another process holds a write lock on ``.mh_sequences``.
+
+    nmh takes its fcntl write lock when it opens the file for a
+    read-modify-write (``mark``, ``rmm``, ``inc``, ``sortm`` ...) and keeps
+    it until it has written the file *in place*.  If we renamed a new file
+    over it meanwhile, nmh's write would land in the orphaned inode and be
+    lost.  ``F_GETLK`` only *asks*: it takes no lock, so it is used even
+    with ``ENABLE_MH_FILE_LOCKING`` off, to wait for nmh instead of racing
+    it.  Linux-only layout; elsewhere (or on error) we assume no holder.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        fd = os.open(folder / SEQUENCES_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        query = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
 
 @contextlib.contextmanager
