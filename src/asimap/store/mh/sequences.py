@@ -35,6 +35,7 @@ import re
 import secrets
 import struct
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,11 +328,43 @@ def preserved_lines(
 # -- file I/O ----------------------------------------------------------------
 
 
+#: Descriptors through which this thread holds nmh's lock (see
+#: :func:`locked`), by folder.
+_held = threading.local()
+
+
+def _held_fds() -> dict[Path, int]:
+    fds: dict[Path, int] | None = getattr(_held, "fds", None)
+    if fds is None:
+        fds = _held.fds = {}
+    return fds
+
+
 def read_text(folder: Path) -> str:
     """The file's text, "" when it does not exist.  Undecodable bytes
-    (never written by nmh) are replaced rather than failing the folder."""
+    (never written by nmh) are replaced rather than failing the folder.
+
+    While :func:`locked` holds the lock, the file is read through the
+    locked descriptor: opening and closing another descriptor of the same
+    file would silently drop the lock (POSIX record locks belong to the
+    process and the file, and *any* close releases them).
+    """
+    path = folder / SEQUENCES_FILE
+    fd = _held_fds().get(folder)
+    if fd is not None:
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            chunks: list[bytes] = []
+            offset = 0
+            while chunk := os.pread(fd, 65536, offset):
+                chunks.append(chunk)
+                offset += len(chunk)
+            return b"".join(chunks).decode("utf-8", "replace")
     try:
-        return (folder / SEQUENCES_FILE).read_bytes().decode("utf-8", "replace")
+        return path.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
 
@@ -430,7 +463,16 @@ def locked(folder: Path, enabled: bool) -> Iterator[None]:
                 continue
             if current.st_ino != os.fstat(fd).st_ino:
                 continue  # replaced while we waited: lock the new one
-            yield
+            fds = _held_fds()
+            outer = fds.get(folder)
+            fds[folder] = fd
+            try:
+                yield
+            finally:
+                if outer is None:
+                    del fds[folder]
+                else:
+                    fds[folder] = outer
             return
         finally:
             os.close(fd)  # closing drops the lock
