@@ -9,8 +9,8 @@ order and STLS drops anything pipelined after it.
 
 from __future__ import annotations
 
+from asimap.auth.sasl import MECHANISMS
 from asimap.pop3.context import Context
-from asimap.pop3.sasl import MECHANISMS
 from asimap.pop3.states import State
 
 _ALWAYS = ("TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING")

@@ -13,7 +13,11 @@ IMAP alike.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 
+from asimap.auth import sasl
 from asimap.imap.session.services import HandoffRefused, HandoffRequest
 from asimap.pop3 import commands as c
 from asimap.pop3.capabilities import capabilities, may_authenticate
@@ -21,14 +25,6 @@ from asimap.pop3.context import Context
 from asimap.pop3.errors import Pop3Error
 from asimap.pop3.maildrop import Maildrop
 from asimap.pop3.responses import Code, continuation, multiline, ok
-from asimap.pop3.sasl import (
-    FAILED,
-    LOGIN_CHALLENGES,
-    MECHANISMS,
-    decode_response,
-    parse_plain,
-    utf8,
-)
 from asimap.pop3.states import State
 from asimap.store.base import StoreError
 
@@ -40,6 +36,19 @@ _PLAINTEXT = "Plaintext authentication disallowed on non-secure connections; use
 def _require_privacy(ctx: Context) -> None:
     if not may_authenticate(ctx):
         raise Pop3Error(_PLAINTEXT, Code.AUTH)
+
+
+@contextmanager
+def _sasl_answers() -> Iterator[None]:
+    """Answer the neutral SASL exceptions the POP3 way (RFC 5034 section 4):
+    a cancel or malformed response is a plain ``-ERR``; unusable credentials
+    get the same ``-ERR [AUTH]`` as a wrong password (RFC 3206 section 4)."""
+    try:
+        yield
+    except sasl.SaslFailed:
+        raise Pop3Error(sasl.FAILED, Code.AUTH) from None
+    except sasl.SaslError as exc:
+        raise Pop3Error(str(exc)) from None
 
 
 async def handle_capa(ctx: Context, _cmd: c.Capa) -> bytes:
@@ -58,7 +67,8 @@ async def handle_stls(ctx: Context, _cmd: c.Stls) -> None:
 
 async def handle_user(ctx: Context, cmd: c.User) -> bytes:
     _require_privacy(ctx)
-    ctx.pending_user = utf8(cmd.name)
+    with _sasl_answers():
+        ctx.pending_user = sasl.utf8(cmd.name)
     return ok("Send your password")
 
 
@@ -67,7 +77,9 @@ async def handle_pass(ctx: Context, cmd: c.Pass) -> bytes:
     username, ctx.pending_user = ctx.pending_user, None
     if username is None:
         raise Pop3Error("No username given; send USER first")
-    return await login(ctx, username, utf8(cmd.password))
+    with _sasl_answers():
+        password = sasl.utf8(cmd.password)
+    return await login(ctx, username, password)
 
 
 async def handle_auth(ctx: Context, cmd: c.Auth) -> bytes:
@@ -75,31 +87,23 @@ async def handle_auth(ctx: Context, cmd: c.Auth) -> bytes:
     ctx.pending_user = None
     if cmd.mechanism is None:
         # Listing the mechanisms (the RFC 1734 form Dovecot and clients use).
-        return multiline(ok("Mechanisms follow"), (m.encode() for m in MECHANISMS))
-    if cmd.mechanism == "PLAIN":
-        if cmd.initial_response is not None:
-            response = decode_response(cmd.initial_response)
-        else:
-            response = await _challenge(ctx, b"")
-        username, password = parse_plain(response)
-    elif cmd.mechanism == "LOGIN":
-        if cmd.initial_response is not None:
-            user_bytes = decode_response(cmd.initial_response)
-        else:
-            user_bytes = await _challenge(ctx, LOGIN_CHALLENGES[0])
-        password_bytes = await _challenge(ctx, LOGIN_CHALLENGES[1])
-        username, password = utf8(user_bytes), utf8(password_bytes)
-    else:
+        return multiline(ok("Mechanisms follow"), (m.encode() for m in sasl.MECHANISMS))
+    if cmd.mechanism not in sasl.MECHANISMS:
         raise Pop3Error("Unsupported authentication mechanism")
+    with _sasl_answers():
+        username, password = await sasl.exchange(
+            cmd.mechanism, cmd.initial_response, partial(_challenge, ctx)
+        )
     return await login(ctx, username, password)
 
 
 async def _challenge(ctx: Context, challenge: bytes) -> bytes:
+    """Send ``+ base64(challenge)`` and return the client's answer line."""
     await ctx.io.send(continuation(challenge))
     line = await ctx.io.read_line()
     if line is None:
         raise Pop3Error("Authentication aborted")
-    return decode_response(line)
+    return line
 
 
 async def login(ctx: Context, username: str, password: str) -> bytes:
@@ -108,7 +112,7 @@ async def login(ctx: Context, username: str, password: str) -> bytes:
         username, password, ctx.io.peer_host
     )
     if account is None:
-        raise Pop3Error(FAILED, Code.AUTH)
+        raise Pop3Error(sasl.FAILED, Code.AUTH)
     handoff = ctx.services.handoff
     if handoff is not None:
         # Worker mode: the user's worker sends the +OK and serves the

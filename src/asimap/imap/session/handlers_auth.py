@@ -11,9 +11,10 @@ capability list then says LOGINDISABLED).
 
 from __future__ import annotations
 
-import binascii
 import logging
+from functools import partial
 
+from asimap.auth import sasl
 from asimap.auth.account import Account
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Code, Continuation, Status, Tagged
@@ -25,11 +26,7 @@ from asimap.imap.session.state import SessionState
 
 log = logging.getLogger(__name__)
 
-_FAILED = "Authentication failed"
-
-#: The LOGIN mechanism's two challenges (draft-murchison-sasl-login):
-#: base64 of "Username:" and "Password:" on the wire.
-_LOGIN_CHALLENGES = (b"Username:", b"Password:")
+_FAILED = sasl.FAILED
 
 
 async def handle_starttls(ctx: Context, cmd: c.StartTLS) -> Tagged | None:
@@ -65,71 +62,27 @@ async def handle_authenticate(ctx: Context, cmd: c.Authenticate) -> Tagged | Non
     mechanism = cmd.mechanism.upper()
     if mechanism not in MECHANISMS:
         raise no("Unsupported authentication mechanism")
-    if mechanism == "PLAIN":
-        response = (
-            _decode_sasl(cmd.initial_response)
-            if cmd.initial_response is not None
-            else await _challenge(ctx, b"")
+    try:
+        username, password = await sasl.exchange(
+            mechanism, cmd.initial_response, partial(_challenge, ctx)
         )
-        username, password = _parse_plain(response)
-    else:
-        # RFC 4959 allows an initial response for LOGIN too: the username.
-        if cmd.initial_response is not None:
-            user_bytes = _decode_sasl(cmd.initial_response)
-        else:
-            user_bytes = await _challenge(ctx, _LOGIN_CHALLENGES[0])
-        pass_bytes = await _challenge(ctx, _LOGIN_CHALLENGES[1])
-        username, password = _utf8(user_bytes), _utf8(pass_bytes)
+    except sasl.SaslFailed:
+        raise no(_FAILED, "AUTHENTICATIONFAILED") from None
+    except sasl.SaslError as exc:
+        # RFC 3501 6.2.2: a cancelled exchange, like a malformed
+        # response, is answered BAD.
+        raise bad(str(exc)) from None
     return await _authenticate(ctx, cmd.tag, username, password)
 
 
 async def _challenge(ctx: Context, challenge: bytes) -> bytes:
-    """Send ``+ base64(challenge)`` and decode the client's answer."""
+    """Send ``+ base64(challenge)`` and return the client's answer line."""
     await ctx.io.send(Continuation(data=challenge))
     line = await ctx.io.read_line()
     if line is None:
         # The client is gone; the dispatcher's caller will notice.
         raise bad("Authentication aborted")
-    return _decode_sasl(line)
-
-
-def _decode_sasl(data: bytes) -> bytes:
-    """Decode one SASL response (RFC 3501 6.2.2, RFC 4959 section 3).
-
-    ``*`` cancels the exchange (BAD); ``=`` is an empty initial response;
-    anything that is not strict base64 is a protocol error (BAD).
-    """
-    data = data.strip(b" ")
-    if data == b"*":
-        raise bad("Authentication cancelled")
-    if data == b"=":
-        return b""
-    try:
-        return binascii.a2b_base64(data, strict_mode=True)
-    except binascii.Error:
-        raise bad("Invalid base64 in SASL response") from None
-
-
-def _utf8(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise no(_FAILED, "AUTHENTICATIONFAILED") from None
-
-
-def _parse_plain(message: bytes) -> tuple[str, str]:
-    """RFC 4616: ``[authzid] NUL authcid NUL passwd``.
-
-    We do not support acting as another user, so an authzid must be empty
-    or equal to the authcid; anything else fails like a wrong password.
-    """
-    parts = message.split(b"\x00")
-    if len(parts) != 3:
-        raise no(_FAILED, "AUTHENTICATIONFAILED")
-    authzid, authcid, passwd = (_utf8(p) for p in parts)
-    if authzid and authzid != authcid:
-        raise no(_FAILED, "AUTHENTICATIONFAILED")
-    return authcid, passwd
+    return line
 
 
 async def _authenticate(
