@@ -8,8 +8,9 @@ Each optimised path must answer exactly what the plain path answers:
 * ``UID FETCH (UID FLAGS)`` pre-encoded is byte-identical to the general
   FETCH item list, and FETCH responses sent in batches arrive complete and
   in order;
-* the MH store's own writes do not force a full rescan, yet a change made
-  by a tool right after one of our writes is still seen.
+* the MH store's first scan, which numbers a whole folder's files in one
+  statement, gives the UIDs, flags and \\Recent that one-by-one inserts
+  gave; STORE and EXPUNGE on a few UIDs of a big folder touch exactly those.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from asimap.imap.responses import Atom, Untagged
 from asimap.imap.session import fetch
 from asimap.imap.session.handlers_fetch import SEND_BATCH
 from asimap.imap.session.selected import SelectedMailbox
-from asimap.store.base import MessageState, Store
+from asimap.store.base import MessageState, Store, StoreMode
 from asimap.store.memory import MemoryStore
 from asimap.store.mh import MHStore
 from asimap.store.mh.profile import Profile
@@ -252,3 +253,47 @@ async def test_batched_fetch_responses_are_complete_and_in_order(
         ]
         assert numbers == list(range(1, count + 1))
         assert all(f"RFC822.SIZE {len(raw)}".encode() in line for line in lines[:-1])
+
+
+async def test_first_scan_numbers_files_in_order_with_their_flags(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "Mail"
+    inbox_dir = root / "inbox"
+    inbox_dir.mkdir(parents=True)
+    raw = corpus_messages(1)[0]
+    numbers = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+    for number in numbers:
+        (inbox_dir / str(number)).write_bytes(raw)
+    (inbox_dir / ".mh_sequences").write_text(
+        "Recent: 89\nSeen: 1-3 55\nflagged: 5 8\nunseen: 5-34 89\nwork: 13\n"
+    )
+    store = await MHStore.open(root, profile=NO_PROFILE, watch=False)
+    try:
+        inbox = await store.mailbox("INBOX")
+        states = await inbox.states()
+        assert [s.uid for s in states] == list(range(1, len(numbers) + 1))
+        by_number = dict(zip(numbers, states, strict=True))
+        assert by_number[1].flags == {"\\Seen"}
+        assert by_number[5].flags == {"\\Flagged"}
+        assert by_number[13].flags == {"work"}
+        assert by_number[55].flags == {"\\Seen"}
+        assert by_number[89].flags == frozenset()
+        # Imported: only what the file's Recent sequence names is recent.
+        assert await inbox.claim_recent() == {by_number[89].uid}
+        # Files arriving later (inc) get the next UIDs and are recent.
+        (inbox_dir / "90").write_bytes(raw)
+        (inbox_dir / "91").write_bytes(raw)
+        await inbox.poll()
+        later = await inbox.states()
+        assert [s.uid for s in later[-2:]] == [11, 12]
+        assert await inbox.claim_recent() == {11, 12}
+        assert (await inbox.status()).uidnext == 13
+
+        # STORE and EXPUNGE on a few UIDs change exactly those.
+        result = await inbox.store([2, 4, 99], StoreMode.ADD, ["\\Deleted"])
+        assert sorted(s.uid for s in result.updated) == [2, 4]
+        assert await inbox.expunge([4, 5]) == (4,)
+        assert [s.uid for s in await inbox.states()] == [1, 2, 3, *range(5, 13)]
+    finally:
+        await store.close()

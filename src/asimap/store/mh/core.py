@@ -103,6 +103,12 @@ def _is_fresh(path: Path, within_ns: int) -> bool:
     return time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < within_ns
 
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (mailbox_id, uid, num, ino, size, mtime_ns, "
+    "flags, modseq, internaldate, tz_minutes, recent) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 #: System flags by folded spelling (RFC 3501 section 2.3.2).
 _SYSTEM = {f.lower(): f for f in sequences.FLAG_TO_SEQUENCE}
 
@@ -234,6 +240,17 @@ class Core:
         )
         self.touched[mailbox_id] = modseq
         return modseq
+
+    def _take_uids(self, mailbox_id: int, count: int) -> int:
+        """Reserve ``count`` consecutive UIDs; the first of them."""
+        row = self.conn.execute(
+            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        uid = int(row[0])
+        self.conn.execute(
+            "UPDATE mailboxes SET uidnext=? WHERE id=?", (uid + count, mailbox_id)
+        )
+        return uid
 
     def _take_uid(self, mailbox_id: int) -> int:
         row = self.conn.execute(
@@ -459,17 +476,31 @@ class Core:
                     )
             if gone:
                 self._remove_rows(mailbox_id, gone, bump())
-            for num in sorted(pending):
-                stat = pending[num]
-                self._insert(
-                    mailbox_id,
-                    num,
-                    stat,
-                    flags_for(num, None),
-                    (int(stat.st_mtime_ns // 1_000_000_000), 0),
-                    bump(),
-                    recent=not initial
-                    or num in parsed.sequences.get(sequences.RECENT_SEQUENCE, ()),
+            if pending:
+                # New files get UIDs in number order, in one statement: the
+                # first scan of a 100,000-message folder inserts them all.
+                recent_file = parsed.sequences.get(sequences.RECENT_SEQUENCE, set())
+                numbers = sorted(pending)
+                first_uid = self._take_uids(mailbox_id, len(numbers))
+                new_modseq = bump()
+                self.conn.executemany(
+                    _INSERT_MESSAGE,
+                    [
+                        (
+                            mailbox_id,
+                            first_uid + index,
+                            num,
+                            pending[num].st_ino,
+                            pending[num].st_size,
+                            pending[num].st_mtime_ns,
+                            encode_flags(flags_for(num, None)),
+                            new_modseq,
+                            pending[num].st_mtime_ns // 1_000_000_000,
+                            0,
+                            int(not initial or num in recent_file),
+                        )
+                        for index, num in enumerate(numbers)
+                    ],
                 )
             self._save_spelling(mailbox_id, spelling)
             self._write_sequences(mailbox_id, folder, parsed, text)
@@ -596,9 +627,7 @@ class Core:
     ) -> int:
         uid = self._take_uid(mailbox_id)
         self.conn.execute(
-            "INSERT INTO messages (mailbox_id, uid, num, ino, size, mtime_ns, "
-            "flags, modseq, internaldate, tz_minutes, recent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_MESSAGE,
             (
                 mailbox_id,
                 uid,
@@ -940,11 +969,17 @@ class Core:
         self, mailbox_id: int, uids: Sequence[int]
     ) -> dict[int, tuple[frozenset[str], int]]:
         result: dict[int, tuple[frozenset[str], int]] = {}
-        wanted = set(uids)
-        for uid, flags, modseq in self.conn.execute(
-            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=?", (mailbox_id,)
-        ):
-            if uid in wanted:
+        wanted = sorted(set(uids))
+        # By primary key, in chunks (SQLite's variable limit): a STORE on a
+        # few messages of a 100,000-message folder reads a few rows.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, flags, modseq in self.conn.execute(
+                "SELECT uid, flags, modseq FROM messages "
+                f"WHERE mailbox_id=? AND uid IN ({marks})",
+                (mailbox_id, *chunk),
+            ):
                 result[uid] = (decode_flags(flags), modseq)
         return result
 
@@ -953,10 +988,11 @@ class Core:
         with sequences.locked(folder, self.locking):
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
+            among = None if uids is None else set(uids)
             doomed = [
                 uid
                 for uid, flags, _ in self._all(mailbox_id)
-                if "\\Deleted" in flags and (uids is None or uid in set(uids))
+                if "\\Deleted" in flags and (among is None or uid in among)
             ]
             return self._remove(mailbox_id, folder, doomed)
 
