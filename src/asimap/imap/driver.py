@@ -7,16 +7,10 @@ announced literal, ``handle`` for a parsed command), and writes the
 session's typed responses through the encoder.  It implements
 :class:`~asimap.imap.clientio.ClientIO` for the session.
 
-Why an :class:`asyncio.Protocol` (:class:`Pipe`) rather than asyncio
-streams: STARTTLS must drop *every* plaintext byte the client pipelined
-after the command (CVE-2011-0411).  A ``StreamReader`` keeps such bytes in
-a private buffer that survives ``StreamWriter.start_tls``, where they would
-be read as if they had arrived under TLS.  With our own protocol the
-received-but-unread bytes are a queue we own and can empty, and
-``loop.start_tls`` takes the transport over synchronously after that.  The
-protocol also gives explicit flow control both ways: reading pauses when
-the queue is full, writing waits in :meth:`Pipe.drain` while the kernel
-buffer is full.
+The socket side is a :class:`~asimap.net.pipe.Pipe` (see there why an
+``asyncio.Protocol`` and not streams: STARTTLS must drop pipelined
+plaintext, CVE-2011-0411); :class:`~asimap.net.pipe_feeder.PipeFeeder`
+feeds the reader from it.  ``Pipe`` is still importable from here.
 
 Timeouts follow RFC 3501 section 5.4 (autologout timer of at least 30
 minutes once authenticated; shorter before login): they bound each wait
@@ -29,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from asimap.imap import commands
 from asimap.imap.encoder import encode
@@ -42,6 +35,7 @@ from asimap.imap.reader import (
     CommandFrame,
     CommandReader,
     Eof,
+    Event,
     FrameError,
     LiteralPending,
     RawLine,
@@ -54,12 +48,13 @@ from asimap.imap.responses import (
     Tagged,
     UntaggedStatus,
 )
+from asimap.net.pipe import Pipe, StopReading
+from asimap.net.pipe_feeder import PipeFeeder
 from asimap.ops.trace import NULL_TRACER, Tracer
 
-log = logging.getLogger(__name__)
+__all__ = ["ConnectionDriver", "Pipe", "SessionLike", "Timeouts"]
 
-#: Received bytes queued (not yet fed to the reader) before reading pauses.
-RECEIVE_HIGH_WATER = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 class SessionLike(Protocol):
@@ -84,205 +79,6 @@ class Timeouts:
     authenticated: float = 30 * 60.0
     #: Bound on a TLS handshake (implicit TLS and STARTTLS).
     handshake: float = 30.0
-
-
-class _StopReading(Exception):
-    """Reading stopped for a reason the client is told in a ``* BYE``."""
-
-    def __init__(self, bye_text: str) -> None:
-        super().__init__(bye_text)
-        self.bye_text = bye_text
-
-
-class Pipe(asyncio.Protocol):
-    """A byte pipe between an asyncio transport and one driver coroutine.
-
-    Received data waits in a bounded queue (reading pauses above
-    :data:`RECEIVE_HIGH_WATER`); writes go straight to the transport and
-    :meth:`drain` waits while the transport has asked us to stop writing.
-    """
-
-    def __init__(self, on_connected: Callable[[Pipe], None]) -> None:
-        self._on_connected = on_connected
-        self._transport: asyncio.Transport | None = None
-        self.tls = False
-        self.peer_host = "unknown"
-        self._chunks: deque[bytes] = deque()
-        self._queued = 0
-        self._eof = False
-        self._closed = False
-        self._reading_paused = False
-        self._stop_reason: str | None = None
-        self._data_waiter: asyncio.Future[None] | None = None
-        self._writing_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        #: Set by :meth:`detach`: this pipe no longer reads for its driver.
-        self._detached = False
-
-    # asyncio.Protocol callbacks ------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        self.tls = transport.get_extra_info("sslcontext") is not None
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and peer:
-            self.peer_host = str(peer[0])
-        self._on_connected(self)
-
-    def data_received(self, data: bytes) -> None:
-        if not data:
-            return
-        self._chunks.append(data)
-        self._queued += len(data)
-        if self._queued > RECEIVE_HIGH_WATER and not self._reading_paused:
-            self._reading_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
-        self._wake_reader()
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        self._wake_reader()
-        # Keep a plain socket half-open so that commands pipelined before
-        # the client's FIN are still answered; TLS transports cannot.
-        return not self.tls
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._eof = True
-        self._wake_reader()
-        self._wake_drainer()
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._wake_drainer()
-
-    # API for the driver ---------------------------------------------------
-
-    async def read(self) -> bytes | None:
-        """The next received bytes; None at end of stream.
-
-        Raises :class:`_StopReading` once :meth:`interrupt` was called.
-        """
-        while not self._chunks:
-            if self._stop_reason is not None:
-                raise _StopReading(self._stop_reason)
-            if self._eof:
-                return None
-            self._data_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._data_waiter
-            finally:
-                self._data_waiter = None
-        data = self._chunks.popleft()
-        self._queued -= len(data)
-        self._maybe_resume_reading()
-        return data
-
-    def discard(self) -> int:
-        """Drop every received byte not read yet; returns how many."""
-        dropped = self._queued
-        self._chunks.clear()
-        self._queued = 0
-        self._maybe_resume_reading()
-        return dropped
-
-    def interrupt(self, bye_text: str) -> None:
-        """Make the current and next waits for input raise ``_StopReading``."""
-        self._stop_reason = bye_text
-        self._wake_reader()
-
-    def write(self, data: bytes) -> None:
-        if self._closed or self._transport is None or self._transport.is_closing():
-            raise ConnectionResetError("connection closed")
-        self._transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait until the transport accepts more data (write backpressure)."""
-        while self._writing_paused:
-            if self._closed:
-                raise ConnectionResetError("connection closed")
-            self._drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-        if self._closed:
-            raise ConnectionResetError("connection closed")
-
-    async def start_tls(
-        self, context: ssl.SSLContext, handshake_timeout: float
-    ) -> None:
-        """Switch the transport to TLS (server side).
-
-        ``loop.start_tls`` pauses reading and takes the transport over before
-        its first ``await``, so no plaintext received after the caller's
-        :meth:`discard` can reach the reader.
-        """
-        assert self._transport is not None
-        loop = asyncio.get_running_loop()
-        transport = await loop.start_tls(
-            self._transport,
-            self,
-            context,
-            server_side=True,
-            ssl_handshake_timeout=handshake_timeout,
-        )
-        if transport is None:  # pragma: no cover - only for non-SSL loops
-            raise ConnectionAbortedError("TLS upgrade failed")
-        self._transport = transport
-        self.tls = True
-        # start_tls resumed reading on the raw transport; our queue is empty.
-        self._reading_paused = False
-
-    def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-
-    @property
-    def transport(self) -> asyncio.Transport | None:
-        return self._transport
-
-    def detach(self) -> bytes:
-        """Stop reading for good and return the bytes received but not read.
-
-        Used when the connection moves to a worker process: what the
-        kernel still holds stays in the socket (for a plain connection the
-        worker reads it there; for TLS the relay takes the transport over).
-        """
-        self._detached = True
-        self._reading_paused = True
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._queued = 0
-        return data
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-
-    # internals -------------------------------------------------------------
-
-    def _maybe_resume_reading(self) -> None:
-        if self._detached:
-            return
-        if self._reading_paused and self._queued <= RECEIVE_HIGH_WATER // 4:
-            self._reading_paused = False
-            if self._transport is not None and not self._transport.is_closing():
-                self._transport.resume_reading()
-
-    def _wake_reader(self) -> None:
-        if self._data_waiter is not None and not self._data_waiter.done():
-            self._data_waiter.set_result(None)
-
-    def _wake_drainer(self) -> None:
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
 
 
 class ConnectionDriver:
@@ -313,7 +109,13 @@ class ConnectionDriver:
         if unparsed:
             self._tracer.on_client_bytes(unparsed)
             self._reader.feed(unparsed)
-        self._reader_eof = False
+        self._feeder: PipeFeeder[Event] = PipeFeeder(
+            pipe,
+            self._reader,
+            eof=Eof(),
+            idle_timeout=self._idle_timeout,
+            on_client_bytes=tracer.on_client_bytes,
+        )
         self._utf8 = False
         self._authenticated = False
         self._detached = False
@@ -336,8 +138,8 @@ class ConnectionDriver:
     async def read_line(self) -> bytes | None:
         self._reader.set_raw_line_mode(True)
         try:
-            event = await self._next_event()
-        except _StopReading as stop:
+            event = await self._feeder.next_event()
+        except StopReading as stop:
             self._pending_bye = stop.bye_text
             return None
         except ConnectionError:
@@ -356,17 +158,16 @@ class ConnectionDriver:
             raise RuntimeError("STARTTLS is not available on this connection")
         # CVE-2011-0411: whatever the client sent after STARTTLS in
         # plaintext is dropped, never executed under TLS (RFC 3501 6.2.1).
-        dropped = self._reader.discard_buffered() + self._pipe.discard()
+        dropped = self._feeder.discard()
         if dropped:
             log.info(
                 "%s: dropped %d plaintext bytes after STARTTLS", self.peer_host, dropped
             )
         try:
             await self._pipe.start_tls(self._starttls_context, self._timeouts.handshake)
-        except OSError as exc:  # includes ssl.SSLError and TimeoutError
+        except ConnectionError:
             self._broken = True
-            self._pipe.abort()
-            raise ConnectionAbortedError(f"TLS handshake failed: {exc}") from exc
+            raise
         self.tls_active = True
         self.starttls_available = False
         self._tracer.on_tls()
@@ -390,8 +191,7 @@ class ConnectionDriver:
         new owner must run.  The driver then ends without closing the pipe.
         """
         self._detached = True
-        unparsed = self._reader.take_unprocessed() + self._pipe.detach()
-        return self._pipe, unparsed
+        return self._pipe, self._feeder.detach()
 
     async def run(self, first_command: commands.Command | None = None) -> None:
         """Serve the connection until it ends; never raises.
@@ -408,7 +208,7 @@ class ConnectionDriver:
                 return
             while await self._serve_one():
                 pass
-        except _StopReading as stop:
+        except StopReading as stop:
             await self._say_bye(stop.bye_text)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             log.debug("%s: connection ended: %r", self.peer_host, exc)
@@ -422,7 +222,7 @@ class ConnectionDriver:
 
     async def _serve_one(self) -> bool:
         """Handle one reader event; False when the connection should end."""
-        event = await self._next_event()
+        event = await self._feeder.next_event()
         if isinstance(event, CommandFrame):
             parsed = parse_command(event.lines, event.literals, self._limits)
             keep = await self._run_command(parsed)
@@ -437,7 +237,7 @@ class ConnectionDriver:
         else:  # RawLine outside raw-line mode cannot happen; ignore it.
             keep = True
         if self._pending_bye is not None:
-            raise _StopReading(self._pending_bye)
+            raise StopReading(self._pending_bye)
         return keep and not self._broken
 
     async def _run_command(
@@ -464,39 +264,10 @@ class ConnectionDriver:
             self._reader.reject_literal()
             await self.send(refusal)
 
-    async def _next_event(self) -> object:
-        while True:
-            event = self._reader.next_event()
-            if event is not None:
-                return event
-            if self._reader_eof:
-                return Eof()
-            data = await self._receive()
-            if data is None:
-                self._reader_eof = True
-                self._reader.feed_eof()
-            else:
-                self._tracer.on_client_bytes(data)
-                self._reader.feed(data)
-
-    async def _receive(self) -> bytes | None:
-        try:
-            async with asyncio.timeout(self._idle_timeout()):
-                return await self._pipe.read()
-        except TimeoutError:
-            raise _StopReading("Autologout; idle for too long") from None
-
     async def _write(self, data: bytes) -> None:
         self._tracer.on_server_bytes(data)
         try:
-            self._pipe.write(data)
-            async with asyncio.timeout(self._idle_timeout()):
-                await self._pipe.drain()
-        except TimeoutError:
-            # The client stopped reading: nothing more can reach it.
-            self._broken = True
-            self._pipe.abort()
-            raise ConnectionAbortedError("client stopped reading") from None
+            await self._pipe.send(data, self._idle_timeout())
         except ConnectionError:
             # Remembered so that the loop ends even if the session swallowed
             # the error while handling a command.

@@ -1,13 +1,15 @@
 """The POP3 connection driver: one client socket, one session, bytes both ways.
 
-The only POP3 code that touches a socket.  It reuses the IMAP side's
-:class:`asimap.imap.driver.Pipe` (an :class:`asyncio.Protocol` with a
-received-bytes queue we own) for the same reason: at STLS every plaintext
-byte the client pipelined after the command must be dropped, never read
-as if it had come under TLS (RFC 2595 section 4, CVE-2011-0411), and a
-queue of our own can be emptied before ``loop.start_tls`` takes over.
-The pipe also gives flow control both ways, so a 20 MB RETR is written
-piece by piece at the pace the client reads.
+The only POP3 code that touches a socket.  Like the IMAP driver it reads
+through a :class:`asimap.net.pipe.Pipe` (an :class:`asyncio.Protocol` with
+a received-bytes queue we own), fed to the reader by a
+:class:`~asimap.net.pipe_feeder.PipeFeeder`, for the same reason: at STLS
+every plaintext byte the client pipelined after the command must be
+dropped, never read as if it had come under TLS (RFC 2595 section 4,
+CVE-2011-0411), and a queue of our own can be emptied before
+``loop.start_tls`` takes over.  The pipe also gives flow control both
+ways, so a 20 MB RETR is written piece by piece at the pace the client
+reads.
 
 Timeouts bound each wait for client input and each wait for the client to
 accept output: ``Timeouts.unauthenticated`` before login,
@@ -19,14 +21,15 @@ nothing is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 
-from asimap.imap.driver import Pipe, Timeouts, _StopReading
+from asimap.imap.driver import Timeouts
 from asimap.imap.session.services import Services
+from asimap.net.pipe import Pipe, StopReading
+from asimap.net.pipe_feeder import PipeFeeder
 from asimap.pop3.commands import Command, parse_line
-from asimap.pop3.reader import MAX_LINE, Eof, Line, LineReader, LineTooLong
+from asimap.pop3.reader import MAX_LINE, Eof, Event, Line, LineReader, LineTooLong
 from asimap.pop3.responses import Code, err
 from asimap.pop3.session import Pop3Session
 
@@ -57,7 +60,9 @@ class Pop3Driver:
         self._stls_context = stls_context
         self._reader = LineReader()
         self._reader.feed(unparsed)
-        self._reader_eof = False
+        self._feeder: PipeFeeder[Event] = PipeFeeder(
+            pipe, self._reader, eof=Eof(), idle_timeout=self._idle_timeout
+        )
         self._detached = False
         #: Set when a timeout or shutdown interrupted a SASL exchange; the
         #: connection ends once the command has been answered.
@@ -70,20 +75,13 @@ class Pop3Driver:
     # Pop3IO ------------------------------------------------------------------
 
     async def send(self, data: bytes) -> None:
-        try:
-            self._pipe.write(data)
-            async with asyncio.timeout(self._idle_timeout()):
-                await self._pipe.drain()
-        except TimeoutError:
-            # The client stopped reading: nothing more can reach it.
-            self._pipe.abort()
-            raise ConnectionAbortedError("client stopped reading") from None
+        await self._pipe.send(data, self._idle_timeout())
 
     async def read_line(self) -> bytes | None:
         self._reader.max_line = SASL_MAX_LINE
         try:
-            event = await self._next_event()
-        except _StopReading as stop:
+            event = await self._feeder.next_event()
+        except StopReading as stop:
             self._pending_stop = stop.bye_text
             return None
         finally:
@@ -94,16 +92,12 @@ class Pop3Driver:
         if self._stls_context is None or self.tls_active:
             raise RuntimeError("STLS is not available on this connection")
         # RFC 2595 section 4 / CVE-2011-0411: drop pipelined plaintext.
-        dropped = self._reader.discard_buffered() + self._pipe.discard()
+        dropped = self._feeder.discard()
         if dropped:
             log.info(
                 "%s: dropped %d plaintext bytes after STLS", self.peer_host, dropped
             )
-        try:
-            await self._pipe.start_tls(self._stls_context, self._timeouts.handshake)
-        except OSError as exc:  # includes ssl.SSLError and TimeoutError
-            self._pipe.abort()
-            raise ConnectionAbortedError(f"TLS handshake failed: {exc}") from exc
+        await self._pipe.start_tls(self._stls_context, self._timeouts.handshake)
         self.tls_active = True
         self.stls_available = False
 
@@ -119,8 +113,7 @@ class Pop3Driver:
         (reading stopped) and the client bytes received but not yet read.
         The driver then ends without closing the pipe."""
         self._detached = True
-        unparsed = self._reader.take_unprocessed() + self._pipe.detach()
-        return self._pipe, unparsed
+        return self._pipe, self._feeder.detach()
 
     async def run(self, first_command: Command | None = None) -> None:
         """Serve the connection until it ends; never raises.
@@ -136,7 +129,7 @@ class Pop3Driver:
                 return
             while await self._serve_one():
                 pass
-        except _StopReading as stop:
+        except StopReading as stop:
             await self._say_goodbye(stop.bye_text)
         except (ConnectionError, ssl.SSLError) as exc:
             log.debug("%s: pop3 connection ended: %r", self.peer_host, exc)
@@ -154,37 +147,16 @@ class Pop3Driver:
     # internals ---------------------------------------------------------------
 
     async def _serve_one(self) -> bool:
-        event = await self._next_event()
+        event = await self._feeder.next_event()
         if isinstance(event, Line):
             keep = await self._session.handle(parse_line(event.data))
             if self._pending_stop is not None:
-                raise _StopReading(self._pending_stop)
+                raise StopReading(self._pending_stop)
             return keep
         if isinstance(event, LineTooLong):
             await self.send(err(f"Line too long (limit {event.limit} octets)"))
             return True
         return False  # Eof
-
-    async def _next_event(self) -> Line | LineTooLong | Eof:
-        while True:
-            event = self._reader.next_event()
-            if event is not None:
-                return event
-            if self._reader_eof:
-                return Eof()
-            data = await self._receive()
-            if data is None:
-                self._reader_eof = True
-                self._reader.feed_eof()
-            else:
-                self._reader.feed(data)
-
-    async def _receive(self) -> bytes | None:
-        try:
-            async with asyncio.timeout(self._idle_timeout()):
-                return await self._pipe.read()
-        except TimeoutError:
-            raise _StopReading("Autologout; idle for too long") from None
 
     def _idle_timeout(self) -> float:
         if self._session.authenticated:

@@ -1,0 +1,1 @@
+"""Transport plumbing shared by the IMAP and POP3 connection drivers."""
