@@ -160,7 +160,7 @@ async def test_enable_only_what_we_support() -> None:
         LOGIN
         + """
         C1 b ENABLE X-UNKNOWN condstore IMAP4rev2
-        S1 * ENABLED CONDSTORE
+        S1 * ENABLED CONDSTORE IMAP4rev2
         S1 b OK Enable completed
         """
     )

@@ -19,7 +19,7 @@ Semantics chosen where the RFCs leave room (all as Dovecot does):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -116,7 +116,7 @@ def _sequence_matches(
     c: SearchCandidate,
     max_seq: int,
     max_uid: int,
-    saved: Sequence[int],
+    saved: Collection[int],
 ) -> bool:
     if key.sequence.saved:
         # RFC 5182: "$" is the saved result, kept as UIDs by the session.
@@ -132,7 +132,7 @@ def matches(
     *,
     max_seq: int,
     max_uid: int,
-    saved: Sequence[int] = (),
+    saved: Collection[int] = (),
 ) -> bool:
     """Whether message ``c`` satisfies ``key``.
 

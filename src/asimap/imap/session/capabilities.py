@@ -86,6 +86,12 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("METADATA", _always),  # RFC 5464 (server and mailboxes)
     CapabilityEntry("CONDSTORE", _always),  # RFC 7162 section 3.1
     CapabilityEntry("QRESYNC", _always),  # RFC 7162 section 3.2
+    CapabilityEntry("ESEARCH", _always),  # RFC 4731
+    CapabilityEntry("SEARCHRES", _always),  # RFC 5182
+    CapabilityEntry("SORT", _always),  # RFC 5256 section 3
+    CapabilityEntry("SORT=DISPLAY", _always),  # RFC 5957
+    CapabilityEntry("THREAD=ORDEREDSUBJECT", _always),  # RFC 5256 section 3
+    CapabilityEntry("THREAD=REFERENCES", _always),
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

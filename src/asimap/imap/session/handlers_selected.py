@@ -1,10 +1,11 @@
 """Selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE.
 
-(FETCH and SEARCH live in :mod:`handlers_fetch`.)  Messages that another
-connection expunged but that this client has not been told about yet keep
-their sequence numbers (RFC 3501 7.4.1); a command naming them does what it
-can for the others and ends with ``NO [EXPUNGEISSUED]`` (RFC 5530, the
-"fail" option of RFC 2180 sections 4.1-4.4), except COPY/MOVE, which fail
+(FETCH lives in :mod:`handlers_fetch`, SEARCH in :mod:`handlers_search`.)
+Messages that another connection expunged but that this client has not
+been told about yet keep their sequence numbers (RFC 3501 7.4.1); a
+command naming them does what it can for the others and ends with ``NO
+[EXPUNGEISSUED]`` (RFC 5530, the "fail" option of RFC 2180 sections
+4.1-4.4), except COPY/MOVE, which fail
 as a whole so that nothing is half copied.
 
 With CONDSTORE (RFC 7162 section 3.1.3) STORE takes ``(UNCHANGEDSINCE
@@ -41,9 +42,8 @@ EXPUNGE_ISSUED = "Some messages were expunged"
 def resolve(
     view: SelectedMailbox, sequence: c.SequenceSet, uid: bool
 ) -> list[tuple[int, int]]:
-    """``(seq, uid)`` pairs, or BAD for an out-of-range sequence number."""
-    if sequence.saved:
-        raise bad("$ (SEARCHRES) is not supported")
+    """``(seq, uid)`` pairs, or BAD for an out-of-range sequence number;
+    ``$`` is the saved SEARCH result (RFC 5182, see the view)."""
     try:
         return view.resolve(sequence, uid=uid)
     except InvalidSequence:

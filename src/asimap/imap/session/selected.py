@@ -101,6 +101,11 @@ class SelectedMailbox:
         #: UIDs expunged in the store but not yet announced to the client.
         self.gone: set[int] = set()
         self._announced_recent = len(self.recent)
+        #: The SEARCHRES result ``$`` as UIDs (RFC 9051 section 6.4.4.1):
+        #: a new view starts empty (SELECT/EXAMINE reset it, CLOSE and
+        #: UNSELECT drop the view), and expunged UIDs simply stop
+        #: resolving, so "$" loses them exactly when the client is told.
+        self.saved: frozenset[int] = frozenset()
         #: Keywords announced in the last FLAGS response.
         self.keywords: set[str] = set(keywords)
         for state in states:
@@ -157,8 +162,13 @@ class SelectedMailbox:
         sequence-number set naming a number above EXISTS -- or any number,
         including ``*``, on an empty mailbox -- is invalid (RFC 9051
         section 9 "seq-number": "*" and numbers beyond EXISTS are errors),
-        and raises :class:`InvalidSequence`.
+        and raises :class:`InvalidSequence`.  ``$`` names the saved
+        result in either form and is never invalid, even when empty (RFC
+        9051 section 6.4.4.1).
         """
+        if sequence.saved:
+            known = ((self.seq_of(u), u) for u in sorted(self.saved))
+            return [(seq, u) for seq, u in known if seq is not None]
         if uid:
             picked = sequence.select(self.uids)
             return [(self.seq_of(u) or 0, u) for u in picked]

@@ -44,8 +44,11 @@ from asimap.imap.session import (
     handlers_list,
     handlers_mailbox,
     handlers_metadata,
+    handlers_search,
     handlers_select,
     handlers_selected,
+    handlers_sort,
+    handlers_thread,
 )
 from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
@@ -91,12 +94,15 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Copy: handlers_selected.handle_copy,
     c.Move: handlers_selected.handle_move,
     c.Fetch: handlers_fetch.handle_fetch,
-    c.Search: handlers_fetch.handle_search,
+    c.Search: handlers_search.handle_search,
+    c.Sort: handlers_sort.handle_sort,
+    c.Thread: handlers_thread.handle_thread,
 }
 
 #: Commands that name messages by sequence number (when not UID): expunges
-#: must not be announced while they run (RFC 3501 7.4.1, RFC 9051 7.5.1).
-_SEQUENCE_COMMANDS = (c.Fetch, c.Store, c.Search, c.Copy)
+#: must not be announced while they run (RFC 3501 7.4.1, RFC 9051 7.5.1;
+#: RFC 5256 section 3 for SORT and THREAD).
+_SEQUENCE_COMMANDS = (c.Fetch, c.Store, c.Search, c.Copy, c.Sort, c.Thread)
 
 
 def _expunges_allowed(command: c.Command) -> bool:

@@ -80,6 +80,8 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.Store: _SELECTED,
     c.Copy: _SELECTED,
     c.Move: _SELECTED,
+    c.Sort: _SELECTED,  # RFC 5256 section 3
+    c.Thread: _SELECTED,
 }
 
 
@@ -127,6 +129,8 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "STORE": c.Store,
     "COPY": c.Copy,
     "MOVE": c.Move,
+    "SORT": c.Sort,
+    "THREAD": c.Thread,
 }
 
 

@@ -1,0 +1,296 @@
+"""SEARCH (RFC 3501 / RFC 9051 section 6.4.4), ESEARCH and SEARCHRES.
+
+Keys are evaluated with :mod:`asimap.imap.search`, loading per message
+only what the key reads: nothing for flag and sequence keys,
+INTERNALDATE/size for date and size keys, the store's cached summary for
+the common header keys (FROM, SUBJECT, SENT*...), and the message itself
+only for TEXT, BODY and other header fields.  :func:`find` is shared with
+SORT and THREAD, which search first and order what was found.
+
+``RETURN (...)`` (RFC 4731) answers with one ESEARCH response built by
+:mod:`esearch`; after ``ENABLE IMAP4rev2`` a plain SEARCH answers the same
+way with ALL (RFC 9051 section 6.4.4: rev2 has no SEARCH response).
+``RETURN (SAVE)`` (RFC 5182, RFC 9051 section 6.4.4.1) keeps the result
+as UIDs in the selected view, so ``$`` stays right across expunges.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from asimap.imap import commands as c
+from asimap.imap.responses import Atom, Code, Status, Tagged, Untagged, Value
+from asimap.imap.search import SearchCandidate, matches
+from asimap.imap.session import condstore, esearch, extensions
+from asimap.imap.session.context import Context
+from asimap.imap.session.errors import CommandFailed, bad, store_error_response
+from asimap.imap.session.selected import SelectedMailbox
+from asimap.message.dates import parse_sent_date
+from asimap.message.model import Message
+from asimap.store.base import (
+    SUMMARY_HEADERS,
+    Mailbox,
+    MessageGone,
+    MessageSummary,
+    StoreError,
+)
+
+#: SEARCH charsets we understand (RFC 3501 6.4.4 requires US-ASCII; all
+#: our text is Unicode internally, so UTF-8 costs nothing).
+CHARSETS = ("US-ASCII", "UTF-8")
+
+#: Messages whose data one store call loads while searching.
+SEARCH_BATCH = 256
+
+
+def check_charset(ctx: Context, charset: str | None) -> None:
+    """BAD/NO for a charset SEARCH, SORT or THREAD cannot use."""
+    if charset is not None and extensions.UTF8_ACCEPT in ctx.enabled:
+        # RFC 6855 section 3: no charset label once UTF-8 is enabled.
+        raise bad("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
+    if charset is not None and charset.upper() not in CHARSETS:
+        # RFC 3501 6.4.4: NO [BADCHARSET (supported charsets)].
+        raise bad_charset()
+
+
+def saved_uids(view: SelectedMailbox) -> Collection[int]:
+    """The SEARCHRES result ``$`` refers to (empty until saved)."""
+    return view.saved
+
+
+async def find(
+    ctx: Context, view: SelectedMailbox, key: c.SearchKey
+) -> list[esearch.Found]:
+    """Every message ``key`` matches, ascending.
+
+    Messages expunged by others but not yet announced are left out (their
+    data is gone), as are messages that vanish while being read.
+    """
+    if condstore.uses_modseq(key):
+        extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
+    source = _source_for(key)
+    if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
+        # The default summaries() parses each message and encodes its
+        # ENVELOPE and BODYSTRUCTURE too: reading the header is cheaper.
+        source = _Source.MESSAGE
+    max_seq = view.exists
+    max_uid = view.uids[-1] if view.uids else 0
+    saved = saved_uids(view)
+    found: list[esearch.Found] = []
+    live = [(index + 1, uid) for index, uid in enumerate(view.uids)]
+    live = [(seq, uid) for seq, uid in live if uid not in view.gone]
+    for start in range(0, len(live), SEARCH_BATCH):
+        batch = live[start : start + SEARCH_BATCH]
+        try:
+            candidates = await _candidates(view, batch, source)
+        except StoreError as exc:
+            raise store_error_response(exc) from exc
+        for cand in candidates:
+            if matches(key, cand, max_seq=max_seq, max_uid=max_uid, saved=saved):
+                found.append(esearch.Found(cand.seq, cand.uid, cand.modseq))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ResultForm:
+    """How a SEARCH-like command answers: classic or ESEARCH options."""
+
+    options: frozenset[str] | None
+
+    @property
+    def save(self) -> bool:
+        return self.options is not None and esearch.SAVE in self.options
+
+
+def result_form(ctx: Context, return_options: tuple[str, ...] | None) -> ResultForm:
+    """None for the classic response; the ESEARCH options otherwise --
+    also for a plain SEARCH once IMAP4rev2 is enabled (RFC 9051 6.4.4)."""
+    if return_options is not None:
+        return ResultForm(esearch.normalize(return_options))
+    if extensions.rev2(ctx.enabled):
+        return ResultForm(frozenset({esearch.ALL}))
+    return ResultForm(None)
+
+
+def save_result(
+    view: SelectedMailbox,
+    found: list[esearch.Found],
+    form: ResultForm,
+    *,
+    ordered: bool,
+    uid: bool,
+) -> None:
+    """Remember what RETURN (SAVE) names (RFC 9051 6.4.4.1 table 4)."""
+    if form.options is not None and form.save:
+        picked = esearch.selected(found, form.options, ordered=ordered, uid=uid)
+        view.saved = frozenset(f.uid for f in picked)
+
+
+async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
+    view = ctx.require_selected()
+    form = result_form(ctx, cmd.return_options)
+    try:
+        check_charset(ctx, cmd.charset)
+        found = await find(ctx, view, cmd.key)
+    except CommandFailed as failure:
+        if form.save and failure.status is Status.NO:
+            # RFC 9051 6.4.4.1: a failed SEARCH (SAVE) empties "$".
+            view.saved = frozenset()
+        raise
+    save_result(view, found, form, ordered=False, uid=cmd.uid)
+    if form.options is None:
+        numbers: list[Value] = [f.uid if cmd.uid else f.seq for f in found]
+        highest = max((f.modseq for f in found), default=0)
+        suffix = condstore.search_suffix(cmd.key, len(found), highest)
+        await ctx.io.send(Untagged((Atom("SEARCH"), *numbers, *suffix)))
+    elif esearch.wanted(form.options):
+        await ctx.io.send(
+            esearch.response(
+                cmd.tag,
+                found,
+                form.options,
+                uid=cmd.uid,
+                modseq=condstore.uses_modseq(cmd.key),
+            )
+        )
+    return Tagged(cmd.tag, Status.OK, "Search completed")
+
+
+class _Source(enum.Enum):
+    """What SEARCH must load per message, cheapest first."""
+
+    STATE = "state"  # flags, MODSEQ, sequence numbers: the view has them
+    INFO = "info"  # + INTERNALDATE, RFC822.SIZE
+    SUMMARY = "summary"  # + the cached header fields of the summary
+    MESSAGE = "message"  # + the message itself (TEXT, BODY, other headers)
+
+
+def _source_for(key: c.SearchKey) -> _Source:
+    """The cheapest source that answers ``key`` exactly.
+
+    Header keys on the fields of :data:`SUMMARY_HEADERS` (FROM, TO, CC,
+    BCC, SUBJECT, HEADER Message-ID...) and SENT* (the Date: field) are
+    answered from the store's summaries, which hold those fields decoded
+    exactly as :meth:`Message.header_values` gives them; a store with a
+    cache (MH) then parses nothing.  TEXT, BODY and other header fields
+    need the message.
+    """
+    if isinstance(key, c.SearchText):
+        return _Source.MESSAGE
+    if isinstance(key, c.SearchHeader):
+        if key.field.lower() in SUMMARY_HEADERS:
+            return _Source.SUMMARY
+        return _Source.MESSAGE
+    if isinstance(key, c.SearchDate):
+        return _Source.SUMMARY if key.sent else _Source.INFO
+    if isinstance(key, c.SearchSize):
+        return _Source.INFO
+    if isinstance(key, c.SearchNot):
+        return _source_for(key.key)
+    if isinstance(key, c.SearchOr):
+        return _costliest((_source_for(key.left), _source_for(key.right)))
+    if isinstance(key, c.SearchAnd):
+        return _costliest([_source_for(k) for k in key.keys])
+    return _Source.STATE
+
+
+_ORDER = list(_Source)
+
+
+def _caches_summaries(mailbox: Mailbox) -> bool:
+    """Whether the store answers summaries() from a cache (overrides it)."""
+    return type(mailbox).summaries is not Mailbox.summaries
+
+
+def _costliest(sources: Iterable[_Source]) -> _Source:
+    return max(sources, key=_ORDER.index, default=_Source.STATE)
+
+
+#: Stands for INTERNALDATE where the key never reads it (:data:`_Source.STATE`).
+_NO_DATE = datetime.fromtimestamp(0, UTC)
+
+
+async def _candidates(
+    view: SelectedMailbox, batch: list[tuple[int, int]], source: _Source
+) -> list[SearchCandidate]:
+    """Candidates for ``(seq, uid)`` pairs, loading only what ``source``
+    says; messages expunged meanwhile are left out."""
+    summaries: dict[int, MessageSummary] = {}
+    if source is _Source.SUMMARY:
+        found = await view.mailbox.summaries([uid for _, uid in batch])
+        summaries = {summary.uid: summary for summary in found}
+    out: list[SearchCandidate] = []
+    for seq, uid in batch:
+        flags = view.flags[uid]
+        if uid in view.recent:
+            flags = flags | {"\\Recent"}
+        candidate = SearchCandidate(
+            seq=seq,
+            uid=uid,
+            flags=flags,
+            modseq=view.modseqs.get(uid, 0),
+            internaldate=_NO_DATE,
+            size=0,
+        )
+        try:
+            if source is _Source.SUMMARY:
+                summary = summaries.get(uid)
+                if summary is None:
+                    continue  # expunged meanwhile
+                candidate.internaldate = summary.internaldate
+                candidate.size = summary.size
+                candidate.message = SummaryMessage(summary)
+            elif source is not _Source.STATE:
+                info = await view.mailbox.info(uid)
+                candidate.internaldate = info.internaldate
+                candidate.size = info.size
+                if source is _Source.MESSAGE:
+                    candidate.message = await view.mailbox.message(uid)
+        except MessageGone:
+            continue
+        out.append(candidate)
+    return out
+
+
+class SummaryMessage(Message):
+    """A message as header SEARCH sees it, answered from a summary.
+
+    Only what :func:`_source_for` lets through is asked: the decoded values
+    of :data:`SUMMARY_HEADERS` fields and the sent date, computed from the
+    summary exactly as :class:`Message` computes them from the message
+    (``summarize`` stored ``header_values`` itself).  Anything else would
+    be a bug in that predicate, so it fails loudly instead of matching
+    against an empty message.
+    """
+
+    __slots__ = ("_summary",)
+
+    def __init__(self, summary: MessageSummary) -> None:
+        super().__init__(b"")
+        self._summary = summary
+
+    def header_values(self, name: str) -> list[str]:
+        folded = name.lower()
+        if folded not in SUMMARY_HEADERS:
+            raise LookupError(f"header {name} is not in message summaries")
+        return list(self._summary.headers.get(folded, ()))
+
+    def sent_date(self) -> date | None:
+        # Message.sent_date: the first Date: field, decoded.
+        values = self._summary.headers.get("date", ())
+        return parse_sent_date(values[0] if values else None)
+
+    def header_text(self) -> str:
+        raise LookupError("SEARCH TEXT needs the message, not its summary")
+
+    def body_text(self) -> str:
+        raise LookupError("SEARCH BODY/TEXT needs the message, not its summary")
+
+
+def bad_charset() -> CommandFailed:
+    """``NO [BADCHARSET (US-ASCII UTF-8)]`` (RFC 3501 6.4.4, 7.1)."""
+    names: list[Value] = [Atom(name) for name in CHARSETS]
+    return CommandFailed(Status.NO, "Unsupported charset", Code("BADCHARSET", (names,)))

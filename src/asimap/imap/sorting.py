@@ -1,0 +1,173 @@
+"""SORT criteria and base-subject extraction (RFC 5256, RFC 5957), pure.
+
+The session finds messages with SEARCH, hands each as a
+:class:`SortItem` built from the store's cached summary, and gets them
+back in order; nothing here reads a message file, so SORT over 100,000
+messages costs one pass over cached header fields.
+
+Comparisons use ``str.casefold`` on decoded text, which is what the
+i;unicode-casemap collation (RFC 5051) amounts to for sorting purposes.
+Messages equal on every criterion stay in ascending sequence order (RFC
+5256 section 3, last paragraph), whatever REVERSE says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import getaddresses, parsedate_to_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SortItem:
+    """What SORT and THREAD know about one message found by SEARCH."""
+
+    seq: int
+    uid: int
+    modseq: int
+    size: int
+    internaldate: datetime
+    headers: Mapping[str, tuple[str, ...]]
+
+    def header(self, name: str) -> str:
+        """The first value of a (lower-case) summary field, or ""."""
+        values = self.headers.get(name, ())
+        return values[0] if values else ""
+
+
+# -- base subject (RFC 5256 section 2.1) -------------------------------------
+
+_WSP_RUN = re.compile(r"[ \t\r\n]+")
+_TRAILER = re.compile(r"(?:\(fwd\)|[ \t])$", re.IGNORECASE)
+_BLOB = r"\[[^\[\]]*\][ \t]*"
+# subj-leader = (*subj-blob subj-refwd) / WSP
+_REFWD = re.compile(rf"^(?:{_BLOB})*(?:re|fwd?)[ \t]*(?:{_BLOB})?:", re.IGNORECASE)
+_LEADING_WSP = re.compile(r"^[ \t]+")
+_LEADING_BLOB = re.compile(rf"^{_BLOB}")
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """``(base subject, was it a reply or forward)``, RFC 5256 2.1 steps.
+
+    ``subject`` is already decoded (step 1's encoded-word conversion is
+    done by the message model when the summary is built).
+    """
+    text = _WSP_RUN.sub(" ", subject)  # step 1: whitespace to single spaces
+    reply = False
+    while True:
+        # Step 2: strip trailing "(fwd)" and whitespace, repeatedly.
+        while (m := _TRAILER.search(text)) is not None:
+            if m.group(0).lower() == "(fwd)":
+                reply = True
+            text = text[: m.start()]
+        # Steps 3-5: strip leaders ("Re:", "[list] Fwd:", WSP) and blobs.
+        while True:
+            before = text
+            while True:
+                m = _REFWD.match(text)
+                if m is not None:
+                    reply = True
+                    text = text[m.end() :]
+                    continue
+                m = _LEADING_WSP.match(text)
+                if m is not None:
+                    text = text[m.end() :]
+                    continue
+                break
+            m = _LEADING_BLOB.match(text)
+            if m is not None and text[m.end() :]:
+                text = text[m.end() :]  # step 4: only if something remains
+            if text == before:
+                break
+        # Step 6: "[fwd: subject]" wraps a forwarded subject.
+        if text[:5].lower() == "[fwd:" and text.endswith("]"):
+            text = text[5:-1]
+            reply = True
+            continue
+        return text, reply
+
+
+# -- sort keys (RFC 5256 section 3, RFC 5957 section 3) ----------------------
+
+
+def _first_address(item: SortItem, field: str) -> tuple[str, str]:
+    """``(display name, address)`` of the first address of a field."""
+    value = item.header(field)
+    if not value:
+        return "", ""
+    pairs = getaddresses([value])
+    return pairs[0] if pairs else ("", "")
+
+
+def _mailbox(item: SortItem, field: str) -> str:
+    """FROM/TO/CC: the addr-mailbox (local part) of the first address."""
+    address = _first_address(item, field)[1]
+    return (
+        address.rpartition("@")[0].casefold()
+        if "@" in address
+        else (address.casefold())
+    )
+
+
+def _display(item: SortItem, field: str) -> str:
+    """DISPLAYFROM/DISPLAYTO (RFC 5957 section 3): the display name of the
+    first address, or its addr-spec when it has none."""
+    name, address = _first_address(item, field)
+    return (name.strip() or address).casefold()
+
+
+def sent_datetime(item: SortItem) -> datetime:
+    """The Date: field in UTC; INTERNALDATE when it is missing or broken
+    (RFC 5256 section 3 DATE, and section 2.2 for THREAD)."""
+    value = item.header("date")
+    if value:
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)  # "-0000": unknown zone
+            return parsed.astimezone(UTC)
+    return item.internaldate.astimezone(UTC)
+
+
+_KEYS: dict[str, Callable[[SortItem], object]] = {
+    "ARRIVAL": lambda item: item.internaldate.astimezone(UTC),
+    "CC": lambda item: _mailbox(item, "cc"),
+    "DATE": sent_datetime,
+    "FROM": lambda item: _mailbox(item, "from"),
+    "SIZE": lambda item: item.size,
+    "SUBJECT": lambda item: base_subject(item.header("subject"))[0].casefold(),
+    "TO": lambda item: _mailbox(item, "to"),
+    "DISPLAYFROM": lambda item: _display(item, "from"),
+    "DISPLAYTO": lambda item: _display(item, "to"),
+}
+
+#: Every criterion :func:`sort_items` understands (besides REVERSE).
+CRITERIA = frozenset(_KEYS)
+
+
+def sort_items(items: Sequence[SortItem], criteria: Sequence[str]) -> list[SortItem]:
+    """``items`` in the order ``criteria`` asks (RFC 5256 section 3).
+
+    ``criteria`` is the parsed list, ``REVERSE`` standing before the
+    criterion it reverses.  Stable sorts from the last criterion to the
+    first after a sort by sequence number give each criterion its own
+    direction and leave exact ties in ascending sequence order.
+    """
+    pairs: list[tuple[str, bool]] = []
+    reverse = False
+    for word in criteria:
+        if word == "REVERSE":
+            reverse = True
+            continue
+        pairs.append((word, reverse))
+        reverse = False
+    ordered = sorted(items, key=lambda item: item.seq)
+    for name, descending in reversed(pairs):
+        key = _KEYS[name]
+        ordered.sort(key=key, reverse=descending)  # type: ignore[arg-type]
+    return ordered

@@ -1,0 +1,299 @@
+"""THREAD algorithms of RFC 5256 section 3, pure: ORDEREDSUBJECT, REFERENCES.
+
+Input is the list of :class:`~asimap.imap.sorting.SortItem` a SEARCH
+found (header fields from the store's cached summaries); output is a
+forest of :class:`Node` and its wire form, ``(1)(2 3 (4)(5))``
+(section 4, ``thread-list``).  The numbers written are whatever the caller
+picks -- sequence numbers for THREAD, UIDs for UID THREAD.
+
+"Sent date" is the Date: field in UTC, INTERNALDATE when it is missing
+(section 2.2); ties go to the lower sequence number.  Everything here is
+iterative where a hostile mailbox could make it deep (a References chain
+of 100,000 messages must not overflow the stack).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+
+from asimap.imap.sorting import SortItem, base_subject, sent_datetime
+
+ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+
+
+class Node:
+    """A message in a thread tree, or a dummy (``item`` None) standing for
+    a message that is referenced but was not found."""
+
+    __slots__ = ("children", "item", "parent")
+
+    def __init__(self, item: SortItem | None = None) -> None:
+        self.item = item
+        self.parent: Node | None = None
+        self.children: list[Node] = []
+
+    def adopt(self, child: Node) -> None:
+        """Make ``child`` the last child of this node (unlinking it first)."""
+        if child.parent is not None:
+            child.parent.children.remove(child)
+        child.parent = self
+        self.children.append(child)
+
+    def has_ancestor(self, other: Node) -> bool:
+        """Whether ``other`` is this node or one of its ancestors."""
+        node: Node | None = self
+        while node is not None:
+            if node is other:
+                return True
+            node = node.parent
+        return False
+
+
+def _date_key(node: Node) -> tuple[datetime, int]:
+    """Sort key of a node: its sent date and sequence number; a dummy
+    sorts as its first child (section 3 REFERENCES steps 4 and 6)."""
+    while node.item is None and node.children:
+        node = node.children[0]
+    if node.item is None:  # pragma: no cover - dummies without children are pruned
+        raise ValueError("empty dummy node")
+    return sent_datetime(node.item), node.item.seq
+
+
+# -- ORDEREDSUBJECT -----------------------------------------------------------
+
+
+def ordered_subject(items: Sequence[SortItem]) -> list[Node]:
+    """Section 3 ORDEREDSUBJECT: group by base subject, sort by sent date;
+    every later message of a group is a child of the first."""
+    keyed = sorted(
+        items,
+        key=lambda i: (
+            base_subject(i.header("subject"))[0].casefold(),
+            sent_datetime(i),
+            i.seq,
+        ),
+    )
+    threads: list[Node] = []
+    last_subject: str | None = None
+    for item in keyed:
+        subject = base_subject(item.header("subject"))[0].casefold()
+        node = Node(item)
+        if threads and subject == last_subject:
+            threads[-1].adopt(node)
+        else:
+            threads.append(node)
+            last_subject = subject
+    threads.sort(key=_date_key)
+    return threads
+
+
+# -- REFERENCES -----------------------------------------------------------------
+
+_MSG_ID = re.compile(r"<([^<>]*)>")
+
+
+def message_ids(value: str) -> list[str]:
+    """Normalised msg-ids in a header value: quoting and whitespace removed,
+    so ``<"a b"@x>`` and ``<ab@x>`` are the same (section 3 REFERENCES);
+    comparisons stay case-sensitive."""
+    out: list[str] = []
+    for match in _MSG_ID.finditer(value):
+        text = re.sub(r'[\s"\\]', "", match.group(1))
+        if "@" in text:
+            out.append(text)
+    return out
+
+
+def _references(item: SortItem) -> list[str]:
+    """References, else the first msg-id of In-Reply-To, else none."""
+    refs = message_ids(" ".join(item.headers.get("references", ())))
+    if refs:
+        return refs
+    reply = message_ids(item.header("in-reply-to"))
+    return reply[:1]
+
+
+def _link_all(items: Sequence[SortItem]) -> list[Node]:
+    """Step 1 (A and B) and step 2: the containers without a parent."""
+    table: dict[str, Node] = {}
+    for item in sorted(items, key=lambda i: i.seq):
+        ids = message_ids(item.header("message-id"))
+        mid = ids[0] if ids else ""
+        existing = table.get(mid) if mid else None
+        if not mid or (existing is not None and existing.item is not None):
+            mid = f"\0{item.seq}"  # missing or duplicate: a unique ID
+            existing = None
+        node = existing or Node()
+        node.item = item
+        table[mid] = node
+        previous: Node | None = None
+        for ref in _references(item):
+            ref_node = table.get(ref)
+            if ref_node is None:
+                ref_node = table[ref] = Node()  # a dummy until found
+            if (
+                previous is not None
+                and ref_node.parent is None
+                and not previous.has_ancestor(ref_node)
+            ):
+                previous.adopt(ref_node)
+            previous = ref_node
+        # Step 1.B: the last reference is the parent, replacing any link
+        # a truncated References line made.
+        if node.parent is not None:
+            node.parent.children.remove(node)
+            node.parent = None
+        if previous is not None and not previous.has_ancestor(node):
+            previous.adopt(node)
+    return [node for node in table.values() if node.parent is None]
+
+
+def _postorder(roots: Sequence[Node]) -> Iterator[Node]:
+    """Every node below ``roots``, children before their parent."""
+    stack: list[tuple[Node, bool]] = [(node, False) for node in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            yield node
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node.children))
+
+
+def _prune(roots: list[Node]) -> list[Node]:
+    """Step 3: drop empty dummies; splice a dummy's children into its
+    place, except at the root level where only a single child is."""
+    for node in _postorder(roots):
+        kept: list[Node] = []
+        for child in node.children:
+            if child.item is None:
+                for grandchild in child.children:
+                    grandchild.parent = node
+                kept.extend(child.children)
+            else:
+                kept.append(child)
+        node.children = kept
+    top: list[Node] = []
+    for node in roots:
+        if node.item is None and len(node.children) <= 1:
+            for child in node.children:
+                child.parent = None
+            top.extend(node.children)
+        else:
+            top.append(node)
+    return top
+
+
+def _thread_subject(node: Node) -> tuple[str, bool]:
+    """Step 5.B.i: the base subject (folded) of a root or its first child,
+    and whether that message is a reply or forward."""
+    target = node.children[0] if node.item is None else node
+    if target.item is None:  # pragma: no cover - pruned dummies have children
+        return "", False
+    subject, reply = base_subject(target.item.header("subject"))
+    return subject.casefold(), reply
+
+
+def _is_reply(node: Node) -> bool:
+    return node.item is not None and base_subject(node.item.header("subject"))[1]
+
+
+def _merge_subjects(roots: list[Node]) -> list[Node]:
+    """Step 5: gather root threads that share a base subject."""
+    table: dict[str, Node] = {}
+    for node in roots:  # 5.B
+        subject = _thread_subject(node)[0]
+        if not subject:
+            continue
+        held = table.get(subject)
+        if held is None or (
+            held.item is not None
+            and (node.item is None or (_is_reply(held) and not _is_reply(node)))
+        ):
+            table[subject] = node
+    slots: list[Node | None] = list(roots)
+    position = {id(node): index for index, node in enumerate(roots)}
+    for index, node in enumerate(roots):  # 5.C
+        subject = _thread_subject(node)[0]
+        held = table.get(subject) if subject else None
+        if held is None or held is node:
+            continue
+        slots[index] = None  # the current message leaves the root
+        if held.item is None and node.item is None:
+            for child in list(node.children):
+                held.adopt(child)
+        elif held.item is None or (_is_reply(node) and not _is_reply(held)):
+            held.adopt(node)
+        else:
+            dummy = Node()
+            place = position[id(held)]
+            slots[place] = dummy
+            position[id(dummy)] = place
+            dummy.adopt(held)
+            dummy.adopt(node)
+            table[subject] = dummy
+    out = [node for node in slots if node is not None]
+    for node in out:
+        node.parent = None
+    return out
+
+
+def _sort_siblings(roots: list[Node]) -> None:
+    """Step 6: every sibling set by sent date, youngest sets first."""
+    for node in _postorder(roots):
+        node.children.sort(key=_date_key)
+    roots.sort(key=_date_key)
+
+
+def references(items: Sequence[SortItem]) -> list[Node]:
+    """Section 3 REFERENCES, steps 1-6."""
+    roots = _prune(_link_all(items))
+    for node in roots:  # step 4: a dummy's children first, then the roots
+        if node.item is None:
+            node.children.sort(key=_date_key)
+    roots.sort(key=_date_key)
+    roots = _merge_subjects(roots)
+    _sort_siblings(roots)
+    return roots
+
+
+THREADERS: dict[str, Callable[[Sequence[SortItem]], list[Node]]] = {
+    "ORDEREDSUBJECT": ordered_subject,
+    "REFERENCES": references,
+}
+
+
+# -- wire form (section 4) ------------------------------------------------------
+
+
+def format_threads(roots: Sequence[Node], number: Callable[[SortItem], int]) -> str:
+    """``(1)(2 3 (4)(5))``: a chain of only children is written flat, a
+    node with several children ends with one parenthesised list each."""
+    out: list[str] = []
+    # Work items: a node to open as "(...)", or a literal string to emit.
+    stack: list[Node | str] = []
+    for root in reversed(roots):
+        stack.extend([")", root, "("])
+    while stack:
+        top = stack.pop()
+        if isinstance(top, str):
+            out.append(top)
+            continue
+        node: Node = top
+        parts: list[str] = []
+        while True:
+            if node.item is not None:
+                parts.append(str(number(node.item)))
+            if len(node.children) == 1:
+                node = node.children[0]
+                continue
+            break
+        out.append(" ".join(parts))
+        if len(node.children) > 1:
+            if parts:
+                out.append(" ")
+            for child in reversed(node.children):
+                stack.extend([")", child, "("])
+    return "".join(out)
