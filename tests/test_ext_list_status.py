@@ -81,9 +81,7 @@ async def test_errors() -> None:
     await run_transcript(
         LOGIN
         + """
-        # Items we do not answer: BAD, and nothing is listed.
-        C1 b LIST "" % RETURN (STATUS (APPENDLIMIT))
-        S1 b BAD Unsupported STATUS item
+        # Items we do not know: BAD, and nothing is listed.
         C1 c LIST "" % RETURN (STATUS (BOGUS))
         S1 c BAD Unknown STATUS item BOGUS
         C1 d LIST "" % RETURN (STATUS ())

@@ -63,7 +63,8 @@ def _script() -> str:
         C1 i STATUS INBOX ()
         S1 i BAD %*
         C1 j STATUS INBOX (SIZE APPENDLIMIT)
-        S1 j BAD Unsupported STATUS item
+        S1 * STATUS "INBOX" (SIZE %? APPENDLIMIT 67108864)
+        S1 j OK Status completed
         C1 k STATUS INBOX (SIZES)
         S1 k BAD %*
         """

@@ -266,7 +266,9 @@ def test_append() -> None:
     bad(b'a APPEND x "1-Feb-2020 00:00:00 +0000" {1}\r\na', "Invalid date-time")
     bad(b'a APPEND x "01-Feb-2020 00:00:00 +2400" {1}\r\na', "bad zone")
     bad(b"a APPEND x {1}\r\n\x00", "NUL in literal")
-    bad(b"a APPEND x CATENATE (TEXT {1}\r\na)", "CATENATE not supported")
+    bad(b'a APPEND x CATENATE (TEXT "a")', "CATENATE TEXT must be a literal")
+    bad(b"a APPEND x CATENATE (FOO {1}\r\na)", "CATENATE part must be")
+    bad(b"a APPEND x UTF8 ({1}\r\na)", "UTF8 message data must be a literal8")
     bad(b"a APPEND x", "Missing argument")
     bad(b"a APPEND x {1}\r\na ", "Missing argument")
 

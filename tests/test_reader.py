@@ -213,7 +213,7 @@ def test_eof_mid_command_and_mid_literal() -> None:
 
 def test_oversized_sync_literal_refused_before_sent() -> None:
     limits = Limits(max_literal=100)
-    events = run(b"a1 APPEND box {101}\r\nb NOOP\r\n", limits=limits)
+    events = run(b"a1 LOGIN u {101}\r\nb NOOP\r\n", limits=limits)
     assert events == [
         FrameError("a1", "literal too big", "TOOBIG"),
         CommandFrame((b"b NOOP",), ()),
@@ -223,7 +223,7 @@ def test_oversized_sync_literal_refused_before_sent() -> None:
 
 def test_oversized_nonsync_literal_discarded_then_error() -> None:
     limits = Limits(max_literal=10)
-    data = b"a1 APPEND box {20+}\r\n" + b"x" * 20 + b"\r\nb NOOP\r\n"
+    data = b"a1 LOGIN u {20+}\r\n" + b"x" * 20 + b"\r\nb NOOP\r\n"
     assert run(data, limits=limits) == [
         FrameError("a1", "literal too big", "TOOBIG"),
         CommandFrame((b"b NOOP",), ()),
@@ -325,6 +325,17 @@ def test_too_many_literals_and_command_too_big() -> None:
         CommandFrame((b"b NOOP",), ()),
         Eof(),
     ]
+
+
+def test_message_literals_are_left_to_the_session_up_to_max_command() -> None:
+    """APPEND/REPLACE literals above max_literal reach the session, which
+    answers RFC 7889's NO [TOOBIG]; above max_command the reader refuses."""
+    limits = Limits(max_literal=100, max_command=1000)
+    for line in (b"a1 APPEND box {101}", b"a1 uid replace 1 box {101}"):
+        events = run(line + b"\r\n", limits=limits)
+        assert events[0] == LiteralPending((line,), (), 101, True, False)
+    events = run(b"a1 APPEND box {1001}\r\nb NOOP\r\n", limits=limits)
+    assert events[0] == FrameError("a1", "literal too big", "TOOBIG")
 
 
 def test_tag_validity_and_length() -> None:

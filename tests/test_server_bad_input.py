@@ -282,14 +282,15 @@ def test_non_synchronizing_literal_over_the_limit_is_counted_away(
     authed: Raw,
 ) -> None:
     """RFC 7888 section 4, choice 1: the bytes are read (counted, never
-    stored) and the command is refused; the connection goes on."""
+    stored) and the command is refused -- with RFC 7889's NO [TOOBIG], an
+    APPEND above APPENDLIMIT; the connection goes on."""
     size = 64 * 1024 * 1024 + 1  # Limits.max_literal + 1
     authed.send(b"a APPEND INBOX {%d+}\r\n" % size)
     block = b"x" * (1024 * 1024)
     for _ in range(size // len(block)):
         authed.send(block)
     authed.send(b"x" * (size % len(block)) + b"\r\n")
-    assert authed.read_line() == b"a BAD [TOOBIG] literal too big"
+    assert authed.read_line() == b"a NO [TOOBIG] Message too large"
     authed.assert_alive()
 
 

@@ -146,7 +146,8 @@ async def test_status_and_namespace() -> None:
         C1 d STATUS nosuch (MESSAGES)
         S1 d NO [NONEXISTENT] %*
         C1 e STATUS INBOX (APPENDLIMIT)
-        S1 e BAD Unsupported STATUS item
+        S1 * STATUS "INBOX" (APPENDLIMIT 67108864)
+        S1 e OK Status completed
         C1 f NAMESPACE
         S1 * NAMESPACE (("" "/")) NIL NIL
         S1 f OK Namespace completed

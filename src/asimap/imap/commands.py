@@ -446,17 +446,41 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatenateUrl:
+    """A CATENATE ``URL`` part (RFC 4469 section 5): an IMAP URL, as sent."""
+
+    url: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CatenateText:
+    """A CATENATE ``TEXT`` part: literal bytes (RFC 4469 section 5), or
+    ``UTF8 (~{n}...)`` with UTF8=ACCEPT (RFC 6855 section 4)."""
+
+    data: bytes
+    utf8: bool = False
+
+
+CatenatePart = CatenateUrl | CatenateText
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     """One message of APPEND (several with MULTIAPPEND, RFC 3502).
 
     ``data`` is the literal's bytes exactly as received.  ``binary`` is true
-    for a ``~{n}`` literal8 (RFC 3516).
+    for a ``~{n}`` literal8 (RFC 3516).  ``utf8`` marks RFC 6855 section
+    4's ``UTF8 (~{n}...)`` form.  ``catenate`` holds the parts of RFC
+    4469's ``CATENATE (...)`` form (``data`` is then empty: the message is
+    assembled by the session).
     """
 
     data: bytes
     flags: tuple[str, ...] = ()
     internaldate: datetime | None = None
     binary: bool = False
+    utf8: bool = False
+    catenate: tuple[CatenatePart, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,10 @@ def _valid_tag(token: bytes, max_tag: int) -> str | None:
     return token.decode("ascii")
 
 
+#: Commands whose literals are messages: their size limit is APPENDLIMIT,
+#: refused by the session with ``NO [TOOBIG]`` (RFC 7889, RFC 8508).
+_MESSAGE_COMMANDS = frozenset({b"APPEND", b"REPLACE"})
+
 # --------------------------------------------------------------------------
 # The reader
 # --------------------------------------------------------------------------
@@ -462,7 +466,7 @@ class CommandReader:
         limits = self._limits
         if len(self._literals) >= limits.max_literals:
             return self._error("too many literals", "LIMIT")
-        if marker.size > limits.max_literal:
+        if marker.size > self._literal_cap():
             return self._error("literal too big", "TOOBIG")
         if (
             not self._literal_plus
@@ -475,6 +479,22 @@ class CommandReader:
         if self._size + marker.size > limits.max_command:
             return self._error("command too big", "TOOBIG")
         return None
+
+    def _literal_cap(self) -> int:
+        """The largest single literal this command may announce.
+
+        Message-carrying commands (APPEND, and REPLACE of RFC 8508) are
+        capped only by ``max_command``: their per-message limit is
+        APPENDLIMIT, which RFC 7889 section 4 answers with ``NO [TOOBIG]``
+        -- the session's decision on the LiteralPending, still before a
+        byte is read.  Every other command gets ``max_literal`` here.
+        """
+        words = self._lines[0].split(b" ", 3) if self._lines else []
+        if len(words) > 1 and words[1].upper() == b"UID":
+            words = words[1:]
+        if len(words) > 1 and words[1].upper() in _MESSAGE_COMMANDS:
+            return max(self._limits.max_literal, self._limits.max_command)
+        return self._limits.max_literal
 
     def _error(self, message: str, code: str | None) -> FrameError:
         return FrameError(self._tag, message, code)

@@ -8,15 +8,30 @@ RFC 3502 section 6::
     append-data    = literal / literal8 / append-data-ext
 
 The message data must be a real literal: RFC 3501 section 6.3.11 sends the
-message as a literal, and a quoted string is refused.  CATENATE (RFC 4469)
-is not in the command contract yet, so it is refused with a clear message.
+message as a literal, and a quoted string is refused.  Two extensions add
+forms of append-data::
+
+    append-data  =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")"  ; RFC 4469
+    cat-part     = text-literal / url / utf8-literal
+    text-literal = "TEXT" SP literal          ; literal8 too with BINARY
+    url          = "URL" SP astring
+    append-data  =/ utf8-literal                                   ; RFC 6855
+    utf8-literal = "UTF8" SP "(" literal8 ")"
+
+Whether UTF8 is allowed (UTF8=ACCEPT enabled) is the session's decision.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from asimap.imap.commands import Append, AppendMessage
+from asimap.imap.commands import (
+    Append,
+    AppendMessage,
+    CatenatePart,
+    CatenateText,
+    CatenateUrl,
+)
 from asimap.imap.parser.dates import parse_date_time
 from asimap.imap.parser.flags import parse_flag_list
 from asimap.imap.parser.tokens import (
@@ -51,12 +66,57 @@ def _message(reader: Reader) -> AppendMessage:
         return AppendMessage(data, flags, internaldate, binary)
     word = reader.match(ATOM_RE)
     if word is not None and word.upper() == b"CATENATE":
-        fail("CATENATE not supported")
+        parts = _catenate_parts(reader)
+        return AppendMessage(b"", flags, internaldate, catenate=parts)
+    if word is not None and word.upper() == b"UTF8":
+        data = _utf8_literal(reader)
+        return AppendMessage(data, flags, internaldate, binary=True, utf8=True)
     if word is not None:
         fail("Unknown APPEND extension")
     if reader.at_end():
         fail("Missing argument")
     fail("APPEND message data must be a literal")
+
+
+def _utf8_literal(reader: Reader) -> bytes:
+    """``SP "(" literal8 ")"`` after UTF8 (RFC 6855 section 4)."""
+    reader.space()
+    reader.open_paren()
+    if reader.peek() != TILDE:
+        fail("UTF8 message data must be a literal8")
+    data, _ = reader.literal(allow_literal8=True)
+    reader.close_paren()
+    return data
+
+
+def _catenate_parts(reader: Reader) -> tuple[CatenatePart, ...]:
+    """``SP "(" cat-part *(SP cat-part) ")"`` after CATENATE (RFC 4469
+    section 5)."""
+    reader.space()
+    reader.open_paren()
+    parts: list[CatenatePart] = []
+    while True:
+        kind = reader.match(ATOM_RE)
+        word = kind.upper() if kind is not None else b""
+        if word == b"URL":
+            reader.space()
+            parts.append(CatenateUrl(reader.astring("URL")))
+        elif word == b"TEXT":
+            reader.space()
+            if reader.peek() not in (LBRACE, TILDE):
+                fail("CATENATE TEXT must be a literal")
+            data, _ = reader.literal(allow_literal8=True)
+            parts.append(CatenateText(data))
+        elif word == b"UTF8":
+            parts.append(CatenateText(_utf8_literal(reader), utf8=True))
+        else:
+            fail("CATENATE part must be TEXT, URL or UTF8")
+        if len(parts) > reader.limits.max_literals:
+            fail("Too many CATENATE parts")
+        if not reader.try_space():
+            break
+    reader.close_paren()
+    return tuple(parts)
 
 
 def parse_append(reader: Reader, tag: str, uid: bool) -> Append:

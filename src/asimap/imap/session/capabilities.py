@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from asimap.imap.session.context import Context
+from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.state import SessionState
 
 
@@ -58,10 +59,18 @@ def _imap4rev2(ctx: Context) -> bool:
     return all(name in offered for name in REV2_REQUIRES)
 
 
+def _appendlimit(ctx: Context) -> str:
+    """RFC 7889 section 2: one limit for every mailbox, ``APPENDLIMIT=n``."""
+    return f"APPENDLIMIT={append_limit(ctx)}"
+
+
 @dataclass(frozen=True, slots=True)
 class CapabilityEntry:
     name: str
     offered: Callable[[Context], bool]
+    #: How the capability is spelled on this connection when it carries a
+    #: value (``APPENDLIMIT=n``); None = ``name`` itself.
+    spelled: Callable[[Context], str] | None = None
 
 
 #: Every capability we may announce, in the order announced.
@@ -92,6 +101,10 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("SORT=DISPLAY", _always),  # RFC 5957
     CapabilityEntry("THREAD=ORDEREDSUBJECT", _always),  # RFC 5256 section 3
     CapabilityEntry("THREAD=REFERENCES", _always),
+    CapabilityEntry("APPENDLIMIT", _always, _appendlimit),  # RFC 7889
+    CapabilityEntry("BINARY", _always),  # RFC 3516
+    CapabilityEntry("UTF8=ACCEPT", _always),  # RFC 6855 (names, APPEND UTF8)
+    CapabilityEntry("CATENATE", _always),  # RFC 4469 (same-user URLs only)
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616
@@ -104,4 +117,8 @@ MECHANISMS = frozenset({"PLAIN", "LOGIN"})
 
 def capabilities(ctx: Context) -> tuple[str, ...]:
     """The capabilities offered on this connection right now."""
-    return tuple(entry.name for entry in CAPABILITIES if entry.offered(ctx))
+    return tuple(
+        entry.spelled(ctx) if entry.spelled is not None else entry.name
+        for entry in CAPABILITIES
+        if entry.offered(ctx)
+    )

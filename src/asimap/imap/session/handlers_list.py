@@ -11,7 +11,7 @@ RFC 2342 (NAMESPACE).  Which names a LIST returns is decided in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Status, Tagged, Untagged, Value
@@ -25,13 +25,14 @@ from asimap.imap.session.listing import (
     select_mailboxes,
 )
 from asimap.imap.session.naming import decode_name, mailbox_name, wire_name
+from asimap.imap.session.status_items import EXTRA_STATUS_ITEMS, extra_status_values
 from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
 from asimap.store.names import DELIMITER, ListMatcher, join_reference, parent_of
 
 #: STATUS items we answer, and where each comes from (RFC 3501 section
 #: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7162 3.1.6 HIGHESTMODSEQ).
-#: Items parsed but absent here (APPENDLIMIT, MAILBOXID) belong to
-#: capabilities not advertised yet and get BAD.
+#: Items that depend on the connection or the mailbox object (APPENDLIMIT,
+#: MAILBOXID) are answered by :mod:`asimap.imap.session.status_items`.
 STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
     "MESSAGES": lambda s: s.messages,
     "RECENT": lambda s: s.recent,
@@ -48,15 +49,22 @@ STATUS_ITEMS = tuple(STATUS_VALUES)
 
 
 def _check_status_items(items: Sequence[str]) -> None:
-    if not items or any(item not in STATUS_VALUES for item in items):
+    known = STATUS_VALUES.keys() | EXTRA_STATUS_ITEMS.keys()
+    if not items or any(item not in known for item in items):
         raise bad("Unsupported STATUS item")
 
 
-def status_values(status: MailboxStatus, items: Sequence[str]) -> list[Value]:
-    """``name value`` pairs in the order asked, each item once."""
+def status_values(
+    status: MailboxStatus,
+    items: Sequence[str],
+    extra: Mapping[str, Value] | None = None,
+) -> list[Value]:
+    """``name value`` pairs in the order asked, each item once; ``extra``
+    holds the values of the items STATUS_VALUES does not answer."""
     values: list[Value] = []
     for item in dict.fromkeys(items):
-        values += [Atom(item), STATUS_VALUES[item](status)]
+        value = extra[item] if extra and item in extra else STATUS_VALUES[item](status)
+        values += [Atom(item), value]
     return values
 
 
@@ -133,9 +141,8 @@ async def _send_list_status(ctx: Context, name: str, items: Sequence[str]) -> No
         status = await mailbox.status()
     except StoreError:
         return
-    await ctx.io.send(
-        Untagged((Atom("STATUS"), wire_name(name), status_values(status, items)))
-    )
+    values = status_values(status, items, extra_status_values(ctx, mailbox, items))
+    await ctx.io.send(Untagged((Atom("STATUS"), wire_name(name), values)))
 
 
 async def _entries(ctx: Context) -> tuple[MailboxEntry, ...]:
@@ -191,6 +198,7 @@ async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
         status = await mailbox.status()
     except StoreError as exc:
         raise store_error_response(exc) from exc
-    items = status_values(status, cmd.items)
+    extra = extra_status_values(ctx, mailbox, cmd.items)
+    items = status_values(status, cmd.items, extra)
     await ctx.io.send(Untagged((Atom("STATUS"), wire_name(name), items)))
     return Tagged(cmd.tag, Status.OK, "Status completed")

@@ -1,7 +1,8 @@
-"""Mailbox management: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, APPEND.
+"""Mailbox management: CREATE, DELETE, RENAME, (UN)SUBSCRIBE.
 
-RFC 3501 sections 6.3.3-6.3.7 and 6.3.11, RFC 4315 (APPENDUID), RFC 3502
-(MULTIAPPEND), RFC 6154 section 3 (CREATE-SPECIAL-USE).  Names are
+RFC 3501 sections 6.3.3-6.3.7, RFC 6154 section 3 (CREATE-SPECIAL-USE).
+APPEND lives in :mod:`asimap.imap.session.handlers_append` (re-exported
+here, where the dispatch table and COPY/MOVE look for it).  Names are
 decoded and validated by :mod:`asimap.imap.session.naming`; store
 errors become NO with RFC 5530 codes
 (:func:`asimap.imap.session.errors.store_error_response`).
@@ -9,20 +10,16 @@ errors become NO with RFC 5530 codes
 
 from __future__ import annotations
 
-import logging
-
 from asimap.imap import commands as c
-from asimap.imap.responses import Code, Raw, Status, Tagged
+from asimap.imap.responses import Status, Tagged
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import no, store_error_response
-from asimap.imap.session.flags import normalize_flags
+from asimap.imap.session.handlers_append import handle_append as handle_append
+from asimap.imap.session.handlers_append import open_for_append as open_for_append
 from asimap.imap.session.listing import SPECIAL_USE_ATTRIBUTES
 from asimap.imap.session.naming import mailbox_name
-from asimap.imap.session.uidset import format_uid_list
-from asimap.store.base import Mailbox, StoreError, StoreMode
+from asimap.store.base import StoreError
 from asimap.store.names import INBOX
-
-log = logging.getLogger(__name__)
 
 #: RFC 6154 section 2 attributes by case-folded spelling (atoms compare
 #: case-insensitively).
@@ -106,57 +103,3 @@ async def handle_unsubscribe(ctx: Context, cmd: c.Unsubscribe) -> Tagged:
     except StoreError as exc:
         raise store_error_response(exc) from exc
     return Tagged(cmd.tag, Status.OK, "Unsubscribe completed")
-
-
-async def open_for_append(ctx: Context, raw_name: bytes) -> Mailbox:
-    """The target of APPEND/COPY/MOVE, or NO [TRYCREATE] (RFC 3501 6.3.11)."""
-    name = mailbox_name(raw_name)
-    try:
-        return await ctx.require_store().mailbox(name)
-    except StoreError as exc:
-        raise store_error_response(exc, trycreate=True) from exc
-
-
-async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
-    """APPEND / MULTIAPPEND, all or nothing.
-
-    Everything that can be checked up front (flags, sizes, empty messages)
-    is checked for *every* message before the first is stored.  If the
-    store still fails part-way (quota, disk), the messages already stored
-    by this command are flagged \\Deleted and expunged again, so the client
-    sees either all of them or none (RFC 3502 section 6.3.11).  When the
-    target is the selected mailbox, the dispatcher's refresh sends EXISTS
-    before the tagged OK.
-    """
-    mailbox = await open_for_append(ctx, cmd.mailbox)
-    limit = ctx.services.limits.max_literal
-    prepared: list[tuple[c.AppendMessage, frozenset[str]]] = []
-    for message in cmd.messages:
-        if not message.data:
-            raise no("Cannot append an empty message")
-        if len(message.data) > limit:
-            raise no("Message too large", "TOOBIG")
-        prepared.append((message, normalize_flags(message.flags)))
-    uids: list[int] = []
-    try:
-        for message, flags in prepared:
-            uids.append(await mailbox.append(message.data, flags, message.internaldate))
-    except StoreError as exc:
-        await _roll_back(mailbox, uids)
-        raise store_error_response(exc, trycreate=True) from exc
-    except BaseException:
-        await _roll_back(mailbox, uids)
-        raise
-    code = Code("APPENDUID", (mailbox.uidvalidity, Raw(format_uid_list(uids))))
-    return Tagged(cmd.tag, Status.OK, "Append completed", code)
-
-
-async def _roll_back(mailbox: Mailbox, uids: list[int]) -> None:
-    """Remove the messages a failed MULTIAPPEND already stored."""
-    if not uids:
-        return
-    try:
-        await mailbox.store(uids, StoreMode.ADD, ["\\Deleted"])
-        await mailbox.expunge(uids)
-    except Exception:  # pragma: no cover - the store is already failing
-        log.exception("could not roll back a partial MULTIAPPEND")

@@ -49,10 +49,12 @@ from asimap.imap.session import (
     handlers_selected,
     handlers_sort,
     handlers_thread,
+    literal_limits,
 )
 from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed
+from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name, names_in_utf8
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState, allowed, allowed_by_name
@@ -186,20 +188,29 @@ class Session:
         """Accept (None) or refuse a literal before it is read.
 
         Refusals: a command not valid in this state (BAD), APPEND larger
-        than the limit (``NO [TOOBIG]``), APPEND to a mailbox that does not
+        than APPENDLIMIT (``NO [TOOBIG]``, RFC 7889), a literal of any other
+        command above ``max_small_literal`` (so a 60 MB "password" is never
+        read into memory), APPEND to a mailbox that does not
         exist (``NO [TRYCREATE]``, RFC 3501 6.3.11) -- the client learns it
         without uploading the message.
         """
         del synchronizing
         tag = pending.tag
-        if tag is None or pending.name is None:
-            return None
+        if tag is None:
+            return None  # the reader's own cap applies; the parser says BAD
+        if pending.name is None:
+            return literal_limits.check_small_literal(self._ctx, tag, "", size)
         if allowed_by_name(pending.name, self._ctx.state) is False:
             return Tagged(tag, Status.BAD, f"{pending.name} not allowed in this state")
+        if pending.name not in literal_limits.MESSAGE_COMMANDS:
+            return literal_limits.check_small_literal(
+                self._ctx, tag, pending.name, size
+            )
+        if size > append_limit(self._ctx):
+            # RFC 7889 section 4: NO [TOOBIG], before the client uploads.
+            return Tagged(tag, Status.NO, "Message too large", Code("TOOBIG"))
         if pending.name != "APPEND":
             return None
-        if size > self._ctx.services.limits.max_literal:
-            return Tagged(tag, Status.NO, "Message too large", Code("TOOBIG"))
         if pending.mailbox is None or pending.literal_index != 0:
             return None
         store = self._ctx.store

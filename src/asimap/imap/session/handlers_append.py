@@ -1,0 +1,124 @@
+"""APPEND, with the extensions that change what a message is made of.
+
+RFC 3501 section 6.3.11 (APPEND), RFC 3502 (MULTIAPPEND: all or nothing),
+RFC 4315 (``[APPENDUID]``), RFC 3516 (literal8 data), RFC 7889
+(APPENDLIMIT: ``NO [TOOBIG]``), RFC 6855 section 4 (``UTF8 (~{n}...)``
+data, only once UTF8=ACCEPT is enabled), RFC 4469 (CATENATE, assembled by
+:mod:`asimap.imap.session.catenate`).
+
+The handler works in two phases so that a MULTIAPPEND is all or nothing:
+:func:`prepare` checks and assembles *every* message (flags, size, UTF-8
+mode, CATENATE parts) before :func:`store_all` stores the first; if the
+store still fails part-way (disk, quota), the messages this command stored
+are expunged again.  The phases are separate functions so that REPLACE
+(RFC 8508) can reuse them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asimap.imap import commands as c
+from asimap.imap.responses import Code, Raw, Status, Tagged
+from asimap.imap.session import extensions
+from asimap.imap.session.catenate import assemble
+from asimap.imap.session.context import Context
+from asimap.imap.session.errors import bad, no, store_error_response
+from asimap.imap.session.flags import normalize_flags
+from asimap.imap.session.literal_limits import append_limit
+from asimap.imap.session.naming import mailbox_name
+from asimap.imap.session.uidset import format_uid_list
+from asimap.store.base import Mailbox, StoreError, StoreMode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """A message ready to store: its final bytes, flags and date."""
+
+    data: bytes
+    flags: frozenset[str]
+    internaldate: datetime | None
+
+
+async def open_for_append(ctx: Context, raw_name: bytes) -> Mailbox:
+    """The target of APPEND/COPY/MOVE, or NO [TRYCREATE] (RFC 3501 6.3.11)."""
+    name = mailbox_name(raw_name)
+    try:
+        return await ctx.require_store().mailbox(name)
+    except StoreError as exc:
+        raise store_error_response(exc, trycreate=True) from exc
+
+
+async def message_bytes(ctx: Context, message: c.AppendMessage) -> bytes:
+    """The bytes of one append-data: the literal, or a CATENATE assembly."""
+    if message.utf8 and not extensions.utf8(ctx.enabled):
+        # RFC 6855 section 4: UTF8 data only after ENABLE UTF8=ACCEPT.
+        raise bad("APPEND UTF8 requires ENABLE UTF8=ACCEPT")
+    if message.catenate is None:
+        return message.data
+    return await assemble(ctx, message.catenate)
+
+
+async def prepare(
+    ctx: Context, messages: Sequence[c.AppendMessage]
+) -> list[PreparedMessage]:
+    """Check and assemble every message before any is stored."""
+    limit = append_limit(ctx)
+    prepared: list[PreparedMessage] = []
+    for message in messages:
+        flags = normalize_flags(message.flags)
+        data = await message_bytes(ctx, message)
+        if not data:
+            raise no("Cannot append an empty message")
+        if len(data) > limit:
+            raise no("Message too large", "TOOBIG")  # RFC 7889 section 4
+        prepared.append(PreparedMessage(data, flags, message.internaldate))
+    return prepared
+
+
+async def store_all(mailbox: Mailbox, prepared: Sequence[PreparedMessage]) -> list[int]:
+    """Store every message, or none of them (RFC 3502 section 6.3.11)."""
+    uids: list[int] = []
+    try:
+        for message in prepared:
+            uids.append(
+                await mailbox.append(message.data, message.flags, message.internaldate)
+            )
+    except StoreError as exc:
+        await roll_back(mailbox, uids)
+        raise store_error_response(exc, trycreate=True) from exc
+    except BaseException:
+        await roll_back(mailbox, uids)
+        raise
+    return uids
+
+
+def appenduid(mailbox: Mailbox, uids: Sequence[int]) -> Code:
+    """RFC 4315 section 3: ``[APPENDUID uidvalidity uid-set]``."""
+    return Code("APPENDUID", (mailbox.uidvalidity, Raw(format_uid_list(uids))))
+
+
+async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
+    """APPEND / MULTIAPPEND, all or nothing.  When the target is the
+    selected mailbox, the dispatcher's refresh sends EXISTS before the
+    tagged OK."""
+    mailbox = await open_for_append(ctx, cmd.mailbox)
+    prepared = await prepare(ctx, cmd.messages)
+    uids = await store_all(mailbox, prepared)
+    return Tagged(cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids))
+
+
+async def roll_back(mailbox: Mailbox, uids: list[int]) -> None:
+    """Remove the messages a failed MULTIAPPEND already stored."""
+    if not uids:
+        return
+    try:
+        await mailbox.store(uids, StoreMode.ADD, ["\\Deleted"])
+        await mailbox.expunge(uids)
+    except Exception:  # pragma: no cover - the store is already failing
+        log.exception("could not roll back a partial MULTIAPPEND")
