@@ -304,30 +304,20 @@ def _numbers(text: str) -> set[int]:
     return found
 
 
-_RESIDUAL = {
-    False: "open: without locking, about one nmh 'mark' in ten is lost per "
-    "30 s run (the file loses it, asimap's writes are suspected; see report)",
-    True: "open: with ENABLE_MH_FILE_LOCKING, IMAP flag changes of the clients "
-    "are lost (about 20 per 30 s run); cause not found yet",
-}
+#: Why this test is not part of the default suite (issue 3 is open on it):
+#: the losses are intermittent, so as a gate it would make CI flaky, and as
+#: an expected failure it would prove nothing.  It runs with
+#: ``scripts/stress`` and FAILS while either residual race is present:
+#:
+#: * without locking, about one nmh ``mark`` in ten is lost per 30 s run
+#:   (the file loses it; asimap's rewrite of .mh_sequences is suspected);
+#: * with ENABLE_MH_FILE_LOCKING, about 20 IMAP flag changes of the clients
+#:   are lost per 30 s run; cause not found yet.
 
 
+@pytest.mark.stress
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    "locking",
-    [
-        pytest.param(
-            False,
-            id="nolock",
-            marks=pytest.mark.xfail(strict=True, reason=_RESIDUAL[False]),
-        ),
-        pytest.param(
-            True,
-            id="lockf",
-            marks=pytest.mark.xfail(strict=True, reason=_RESIDUAL[True]),
-        ),
-    ],
-)
+@pytest.mark.parametrize("locking", [False, True], ids=["nolock", "lockf"])
 def test_clients_and_nmh_agree_with_the_model(
     locking: bool, tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory
 ) -> None:
