@@ -125,7 +125,7 @@ def test_every_message_every_part(parsed: list[Message]) -> None:
             message.binary((999,))
         message.header_text()
         message.body_text()
-        assert len(message.preview()) <= 200
+        assert len(message.preview()) <= 256  # RFC 8970 section 3.1
         message.sent_date()
         message.subject()
         message.references()

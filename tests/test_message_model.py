@@ -426,7 +426,7 @@ def test_preview_prefers_plain_and_strips_html() -> None:
     )
     assert html.preview() == "Hello& world"
     long = Message(b"\r\n" + b"word " * 100)
-    assert len(long.preview()) == 200
+    assert len(long.preview()) == 256  # RFC 8970 section 3.1
 
 
 def test_header_text_and_8bit_body_fallback() -> None:

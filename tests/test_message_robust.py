@@ -53,7 +53,7 @@ def exercise(raw: bytes) -> None:
             assert message.binary_size(path) == len(message.binary(path))
     message.header_text()
     message.body_text()
-    assert len(message.preview()) <= 200
+    assert len(message.preview()) <= 256  # RFC 8970 section 3.1
     message.sent_date()
     message.header_values("from")
     message.message_id()

@@ -68,7 +68,7 @@ def test_macros() -> None:
         (b"RFC822.TEXT", FetchAtt(FetchKind.RFC822_TEXT)),
         (b"MODSEQ", FetchAtt(FetchKind.MODSEQ)),
         (b"PREVIEW", FetchAtt(FetchKind.PREVIEW)),
-        (b"PREVIEW (LAZY)", FetchAtt(FetchKind.PREVIEW)),
+        (b"PREVIEW (LAZY)", FetchAtt(FetchKind.PREVIEW, lazy=True)),
         (b"SAVEDATE", FetchAtt(FetchKind.SAVEDATE)),
         (b"EMAILID", FetchAtt(FetchKind.EMAILID)),
         (b"THREADID", FetchAtt(FetchKind.THREADID)),

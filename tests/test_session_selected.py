@@ -179,8 +179,8 @@ async def test_fetch_beyond_exists_and_unsupported_items() -> None:
         + """
         C1 b FETCH 4 FLAGS
         S1 b BAD Invalid message sequence number
-        C1 c FETCH 1 PREVIEW
-        S1 c BAD FETCH PREVIEW is not supported
+        C1 c FETCH 1 SAVEDATE
+        S1 c BAD FETCH SAVEDATE is not supported
         C1 d UID FETCH 2:99 UID
         S1 * 2 FETCH (UID 2)
         S1 * 3 FETCH (UID 3)

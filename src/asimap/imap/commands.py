@@ -154,13 +154,16 @@ class FetchAtt:
 
     ``section`` and ``partial`` apply to BODY_SECTION, BINARY and
     BINARY_SIZE (BINARY uses only ``section.part``).  ``peek`` is true for
-    ``BODY.PEEK`` / ``BINARY.PEEK`` (no implicit ``\\Seen``).
+    ``BODY.PEEK`` / ``BINARY.PEEK`` (no implicit ``\\Seen``).  ``lazy`` is
+    true for ``PREVIEW (LAZY)`` (RFC 8970 section 3.2: the server may answer
+    NIL rather than do expensive work).
     """
 
     kind: FetchKind
     section: Section | None = None
     partial: Partial | None = None
     peek: bool = False
+    lazy: bool = False
 
 
 # --------------------------------------------------------------------------

@@ -146,7 +146,8 @@ class Message:
         return len(self.binary(part))
 
     def preview(self) -> str:
-        """RFC 8970 PREVIEW text (at most 200 characters)."""
+        """RFC 8970 PREVIEW text (at most 256 characters, section 3.1);
+        empty when the message has no inline text part."""
         if self._preview is None:
             self._preview = text.preview(self.root)
         return self._preview

@@ -14,8 +14,15 @@ from asimap.message.decode import decode_charset, decode_transfer, normalise_cte
 from asimap.message.mime import Part
 from asimap.message.params import parse_disposition
 
-PREVIEW_LENGTH = 200  # RFC 8970 section 3.1: at most 200 characters
+#: RFC 8970 section 3.1: "no more than 256 characters" -- Unicode
+#: characters (code points of the ``str``), not octets.
+PREVIEW_LENGTH = 256
 _SPACE = re.compile(r"\s+")
+#: C0 controls other than the whitespace ones (TAB, LF, VT, FF, CR), and
+#: DEL: dropped before whitespace is collapsed.  A NUL may not appear in a
+#: literal at all (RFC 3501 section 4.3, ``CHAR8``), and none of them is
+#: text a preview should show.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _HTML_SKIP = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>|<!--.*?-->")
 _HTML_TAG = re.compile(r"(?s)<[^>]*>")
 
@@ -81,4 +88,5 @@ def preview(root: Part) -> str:
     else:
         chosen = next((p for p in leaves if p.subtype == "html"), None)
         text = _html_to_text(part_text(chosen)) if chosen is not None else ""
-    return _SPACE.sub(" ", text).strip()[:PREVIEW_LENGTH]
+    collapsed = _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    return collapsed[:PREVIEW_LENGTH]

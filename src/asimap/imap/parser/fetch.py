@@ -159,24 +159,24 @@ def _partial(reader: Reader) -> Partial | None:
     return Partial(start, length)
 
 
-def _preview_modifiers(reader: Reader) -> None:
+def _preview_modifiers(reader: Reader) -> bool:
     """RFC 8970 section 7: ``PREVIEW [SP "(" preview-mod *(SP ...) ")"]``.
 
-    The only modifier is LAZY, which lets us skip slow previews; the
-    contract has no field for it, so it is validated and dropped.
+    The only modifier is LAZY, which lets us skip slow previews; returns
+    whether it was given (a repeated LAZY means the same as one).
     """
     if not reader.line.startswith(b" (", reader.pos):
-        return
+        return False
     word = _ITEM_NAME_RE.match(reader.line, reader.pos + 2)
     if word is None or word.group().upper() != b"LAZY":
-        return  # not ours: the FETCH modifiers follow
+        return False  # not ours: the FETCH modifiers follow
     reader.pos += 2
     while True:
         if reader.keyword("PREVIEW modifier") != "LAZY":
             fail("Unknown PREVIEW modifier")
         if reader.peek() == RPAREN:
             reader.pos += 1
-            return
+            return True
         reader.space()
 
 
@@ -207,8 +207,7 @@ def parse_fetch_att(reader: Reader) -> FetchAtt:
     if name == b"BINARY.SIZE":
         return FetchAtt(FetchKind.BINARY_SIZE, _binary_section(reader))
     if name == b"PREVIEW":
-        _preview_modifiers(reader)
-        return FetchAtt(FetchKind.PREVIEW)
+        return FetchAtt(FetchKind.PREVIEW, lazy=_preview_modifiers(reader))
     if name in MACROS:
         fail(f"Macro {name.decode()} cannot be used in a list")
     fail("Unknown FETCH item")

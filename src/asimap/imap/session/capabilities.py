@@ -105,6 +105,7 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("BINARY", _always),  # RFC 3516
     CapabilityEntry("UTF8=ACCEPT", _always),  # RFC 6855 (names, APPEND UTF8)
     CapabilityEntry("CATENATE", _always),  # RFC 4469 (same-user URLs only)
+    CapabilityEntry("PREVIEW", _always),  # RFC 8970 (FETCH PREVIEW, LAZY)
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

@@ -1,4 +1,5 @@
-"""Building FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 3516 BINARY).
+"""Building FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 3516 BINARY,
+RFC 8970 PREVIEW).
 
 :func:`fetch_message` turns one message and the requested items into the
 item list of a ``* n FETCH (...)`` response.  Data items that need the
@@ -20,11 +21,10 @@ from asimap.imap.session.selected import SelectedMailbox, flag_atoms
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 from asimap.store.base import MessageInfo, MessageSummary
 
-#: Items that belong to capabilities we do not advertise yet (PREVIEW,
-#: SAVEDATE, OBJECTID): refused with BAD until they are.
+#: Items that belong to capabilities we do not advertise yet (SAVEDATE,
+#: OBJECTID): refused with BAD until they are.
 UNSUPPORTED = frozenset(
     {
-        FetchKind.PREVIEW,
         FetchKind.SAVEDATE,
         FetchKind.EMAILID,
         FetchKind.THREADID,
@@ -42,6 +42,7 @@ _NEEDS_MESSAGE = frozenset(
         FetchKind.RFC822,
         FetchKind.RFC822_HEADER,
         FetchKind.RFC822_TEXT,
+        FetchKind.PREVIEW,
     }
 )
 _NEEDS_INFO = frozenset({FetchKind.INTERNALDATE, FetchKind.RFC822_SIZE})
@@ -60,6 +61,13 @@ SUMMARY_KINDS = frozenset(
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
+
+#: ``PREVIEW (LAZY)`` builds a preview only for messages up to this many
+#: octets (RFC 8970 section 3.2: with LAZY the server MAY answer NIL when
+#: generating the preview is expensive).  Small messages are cheap to parse
+#: and a NIL costs the client a second round trip, so they get one; large
+#: ones answer NIL unless this FETCH already parsed them.
+LAZY_PREVIEW_MAX_SIZE = 64 * 1024
 
 #: Characters allowed in an echoed header field name written as an atom.
 _FIELD_SPECIALS = frozenset('(){ %*"\\]')
@@ -173,6 +181,11 @@ class MessageData:
             self._info = await self.view.mailbox.info(self.uid)
         return self._info
 
+    @property
+    def message_loaded(self) -> bool:
+        """Whether an earlier item of this FETCH already parsed the message."""
+        return self._message is not None
+
     async def message(self) -> Message:
         if self._message is None:
             self._message = await self.view.mailbox.message(self.uid)
@@ -263,6 +276,28 @@ def _from_summary(kind: FetchKind, summary: MessageSummary) -> list[Value]:
     return [Atom("BODYSTRUCTURE"), summary.bodystructure]
 
 
+async def _preview(data: MessageData, lazy: bool) -> list[Value]:
+    """RFC 8970 section 3: ``PREVIEW`` with an nstring.
+
+    Without LAZY the preview is always generated (3.1: MUST).  A message
+    with no inline text part gets the empty string, not NIL: NIL means
+    "not generated (yet)" and invites the client to ask again without
+    LAZY, while "" says there is nothing to preview.  With LAZY, NIL is
+    returned for a large message this FETCH has not parsed anyway (see
+    :data:`LAZY_PREVIEW_MAX_SIZE`).  The string is sent as ``str``: the
+    encoder quotes it when the connection may carry UTF-8 (RFC 6855) and
+    makes it a literal otherwise.  PREVIEW never sets \\Seen (3.1).
+    """
+    if lazy and not data.message_loaded:
+        size = data.summary.size if data.summary is not None else None
+        if size is None:
+            size = (await data.info()).size
+        if size > LAZY_PREVIEW_MAX_SIZE:
+            return [Atom("PREVIEW"), None]
+    message = await data.message()
+    return [Atom("PREVIEW"), message.preview()]
+
+
 async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
     kind = att.kind
     if kind is FetchKind.UID:
@@ -279,6 +314,8 @@ async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
         return [Atom("INTERNALDATE"), format_internaldate(info.internaldate)]
     if kind is FetchKind.RFC822_SIZE:
         return [Atom("RFC822.SIZE"), (await data.info()).size]
+    if kind is FetchKind.PREVIEW:
+        return await _preview(data, att.lazy)
     message = await data.message()
     if kind is FetchKind.ENVELOPE:
         return [Atom("ENVELOPE"), message.envelope()]
