@@ -31,22 +31,6 @@ UNSUPPORTED = frozenset(
     }
 )
 
-_NEEDS_MESSAGE = frozenset(
-    {
-        FetchKind.ENVELOPE,
-        FetchKind.BODY,
-        FetchKind.BODYSTRUCTURE,
-        FetchKind.BODY_SECTION,
-        FetchKind.BINARY,
-        FetchKind.BINARY_SIZE,
-        FetchKind.RFC822,
-        FetchKind.RFC822_HEADER,
-        FetchKind.RFC822_TEXT,
-        FetchKind.PREVIEW,
-    }
-)
-_NEEDS_INFO = frozenset({FetchKind.INTERNALDATE, FetchKind.RFC822_SIZE})
-
 #: Items a :class:`~asimap.store.base.MessageSummary` answers without the
 #: message (the store may cache summaries, so they cost no parsing).
 SUMMARY_KINDS = frozenset(
