@@ -239,6 +239,42 @@ def assert_agree(server: State, local: State) -> None:
 # -- mbsync -----------------------------------------------------------------
 
 
+def change_both_sides(synced: Synced, local: Path) -> None:
+    """Between two syncs: flag ``inbox-3`` locally by renaming its Maildir
+    file (maildir(5)); on the server, APPEND to the nested folder and
+    delete + EXPUNGE ``inbox-1``."""
+    [path] = [
+        p
+        for sub in ("cur", "new")
+        for p in (local / "INBOX" / sub).iterdir()
+        if message_id(p.read_bytes()) == "inbox-3"
+    ]
+    base = path.name.partition(":2,")[0]
+    path.rename(local / "INBOX" / "cur" / f"{base}:2,F")
+    client = connect(synced.server, synced.tls)
+    try:
+        typ, data = client.append(
+            quote("Archive/Lists"), "(\\Seen)", None, message("nested-3")
+        )
+        assert typ == "OK", data
+        assert client.select("INBOX")[0] == "OK"
+        typ, data = client.search(None, "HEADER", "Message-ID", "inbox-1")
+        assert typ == "OK" and data[0], data
+        client.store(data[0].decode(), "+FLAGS", "(\\Deleted)")
+        assert client.expunge()[0] == "OK"
+    finally:
+        client.logout()
+
+
+def assert_changes_synced(synced: Synced, local: Path) -> None:
+    """After the second sync both sides carry :func:`change_both_sides`."""
+    server = server_state(synced.server, synced.tls)
+    assert server["INBOX"]["inbox-3"][1] == {"\\Flagged"}
+    assert "inbox-1" not in server["INBOX"]
+    assert server["Archive/Lists"]["nested-3"][1] == {"\\Seen"}
+    assert_agree(server, local_state(local))
+
+
 def mbsync_config(synced: Synced, local: Path) -> Path:
     """isync 1.4 keywords (``SSLType``; 1.5 renamed it ``TLSType``)."""
     config = synced.tmp / "mbsyncrc"
@@ -306,33 +342,6 @@ def test_mbsync_mirrors_every_folder_and_converges_after_changes(
     )
     assert_agree(server, local_state(local))
 
-    # Local change: flag inbox-3 by renaming its Maildir file (maildir(5)).
-    [path] = [
-        p
-        for sub in ("cur", "new")
-        for p in (local / "INBOX" / sub).iterdir()
-        if message_id(p.read_bytes()) == "inbox-3"
-    ]
-    base = path.name.partition(":2,")[0]
-    path.rename(local / "INBOX" / "cur" / f"{base}:2,F")
-    # Remote changes: APPEND to the nested folder, delete + EXPUNGE in INBOX.
-    client = connect(synced.server, synced.tls)
-    try:
-        typ, data = client.append(
-            quote("Archive/Lists"), "(\\Seen)", None, message("nested-3")
-        )
-        assert typ == "OK", data
-        assert client.select("INBOX")[0] == "OK"
-        typ, data = client.search(None, "HEADER", "Message-ID", "inbox-1")
-        assert typ == "OK" and data[0], data
-        client.store(data[0].decode(), "+FLAGS", "(\\Deleted)")
-        assert client.expunge()[0] == "OK"
-    finally:
-        client.logout()
-
+    change_both_sides(synced, local)
     run_mbsync(config, synced.tmp)
-    server = server_state(synced.server, synced.tls)
-    assert server["INBOX"]["inbox-3"][1] == {"\\Flagged"}
-    assert "inbox-1" not in server["INBOX"]
-    assert server["Archive/Lists"]["nested-3"][1] == {"\\Seen"}
-    assert_agree(server, local_state(local))
+    assert_changes_synced(synced, local)
