@@ -74,6 +74,28 @@ def needs_message(key: SearchKey) -> bool:
     return False
 
 
+def uses_recent(key: SearchKey) -> bool:
+    """Whether ``key`` tests ``\\Recent`` -- only NEW, OLD and RECENT do
+    (KEYWORD takes an atom, which cannot start with a backslash).
+
+    RFC 9051 section 6.4.4 lists no NEW, OLD or RECENT, and appendix E item
+    12 deprecates them with the \\Recent flag; the session refuses them
+    after ``ENABLE IMAP4rev2``.
+    """
+    stack: list[SearchKey] = [key]
+    while stack:  # iterative: keys may nest as deep as the parser allows
+        node = stack.pop()
+        if isinstance(node, SearchFlag) and node.flag.casefold() == "\\recent":
+            return True
+        if isinstance(node, SearchNot):
+            stack.append(node.key)
+        elif isinstance(node, SearchOr):
+            stack += [node.left, node.right]
+        elif isinstance(node, SearchAnd):
+            stack.extend(node.keys)
+    return False
+
+
 def _message(c: SearchCandidate) -> Message:
     if c.message is None:
         # A session bug, not bad input: needs_message() said to load it.

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Code, Status, Tagged, Untagged, Value
-from asimap.imap.search import SearchCandidate, matches
+from asimap.imap.search import SearchCandidate, matches, uses_recent
 from asimap.imap.session import condstore, esearch, extensions
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
@@ -69,6 +69,11 @@ async def find(
     Messages expunged by others but not yet announced are left out (their
     data is gone), as are messages that vanish while being read.
     """
+    if extensions.rev2(ctx.enabled) and uses_recent(key):
+        # RFC 9051 section 6.4.4 (search-key in section 9) has no NEW, OLD
+        # or RECENT: appendix E item 12 removed them with \Recent.  Under
+        # IMAP4rev1 (RFC 3501 6.4.4) they stay.
+        raise bad("NEW, OLD and RECENT are not IMAP4rev2 search keys")
     if condstore.uses_modseq(key):
         extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     source = _source_for(key)
