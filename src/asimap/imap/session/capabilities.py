@@ -101,6 +101,7 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("SORT=DISPLAY", _always),  # RFC 5957
     CapabilityEntry("THREAD=ORDEREDSUBJECT", _always),  # RFC 5256 section 3
     CapabilityEntry("THREAD=REFERENCES", _always),
+    CapabilityEntry("THREAD=REFS", _always),  # draft-ietf-morg-inthread
     CapabilityEntry("APPENDLIMIT", _always, _appendlimit),  # RFC 7889
     CapabilityEntry("BINARY", _always),  # RFC 3516
     CapabilityEntry("UTF8=ACCEPT", _always),  # RFC 6855 (names, APPEND UTF8)
