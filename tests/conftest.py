@@ -17,13 +17,16 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from asimap.auth.account import Account
 from asimap.config import Config
 from asimap.tls import generate_self_signed
+
+if TYPE_CHECKING:
+    from asimap.imap.server import StoreRegistry
 
 T = TypeVar("T")
 
@@ -119,6 +122,8 @@ class ServerThread:
         self.ports: dict[str, int] = {}
         self.authenticator: RecordingAuthenticator | None = None
         self.server: Any = None
+        #: The stores of the accounts served (for in-process deliveries).
+        self.registry: StoreRegistry | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -174,6 +179,7 @@ class ServerThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         services, registry = build_services(self.config)
+        self.registry = registry
         inner: Any = services.authenticator
         if self.auth_options is not None:
             from asimap.auth.authenticator import PasswordFileAuthenticator
