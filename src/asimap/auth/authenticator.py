@@ -21,6 +21,13 @@ Order of checks for one attempt:
 3. otherwise verify in the pool; on success remember it in the cache, on
    failure count it against the address and the user, wait
    ``failure_delay`` (slowing down online guessing), and refuse.
+
+SCRAM-SHA-256 (:mod:`asimap.auth.scram_exchange`) uses the same throttle,
+delays and logs through :meth:`PasswordFileAuthenticator.scram_lookup` and
+:meth:`~PasswordFileAuthenticator.scram_outcome`.  It needs no
+verification cache: the server's part of SCRAM is a few HMACs (the
+client runs PBKDF2), so there is nothing slow to remember, and the
+cache's key -- the password -- never reaches the server.
 """
 
 from __future__ import annotations
@@ -30,16 +37,18 @@ import logging
 import os
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from asimap.auth import hashers
+from asimap.auth import hashers, scram
 from asimap.auth.account import Account
 from asimap.auth.cache import VerificationCache
 from asimap.auth.pwfile import PasswordEntry, PasswordFile
+from asimap.auth.scram_exchange import ScramLookup
 from asimap.auth.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -71,10 +80,15 @@ class PasswordFileAuthenticator:
         dummy_hash: str | None = None,
         sleep: Sleep = asyncio.sleep,
         max_workers: int | None = None,
+        scram_secret: bytes | None = None,
     ) -> None:
         """``verify``, ``dummy_hash``, ``sleep`` and the delays are
         injectable so tests can count verifications and run without real
-        waiting; production uses the defaults."""
+        waiting; production uses the defaults.
+
+        ``scram_secret`` keys the fake SCRAM salts of users who cannot use
+        SCRAM (see :mod:`asimap.auth.scram`); by default a random secret
+        per process, so fake salts stay stable while the server runs."""
         self._pwfile = (
             pwfile if isinstance(pwfile, PasswordFile) else PasswordFile(pwfile)
         )
@@ -87,6 +101,10 @@ class PasswordFileAuthenticator:
         self._dummy_lock = threading.Lock()
         self._sleep = sleep
         self._cache_generation = -1
+        self._scram_secret = (
+            scram_secret if scram_secret is not None else secrets.token_bytes(32)
+        )
+        self._scram_iterations: tuple[int, int] | None = None  # (generation, i)
         workers = (
             max_workers if max_workers is not None else min(4, os.cpu_count() or 1)
         )
@@ -123,6 +141,30 @@ class PasswordFileAuthenticator:
         await self._sleep(self._failure_delay)
         return None
 
+    async def scram_lookup(self, username: str) -> ScramLookup:
+        """SCRAM credentials for ``username``: real for a ``pbkdf2_sha256``
+        hash, fake (and no account) for anyone else; looked up in the pool
+        because reading the password file blocks."""
+        return await self._in_pool(self._scram_lookup, username)
+
+    async def scram_outcome(
+        self, lookup: ScramLookup, proof_valid: bool, peer_host: str
+    ) -> Account | None:
+        """Throttle, log and delay a SCRAM attempt exactly as a password
+        login: a throttled attempt is refused whatever its proof."""
+        username = lookup.username
+        if self._throttle.is_throttled(username, peer_host):
+            log.warning("login throttled: user %r from %s", username, peer_host)
+            await self._sleep(self._throttle_delay)
+            return None
+        if proof_valid and lookup.account is not None:
+            log.info("login (SCRAM-SHA-256): user %r from %s", username, peer_host)
+            return lookup.account
+        self._throttle.record_failure(username, peer_host)
+        log.info("failed login (SCRAM-SHA-256): user %r from %s", username, peer_host)
+        await self._sleep(self._failure_delay)
+        return None
+
     def reload(self) -> None:
         """Re-read the password file now (SIGHUP), whatever its signature
         says; cached successes are forgotten with the old generation.
@@ -155,6 +197,47 @@ class PasswordFileAuthenticator:
             self._verify(password, self._get_dummy_hash())
             return _Outcome(entry, False, generation)
         return _Outcome(entry, self._verify(password, entry.password_hash), generation)
+
+    def _scram_lookup(self, username: str) -> ScramLookup:
+        """Look up in a pool thread (see :meth:`scram_lookup`)."""
+        entry = self._pwfile.lookup(username)
+        credentials = None
+        if entry is not None and hashers.is_usable(entry.password_hash):
+            credentials = scram.credentials_from_django(entry.password_hash)
+        if entry is None or credentials is None:
+            fake = scram.fake_credentials(
+                self._scram_secret, username, self._fake_iterations()
+            )
+            return ScramLookup(username, fake, None)
+        return ScramLookup(
+            username, credentials, Account(entry.username, entry.maildir)
+        )
+
+    def _fake_iterations(self) -> int:
+        """The iteration count real users most often have, so that a fake
+        one does not stand out; Django's default when nobody has one."""
+        with self._dummy_lock:
+            generation = self._pwfile.generation
+            if (
+                self._scram_iterations is None
+                or self._scram_iterations[0] != generation
+            ):
+                counts = Counter(
+                    credentials.iterations
+                    for entry in self._pwfile.entries()
+                    if (
+                        credentials := scram.credentials_from_django(
+                            entry.password_hash
+                        )
+                    )
+                    is not None
+                )
+                common = counts.most_common(1)
+                iterations = (
+                    common[0][0] if common else hashers.DEFAULT_PBKDF2_ITERATIONS
+                )
+                self._scram_iterations = (generation, iterations)
+            return self._scram_iterations[1]
 
     def _get_dummy_hash(self) -> str:
         with self._dummy_lock:

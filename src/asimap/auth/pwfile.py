@@ -155,6 +155,13 @@ class PasswordFile:
         with self._lock:
             return self._entries.get(username)
 
+    def entries(self) -> tuple[PasswordEntry, ...]:
+        """Every account, after re-reading the file if it changed (as
+        :meth:`lookup`).  Blocking."""
+        self.refresh()
+        with self._lock:
+            return tuple(self._entries.values())
+
     def refresh(self, force: bool = False) -> None:
         """Re-read the file if its signature changed since the last read."""
         with self._lock:

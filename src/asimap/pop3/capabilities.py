@@ -3,13 +3,14 @@
 Before TLS on the plain port the list shows STLS and neither USER nor
 SASL, because neither may be used there (RFC 2595 section 4, like
 IMAP's LOGINDISABLED); under TLS it shows USER and ``SASL PLAIN LOGIN``
-until login.  PIPELINING is true: commands are answered strictly in
-order and STLS drops anything pipelined after it.
+(plus SCRAM-SHA-256 where the authenticator supports it, RFC 5034
+section 3) until login.  PIPELINING is true: commands are answered
+strictly in order and STLS drops anything pipelined after it.
 """
 
 from __future__ import annotations
 
-from asimap.auth.sasl import MECHANISMS
+from asimap.auth import mechanisms
 from asimap.pop3.context import Context
 from asimap.pop3.states import State
 
@@ -28,6 +29,7 @@ def capabilities(ctx: Context) -> list[str]:
             names.append("STLS")
         if may_authenticate(ctx):
             names.append("USER")
-            names.append("SASL " + " ".join(MECHANISMS))
+            offered = mechanisms.offered(ctx.services.authenticator)
+            names.append("SASL " + " ".join(offered))
     names.append(f"IMPLEMENTATION {ctx.services.server_name}")
     return names

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from asimap.auth import sasl
+from asimap.auth import mechanisms, sasl, scram, scram_exchange
+from asimap.auth.account import Account
 from asimap.imap.session.services import HandoffRefused, HandoffRequest
 from asimap.pop3 import commands as c
 from asimap.pop3.capabilities import capabilities, may_authenticate
@@ -45,8 +46,9 @@ def _sasl_answers() -> Iterator[None]:
     get the same ``-ERR [AUTH]`` as a wrong password (RFC 3206 section 4)."""
     try:
         yield
-    except sasl.SaslFailed:
-        raise Pop3Error(sasl.FAILED, Code.AUTH) from None
+    except sasl.SaslFailed as exc:
+        # "Authentication failed", plus the code of a SCRAM protocol error.
+        raise Pop3Error(str(exc), Code.AUTH) from None
     except sasl.SaslError as exc:
         raise Pop3Error(str(exc)) from None
 
@@ -85,14 +87,24 @@ async def handle_pass(ctx: Context, cmd: c.Pass) -> bytes:
 async def handle_auth(ctx: Context, cmd: c.Auth) -> bytes:
     _require_privacy(ctx)
     ctx.pending_user = None
+    authenticator = ctx.services.authenticator
+    offered = mechanisms.offered(authenticator)
     if cmd.mechanism is None:
         # Listing the mechanisms (the RFC 1734 form Dovecot and clients use).
-        return multiline(ok("Mechanisms follow"), (m.encode() for m in sasl.MECHANISMS))
-    if cmd.mechanism not in sasl.MECHANISMS:
+        return multiline(ok("Mechanisms follow"), (m.encode() for m in offered))
+    if cmd.mechanism not in offered:
         raise Pop3Error("Unsupported authentication mechanism")
+    challenge = partial(_challenge, ctx)
     with _sasl_answers():
+        if cmd.mechanism == scram.MECHANISM and isinstance(
+            authenticator, scram_exchange.ScramAuthenticator
+        ):
+            account = await scram_exchange.exchange(
+                cmd.initial_response, challenge, authenticator, ctx.io.peer_host
+            )
+            return await logged_in(ctx, account)
         username, password = await sasl.exchange(
-            cmd.mechanism, cmd.initial_response, partial(_challenge, ctx)
+            cmd.mechanism, cmd.initial_response, challenge
         )
     return await login(ctx, username, password)
 
@@ -113,6 +125,12 @@ async def login(ctx: Context, username: str, password: str) -> bytes:
     )
     if account is None:
         raise Pop3Error(sasl.FAILED, Code.AUTH)
+    return await logged_in(ctx, account)
+
+
+async def logged_in(ctx: Context, account: Account) -> bytes:
+    """After any successful authentication: hand the connection to the
+    user's worker, or open the store and snapshot INBOX here."""
     handoff = ctx.services.handoff
     if handoff is not None:
         # Worker mode: the user's worker sends the +OK and serves the
@@ -123,7 +141,9 @@ async def login(ctx: Context, username: str, password: str) -> bytes:
             raise Pop3Error(str(exc), Code.SYS_TEMP) from None
         ctx.account, ctx.state = account, State.UPDATE
         log.info(
-            "pop3 login %s from %s: handed to its worker", username, ctx.io.peer_host
+            "pop3 login %s from %s: handed to its worker",
+            account.username,
+            ctx.io.peer_host,
         )
         return b""
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from asimap.auth import mechanisms
 from asimap.imap.session.context import Context
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.state import SessionState
@@ -47,6 +48,14 @@ def _logindisabled(ctx: Context) -> bool:
 
 def _auth_mechanism(ctx: Context) -> bool:
     return _before_auth(ctx) and _authentication_possible(ctx)
+
+
+def _auth_scram(ctx: Context) -> bool:
+    """SCRAM-SHA-256 needs an authenticator holding salted passwords
+    (``asimap.auth.mechanisms``); offered where PLAIN is."""
+    return _auth_mechanism(ctx) and mechanisms.supports_scram(
+        ctx.services.authenticator
+    )
 
 
 #: Extensions RFC 9051 made part of IMAP4rev2 that are not offered
@@ -111,10 +120,8 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616
     CapabilityEntry("AUTH=LOGIN", _auth_mechanism),  # draft-murchison-sasl-login
+    CapabilityEntry("AUTH=SCRAM-SHA-256", _auth_scram),  # RFC 7677
 )
-
-#: SASL mechanisms we implement (AUTHENTICATE), upper-case.
-MECHANISMS = frozenset({"PLAIN", "LOGIN"})
 
 
 def capabilities(ctx: Context) -> tuple[str, ...]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from asimap.auth import sasl
+from asimap.auth import mechanisms, sasl, scram, scram_exchange
 from asimap.auth.account import Account
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Code, Continuation, Status, Tagged
-from asimap.imap.session.capabilities import MECHANISMS, capabilities
+from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no
 from asimap.imap.session.services import Handoff, HandoffRefused, HandoffRequest
@@ -60,14 +60,25 @@ async def handle_login(ctx: Context, cmd: c.Login) -> Tagged | None:
 async def handle_authenticate(ctx: Context, cmd: c.Authenticate) -> Tagged | None:
     _require_privacy(ctx)
     mechanism = cmd.mechanism.upper()
-    if mechanism not in MECHANISMS:
+    authenticator = ctx.services.authenticator
+    if mechanism not in mechanisms.offered(authenticator):
         raise no("Unsupported authentication mechanism")
+    challenge = partial(_challenge, ctx)
     try:
+        if mechanism == scram.MECHANISM and isinstance(
+            authenticator, scram_exchange.ScramAuthenticator
+        ):
+            account = await scram_exchange.exchange(
+                cmd.initial_response, challenge, authenticator, ctx.io.peer_host
+            )
+            return await _logged_in(ctx, cmd.tag, account)
         username, password = await sasl.exchange(
-            mechanism, cmd.initial_response, partial(_challenge, ctx)
+            mechanism, cmd.initial_response, challenge
         )
-    except sasl.SaslFailed:
-        raise no(_FAILED, "AUTHENTICATIONFAILED") from None
+    except sasl.SaslFailed as exc:
+        # The text is "Authentication failed", or for a SCRAM protocol
+        # error that reveals nothing about the account, that and its code.
+        raise no(str(exc), "AUTHENTICATIONFAILED") from None
     except sasl.SaslError as exc:
         # RFC 3501 6.2.2: a cancelled exchange, like a malformed
         # response, is answered BAD.
@@ -93,6 +104,12 @@ async def _authenticate(
     )
     if account is None:
         raise CommandFailed(Status.NO, _FAILED, Code("AUTHENTICATIONFAILED"))
+    return await _logged_in(ctx, tag, account)
+
+
+async def _logged_in(ctx: Context, tag: str, account: Account) -> Tagged | None:
+    """After any successful authentication: hand the connection to the
+    user's worker, or open the store here and answer OK."""
     handoff = ctx.services.handoff
     if handoff is not None:
         await _hand_off(ctx, handoff, tag, account)

@@ -1,0 +1,144 @@
+"""Run a SCRAM-SHA-256 exchange over IMAP AUTHENTICATE or POP3 AUTH.
+
+Like :func:`asimap.auth.sasl.exchange`, this is protocol-neutral: the
+caller passes a ``challenge`` function (send one base64 challenge, return
+the client's raw answer line) and maps the neutral exceptions to its own
+words.  The steps (RFC 5802 section 3 and 5, RFC 7677 section 3):
+
+1. client-first-message (the SASL-IR initial response, RFC 4959 / RFC
+   5034, or the answer to an empty challenge);
+2. server-first-message: the user's salt and iteration count (fake ones
+   for a user who cannot use SCRAM, see :mod:`asimap.auth.scram`) and the
+   combined nonce;
+3. client-final-message: channel binding, nonce and proof checked;
+4. success: the server-final-message ``v=`` goes out as one more
+   challenge, because neither IMAP4rev1 nor POP3 AUTH can carry
+   "additional data with success" in the final answer (RFC 4422 section
+   3.6 leaves it to the protocol; RFC 3501 section 6.2.2 and RFC 5034
+   section 4 send it as a challenge the client answers with an empty
+   line); only then does the caller say OK.
+
+A failure after the client-first-message is reported as RFC 5802 section
+7 intends: a server-final-message ``e=<error>`` sent as a challenge.  The
+client's answer to it (an empty line, or ``*``) is read and ignored, and
+the exchange ends in failure either way -- so a client that cancels
+after seeing ``e=invalid-proof`` gets the same ``NO [AUTHENTICATIONFAILED]``
+as one that acknowledges it.
+
+Throttling and logging belong to the authenticator
+(:class:`ScramAuthenticator`), as for PLAIN: it refuses a throttled
+user/address whatever the proof, counts failures and waits
+``failure_delay`` before answering.  Its lookup (the password file, a
+blocking read) runs in its thread pool; the SCRAM arithmetic here is a
+handful of HMACs, cheap enough for the event loop -- the PBKDF2
+iterations are the client's work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Never, Protocol, runtime_checkable
+
+from asimap.auth import sasl, scram
+from asimap.auth.account import Account
+
+
+@dataclass(frozen=True, slots=True)
+class ScramLookup:
+    """The result of looking a user up for SCRAM.
+
+    ``account`` is None when the credentials are fake (unknown user,
+    unusable or non-``pbkdf2_sha256`` hash): then no proof can succeed.
+    """
+
+    username: str
+    credentials: scram.ScramCredentials
+    account: Account | None
+
+
+@runtime_checkable
+class ScramAuthenticator(Protocol):
+    """What an authenticator offers to support SCRAM-SHA-256.
+
+    Implemented by :class:`asimap.auth.authenticator.PasswordFileAuthenticator`;
+    the protocols advertise SCRAM-SHA-256 only when the session's
+    authenticator has these methods (the worker's replay authenticator,
+    for one, does not).
+    """
+
+    async def scram_lookup(self, username: str) -> ScramLookup:
+        """Real or fake credentials for ``username``; never fails."""
+        ...
+
+    async def scram_outcome(
+        self, lookup: ScramLookup, proof_valid: bool, peer_host: str
+    ) -> Account | None:
+        """The account if the proof was valid and the attempt is not
+        throttled; otherwise count the failure, wait, and return None."""
+        ...
+
+
+#: Returns the server's part of the nonce; a module attribute so that
+#: tests can reproduce RFC 7677's example with its fixed nonce.
+server_nonce = scram.new_server_nonce
+
+
+async def exchange(
+    initial_response: bytes | None,
+    challenge: sasl.Challenge,
+    authenticator: ScramAuthenticator,
+    peer_host: str,
+) -> Account:
+    """Run the exchange and return the authenticated account.
+
+    Raises :class:`asimap.auth.scram.ScramError` (a ``SaslFailed``) on any
+    failure, ``SaslCancelled`` / ``SaslMalformed`` for a cancel or bad
+    base64 where the exchange is still in progress.
+    """
+    if initial_response is not None:
+        first_bytes = sasl.decode_response(initial_response)
+    else:
+        first_bytes = sasl.decode_response(await challenge(b""))
+    try:
+        first = scram.parse_client_first(first_bytes)
+    except scram.ScramError as exc:
+        await _fail(challenge, exc)
+
+    lookup = await authenticator.scram_lookup(first.username)
+    nonce = first.client_nonce + server_nonce()
+    server_first = scram.server_first_message(nonce, lookup.credentials)
+    final_bytes = sasl.decode_response(await challenge(server_first))
+    try:
+        final = scram.parse_client_final(final_bytes)
+        # RFC 5802 section 5.1 "c": for "n" and "y" the channel binding is
+        # the gs2-header alone, base64-encoded.
+        if final.channel_binding != first.gs2_header:
+            raise scram.ScramError(scram.CHANNEL_BINDINGS_DONT_MATCH)
+        # RFC 5802 section 5.1 "r": the client must echo our whole nonce,
+        # which starts with its own.
+        if final.nonce != nonce:
+            raise scram.ScramError(scram.OTHER_ERROR)
+    except scram.ScramError as exc:
+        await _fail(challenge, exc)
+
+    auth_message = b",".join((first.bare, server_first, final.without_proof))
+    valid = scram.verify_proof(lookup.credentials, auth_message, final.proof)
+    account = await authenticator.scram_outcome(lookup, valid, peer_host)
+    if account is None:
+        await _fail(challenge, scram.ScramError(scram.INVALID_PROOF))
+    signature = scram.server_signature(lookup.credentials, auth_message)
+    acknowledgement = sasl.decode_response(
+        await challenge(scram.server_final_message(signature))
+    )
+    # RFC 4422 section 3.6 (additional data with success sent as a
+    # challenge): the client's answer must be empty.
+    if acknowledgement:
+        raise scram.ScramError(scram.OTHER_ERROR)
+    return account
+
+
+async def _fail(challenge: sasl.Challenge, error: scram.ScramError) -> Never:
+    """Send ``e=<code>`` (RFC 5802 section 7), read the client's answer
+    whatever it is, and end the exchange with ``error``."""
+    await challenge(scram.server_error_message(error.code))
+    raise error
