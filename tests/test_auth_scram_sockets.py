@@ -1,0 +1,202 @@
+"""SCRAM-SHA-256 over real TLS sockets against ``asimapd`` in worker mode.
+
+The clients are Python's ``imaplib`` (``authenticate`` with an
+authobject), ``poplib`` driven line by line (it has no SASL support of
+its own) and a raw IMAP conversation using SASL-IR; the SCRAM arithmetic
+is the independent test client's (tests/scram_client.py).  After a
+successful exchange the connection must be served by the user's worker
+process, as after LOGIN.
+
+curl is not exercised: curl only does SCRAM when built with libgsasl,
+and Debian's curl 7.88.1 here is not (``curl -V`` lists no "gsasl").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import imaplib
+import poplib
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import TlsFiles
+from scram_client import ScramClient
+from worker_harness import Asimapd, LineClient, MailSetup, mail_setup
+
+TIMEOUT = 15.0
+
+
+#: One server for the module, so its login throttle (production defaults:
+#: 5 failures per address a minute) spans the tests; the module as written
+#: makes exactly 5 failed attempts, in the last one.
+@pytest.fixture(scope="module")
+def server(tls_files: TlsFiles) -> Iterator[Asimapd]:
+    setup: MailSetup
+    with mail_setup() as setup:
+        # A user whose hash is not pbkdf2_sha256 (legacy salted MD5): the
+        # right password works with PLAIN but can never work with SCRAM.
+        legacy = "md5$salt$" + hashlib.md5(b"saltlegacy-pw").hexdigest()
+        with setup.pwfile.open("a") as pwfile:
+            pwfile.write(f"legacy:{legacy}:{setup.roots['other']}\n")
+        daemon = Asimapd(
+            setup, tls_files.cert, tls_files.key, "--enable-pop3", "--pop3-port=0"
+        )
+        try:
+            yield daemon
+        finally:
+            assert daemon.stop() == 0, daemon.log()
+
+
+def imaps(server: Asimapd) -> imaplib.IMAP4_SSL:
+    return imaplib.IMAP4_SSL(
+        "127.0.0.1",
+        server.ports["imaps"],
+        ssl_context=server.client_context(),
+        timeout=TIMEOUT,
+    )
+
+
+class ImaplibAuth:
+    """An imaplib authobject: answers each (decoded) challenge."""
+
+    def __init__(self, client: ScramClient, **final_options: bool) -> None:
+        self.client = client
+        self.final_options = final_options
+        self.challenges: list[bytes] = []
+
+    def __call__(self, challenge: bytes) -> bytes | None:
+        self.challenges.append(challenge)
+        if not challenge:
+            return self.client.first()
+        if challenge.startswith(b"r="):
+            return self.client.final(challenge, **self.final_options)
+        if challenge.startswith(b"v="):
+            self.client.check_server(challenge)
+            return b""
+        return None  # e=...: cancel, as real clients do
+
+
+def test_imaplib_authenticate_is_served_by_the_worker(server: Asimapd) -> None:
+    imap = imaps(server)
+    assert "AUTH=SCRAM-SHA-256" in imap.capabilities
+    auth = ImaplibAuth(ScramClient("demo", "demo"))
+    typ, data = imap.authenticate("SCRAM-SHA-256", auth)
+    assert typ == "OK", data
+    assert [c[:2] for c in auth.challenges] == [b"", b"r=", b"v="]
+    assert imap.select("INBOX")[0] == "OK"
+    assert "demo" in server.workers()
+    assert imap.logout()[0] == "BYE"
+    assert "login (SCRAM-SHA-256): user 'demo'" in server.log()
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "options"),
+    [
+        ("demo", "wrong", {}),
+        ("ghost", "demo", {}),  # unknown user
+        ("legacy", "legacy-pw", {}),  # right password, MD5 hash
+        ("demo", "demo", {"tamper_proof": True}),
+    ],
+)
+def test_imaplib_failures_are_all_alike(
+    server: Asimapd, user: str, password: str, options: dict[str, bool]
+) -> None:
+    imap = imaps(server)
+    auth = ImaplibAuth(ScramClient(user, password), **options)
+    with pytest.raises(
+        imap.error, match=r"\[AUTHENTICATIONFAILED\] Authentication failed"
+    ):
+        imap.authenticate("SCRAM-SHA-256", auth)
+    assert auth.challenges[-1] == b"e=invalid-proof"
+    # Real and fake salts look alike: 22 characters of Django's alphabet,
+    # and the iteration count real users have.
+    attrs = dict(p.split(b"=", 1) for p in auth.challenges[1].split(b","))
+    assert len(base64.b64decode(attrs[b"s"])) == 22
+    assert attrs[b"i"] == b"1000"
+    # The connection survives for another command.
+    assert imap.noop()[0] == "OK"
+    imap.logout()
+
+
+def test_raw_imap_with_sasl_ir_and_bad_gs2_header(server: Asimapd) -> None:
+    line = LineClient(server.tls_socket("imaps"), timeout=TIMEOUT)
+    try:
+        assert line.line().startswith(b"* OK")
+        client = ScramClient("demo", "demo", gs2_header="p=tls-exporter,,")
+        line.send(b"a AUTHENTICATE SCRAM-SHA-256 " + base64.b64encode(client.first()))
+        line.send(b"\r\n")
+        assert line.line() == b"+ " + base64.b64encode(
+            b"e=channel-binding-not-supported"
+        )
+        line.send(b"*\r\n")
+        assert line.until_tagged(b"a") == [
+            b"a NO [AUTHENTICATIONFAILED] Authentication failed: "
+            b"channel-binding-not-supported"
+        ]
+        client = ScramClient("demo", "demo")
+        line.send(b"b AUTHENTICATE SCRAM-SHA-256 " + base64.b64encode(client.first()))
+        line.send(b"\r\n")
+        server_first = base64.b64decode(line.line()[2:])
+        line.send(base64.b64encode(client.final(server_first)) + b"\r\n")
+        client.check_server(base64.b64decode(line.line()[2:]))
+        line.send(b"\r\n")
+        assert line.until_tagged(b"b")[-1].startswith(b"b OK [CAPABILITY ")
+        assert line.command(b"c", b"SELECT INBOX")[-1].startswith(b"c OK")
+    finally:
+        line.close()
+
+
+def pop_scram(
+    server: Asimapd, client: ScramClient, *, cancel_at_first: bool = False
+) -> tuple[poplib.POP3_SSL, list[bytes]]:
+    """Run AUTH SCRAM-SHA-256 with SASL-IR over poplib's line I/O; return
+    the connection and every line the server sent."""
+    pop = poplib.POP3_SSL(
+        "127.0.0.1",
+        server.ports["pop3s"],
+        context=server.client_context(),
+        timeout=TIMEOUT,
+    )
+    lines: list[bytes] = []
+    pop._putcmd("AUTH SCRAM-SHA-256 " + base64.b64encode(client.first()).decode())
+    while True:
+        reply, _octets = pop._getline()
+        lines.append(reply)
+        if not reply.startswith(b"+ "):
+            return pop, lines
+        challenge = base64.b64decode(reply[2:])
+        if challenge.startswith(b"r=") and not cancel_at_first:
+            pop._putcmd(base64.b64encode(client.final(challenge)).decode())
+        elif challenge.startswith(b"v="):
+            client.check_server(challenge)
+            pop._putcmd("")
+        else:
+            pop._putcmd("*")
+
+
+def test_poplib_scram_login_and_failures(server: Asimapd) -> None:
+    pop = poplib.POP3_SSL(
+        "127.0.0.1",
+        server.ports["pop3s"],
+        context=server.client_context(),
+        timeout=TIMEOUT,
+    )
+    assert "SCRAM-SHA-256" in pop.capa()["SASL"]
+    pop.quit()
+
+    pop, lines = pop_scram(server, ScramClient("demo", "demo"))
+    assert lines[-1].startswith(b"+OK Logged in"), lines
+    assert pop.stat() == (0, 0)
+    assert "demo" in server.workers()
+    assert pop.quit().startswith(b"+OK")
+
+    pop, lines = pop_scram(server, ScramClient("other", "wrong"))
+    assert lines[-2] == b"+ " + base64.b64encode(b"e=invalid-proof")
+    assert lines[-1] == b"-ERR [AUTH] Authentication failed"
+    pop.quit()
+
+    pop, lines = pop_scram(server, ScramClient("other", "x"), cancel_at_first=True)
+    assert lines[-1] == b"-ERR Authentication cancelled"
+    pop.quit()
