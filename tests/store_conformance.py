@@ -44,6 +44,7 @@ from asimap.store.base import (
     StoreError,
     StoreMode,
 )
+from store_feed_conformance import FeedConformance
 
 StoreFactory = Callable[[], Awaitable[Store]]
 
@@ -107,7 +108,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-class StoreConformance:
+class StoreConformance(FeedConformance):
     """Tests shared by every store; subclasses provide ``store_factory``."""
 
     # -- a new account --------------------------------------------------------

@@ -37,6 +37,7 @@ from datetime import datetime
 from asimap.imap.encoder import encode_value
 from asimap.imap.responses import Encoded
 from asimap.message.model import Message
+from asimap.store.feed import ChangeFeed
 
 #: The system flags a store keeps (RFC 3501 section 2.3.2), minus \Recent.
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
@@ -380,6 +381,16 @@ class Store(abc.ABC):
     """All the mailboxes of one account."""
 
     delimiter: str = "/"
+
+    @property
+    def feed(self) -> ChangeFeed:
+        """The account-wide change feed (:mod:`asimap.store.feed`), made on
+        first use so that stores need no constructor cooperation.  Every
+        store publishes on it after each change it makes or discovers."""
+        feed: ChangeFeed | None = self.__dict__.get("_change_feed")
+        if feed is None:
+            feed = self.__dict__["_change_feed"] = ChangeFeed()
+        return feed
 
     @abc.abstractmethod
     async def list_mailboxes(self) -> tuple[MailboxEntry, ...]:

@@ -42,6 +42,7 @@ from asimap.store.base import (
     StoreResult,
     apply_metadata_changes,
 )
+from asimap.store.feed import ChangeFeed, FeedKind
 from asimap.store.names import (
     INBOX,
     ancestors_of,
@@ -156,6 +157,8 @@ class MemoryMailbox(Mailbox):
         #: RFC 5464 entries; they move with the object on RENAME and go
         #: with it on DELETE.
         self.metadata: dict[str, bytes] = {}
+        #: The owning store's change feed (set by :class:`MemoryStore`).
+        self.feed: ChangeFeed | None = None
 
     # -- reading -----------------------------------------------------------
 
@@ -229,6 +232,8 @@ class MemoryMailbox(Mailbox):
         self._highestmodseq += 1
         self._changed.set()
         self._changed = asyncio.Event()
+        if self.feed is not None:
+            self.feed.publish(FeedKind.MESSAGES, self.name)
         return self._highestmodseq
 
     def _require_alive(self) -> None:
@@ -372,7 +377,8 @@ class MemoryStore(Store):
     """
 
     def __init__(self) -> None:
-        self._mailboxes: dict[str, MemoryMailbox] = {INBOX: MemoryMailbox(INBOX)}
+        self._mailboxes: dict[str, MemoryMailbox] = {}
+        self._mailboxes[INBOX] = self._new_mailbox(INBOX)
         self._noselect: set[str] = set()
         self._subscribed: set[str] = set()
         self._server_metadata: dict[str, bytes] = {}
@@ -386,6 +392,14 @@ class MemoryStore(Store):
         return store
 
     # -- helpers -----------------------------------------------------------
+
+    def _new_mailbox(
+        self, name: str, special_use: frozenset[str] = frozenset()
+    ) -> MemoryMailbox:
+        """A mailbox object wired to this store's change feed."""
+        mailbox = MemoryMailbox(name, special_use)
+        mailbox.feed = self.feed
+        return mailbox
 
     def _all_names(self) -> set[str]:
         """Selectable names, \\Noselect placeholders and implied parents."""
@@ -405,13 +419,15 @@ class MemoryStore(Store):
         explicit = set(self._mailboxes) | self._noselect
         for parent in ancestors_of(name):
             if parent not in explicit:
-                self._mailboxes[parent] = MemoryMailbox(parent)
+                self._mailboxes[parent] = self._new_mailbox(parent)
+                self.feed.publish(FeedKind.CREATED, parent)
 
     def _create(self, name: str, special_use: frozenset[str]) -> None:
         """Create ``name`` and its missing parents (RFC 3501 6.3.3)."""
         self._create_parents(name)
         self._noselect.discard(name)
-        self._mailboxes[name] = MemoryMailbox(name, special_use)
+        self._mailboxes[name] = self._new_mailbox(name, special_use)
+        self.feed.publish(FeedKind.CREATED, name)
 
     # -- the Store interface -------------------------------------------------
 
@@ -473,12 +489,14 @@ class MemoryStore(Store):
             if has_children:
                 raise MailboxHasChildren(f"Mailbox {name} has inferior mailboxes")
             self._noselect.discard(name)
+            self.feed.publish(FeedKind.DELETED, name)
             return
         mailbox.take_all()
         mailbox.deleted = True
         if has_children:
             # Its messages go, the name stays as \Noselect (RFC 3501 6.3.4).
             self._noselect.add(name)
+        self.feed.publish(FeedKind.DELETED, name)
 
     async def rename(self, old: str, new: str) -> None:
         old, new = check_name(old), check_name(new)
@@ -490,6 +508,8 @@ class MemoryStore(Store):
         if old == INBOX:
             # RFC 3501 section 6.3.5: move INBOX's messages into a new
             # mailbox, leave INBOX empty, inferiors of INBOX stay put.
+            # RFC 5465 section 5.4: a renamed INBOX is a new mailbox for
+            # NOTIFY (``_create`` publishes it), INBOX itself stays.
             self._create(new, frozenset())
             target = self._mailboxes[new]
             for entry in self._mailboxes[INBOX].take_all():
@@ -509,19 +529,24 @@ class MemoryStore(Store):
             elif name in self._noselect:
                 self._noselect.discard(name)
                 self._noselect.add(target_name)
+        self.feed.publish(FeedKind.RENAMED, new, old_name=old)
         # Parents of the new name that do not exist yet become real mailboxes.
         self._create_parents(new)
 
     async def subscribe(self, name: str) -> None:
         # Subscribing a name that does not exist is allowed (RFC 3501
         # section 6.3.6 lets servers accept it; Dovecot does).
-        self._subscribed.add(check_name(name))
+        name = check_name(name)
+        if name not in self._subscribed:
+            self._subscribed.add(name)
+            self.feed.publish(FeedKind.SUBSCRIPTION, name)
 
     async def unsubscribe(self, name: str) -> None:
         name = check_name(name)
         if name not in self._subscribed:
             raise MailboxNotFound(f"Mailbox {name} is not subscribed")
         self._subscribed.discard(name)
+        self.feed.publish(FeedKind.SUBSCRIPTION, name)
 
     async def mailbox(self, name: str) -> MemoryMailbox:
         name = check_name(name)
@@ -542,6 +567,8 @@ class MemoryStore(Store):
             self._server_metadata = apply_metadata_changes(
                 self._server_metadata, changes
             )
+            self.feed.publish(FeedKind.METADATA, "", entries=tuple(changes))
             return
         box = await self.mailbox(mailbox)
         box.metadata = apply_metadata_changes(box.metadata, changes)
+        self.feed.publish(FeedKind.METADATA, box.name, entries=tuple(changes))

@@ -57,6 +57,11 @@ class MHMailbox(Mailbox):
 
     # -- change notification -------------------------------------------------
 
+    @property
+    def highest_noted(self) -> int:
+        """The highest MODSEQ the store told this object about."""
+        return self._highest
+
     def note_highest(self, modseq: int) -> None:
         """Called by the store after a job changed this mailbox."""
         if modseq > self._highest:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from asimap.store.base import MailboxEntry, MailboxNotFound, Store
+from asimap.store.base import MailboxEntry, MailboxNotFound, Store, StoreError
+from asimap.store.feed import FeedKind
 from asimap.store.mh import metadata
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
@@ -150,16 +151,30 @@ class MHStore(Store):
         for mailbox_id, modseq in touched.items():
             mailbox = self._mailboxes.get(mailbox_id)
             if mailbox is not None:
+                if modseq > mailbox.highest_noted:
+                    # Messages changed: tell the account-wide feed (NOTIFY).
+                    self.feed.publish(FeedKind.MESSAGES, mailbox.name)
                 mailbox.note_highest(modseq)
 
     async def notify_folder_changed(self, relpath: str) -> None:
         """A watcher saw ``relpath`` (relative to the root) change: rescan
-        it if a session has it open, which wakes its waiters."""
+        it if a session has it open, which wakes its waiters -- or, while
+        someone follows the whole account (:attr:`feed`, RFC 5465 NOTIFY),
+        whether open or not, so that an nmh ``inc`` into any folder is
+        published."""
         name = name_of_relpath(relpath.strip("/"))
-        for mailbox in list(self._mailboxes.values()):
-            if mailbox.name == name:
-                with contextlib.suppress(MailboxNotFound):
-                    await mailbox.poll()
+        opened = [m for m in list(self._mailboxes.values()) if m.name == name]
+        if not opened and self.feed.active and name:
+            with contextlib.suppress(StoreError):
+                opened = [await self.mailbox(name)]
+            # Opening may itself have rescanned the folder before this
+            # store had an object to attribute the change to: publish
+            # anyway (subscribers compare counts, so a no-op costs little).
+            if opened:
+                self.feed.publish(FeedKind.MESSAGES, opened[0].name)
+        for mailbox in opened:
+            with contextlib.suppress(MailboxNotFound):
+                await mailbox.poll()
 
     # -- the Store interface -----------------------------------------------------
 
@@ -169,13 +184,20 @@ class MHStore(Store):
     async def create(self, name: str, special_use: Iterable[str] = ()) -> None:
         uses = list(special_use)
         await self.call(lambda: self.core.create(name, uses))
+        self.feed.publish(FeedKind.CREATED, name)
 
     async def delete(self, name: str) -> None:
         await self.call(lambda: self.core.delete(name))
+        self.feed.publish(FeedKind.DELETED, name)
 
     async def rename(self, old: str, new: str) -> None:
         try:
             await self.call(lambda: self.core.rename(old, new))
+            if old.upper() == "INBOX":
+                # RFC 5465 section 5.4: a renamed INBOX is a new mailbox.
+                self.feed.publish(FeedKind.CREATED, new)
+            else:
+                self.feed.publish(FeedKind.RENAMED, new, old_name=old)
         finally:
             names = await self.call(self.core.mailbox_names)
             for mailbox_id, mailbox in self._mailboxes.items():
@@ -184,9 +206,11 @@ class MHStore(Store):
 
     async def subscribe(self, name: str) -> None:
         await self.call(lambda: self.core.subscribe(name))
+        self.feed.publish(FeedKind.SUBSCRIPTION, name)
 
     async def unsubscribe(self, name: str) -> None:
         await self.call(lambda: self.core.unsubscribe(name))
+        self.feed.publish(FeedKind.SUBSCRIPTION, name)
 
     async def mailbox(self, name: str) -> MHMailbox:
         core = self.core
@@ -218,11 +242,16 @@ class MHStore(Store):
         core = self.core
         given = dict(changes)
 
-        def put() -> None:
-            mailbox_id = core.open_mailbox(mailbox)[0] if mailbox else None
+        def put() -> str:
+            if not mailbox:
+                metadata.write(core.conn, None, given)
+                return ""
+            mailbox_id, canonical, _ = core.open_mailbox(mailbox)
             metadata.write(core.conn, mailbox_id, given)
+            return canonical
 
-        await self.call(put)
+        name = await self.call(put)
+        self.feed.publish(FeedKind.METADATA, name, entries=tuple(given))
 
     async def close(self) -> None:
         if self._watch_task is not None:
