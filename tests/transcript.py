@@ -113,6 +113,7 @@ class FakeClient:
         self.tls_started = 0
         self.utf8 = False
         self.task: asyncio.Task[None] | None = None
+        self.pending: asyncio.Future[object] | None = None
 
     # -- ClientIO ----------------------------------------------------------
 
@@ -157,10 +158,32 @@ class FakeClient:
             else:
                 self.reader.feed(data)
 
+    async def _next_command_event(self) -> object:
+        """Like the driver: between commands, write what the session says
+        unsolicited (NOTIFY) while waiting for the next command."""
+        if self.pending is None and not self.session.notifying:
+            return await self._next_event()
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(self._next_event())
+        pending = self.pending
+        while self.session.notifying:
+            ready = asyncio.ensure_future(self.session.wait_unsolicited())
+            await asyncio.wait({pending, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if pending.done():
+                ready.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ready
+                break
+            responses = await self.session.unsolicited()
+            if responses:
+                await self.send(*responses)
+        self.pending = None
+        return await pending
+
     async def _run(self) -> None:
         try:
             while True:
-                event = await self._next_event()
+                event = await self._next_command_event()
                 if isinstance(event, Eof):
                     break
                 if isinstance(event, CommandFrame):
@@ -224,6 +247,8 @@ class FakeClient:
                 await self.output_changed.wait()
 
     async def stop(self) -> None:
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

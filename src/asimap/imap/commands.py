@@ -648,6 +648,33 @@ class SetMetadata(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One ``(filter-mailboxes events)`` of NOTIFY SET (RFC 5465 section 8).
+
+    ``filter`` is upper-case (``SELECTED``, ``SELECTED-DELAYED``,
+    ``INBOXES``, ``PERSONAL``, ``SUBSCRIBED``, ``SUBTREE``, ``MAILBOXES``);
+    ``mailboxes`` are the names given to SUBTREE and MAILBOXES; ``events``
+    use the RFC's spelling for known events (``MessageNew``...) and the
+    client's for unknown ones (answered ``NO [BADEVENT]``), empty for
+    ``NONE``; ``fetch_atts`` are MessageNew's attributes (SELECTED only).
+    """
+
+    filter: str
+    mailboxes: tuple[bytes, ...]
+    events: tuple[str, ...]
+    fetch_atts: tuple[FetchAtt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """RFC 5465 section 3.1: ``NOTIFY NONE`` (``groups`` None) or
+    ``NOTIFY SET [STATUS] groups``."""
+
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ParseError:
     """A command that could not be parsed: answered with a tagged BAD.
 

@@ -21,11 +21,12 @@ time a command spends running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from asimap.imap import commands
 from asimap.imap.encoder import encode
@@ -69,6 +70,23 @@ class SessionLike(Protocol):
     ) -> Response | None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class UnsolicitedSource(Protocol):
+    """A session that may speak between commands (NOTIFY, RFC 5465).
+
+    While ``notifying``, the driver waits for the client's next command
+    *and* for :meth:`wait_unsolicited`; whatever :meth:`unsolicited`
+    returns is written at once, never inside a command's output.
+    """
+
+    @property
+    def notifying(self) -> bool: ...
+
+    async def wait_unsolicited(self) -> None: ...
+
+    async def unsolicited(self) -> list[Response]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,11 @@ class ConnectionDriver:
         self.tls_active: bool = pipe.tls
         self.starttls_available: bool = not pipe.tls and starttls_context is not None
         self._session = session_factory(self)
+        session = self._session
+        self._unsolicited = session if isinstance(session, UnsolicitedSource) else None
+        #: The read of the next client event, kept across unsolicited
+        #: writes (see :meth:`_next_event`).
+        self._event_task: asyncio.Task[Event] | None = None
 
     # ClientIO ----------------------------------------------------------------
 
@@ -222,7 +245,7 @@ class ConnectionDriver:
 
     async def _serve_one(self) -> bool:
         """Handle one reader event; False when the connection should end."""
-        event = await self._feeder.next_event()
+        event = await self._next_event()
         if isinstance(event, CommandFrame):
             parsed = parse_command(event.lines, event.literals, self._limits)
             keep = await self._run_command(parsed)
@@ -239,6 +262,33 @@ class ConnectionDriver:
         if self._pending_bye is not None:
             raise StopReading(self._pending_bye)
         return keep and not self._broken
+
+    async def _next_event(self) -> Event:
+        """The next reader event; meanwhile, unsolicited responses.
+
+        Only between commands: a command's own output (and its SASL or
+        IDLE exchange) is never interleaved.  The pending read survives
+        each write, so no client byte is lost or reordered; a client that
+        does not read blocks the write (bounded by the idle timeout) while
+        the session's own queue stays bounded (NOTIFICATIONOVERFLOW).
+        """
+        source = self._unsolicited
+        if self._event_task is None and (source is None or not source.notifying):
+            return await self._feeder.next_event()
+        if self._event_task is None:
+            self._event_task = asyncio.ensure_future(self._feeder.next_event())
+        event_task = self._event_task
+        while source is not None and source.notifying:
+            ready = asyncio.ensure_future(source.wait_unsolicited())
+            await asyncio.wait({event_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if event_task.done():
+                await _cancel(ready)
+                break
+            responses = await source.unsolicited()
+            if responses:
+                await self.send(*responses)
+        self._event_task = None
+        return await event_task
 
     async def _run_command(
         self, parsed: commands.Command | commands.ParseError
@@ -307,6 +357,9 @@ class ConnectionDriver:
             log.debug("%s: could not send BYE: %r", self.peer_host, exc)
 
     async def _finish(self) -> None:
+        if self._event_task is not None:
+            await _cancel(self._event_task)
+            self._event_task = None
         try:
             await self._session.close()
         except Exception:
@@ -314,6 +367,14 @@ class ConnectionDriver:
         if not self._detached:
             self._pipe.close()
         self._tracer.on_close()
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for it, whatever it ends with."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _bad(tag: str | None, message: str, code: str | None) -> Response:

@@ -21,6 +21,7 @@ from asimap.imap.parser import (
     listing,
     mailbox,
     metadata,
+    notify,
     search,
     store,
 )
@@ -58,6 +59,7 @@ COMMANDS: dict[str, Handler] = {
     "STATUS": mailbox.parse_status,
     "GETMETADATA": metadata.parse_getmetadata,  # RFC 5464
     "SETMETADATA": metadata.parse_setmetadata,
+    "NOTIFY": notify.parse_notify,  # RFC 5465
     "APPEND": append.parse_append,
     "IDLE": basic.no_arguments(c.Idle),
     "UNAUTHENTICATE": basic.no_arguments(c.Unauthenticate),

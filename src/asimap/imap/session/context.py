@@ -10,6 +10,7 @@ dispatcher.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from asimap.auth.account import Account
 from asimap.imap.clientio import ClientIO
@@ -17,6 +18,9 @@ from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState
 from asimap.store.base import Store
+
+if TYPE_CHECKING:
+    from asimap.imap.session.notifier import Notifier
 
 
 @dataclass(eq=False, slots=True)
@@ -31,6 +35,9 @@ class Context:
     enabled: set[str] = field(default_factory=set)
     #: What the client said about itself in ID (RFC 2971), for logs.
     client_id: tuple[tuple[str, str | None], ...] | None = None
+    #: NOTIFY's per-connection notifier while NOTIFY SET is in effect
+    #: (RFC 5465); None before NOTIFY and after NOTIFY NONE.
+    notifier: Notifier | None = None
 
     def require_store(self) -> Store:
         """The account's store; only called in authenticated states."""

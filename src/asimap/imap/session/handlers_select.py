@@ -202,7 +202,12 @@ async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:
         while True:
             waiter: asyncio.Future[None] | None = None
             view = ctx.selected
-            if view is not None:
+            # RFC 5465 section 4: under NOTIFY, IDLE sends "exactly the same
+            # events as instructed by the client using the NOTIFY command".
+            notifier = ctx.notifier
+            if notifier is not None:
+                waiter = asyncio.ensure_future(notifier.wait())
+            elif view is not None:
                 waiter = asyncio.ensure_future(
                     view.mailbox.wait_for_change(view.modseq)
                 )
@@ -216,9 +221,13 @@ async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await waiter
                 break
-            if view is not None and waiter is not None:
+            if waiter is not None:
                 waiter.result()
-                updates = await view.refresh(allow_expunge=True, with_uid=False)
+                updates: list[Response] = []
+                if notifier is not None:
+                    updates = await notifier.collect()
+                elif view is not None:
+                    updates = await view.refresh(allow_expunge=True, with_uid=False)
                 if updates:
                     await ctx.io.send(*updates)
     finally:

@@ -19,6 +19,7 @@ COPY by sequence number (RFC 3501 section 7.4.1).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,15 +51,18 @@ from asimap.imap.session import (
     handlers_sort,
     handlers_thread,
     literal_limits,
+    notify,
 )
 from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name, names_in_utf8
+from asimap.imap.session.notifier import refresh_selected
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState, allowed, allowed_by_name
 from asimap.store.base import MailboxNotFound, StoreError
+from asimap.store.feed import ORIGIN
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Status: handlers_list.handle_status,
     c.GetMetadata: handlers_metadata.handle_getmetadata,
     c.SetMetadata: handlers_metadata.handle_setmetadata,
+    c.Notify: notify.handle_notify,
     c.Check: handlers_selected.handle_check,
     c.Close: handlers_selected.handle_close,
     c.Unselect: handlers_selected.handle_unselect,
@@ -105,6 +110,10 @@ HANDLERS: dict[type[c.Command], Handler] = {
 #: must not be announced while they run (RFC 3501 7.4.1, RFC 9051 7.5.1;
 #: RFC 5256 section 3 for SORT and THREAD).
 _SEQUENCE_COMMANDS = (c.Fetch, c.Store, c.Search, c.Copy, c.Sort, c.Thread)
+
+#: Commands that add messages themselves: no NOTIFY MessageNew FETCH for
+#: what they created (RFC 5465 section 5.2).
+_CREATING_COMMANDS = (c.Append, c.Copy, c.Move)
 
 
 def _expunges_allowed(command: c.Command) -> bool:
@@ -140,10 +149,16 @@ class Session:
         if isinstance(command, c.ParseError):
             await self._ctx.io.send(_parse_error_response(command))
             return True
-        tagged = await self._run(command)
-        if tagged is not None:
-            updates = await self._updates(command)
-            await self._ctx.io.send(*updates, tagged)
+        # Store changes made by this command carry this connection as their
+        # origin, so NOTIFY does not report them back (RFC 5465 section 5).
+        origin = ORIGIN.set(self._ctx)
+        try:
+            tagged = await self._run(command)
+            if tagged is not None:
+                updates = await self._updates(command)
+                await self._ctx.io.send(*updates, tagged)
+        finally:
+            ORIGIN.reset(origin)
         return self._ctx.state is not SessionState.LOGOUT
 
     async def _run(self, command: c.Command) -> Tagged | None:
@@ -174,10 +189,14 @@ class Session:
         if view is None or self._ctx.state is not SessionState.SELECTED:
             return []
         try:
-            return await view.refresh(
-                allow_expunge=_expunges_allowed(command),
-                with_uid=_is_uid_command(command),
-            )
+            with names_in_utf8(extensions.utf8(self._ctx.enabled)):
+                return await refresh_selected(
+                    self._ctx,
+                    allow_expunge=_expunges_allowed(command),
+                    with_uid=_is_uid_command(command),
+                    unsolicited=False,
+                    fetch_new=not isinstance(command, _CREATING_COMMANDS),
+                )
         except Exception:
             log.exception("could not report mailbox changes")
             return []
@@ -227,8 +246,40 @@ class Session:
             return None  # APPEND itself will report it properly
         return None
 
+    # Asynchronous output (NOTIFY, RFC 5465) ---------------------------------
+
+    @property
+    def notifying(self) -> bool:
+        """Whether responses may come between commands (NOTIFY SET is in
+        effect, or its overflow notice is still to be sent)."""
+        return self._ctx.notifier is not None
+
+    async def wait_unsolicited(self) -> None:
+        """Return once :meth:`unsolicited` has something to say."""
+        notifier = self._ctx.notifier
+        if notifier is None:
+            await asyncio.Future()  # never: nothing will come
+            return
+        await notifier.wait()
+
+    async def unsolicited(self) -> list[Response]:
+        """Responses to send now, between commands (may be empty).
+
+        RFC 5465 section 3.1: with NOTIFY the client "listens for event
+        notifications all the time (even when no command is in progress)".
+        """
+        notifier = self._ctx.notifier
+        if notifier is None or self._ctx.state is SessionState.LOGOUT:
+            return []
+        try:
+            return await notifier.collect()
+        except Exception:
+            log.exception("could not build notifications")
+            return []
+
     async def close(self) -> None:
         """The connection is gone: drop the selected view."""
+        notify.stop_notifier(self._ctx)
         self._ctx.selected = None
         self._ctx.state = SessionState.LOGOUT
 

@@ -69,6 +69,7 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.Append: _AUTH,
     c.GetMetadata: _AUTH,  # RFC 5464 section 4
     c.SetMetadata: _AUTH,
+    c.Notify: _AUTH,  # RFC 5465 section 8: command-auth
     c.Idle: _AUTH,  # RFC 2177: valid whenever a mailbox *could* be selected
     # RFC 3501 6.4: selected.
     c.Check: _SELECTED,
@@ -119,6 +120,7 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "APPEND": c.Append,
     "GETMETADATA": c.GetMetadata,
     "SETMETADATA": c.SetMetadata,
+    "NOTIFY": c.Notify,
     "IDLE": c.Idle,
     "CHECK": c.Check,
     "CLOSE": c.Close,
