@@ -44,6 +44,7 @@ from asimap.store.base import (
     StoreError,
     StoreMode,
 )
+from store_conformance_quota import QuotaConformance
 from store_feed_conformance import FeedConformance
 
 StoreFactory = Callable[[], Awaitable[Store]]
@@ -108,8 +109,11 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-class StoreConformance(FeedConformance):
-    """Tests shared by every store; subclasses provide ``store_factory``."""
+class StoreConformance(FeedConformance, QuotaConformance):
+    """Tests shared by every store; subclasses provide ``store_factory``.
+
+    The change-feed rules live in :mod:`store_feed_conformance`, the quota
+    rules in :mod:`store_conformance_quota`."""
 
     # -- a new account --------------------------------------------------------
 

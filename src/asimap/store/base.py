@@ -74,6 +74,54 @@ class OverQuota(StoreError):
     """The operation would exceed a quota (NO [OVERQUOTA], RFC 9208)."""
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaLimits:
+    """The account's limits (RFC 9208 section 5): None = no limit.
+
+    ``storage`` is in octets here; RFC 9208 section 5.1 counts STORAGE in
+    units of 1024 octets, a conversion the session makes on the wire.
+    """
+
+    storage: int | None = None
+    messages: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether any resource is limited (else there is no quota root)."""
+        return self.storage is not None or self.messages is not None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """What the account uses now: every message of every mailbox."""
+
+    storage: int  # octets
+    messages: int
+
+
+#: No limits at all: what a store has until it is told otherwise.
+NO_QUOTA = QuotaLimits()
+
+
+def check_quota(
+    limits: QuotaLimits, usage: QuotaUsage, messages: int, octets: int
+) -> None:
+    """Raise :class:`OverQuota` if adding ``messages`` totalling ``octets``
+    would take the account past a limit.
+
+    Shared by every store so that the rule is the same everywhere: the
+    *result* must stay within the limit (RFC 9051 section 7.1, OVERQUOTA:
+    "the user would be over quota after the operation"); an account already
+    over (limits lowered in the configuration) can still remove mail.
+    """
+    if messages <= 0 and octets <= 0:
+        return
+    if limits.messages is not None and usage.messages + messages > limits.messages:
+        raise OverQuota("Message count quota exceeded")
+    if limits.storage is not None and usage.storage + octets > limits.storage:
+        raise OverQuota("Storage quota exceeded")
+
+
 class MessageGone(StoreError):
     """The UID was expunged meanwhile (FETCH of it answers NO/omits it)."""
 
@@ -217,6 +265,9 @@ class MailboxStatus:
     highestmodseq: int
     size: int  # total octets, RFC 8438 STATUS=SIZE
     deleted: int  # messages with \Deleted, RFC 9051 STATUS DELETED
+    #: Octets of the messages with \Deleted (RFC 9208 section 4.2.2
+    #: DELETED-STORAGE, reported in units of 1024 octets by the session).
+    deleted_storage: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +493,29 @@ class Store(abc.ABC):
         RENAME carries a mailbox's entries along; DELETE drops them.
         """
         raise NotSupported("This store does not keep metadata")
+
+    #: The account's limits (RFC 9208); see :meth:`set_quota_limits`.
+    quota_limits: QuotaLimits = NO_QUOTA
+
+    def set_quota_limits(self, limits: QuotaLimits) -> None:
+        """Limit the account (from the configuration, when the store is
+        opened).
+
+        From then on :meth:`Mailbox.append` and :meth:`Mailbox.copy_to`
+        raise :class:`OverQuota` -- before anything is stored -- when the
+        result would exceed a limit.  :meth:`Mailbox.move_to` within the
+        store never does: the account's usage does not change, and RFC 6851
+        section 4.1 lets a MOVE succeed where a COPY would overrun.
+        """
+        self.quota_limits = limits
+
+    async def quota_usage(self) -> QuotaUsage:
+        """Messages and octets of the whole account (every mailbox).
+
+        Stores keep this incrementally: it is asked on every APPEND, and an
+        account may hold 100,000 messages in 1,000 folders.
+        """
+        raise NotSupported("This store does not count usage")
 
     async def close(self) -> None:
         """Release resources (file watchers, database handles)."""

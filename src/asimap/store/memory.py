@@ -21,7 +21,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from asimap.message.model import Message
@@ -37,10 +37,13 @@ from asimap.store.base import (
     MessageInfo,
     MessageState,
     OperationNotPermitted,
+    QuotaLimits,
+    QuotaUsage,
     Store,
     StoreMode,
     StoreResult,
     apply_metadata_changes,
+    check_quota,
 )
 from asimap.store.feed import ChangeFeed, FeedKind
 from asimap.store.names import (
@@ -127,6 +130,23 @@ class _Entry:
     message: Message
 
 
+@dataclass(slots=True)
+class _AccountUsage:
+    """What every mailbox of one account holds, kept up to date by each
+    add and remove (so a quota check never walks the mailboxes), and the
+    account's limits (RFC 9208)."""
+
+    messages: int = 0
+    octets: int = 0
+    limits: QuotaLimits = field(default_factory=QuotaLimits)
+
+    def usage(self) -> QuotaUsage:
+        return QuotaUsage(storage=self.octets, messages=self.messages)
+
+    def check(self, messages: int, octets: int) -> None:
+        check_quota(self.limits, self.usage(), messages, octets)
+
+
 #: UIDVALIDITY source shared by every memory store of the process, seeded
 #: with the clock, so a mailbox deleted and created again (or a store
 #: rebuilt) never repeats a value (RFC 3501 section 2.3.1.1).
@@ -140,8 +160,15 @@ class MemoryMailbox(Mailbox):
     #: forgotten and reported through ``expunged_complete=False``.
     max_tombstones: int = 100_000
 
-    def __init__(self, name: str, special_use: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        name: str,
+        special_use: frozenset[str] = frozenset(),
+        account: _AccountUsage | None = None,
+    ) -> None:
         self.name = name
+        #: Shared by every mailbox of the store (quota usage and limits).
+        self.account = account if account is not None else _AccountUsage()
         self.uidvalidity = next(_uidvalidity_counter)
         self.special_use = special_use
         self.deleted = False
@@ -173,6 +200,11 @@ class MemoryMailbox(Mailbox):
             highestmodseq=self._highestmodseq,
             size=sum(entry.info.size for entry in self._entries.values()),
             deleted=sum(1 for s in states if "\\Deleted" in s.flags),
+            deleted_storage=sum(
+                entry.info.size
+                for entry in self._entries.values()
+                if "\\Deleted" in entry.state.flags
+            ),
         )
 
     async def states(self) -> tuple[MessageState, ...]:
@@ -241,11 +273,22 @@ class MemoryMailbox(Mailbox):
             raise MailboxNotFound(f"Mailbox {self.name} was deleted")
 
     def add(
-        self, data: bytes, flags: Iterable[str], internaldate: datetime | None
+        self,
+        data: bytes,
+        flags: Iterable[str],
+        internaldate: datetime | None,
+        *,
+        check: bool = True,
     ) -> int:
-        """Synchronous append, shared by :meth:`append` and RENAME INBOX."""
+        """Synchronous append, shared by :meth:`append` and RENAME INBOX.
+
+        ``check=False`` skips the quota check, for messages that move
+        within the account (usage does not grow).
+        """
         self._require_alive()
         raw = bytes(data)
+        if check:
+            self.account.check(1, len(raw))
         uid = self._uidnext
         self._uidnext += 1
         modseq = self._bump()
@@ -258,6 +301,8 @@ class MemoryMailbox(Mailbox):
             ),
             message=Message(raw),
         )
+        self.account.messages += 1
+        self.account.octets += len(raw)
         self._unclaimed_recent.add(uid)
         return uid
 
@@ -319,7 +364,9 @@ class MemoryMailbox(Mailbox):
             return ()
         modseq = self._bump()
         for uid in gone:
-            del self._entries[uid]
+            entry = self._entries.pop(uid)
+            self.account.messages -= 1
+            self.account.octets -= entry.info.size
             self._unclaimed_recent.discard(uid)
             self._tombstones.append((modseq, uid))
         while len(self._tombstones) > self.max_tombstones:
@@ -330,26 +377,48 @@ class MemoryMailbox(Mailbox):
     async def copy_to(
         self, uids: Sequence[int], destination: Mailbox
     ) -> tuple[tuple[int, int], ...]:
-        pairs: list[tuple[int, int]] = []
-        # Snapshot first: copying into this same mailbox must not loop.
-        sources = [
-            self._entries[uid] for uid in sorted(set(uids)) if uid in self._entries
-        ]
-        for entry in sources:
-            new_uid = await destination.append(
-                entry.message.raw, entry.state.flags, entry.info.internaldate
-            )
-            pairs.append((entry.info.uid, new_uid))
-        return tuple(pairs)
+        return await self._transfer(uids, destination, move=False)
 
     async def move_to(
         self, uids: Sequence[int], destination: Mailbox
     ) -> tuple[tuple[int, int], ...]:
         # RFC 6851 section 3.3: copy, then expunge exactly the sources,
         # whether or not they carry \Deleted.
-        pairs = await self.copy_to(uids, destination)
+        pairs = await self._transfer(uids, destination, move=True)
         self.remove(source for source, _ in pairs)
         return pairs
+
+    async def _transfer(
+        self, uids: Sequence[int], destination: Mailbox, move: bool
+    ) -> tuple[tuple[int, int], ...]:
+        pairs: list[tuple[int, int]] = []
+        # Snapshot first: copying into this same mailbox must not loop.
+        sources = [
+            self._entries[uid] for uid in sorted(set(uids)) if uid in self._entries
+        ]
+        local = (
+            isinstance(destination, MemoryMailbox)
+            and destination.account is self.account
+        )
+        if local and not move:
+            # All or nothing: the whole copy is checked before the first
+            # message is added (RFC 9208 section 4.4.1's OVERQUOTA).
+            self.account.check(len(sources), sum(e.info.size for e in sources))
+        for entry in sources:
+            if local:
+                assert isinstance(destination, MemoryMailbox)
+                new_uid = destination.add(
+                    entry.message.raw,
+                    entry.state.flags,
+                    entry.info.internaldate,
+                    check=False,
+                )
+            else:
+                new_uid = await destination.append(
+                    entry.message.raw, entry.state.flags, entry.info.internaldate
+                )
+            pairs.append((entry.info.uid, new_uid))
+        return tuple(pairs)
 
     def take_all(self) -> list[_Entry]:
         """Remove and return every message (RENAME INBOX, RFC 3501 6.3.5)."""
@@ -377,6 +446,7 @@ class MemoryStore(Store):
     """
 
     def __init__(self) -> None:
+        self._account = _AccountUsage()
         self._mailboxes: dict[str, MemoryMailbox] = {}
         self._mailboxes[INBOX] = self._new_mailbox(INBOX)
         self._noselect: set[str] = set()
@@ -397,7 +467,7 @@ class MemoryStore(Store):
         self, name: str, special_use: frozenset[str] = frozenset()
     ) -> MemoryMailbox:
         """A mailbox object wired to this store's change feed."""
-        mailbox = MemoryMailbox(name, special_use)
+        mailbox = MemoryMailbox(name, special_use, self._account)
         mailbox.feed = self.feed
         return mailbox
 
@@ -514,7 +584,10 @@ class MemoryStore(Store):
             target = self._mailboxes[new]
             for entry in self._mailboxes[INBOX].take_all():
                 target.add(
-                    entry.message.raw, entry.state.flags, entry.info.internaldate
+                    entry.message.raw,
+                    entry.state.flags,
+                    entry.info.internaldate,
+                    check=False,  # moves within the account
                 )
             return
         if is_inferior(new, old):
@@ -547,6 +620,13 @@ class MemoryStore(Store):
             raise MailboxNotFound(f"Mailbox {name} is not subscribed")
         self._subscribed.discard(name)
         self.feed.publish(FeedKind.SUBSCRIPTION, name)
+
+    def set_quota_limits(self, limits: QuotaLimits) -> None:
+        super().set_quota_limits(limits)
+        self._account.limits = limits
+
+    async def quota_usage(self) -> QuotaUsage:
+        return self._account.usage()
 
     async def mailbox(self, name: str) -> MemoryMailbox:
         name = check_name(name)

@@ -48,12 +48,13 @@ from asimap.store.base import (
     MessageInfo,
     MessageState,
     MessageSummary,
+    QuotaLimits,
     StoreError,
     StoreMode,
     StoreResult,
     summarize,
 )
-from asimap.store.mh import files, sequences
+from asimap.store.mh import files, quota, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.paths import folder_path
@@ -167,6 +168,9 @@ class Core:
     #: Expunge tombstones kept per mailbox; older ones are forgotten and
     #: reported with ``expunged_complete=False``.
     max_tombstones = 100_000
+
+    #: The account's limits (RFC 9208), set by ``MHStore.set_quota_limits``.
+    quota_limits = QuotaLimits()
 
     def __init__(
         self,
@@ -686,11 +690,12 @@ class Core:
             "SELECT uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id=?",
             (mailbox_id,),
         ).fetchone()
-        messages, unseen, recent, size, deleted = self.conn.execute(
+        messages, unseen, recent, size, deleted, deleted_size = self.conn.execute(
             "SELECT count(*), "
             "coalesce(sum(instr(flags, '\\Seen') = 0), 0), "
             "coalesce(sum(recent), 0), coalesce(sum(size), 0), "
-            "coalesce(sum(instr(flags, '\\Deleted') > 0), 0) "
+            "coalesce(sum(instr(flags, '\\Deleted') > 0), 0), "
+            "coalesce(sum(size * (instr(flags, '\\Deleted') > 0)), 0) "
             "FROM messages WHERE mailbox_id=?",
             (mailbox_id,),
         ).fetchone()
@@ -703,6 +708,7 @@ class Core:
             highestmodseq=highest,
             size=size,
             deleted=deleted,
+            deleted_storage=deleted_size,
         )
 
     def states(self, mailbox_id: int) -> tuple[MessageState, ...]:
@@ -898,6 +904,7 @@ class Core:
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
             with transaction(self.conn):
+                quota.check(self.conn, self.quota_limits, 1, len(data))
                 stored = self.normalise(mailbox_id, flags)
                 num, stat = files.store_new(
                     folder, data, self._max_num(mailbox_id) + 1, seconds * 1_000_000_000
@@ -1056,8 +1063,8 @@ class Core:
         rows = [
             row
             for row in self.conn.execute(
-                "SELECT uid, num, flags, internaldate, tz_minutes FROM messages "
-                "WHERE mailbox_id=? ORDER BY uid",
+                "SELECT uid, num, flags, internaldate, tz_minutes, size "
+                "FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (source_id,),
             )
             if row[0] in wanted
@@ -1065,13 +1072,20 @@ class Core:
         pairs: list[tuple[int, int]] = []
         if not rows:
             return ()
+        if not move:
+            # A MOVE leaves the account's usage as it was (RFC 6851 section
+            # 4.1 lets it succeed where COPY would overrun); a COPY is
+            # checked whole, before the first file is linked.
+            quota.check(
+                self.conn, self.quota_limits, len(rows), sum(r[5] for r in rows)
+            )
         with sequences.locked(target, self.locking):
             if not self._unchanged(target_id, target):
                 self._rescan(target_id, target)
             with transaction(self.conn):
                 modseq = self._bump(target_id)
                 start = self._max_num(target_id) + 1
-                for uid, num, flags, seconds, tz_minutes in rows:
+                for uid, num, flags, seconds, tz_minutes, _size in rows:
                     path = source / str(num)
                     try:
                         if source == target:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 DB_NAME = ".asimap-store.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -99,7 +99,41 @@ CREATE TABLE mailbox_metadata (
 CREATE TABLE server_metadata (entry TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+#: Per-mailbox totals for quota (RFC 9208): the number and octets of the
+#: mailbox's messages, kept by triggers, so that whatever changes the
+#: ``messages`` rows (APPEND, COPY, expunge, a rescan after an nmh tool,
+#: the importer, a cascading DELETE) keeps them right, and the account's
+#: usage is a sum over the ``mailboxes`` rows (1,000, not 100,000).
+_SCHEMA_V3 = """
+ALTER TABLE mailboxes ADD COLUMN total_messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN total_octets INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET
+    total_messages = (SELECT count(*) FROM messages WHERE mailbox_id = id),
+    total_octets = (
+        SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = id
+    );
+CREATE TRIGGER messages_usage_insert AFTER INSERT ON messages BEGIN
+    UPDATE mailboxes SET total_messages = total_messages + 1,
+        total_octets = total_octets + NEW.size
+    WHERE id = NEW.mailbox_id;
+END;
+CREATE TRIGGER messages_usage_delete AFTER DELETE ON messages BEGIN
+    UPDATE mailboxes SET total_messages = total_messages - 1,
+        total_octets = total_octets - OLD.size
+    WHERE id = OLD.mailbox_id;
+END;
+CREATE TRIGGER messages_usage_update AFTER UPDATE OF size, mailbox_id
+ON messages BEGIN
+    UPDATE mailboxes SET total_messages = total_messages - 1,
+        total_octets = total_octets - OLD.size
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET total_messages = total_messages + 1,
+        total_octets = total_octets + NEW.size
+    WHERE id = NEW.mailbox_id;
+END;
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def open_database(root: Path) -> tuple[sqlite3.Connection, bool]:

@@ -17,9 +17,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from asimap.store.base import MailboxEntry, MailboxNotFound, Store, StoreError
+from asimap.store.base import (
+    MailboxEntry,
+    MailboxNotFound,
+    QuotaLimits,
+    QuotaUsage,
+    Store,
+    StoreError,
+)
 from asimap.store.feed import FeedKind
-from asimap.store.mh import metadata
+from asimap.store.mh import metadata, quota
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.legacy import read_legacy_db
@@ -226,6 +233,14 @@ class MHStore(Store):
             self._mailboxes[mailbox_id] = mailbox
         mailbox.note_highest(highest)
         return mailbox
+
+    def set_quota_limits(self, limits: QuotaLimits) -> None:
+        super().set_quota_limits(limits)
+        # Read by the worker thread's jobs; a reference swap is atomic.
+        self.core.quota_limits = limits
+
+    async def quota_usage(self) -> QuotaUsage:
+        return await self.call(lambda: quota.usage(self.core.conn))
 
     async def get_metadata(self, mailbox: str) -> dict[str, bytes]:
         core = self.core
