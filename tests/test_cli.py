@@ -58,6 +58,8 @@ def test_defaults_match_the_contract() -> None:
     assert config.worker_linger == 1800
     assert config.max_workers == 1000
     assert config.allow_root_mail is False
+    assert config.quota_storage is None
+    assert config.quota_messages is None
 
 
 FLAGS_AND_ENV = [
@@ -75,6 +77,8 @@ FLAGS_AND_ENV = [
     ("--workers", "WORKERS", "off", "workers", False),
     ("--worker-linger", "WORKER_LINGER", "2.5", "worker_linger", 2.5),
     ("--max-workers", "MAX_WORKERS", "7", "max_workers", 7),
+    ("--quota-storage", "QUOTA_STORAGE", "500M", "quota_storage", 500 * 1024**2),
+    ("--quota-messages", "QUOTA_MESSAGES", "1000", "quota_messages", 1000),
 ]
 
 
@@ -159,6 +163,12 @@ def test_empty_env_value_means_unset() -> None:
         ({"WORKER_LINGER": "inf"}, "WORKER_LINGER"),
         ({"MAX_WORKERS": "0"}, "MAX_WORKERS"),
         ({"MAX_WORKERS": "many"}, "MAX_WORKERS"),
+        ({"QUOTA_STORAGE": "lots"}, "QUOTA_STORAGE"),
+        ({"QUOTA_STORAGE": "-5"}, "QUOTA_STORAGE"),
+        ({"QUOTA_STORAGE": "0"}, "QUOTA_STORAGE"),
+        ({"QUOTA_STORAGE": "5X"}, "QUOTA_STORAGE"),
+        ({"QUOTA_STORAGE": "1.5G"}, "QUOTA_STORAGE"),
+        ({"QUOTA_MESSAGES": "0"}, "QUOTA_MESSAGES"),
     ],
 )
 def test_bad_env_values(env: dict[str, str], message: str) -> None:
@@ -267,3 +277,26 @@ def test_workers_switch_spellings(value: str, expected: bool) -> None:
     assert load_config([], {"WORKERS": value}).workers is expected
     if value:
         assert load_config([f"--workers={value}"], {}).workers is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "octets"),
+    [
+        ("500000", 500000 * 1024),  # bare numbers are KiB, GETQUOTA's unit
+        ("1", 1024),
+        ("64K", 64 * 1024),
+        ("500M", 500 * 1024**2),
+        ("500m", 500 * 1024**2),
+        (" 2G ", 2 * 1024**3),
+        ("2GiB", 2 * 1024**3),
+        ("2GB", 2 * 1024**3),
+        ("1T", 1024**4),
+    ],
+)
+def test_quota_storage_sizes(value: str, octets: int) -> None:
+    assert load_config([], {"QUOTA_STORAGE": value}).quota_storage == octets
+
+
+def test_empty_quota_means_no_limit() -> None:
+    config = load_config([], {"QUOTA_STORAGE": "", "QUOTA_MESSAGES": " "})
+    assert (config.quota_storage, config.quota_messages) == (None, None)

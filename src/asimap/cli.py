@@ -102,6 +102,31 @@ def parse_count(name: str, value: str) -> int:
     return count
 
 
+#: Multipliers of the ``--quota-storage`` suffixes (powers of 1024, as
+#: RFC 9208 section 5.1 counts STORAGE in units of 1024 octets).
+_SIZE_SUFFIXES = {"": 1024, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(name: str, value: str) -> int:
+    """A storage quota in octets, from KiB (``500000``, the unit GETQUOTA
+    reports, RFC 9208 section 5.1) or with a binary suffix (``500M``,
+    ``2G``; ``K``, ``M``, ``G``, ``T``, optionally followed by ``iB`` or
+    ``B``)."""
+    text = value.strip().upper()
+    for tail in ("IB", "B"):
+        if text.endswith(tail) and text[: -len(tail)][-1:] in "KMGT":
+            text = text[: -len(tail)]
+            break
+    suffix = text[-1:] if text[-1:] in ("K", "M", "G", "T") else ""
+    digits = text[: len(text) - len(suffix)].strip()
+    if not digits.isdigit():
+        raise ConfigError(f"{name}: not a size like 500000 (KiB) or 500M: {value!r}")
+    octets = int(digits) * _SIZE_SUFFIXES[suffix]
+    if octets < 1024:
+        raise ConfigError(f"{name}: must be at least 1K, got {value!r}")
+    return octets
+
+
 def parse_store(name: str, value: str) -> str:
     store = value.strip().lower()
     if store not in STORES:
@@ -207,6 +232,19 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         default=None,
         help="let a worker serve a mail root owned by root (ALLOW_ROOT_MAIL)",
     )
+    add(
+        "--quota-storage",
+        type=_argparse_type(parse_size),
+        metavar="SIZE",
+        help="most storage per account, in KiB or with a K/M/G/T suffix "
+        "(QUOTA_STORAGE; default: no limit)",
+    )
+    add(
+        "--quota-messages",
+        type=_argparse_type(parse_count),
+        metavar="N",
+        help="most messages per account (QUOTA_MESSAGES; default: no limit)",
+    )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -290,6 +328,8 @@ def load_config(
             setting(args.allow_root_mail, "ALLOW_ROOT_MAIL", parse_bool),
             d.allow_root_mail,
         ),
+        quota_storage=setting(args.quota_storage, "QUOTA_STORAGE", parse_size),
+        quota_messages=setting(args.quota_messages, "QUOTA_MESSAGES", parse_count),
         sentry_dsn=setting(None, "SENTRY_DSN", text),
         sentry_traces_sample_rate=pick(
             setting(None, "SENTRY_TRACES_SAMPLE_RATE", parse_rate),

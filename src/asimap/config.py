@@ -50,4 +50,10 @@ class Config:
     #: Run as root, a worker takes the identity of its mail root's owner;
     #: a root-owned mail root is refused unless this is set.
     allow_root_mail: bool = False
+    #: Per-account quota (RFC 9208): the most octets (``--quota-storage``,
+    #: given in KiB or with a K/M/G/T suffix) and the most messages
+    #: (``--quota-messages``) of all an account's mailboxes together.
+    #: None = no limit.
+    quota_storage: int | None = None
+    quota_messages: int | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -42,7 +42,7 @@ from asimap.ops.trace import tracer_factory
 from asimap.pop3.driver import Pop3Driver
 from asimap.pop3.responses import Code as Pop3Code
 from asimap.pop3.responses import err as pop3_err
-from asimap.store.base import Store
+from asimap.store.base import NO_QUOTA, QuotaLimits, Store
 from asimap.tls import make_server_context
 
 if TYPE_CHECKING:
@@ -71,13 +71,19 @@ class StoreRegistry:
     """
 
     def __init__(
-        self, kind: str, seed: StoreSeeder | None = None, *, mh_locking: bool = False
+        self,
+        kind: str,
+        seed: StoreSeeder | None = None,
+        *,
+        mh_locking: bool = False,
+        quota: QuotaLimits = NO_QUOTA,
     ) -> None:
         if kind not in ("memory", "mh"):
             raise ValueError(f"store {kind!r} is not available; use 'mh' or 'memory'")
         self._kind = kind
         self._seed = seed
         self._mh_locking = mh_locking
+        self._quota = quota
         self._stores: dict[str, Store] = {}
         self._lock = asyncio.Lock()
 
@@ -86,6 +92,7 @@ class StoreRegistry:
             store = self._stores.get(account.username)
             if store is None:
                 store = await self._make(account)
+                store.set_quota_limits(self._quota)
                 if self._seed is not None:
                     await self._seed(account, store)
                 self._stores[account.username] = store
@@ -113,6 +120,11 @@ class StoreRegistry:
                 log.exception("error while closing a store")
 
 
+def quota_limits(config: Config) -> QuotaLimits:
+    """The per-account limits the configuration asks for (RFC 9208)."""
+    return QuotaLimits(storage=config.quota_storage, messages=config.quota_messages)
+
+
 def build_services(
     config: Config, seed: StoreSeeder | None = None
 ) -> tuple[Services, StoreRegistry]:
@@ -122,7 +134,10 @@ def build_services(
     server stops.
     """
     registry = StoreRegistry(
-        config.store, seed, mh_locking=config.enable_mh_file_locking
+        config.store,
+        seed,
+        mh_locking=config.enable_mh_file_locking,
+        quota=quota_limits(config),
     )
     services = Services(
         authenticator=PasswordFileAuthenticator(config.pwfile),

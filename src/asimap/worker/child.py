@@ -43,7 +43,12 @@ from asimap.auth.account import Account
 from asimap.config import Config
 from asimap.imap import commands as imap_commands
 from asimap.imap.driver import ConnectionDriver, Pipe, Timeouts
-from asimap.imap.server import SHUTDOWN_GRACE, StoreRegistry, StoreSeeder
+from asimap.imap.server import (
+    SHUTDOWN_GRACE,
+    StoreRegistry,
+    StoreSeeder,
+    quota_limits,
+)
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
 from asimap.ops.trace import tracer_factory
@@ -130,7 +135,10 @@ class Worker:
         self._config = config
         self._username = username
         self._registry = StoreRegistry(
-            config.store, seed, mh_locking=config.enable_mh_file_locking
+            config.store,
+            seed,
+            mh_locking=config.enable_mh_file_locking,
+            quota=quota_limits(config),
         )
         self._auth = _ReplayAuthenticator()
         self._timeouts = Timeouts(
