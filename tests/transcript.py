@@ -46,7 +46,7 @@ from asimap.imap.reader import (
 from asimap.imap.responses import Code, Continuation, Response, Status, Tagged
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
-from asimap.store.base import Store
+from asimap.store.base import NO_QUOTA, QuotaLimits, Store
 from asimap.store.memory import MemoryStore
 
 #: Seconds to wait for an expected line before failing.
@@ -79,11 +79,14 @@ class World:
     limits: Limits = DEFAULT_LIMITS
     authenticator: FakeAuthenticator = field(default_factory=FakeAuthenticator)
     stores: dict[str, MemoryStore] = field(default_factory=dict)
+    #: Every user's quota (RFC 9208), as the configuration would set it.
+    quota: QuotaLimits = NO_QUOTA
 
     async def open_store(self, account: Account) -> Store:
         store = self.stores.get(account.username)
         if store is None:
             store = self.stores[account.username] = MemoryStore.for_new_account()
+            store.set_quota_limits(self.quota)
         return store
 
     def services(self) -> Services:
@@ -370,6 +373,7 @@ async def add_messages(world: World, user: str, mailbox: str, *datas: bytes) -> 
     store = world.stores.get(user)
     if store is None:
         store = world.stores[user] = MemoryStore.for_new_account()
+        store.set_quota_limits(world.quota)
     box = await store.mailbox(mailbox)
     for data in datas:
         await box.append(data)

@@ -675,6 +675,45 @@ class Notify(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """RFC 9208 section 4.1.1: GETQUOTA quota-root-name."""
+
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """RFC 9208 section 4.1.2: GETQUOTAROOT mailbox."""
+
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """RFC 9208 section 4.1.3: SETQUOTA quota-root-name (resource limit ...).
+
+    ``limits`` are ``(resource name upper-cased, limit)`` pairs.
+    """
+
+    root: bytes
+    limits: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """RFC 8508 section 6: [UID] REPLACE seq-number mailbox append-message.
+
+    ``number`` is a sequence number (a UID with ``uid``), :data:`STAR`
+    for ``*``.
+    """
+
+    number: int
+    mailbox: bytes
+    message: AppendMessage
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ParseError:
     """A command that could not be parsed: answered with a tagged BAD.
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from asimap.imap.commands import (
+    STAR,
     Append,
     AppendMessage,
     CatenatePart,
     CatenateText,
     CatenateUrl,
+    Replace,
 )
 from asimap.imap.parser.dates import parse_date_time
 from asimap.imap.parser.flags import parse_flag_list
@@ -44,6 +46,8 @@ from asimap.imap.parser.tokens import (
     Reader,
     fail,
 )
+
+STAR_BYTE = ord("*")
 
 
 def _message(reader: Reader) -> AppendMessage:
@@ -117,6 +121,27 @@ def _catenate_parts(reader: Reader) -> tuple[CatenatePart, ...]:
             break
     reader.close_paren()
     return tuple(parts)
+
+
+def parse_replace(reader: Reader, tag: str, uid: bool) -> Replace:
+    """RFC 8508 section 6::
+
+        replace = "REPLACE" SP seq-number SP mailbox append-message
+
+    (``UID REPLACE`` takes a UID).  One message only: no MULTIAPPEND.
+    """
+    reader.space()
+    if reader.peek() == STAR_BYTE:
+        reader.pos += 1
+        number = STAR
+    else:
+        number = reader.nz_number("message number")
+    reader.space()
+    mailbox = reader.mailbox()
+    reader.space()
+    message = _message(reader)
+    reader.expect_end()
+    return Replace(tag, number, mailbox, message, uid)
 
 
 def parse_append(reader: Reader, tag: str, uid: bool) -> Append:

@@ -27,6 +27,7 @@ from asimap.imap.parser.tokens import (
 )
 
 _SAFE_MESSAGE_RE = re.compile(r"[^\x20-\x7e]")
+_SEQ_NUMBER_RE = re.compile(rb"[0-9]+|\*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,9 @@ class PendingCommand:
     tag: str | None
     #: Upper-cased command name, "UID FETCH" style for UID commands.
     name: str | None
-    #: For APPEND: the mailbox argument if already complete (so the session
-    #: can answer NO [TRYCREATE] before reading the message literal).
+    #: For APPEND and REPLACE: the mailbox argument if already complete (so
+    #: the session can answer NO [TRYCREATE] before reading the message
+    #: literal).
     mailbox: bytes | None
     #: 0 for the first literal of the command.
     literal_index: int
@@ -161,7 +163,12 @@ def describe_pending(
         if lines:
             reader = Reader(lines, literals, DEFAULT_LIMITS)
             _read_head(reader, head)
-            if head.name == "APPEND":
+            if head.name in ("REPLACE", "UID REPLACE"):
+                # RFC 8508: the target follows the message number.
+                reader.space()
+                if reader.match(_SEQ_NUMBER_RE) is None:
+                    raise ParseFailure("Missing message number")
+            if head.name in ("APPEND", "REPLACE", "UID REPLACE"):
                 reader.space()
                 mailbox = reader.mailbox()
                 reader.space()  # the mailbox must be complete, not a prefix

@@ -22,6 +22,7 @@ from asimap.imap.parser import (
     mailbox,
     metadata,
     notify,
+    quota,
     search,
     store,
 )
@@ -61,6 +62,10 @@ COMMANDS: dict[str, Handler] = {
     "SETMETADATA": metadata.parse_setmetadata,
     "NOTIFY": notify.parse_notify,  # RFC 5465
     "APPEND": append.parse_append,
+    "REPLACE": append.parse_replace,  # RFC 8508
+    "GETQUOTA": quota.parse_getquota,  # RFC 9208
+    "GETQUOTAROOT": quota.parse_getquotaroot,
+    "SETQUOTA": quota.parse_setquota,
     "IDLE": basic.no_arguments(c.Idle),
     "UNAUTHENTICATE": basic.no_arguments(c.Unauthenticate),
     "COMPRESS": basic.parse_compress,
@@ -81,5 +86,15 @@ COMMANDS: dict[str, Handler] = {
 }
 
 UID_COMMANDS = frozenset(
-    {"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD"}
+    {
+        "FETCH",
+        "STORE",
+        "COPY",
+        "MOVE",
+        "SEARCH",
+        "EXPUNGE",
+        "SORT",
+        "THREAD",
+        "REPLACE",  # RFC 8508 section 6
+    }
 )

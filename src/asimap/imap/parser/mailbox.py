@@ -41,6 +41,7 @@ STATUS_ITEMS = frozenset(
         "UIDVALIDITY",
         "UNSEEN",
         "DELETED",
+        "DELETED-STORAGE",  # RFC 9208 section 4.2.2
         "SIZE",
         "HIGHESTMODSEQ",
         "APPENDLIMIT",

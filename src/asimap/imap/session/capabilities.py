@@ -73,6 +73,22 @@ def _appendlimit(ctx: Context) -> str:
     return f"APPENDLIMIT={append_limit(ctx)}"
 
 
+def _quota(ctx: Context) -> bool:
+    """RFC 9208: once logged in, when the account has a limit (otherwise
+    there is no quota root to report)."""
+    return ctx.store is not None and ctx.store.quota_limits.limited
+
+
+def _quota_storage(ctx: Context) -> bool:
+    """RFC 9208 section 5.1: STORAGE is limited."""
+    return ctx.store is not None and ctx.store.quota_limits.storage is not None
+
+
+def _quota_messages(ctx: Context) -> bool:
+    """RFC 9208 section 5.2: MESSAGE is limited."""
+    return ctx.store is not None and ctx.store.quota_limits.messages is not None
+
+
 @dataclass(frozen=True, slots=True)
 class CapabilityEntry:
     name: str
@@ -116,6 +132,10 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("UTF8=ACCEPT", _always),  # RFC 6855 (names, APPEND UTF8)
     CapabilityEntry("CATENATE", _always),  # RFC 4469 (same-user URLs only)
     CapabilityEntry("PREVIEW", _always),  # RFC 8970 (FETCH PREVIEW, LAZY)
+    CapabilityEntry("REPLACE", _always),  # RFC 8508
+    CapabilityEntry("QUOTA", _quota),  # RFC 9208 (no QUOTASET: see SETQUOTA)
+    CapabilityEntry("QUOTA=RES-STORAGE", _quota_storage),
+    CapabilityEntry("QUOTA=RES-MESSAGE", _quota_messages),
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

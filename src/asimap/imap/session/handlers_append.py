@@ -4,7 +4,9 @@ RFC 3501 section 6.3.11 (APPEND), RFC 3502 (MULTIAPPEND: all or nothing),
 RFC 4315 (``[APPENDUID]``), RFC 3516 (literal8 data), RFC 7889
 (APPENDLIMIT: ``NO [TOOBIG]``), RFC 6855 section 4 (``UTF8 (~{n}...)``
 data, only once UTF8=ACCEPT is enabled), RFC 4469 (CATENATE, assembled by
-:mod:`asimap.imap.session.catenate`).
+:mod:`asimap.imap.session.catenate`), RFC 9208 (``NO [OVERQUOTA]`` when
+the account would exceed its quota: checked for the whole command before
+the first message is stored, and by the store on each write).
 
 The handler works in two phases so that a MULTIAPPEND is all or nothing:
 :func:`prepare` checks and assembles *every* message (flags, size, UTF-8
@@ -31,7 +33,7 @@ from asimap.imap.session.flags import normalize_flags
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name
 from asimap.imap.session.uidset import format_uid_list
-from asimap.store.base import Mailbox, StoreError, StoreMode
+from asimap.store.base import Mailbox, OverQuota, StoreError, StoreMode, check_quota
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,23 @@ async def prepare(
     return prepared
 
 
+async def check_room(ctx: Context, prepared: Sequence[PreparedMessage]) -> None:
+    """``NO [OVERQUOTA]`` if the account cannot take every message of the
+    command (RFC 9208; RFC 9051 section 7.1: "the user would be over quota
+    after the operation"), so a MULTIAPPEND is refused before anything is
+    stored rather than rolled back."""
+    store = ctx.require_store()
+    if not store.quota_limits.limited:
+        return
+    octets = sum(len(message.data) for message in prepared)
+    try:
+        check_quota(
+            store.quota_limits, await store.quota_usage(), len(prepared), octets
+        )
+    except OverQuota as exc:
+        raise store_error_response(exc) from exc
+
+
 async def store_all(mailbox: Mailbox, prepared: Sequence[PreparedMessage]) -> list[int]:
     """Store every message, or none of them (RFC 3502 section 6.3.11)."""
     uids: list[int] = []
@@ -109,6 +128,7 @@ async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
     tagged OK."""
     mailbox = await open_for_append(ctx, cmd.mailbox)
     prepared = await prepare(ctx, cmd.messages)
+    await check_room(ctx, prepared)
     uids = await store_all(mailbox, prepared)
     return Tagged(cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids))
 

@@ -25,6 +25,7 @@ from asimap.imap.session.listing import (
     select_mailboxes,
 )
 from asimap.imap.session.naming import decode_name, mailbox_name, wire_name
+from asimap.imap.session.quota import units
 from asimap.imap.session.status_items import EXTRA_STATUS_ITEMS, extra_status_values
 from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
 from asimap.store.names import DELIMITER, ListMatcher, join_reference, parent_of
@@ -41,6 +42,8 @@ STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
     "UNSEEN": lambda s: s.unseen,
     "SIZE": lambda s: s.size,
     "DELETED": lambda s: s.deleted,
+    # RFC 9208 section 4.2.2, in the STORAGE resource's 1024-octet units.
+    "DELETED-STORAGE": lambda s: units(s.deleted_storage),
     "HIGHESTMODSEQ": lambda s: s.highestmodseq,
 }
 

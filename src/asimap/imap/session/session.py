@@ -45,6 +45,8 @@ from asimap.imap.session import (
     handlers_list,
     handlers_mailbox,
     handlers_metadata,
+    handlers_quota,
+    handlers_replace,
     handlers_search,
     handlers_select,
     handlers_selected,
@@ -59,6 +61,7 @@ from asimap.imap.session.errors import CommandFailed
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name, names_in_utf8
 from asimap.imap.session.notifier import refresh_selected
+from asimap.imap.session.quota import room_for
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState, allowed, allowed_by_name
 from asimap.store.base import MailboxNotFound, StoreError
@@ -104,6 +107,10 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Search: handlers_search.handle_search,
     c.Sort: handlers_sort.handle_sort,
     c.Thread: handlers_thread.handle_thread,
+    c.Replace: handlers_replace.handle_replace,  # RFC 8508
+    c.GetQuota: handlers_quota.handle_getquota,  # RFC 9208
+    c.GetQuotaRoot: handlers_quota.handle_getquotaroot,
+    c.SetQuota: handlers_quota.handle_setquota,
 }
 
 #: Commands that name messages by sequence number (when not UID): expunges
@@ -209,9 +216,11 @@ class Session:
         Refusals: a command not valid in this state (BAD), APPEND larger
         than APPENDLIMIT (``NO [TOOBIG]``, RFC 7889), a literal of any other
         command above ``max_small_literal`` (so a 60 MB "password" is never
-        read into memory), APPEND to a mailbox that does not
-        exist (``NO [TRYCREATE]``, RFC 3501 6.3.11) -- the client learns it
-        without uploading the message.
+        read into memory), APPEND or REPLACE of a message the account's
+        quota cannot take (``NO [OVERQUOTA]``, RFC 9208), APPEND or REPLACE
+        to a mailbox that does not exist (``NO [TRYCREATE]``, RFC 3501
+        6.3.11, RFC 8508 section 3) -- the client learns it without
+        uploading the message.
         """
         del synchronizing
         tag = pending.tag
@@ -228,12 +237,16 @@ class Session:
         if size > append_limit(self._ctx):
             # RFC 7889 section 4: NO [TOOBIG], before the client uploads.
             return Tagged(tag, Status.NO, "Message too large", Code("TOOBIG"))
-        if pending.name != "APPEND":
-            return None
-        if pending.mailbox is None or pending.literal_index != 0:
-            return None
         store = self._ctx.store
         if store is None:
+            return None
+        try:
+            fits = await room_for(store, size, first=pending.literal_index == 0)
+        except StoreError:
+            fits = True  # the command itself will report it properly
+        if not fits:
+            return Tagged(tag, Status.NO, "Over quota", Code("OVERQUOTA"))
+        if pending.mailbox is None or pending.literal_index != 0:
             return None
         try:
             with names_in_utf8(extensions.utf8(self._ctx.enabled)):

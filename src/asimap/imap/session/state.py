@@ -71,6 +71,9 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.SetMetadata: _AUTH,
     c.Notify: _AUTH,  # RFC 5465 section 8: command-auth
     c.Idle: _AUTH,  # RFC 2177: valid whenever a mailbox *could* be selected
+    c.GetQuota: _AUTH,  # RFC 9208 section 4.1
+    c.GetQuotaRoot: _AUTH,
+    c.SetQuota: _AUTH,
     # RFC 3501 6.4: selected.
     c.Check: _SELECTED,
     c.Close: _SELECTED,
@@ -83,6 +86,7 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.Move: _SELECTED,
     c.Sort: _SELECTED,  # RFC 5256 section 3
     c.Thread: _SELECTED,
+    c.Replace: _SELECTED,  # RFC 8508 section 3
 }
 
 
@@ -133,6 +137,10 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "MOVE": c.Move,
     "SORT": c.Sort,
     "THREAD": c.Thread,
+    "REPLACE": c.Replace,
+    "GETQUOTA": c.GetQuota,
+    "GETQUOTAROOT": c.GetQuotaRoot,
+    "SETQUOTA": c.SetQuota,
 }
 
 
