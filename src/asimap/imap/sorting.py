@@ -9,15 +9,24 @@ Comparisons use ``str.casefold`` on decoded text, which is what the
 i;unicode-casemap collation (RFC 5051) amounts to for sorting purposes.
 Messages equal on every criterion stay in ascending sequence order (RFC
 5256 section 3, last paragraph), whatever REVERSE says.
+
+Every derived key (sent date, base subject, first address, Message-IDs)
+is computed at most once per message: it is kept in the item's ``memo``,
+which the session shares between the items it builds for the same UID
+across commands, so a repeated SORT or THREAD only sorts (GUIDE section
+8: nothing recomputed on hot paths).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +39,23 @@ class SortItem:
     size: int
     internaldate: datetime
     headers: Mapping[str, tuple[str, ...]]
+    #: Keys derived from the fields above, by name (see :func:`memoized`);
+    #: never part of equality, shared by items of the same UID.
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def header(self, name: str) -> str:
         """The first value of a (lower-case) summary field, or ""."""
         values = self.headers.get(name, ())
         return values[0] if values else ""
+
+
+def memoized(item: SortItem, name: str, compute: Callable[[SortItem], _T]) -> _T:
+    """``compute(item)``, computed once per message and kept in its memo."""
+    try:
+        return item.memo[name]  # type: ignore[return-value]
+    except KeyError:
+        value = item.memo[name] = compute(item)
+        return value
 
 
 # -- base subject (RFC 5256 section 2.1) -------------------------------------
@@ -121,6 +142,21 @@ def _display(item: SortItem, field: str) -> str:
 def sent_datetime(item: SortItem) -> datetime:
     """The Date: field in UTC; INTERNALDATE when it is missing or broken
     (RFC 5256 section 3 DATE, and section 2.2 for THREAD)."""
+    return memoized(item, "sent", _sent_datetime)
+
+
+def subject_key(item: SortItem) -> tuple[str, bool]:
+    """The folded base subject and whether the subject was a reply or
+    forward (RFC 5256 section 2.1; SUBJECT sorts, threads by subject)."""
+
+    def compute(item: SortItem) -> tuple[str, bool]:
+        text, reply = base_subject(item.header("subject"))
+        return text.casefold(), reply
+
+    return memoized(item, "subject", compute)
+
+
+def _sent_datetime(item: SortItem) -> datetime:
     value = item.header("date")
     if value:
         try:
@@ -136,14 +172,16 @@ def sent_datetime(item: SortItem) -> datetime:
 
 _KEYS: dict[str, Callable[[SortItem], object]] = {
     "ARRIVAL": lambda item: item.internaldate.astimezone(UTC),
-    "CC": lambda item: _mailbox(item, "cc"),
+    "CC": lambda item: memoized(item, "cc", lambda i: _mailbox(i, "cc")),
     "DATE": sent_datetime,
-    "FROM": lambda item: _mailbox(item, "from"),
+    "FROM": lambda item: memoized(item, "from", lambda i: _mailbox(i, "from")),
     "SIZE": lambda item: item.size,
-    "SUBJECT": lambda item: base_subject(item.header("subject"))[0].casefold(),
-    "TO": lambda item: _mailbox(item, "to"),
-    "DISPLAYFROM": lambda item: _display(item, "from"),
-    "DISPLAYTO": lambda item: _display(item, "to"),
+    "SUBJECT": lambda item: subject_key(item)[0],
+    "TO": lambda item: memoized(item, "to", lambda i: _mailbox(i, "to")),
+    "DISPLAYFROM": lambda item: memoized(
+        item, "displayfrom", lambda i: _display(i, "from")
+    ),
+    "DISPLAYTO": lambda item: memoized(item, "displayto", lambda i: _display(i, "to")),
 }
 
 #: Every criterion :func:`sort_items` understands (besides REVERSE).

@@ -16,10 +16,10 @@ of 100,000 messages must not overflow the stack).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from asimap.imap.sorting import SortItem, base_subject, sent_datetime
+from asimap.imap.sorting import SortItem, memoized, sent_datetime, subject_key
 
 ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES", "REFS")
 
@@ -68,18 +68,11 @@ def _date_key(node: Node) -> tuple[datetime, int]:
 def ordered_subject(items: Sequence[SortItem]) -> list[Node]:
     """Section 3 ORDEREDSUBJECT: group by base subject, sort by sent date;
     every later message of a group is a child of the first."""
-    keyed = sorted(
-        items,
-        key=lambda i: (
-            base_subject(i.header("subject"))[0].casefold(),
-            sent_datetime(i),
-            i.seq,
-        ),
-    )
+    keyed = sorted(items, key=lambda i: (subject_key(i)[0], sent_datetime(i), i.seq))
     threads: list[Node] = []
     last_subject: str | None = None
     for item in keyed:
-        subject = base_subject(item.header("subject"))[0].casefold()
+        subject = subject_key(item)[0]
         node = Node(item)
         if threads and subject == last_subject:
             threads[-1].adopt(node)
@@ -109,19 +102,32 @@ def message_ids(value: str) -> list[str]:
 
 def _references(item: SortItem) -> list[str]:
     """References, else the first msg-id of In-Reply-To, else none."""
-    refs = message_ids(" ".join(item.headers.get("references", ())))
-    if refs:
-        return refs
-    reply = message_ids(item.header("in-reply-to"))
-    return reply[:1]
+
+    def compute(item: SortItem) -> list[str]:
+        refs = message_ids(" ".join(item.headers.get("references", ())))
+        if refs:
+            return refs
+        reply = message_ids(item.header("in-reply-to"))
+        return reply[:1]
+
+    return memoized(item, "references", compute)
+
+
+def _message_id(item: SortItem) -> str:
+    """The item's normalised Message-ID, "" when it has none."""
+
+    def compute(item: SortItem) -> str:
+        ids = message_ids(item.header("message-id"))
+        return ids[0] if ids else ""
+
+    return memoized(item, "message-id", compute)
 
 
 def _link_all(items: Sequence[SortItem]) -> list[Node]:
     """Step 1 (A and B) and step 2: the containers without a parent."""
     table: dict[str, Node] = {}
     for item in sorted(items, key=lambda i: i.seq):
-        ids = message_ids(item.header("message-id"))
-        mid = ids[0] if ids else ""
+        mid = _message_id(item)
         existing = table.get(mid) if mid else None
         if not mid or (existing is not None and existing.item is not None):
             mid = f"\0{item.seq}"  # missing or duplicate: a unique ID
@@ -151,16 +157,17 @@ def _link_all(items: Sequence[SortItem]) -> list[Node]:
     return [node for node in table.values() if node.parent is None]
 
 
-def _postorder(roots: Sequence[Node]) -> Iterator[Node]:
-    """Every node below ``roots``, children before their parent."""
-    stack: list[tuple[Node, bool]] = [(node, False) for node in reversed(roots)]
+def _postorder(roots: Sequence[Node]) -> list[Node]:
+    """Every node below ``roots``, children before their parent (a
+    reversed pre-order; built with a list, not a recursive generator)."""
+    order: list[Node] = []
+    stack = list(roots)
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            yield node
-            continue
-        stack.append((node, True))
-        stack.extend((child, False) for child in reversed(node.children))
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    order.reverse()
+    return order
 
 
 def _prune(roots: list[Node]) -> list[Node]:
@@ -193,12 +200,11 @@ def _thread_subject(node: Node) -> tuple[str, bool]:
     target = node.children[0] if node.item is None else node
     if target.item is None:  # pragma: no cover - pruned dummies have children
         return "", False
-    subject, reply = base_subject(target.item.header("subject"))
-    return subject.casefold(), reply
+    return subject_key(target.item)
 
 
 def _is_reply(node: Node) -> bool:
-    return node.item is not None and base_subject(node.item.header("subject"))[1]
+    return node.item is not None and subject_key(node.item)[1]
 
 
 def _merge_subjects(roots: list[Node]) -> list[Node]:

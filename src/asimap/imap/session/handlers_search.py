@@ -87,6 +87,10 @@ async def find(
     found: list[esearch.Found] = []
     live = [(index + 1, uid) for index, uid in enumerate(view.uids)]
     live = [(seq, uid) for seq, uid in live if uid not in view.gone]
+    if isinstance(key, c.SearchAll):
+        # SORT/THREAD ... ALL over a big mailbox: no candidate to build.
+        modseqs = view.modseqs
+        return [esearch.Found(seq, uid, modseqs.get(uid, 0)) for seq, uid in live]
     for start in range(0, len(live), SEARCH_BATCH):
         batch = live[start : start + SEARCH_BATCH]
         try:

@@ -10,7 +10,10 @@ ESEARCH in sort order (RFC 5267 section 3.1 semantics) and honours SAVE
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Status, Tagged, Untagged, Value
@@ -36,32 +39,78 @@ def check_sort_charset(charset: str) -> None:
         raise bad_charset()
 
 
+#: The summary fields SORT and THREAD read (RFC 5256, RFC 5957).
+SORT_FIELDS = (
+    "cc",
+    "date",
+    "from",
+    "in-reply-to",
+    "message-id",
+    "references",
+    "subject",
+    "to",
+)
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What never changes about a message (its UID names immutable
+    bytes): the sort fields of its summary and the keys derived so far,
+    plus the last item built from them (reused while its sequence number
+    and MODSEQ stay the same, which is almost always)."""
+
+    size: int
+    internaldate: datetime
+    headers: Mapping[str, tuple[str, ...]]
+    memo: dict[str, object] = field(default_factory=dict)
+    item: SortItem | None = None
+
+
+#: Per selected view, the facts of every message SORT or THREAD has seen.
+#: A repeated SORT/THREAD reads no summary and derives no key again; the
+#: cache dies with the view (CLOSE, UNSELECT, another SELECT, logout) and
+#: holds at most one entry per message of the mailbox, the fields above
+#: only.  Expunged UIDs are never asked for again, and UIDs are not reused.
+_FACTS: weakref.WeakKeyDictionary[SelectedMailbox, dict[int, _Facts]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def load_items(
     view: SelectedMailbox, found: Sequence[esearch.Found]
 ) -> list[SortItem]:
-    """A :class:`SortItem` per message found, from the store's summaries
-    in bounded batches; messages expunged meanwhile are left out."""
-    items: list[SortItem] = []
-    for start in range(0, len(found), SEARCH_BATCH):
-        batch = found[start : start + SEARCH_BATCH]
+    """A :class:`SortItem` per message found; what is not cached yet comes
+    from the store's summaries in bounded batches, and messages expunged
+    meanwhile are left out."""
+    facts = _FACTS.setdefault(view, {})
+    missing = [f.uid for f in found if f.uid not in facts]
+    for start in range(0, len(missing), SEARCH_BATCH):
         try:
-            summaries = await view.mailbox.summaries([f.uid for f in batch])
+            summaries = await view.mailbox.summaries(
+                missing[start : start + SEARCH_BATCH]
+            )
         except StoreError as exc:
             raise store_error_response(exc) from exc
-        by_uid = {s.uid: s for s in summaries}
-        for f in batch:
-            summary = by_uid.get(f.uid)
-            if summary is not None:
-                items.append(
-                    SortItem(
-                        f.seq,
-                        f.uid,
-                        f.modseq,
-                        summary.size,
-                        summary.internaldate,
-                        summary.headers,
-                    )
-                )
+        for s in summaries:
+            headers = {k: s.headers[k] for k in SORT_FIELDS if k in s.headers}
+            facts[s.uid] = _Facts(s.size, s.internaldate, headers)
+    items: list[SortItem] = []
+    for f in found:
+        known = facts.get(f.uid)
+        if known is None:
+            continue  # expunged meanwhile
+        item = known.item
+        if item is None or item.seq != f.seq or item.modseq != f.modseq:
+            item = known.item = SortItem(
+                f.seq,
+                f.uid,
+                f.modseq,
+                known.size,
+                known.internaldate,
+                known.headers,
+                known.memo,
+            )
+        items.append(item)
     return items
 
 
