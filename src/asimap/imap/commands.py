@@ -523,27 +523,44 @@ class Expunge(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class PartialRange:
+    """``PARTIAL first:last`` (RFC 9394 section 4, partial-range).
+
+    Both positive (positions counted from the first result, 1-based) or
+    both negative (``-1`` is the last result).  Kept as the client wrote
+    it, because the ESEARCH answer echoes the requested range; ``500:400``
+    means the same as ``400:500``.
+    """
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
 class Search(Command):
     """SEARCH / UID SEARCH.
 
     ``charset`` is upper-cased or None.  ``return_options`` is None for the
     classic form and a tuple (possibly empty) for ``RETURN (...)`` (RFC 4731
-    ESEARCH, RFC 5182 SAVE).
+    ESEARCH, RFC 5182 SAVE); ``partial`` is the range of ``RETURN (PARTIAL
+    range)`` (RFC 9394), whose name is then among the options.
     """
 
     key: SearchKey
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Fetch(Command):
     """FETCH / UID FETCH.
 
-    ``changed_since`` and ``vanished`` are the RFC 7162 modifiers.  ``macro``
-    names the macro used (ALL / FAST / FULL), for logging only; ``items`` is
-    already expanded.
+    ``changed_since`` and ``vanished`` are the RFC 7162 modifiers, and
+    ``partial`` the RFC 9394 one (UID FETCH only).  ``macro`` names the
+    macro used (ALL / FAST / FULL), for logging only; ``items`` is already
+    expanded.
     """
 
     sequence: SequenceSet
@@ -552,6 +569,7 @@ class Fetch(Command):
     changed_since: int | None = None
     vanished: bool = False
     macro: str | None = None
+    partial: PartialRange | None = None
 
 
 class StoreMode(enum.Enum):
@@ -597,6 +615,7 @@ class Sort(Command):
     key: SearchKey
     uid: bool = False
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None  # RFC 9394, in sort order
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,11 @@ from asimap.imap.commands import (
     FetchAtt,
     FetchKind,
     Partial,
+    PartialRange,
     Section,
     SectionText,
 )
+from asimap.imap.parser.search import parse_partial_range
 from asimap.imap.parser.sequence import parse_sequence_set
 from asimap.imap.parser.tokens import (
     LANGLE,
@@ -213,16 +215,20 @@ def parse_fetch_att(reader: Reader) -> FetchAtt:
     fail("Unknown FETCH item")
 
 
-def _fetch_modifiers(reader: Reader, uid: bool) -> tuple[int | None, bool]:
+def _fetch_modifiers(
+    reader: Reader, uid: bool
+) -> tuple[int | None, bool, PartialRange | None]:
     """fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")".
 
     RFC 7162 section 3.1.4.1 (CHANGEDSINCE) and 3.2.6 (VANISHED: UID FETCH
-    only, and only together with CHANGEDSINCE).
+    only, and only together with CHANGEDSINCE); RFC 9394 section 3.3
+    (PARTIAL: UID FETCH only).
     """
     changed_since: int | None = None
     vanished = False
+    partial: PartialRange | None = None
     if not reader.try_space():
-        return None, False
+        return None, False, None
     reader.open_paren()
     while True:
         word = reader.keyword("FETCH modifier")
@@ -233,6 +239,11 @@ def _fetch_modifiers(reader: Reader, uid: bool) -> tuple[int | None, bool]:
             if not uid:
                 fail("VANISHED is only allowed in UID FETCH")
             vanished = True
+        elif word == "PARTIAL" and partial is None:
+            if not uid:
+                fail("PARTIAL is only allowed in UID FETCH")
+            reader.space()
+            partial = parse_partial_range(reader)
         else:
             fail("Unknown or repeated FETCH modifier")
         if reader.peek() == RPAREN:
@@ -241,7 +252,7 @@ def _fetch_modifiers(reader: Reader, uid: bool) -> tuple[int | None, bool]:
         reader.space()
     if vanished and changed_since is None:
         fail("VANISHED requires CHANGEDSINCE")
-    return changed_since, vanished
+    return changed_since, vanished, partial
 
 
 def parse_fetch(reader: Reader, tag: str, uid: bool) -> Fetch:
@@ -270,6 +281,6 @@ def parse_fetch(reader: Reader, tag: str, uid: bool) -> Fetch:
             macro = word.decode("ascii")
         else:
             atts = (parse_fetch_att(reader),)
-    changed_since, vanished = _fetch_modifiers(reader, uid)
+    changed_since, vanished, partial = _fetch_modifiers(reader, uid)
     reader.expect_end()
-    return Fetch(tag, sequence, atts, uid, changed_since, vanished, macro)
+    return Fetch(tag, sequence, atts, uid, changed_since, vanished, macro, partial)

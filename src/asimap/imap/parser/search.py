@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from asimap.imap.commands import (
     DateOp,
+    PartialRange,
     Search,
     SearchAll,
     SearchAnd,
@@ -82,8 +83,11 @@ _DATE_KEYS = {
     b"SENTSINCE": (DateOp.SINCE, True),
 }
 
-# RFC 4731 section 3.1 and RFC 5182 section 2.1.
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+# RFC 4731 section 3.1, RFC 5182 section 2.1, RFC 9394 section 4.
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+
+# partial-range-first / partial-range-last (RFC 9394 section 4).
+_PARTIAL_RANGE_RE = re.compile(rb"(-?)([1-9][0-9]{0,9}):(-?)([1-9][0-9]{0,9})")
 
 # RFC 7162 section 3.1.5: entry-name is "/flags/<flag>", entry-type-req.
 _MODSEQ_ENTRY_RE = re.compile(rb'"(/flags/\\?[\x21-\x7e]+)" (priv|shared|all) ', re.I)
@@ -226,29 +230,57 @@ def parse_search_keys(reader: Reader) -> SearchKey:
             key = _combine(keys)
 
 
-def _return_options(reader: Reader) -> tuple[str, ...] | None:
-    """search-return-opts = SP "RETURN" SP "(" [opt *(SP opt)] ")"."""
+def parse_partial_range(reader: Reader) -> PartialRange:
+    """partial-range = nz-number ":" nz-number / "-" nz-number ":" "-"
+    nz-number (RFC 9394 section 4): both ends on the same side."""
+    m = _PARTIAL_RANGE_RE.match(reader.line, reader.pos)
+    if m is None or m.group(1) != m.group(3):
+        fail("Invalid PARTIAL range")
+    first, last = int(m.group(2)), int(m.group(4))
+    if max(first, last) > 0xFFFFFFFF:
+        fail("PARTIAL range out of bounds")
+    reader.pos = m.end()
+    sign = -1 if m.group(1) else 1
+    return PartialRange(sign * first, sign * last)
+
+
+def _return_options(
+    reader: Reader,
+) -> tuple[tuple[str, ...] | None, PartialRange | None]:
+    """search-return-opts = SP "RETURN" SP "(" [opt *(SP opt)] ")".
+
+    RFC 9394 section 3.1: at most one PARTIAL, and never PARTIAL and ALL
+    together.
+    """
     if reader.line[reader.pos : reader.pos + 7].upper() != b"RETURN ":
-        return None
+        return None, None
     reader.pos += 7
     reader.open_paren()
     options: list[str] = []
+    partial: PartialRange | None = None
     if reader.peek() == RPAREN:
         reader.pos += 1
         reader.space()
-        return ()
+        return (), None
     while True:
         option = reader.keyword("RETURN option")
         if option not in RETURN_OPTIONS:
             fail(f"Unknown RETURN option {option[:40]}")
+        if option == "PARTIAL":
+            if partial is not None:
+                fail("Only one PARTIAL is allowed")
+            reader.space()
+            partial = parse_partial_range(reader)
         if option not in options:
             options.append(option)
         if reader.peek() == RPAREN:
             reader.pos += 1
             break
         reader.space()
+    if partial is not None and "ALL" in options:
+        fail("PARTIAL and ALL cannot be used together")
     reader.space()
-    return tuple(options)
+    return tuple(options), partial
 
 
 def _charset(reader: Reader) -> str:
@@ -261,7 +293,7 @@ def _charset(reader: Reader) -> str:
 def parse_search(reader: Reader, tag: str, uid: bool) -> Search:
     """search = "SEARCH" [search-return-opts] SP search-program."""
     reader.space()
-    return_options = _return_options(reader)
+    return_options, partial = _return_options(reader)
     charset: str | None = None
     word = reader.line[reader.pos : reader.pos + 8].upper()
     if word in (b"CHARSET", b"CHARSET "):
@@ -269,7 +301,8 @@ def parse_search(reader: Reader, tag: str, uid: bool) -> Search:
         reader.space()
         charset = _charset(reader)
         reader.space()
-    return Search(tag, parse_search_keys(reader), uid, charset, return_options)
+    key = parse_search_keys(reader)
+    return Search(tag, key, uid, charset, return_options, partial)
 
 
 # RFC 5256 section 5 sort-key, plus RFC 5957 DISPLAYFROM / DISPLAYTO.
@@ -283,7 +316,7 @@ def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
     """sort = "SORT" [search-return-opts] SP sort-criteria SP charset
     1*(SP search-key)  (RFC 5256 section 5, RFC 5267 section 3)."""
     reader.space()
-    return_options = _return_options(reader)
+    return_options, partial = _return_options(reader)
     reader.open_paren()
     criteria: list[str] = []
     while True:
@@ -305,7 +338,7 @@ def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
     charset = _charset(reader)
     reader.space()
     key = parse_search_keys(reader)
-    return Sort(tag, tuple(criteria), charset, key, uid, return_options)
+    return Sort(tag, tuple(criteria), charset, key, uid, return_options, partial)
 
 
 def parse_thread(reader: Reader, tag: str, uid: bool) -> Thread:

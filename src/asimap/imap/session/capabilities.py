@@ -122,6 +122,7 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("QRESYNC", _always),  # RFC 7162 section 3.2
     CapabilityEntry("ESEARCH", _always),  # RFC 4731
     CapabilityEntry("SEARCHRES", _always),  # RFC 5182
+    CapabilityEntry("PARTIAL", _always),  # RFC 9394 (SEARCH, SORT, UID FETCH)
     CapabilityEntry("SORT", _always),  # RFC 5256 section 3
     CapabilityEntry("SORT=DISPLAY", _always),  # RFC 5957
     CapabilityEntry("THREAD=ORDEREDSUBJECT", _always),  # RFC 5256 section 3

@@ -14,17 +14,27 @@ Which messages SAVE remembers and which messages the CONDSTORE ``MODSEQ``
 return item covers follow the same rule (RFC 9051 section 6.4.4.1 table 4,
 RFC 4731 section 3.2): only MIN and/or MAX asked -> those messages; ALL or
 COUNT asked -> every message found.
+
+RFC 9394 (PARTIAL) asks for a window of the result instead of all of it:
+``PARTIAL 1:500`` the first 500, ``PARTIAL -1:-100`` the last 100, answered
+as ``PARTIAL (range set-or-NIL)``.  Its table 1 extends the rule above:
+with PARTIAL and no COUNT, SAVE keeps the window plus the MIN/MAX messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from asimap.imap.commands import PartialRange
 from asimap.imap.responses import Atom, Raw, Untagged, Value
 from asimap.imap.session.uidset import format_uid_list
 
 MIN, MAX, ALL, COUNT, SAVE = "MIN", "MAX", "ALL", "COUNT", "SAVE"
+PARTIAL = "PARTIAL"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +65,48 @@ def _ends(found: Sequence[Found], ordered: bool, uid: bool) -> tuple[Found, Foun
     return low, high
 
 
+def window(found: Sequence[Found], partial: PartialRange) -> list[Found]:
+    """The results a PARTIAL range names (see :func:`partial_window`)."""
+    return partial_window(found, partial)
+
+
+def partial_window(found: Sequence[_T], partial: PartialRange) -> list[_T]:
+    """The results a PARTIAL range names (RFC 9394 sections 3.1, 3.3).
+
+    Positions count from 1 at the first result (mailbox order for SEARCH,
+    sort order for SORT) or from -1 at the last; ``500:400`` is
+    ``400:500``.  Positions past either end are simply not there.
+    """
+    low, high = sorted((abs(partial.first), abs(partial.last)))
+    if partial.first > 0:
+        return list(found[low - 1 : high])
+    end = len(found) - low + 1
+    if end <= 0:
+        return []
+    return list(found[max(len(found) - high, 0) : end])
+
+
 def selected(
-    found: Sequence[Found], options: frozenset[str], *, ordered: bool, uid: bool
+    found: Sequence[Found],
+    options: frozenset[str],
+    *,
+    ordered: bool,
+    uid: bool,
+    partial: PartialRange | None = None,
 ) -> list[Found]:
     """The messages SAVE keeps and MODSEQ covers (see module docstring)."""
     if not found:
         return []
-    if ALL in options or COUNT in options or not options & {MIN, MAX}:
+    if ALL in options or COUNT in options:
         return list(found)
-    low, high = _ends(found, ordered, uid)
-    picked = []
-    if MIN in options:
-        picked.append(low)
-    if MAX in options and (high is not low or MIN not in options):
-        picked.append(high)
+    if partial is None and not options & {MIN, MAX}:
+        return list(found)
+    picked = window(found, partial) if partial is not None else []
+    if options & {MIN, MAX}:
+        low, high = _ends(found, ordered, uid)
+        for wanted, item in ((MIN, low), (MAX, high)):
+            if wanted in options and all(p is not item for p in picked):
+                picked.append(item)
     return picked
 
 
@@ -85,12 +123,15 @@ def response(
     uid: bool,
     ordered: bool = False,
     modseq: bool = False,
+    partial: PartialRange | None = None,
 ) -> Untagged:
-    """``* ESEARCH (TAG "t") [UID] MIN.. MAX.. ALL.. COUNT.. [MODSEQ..]``.
+    """``* ESEARCH (TAG "t") [UID] MIN.. MAX.. ALL.. PARTIAL.. COUNT..
+    [MODSEQ..]``.
 
     ``found`` is in result order (ascending for SEARCH); ``modseq`` adds
     the CONDSTORE item when the key used MODSEQ and something was found
-    (RFC 4731 section 3.2).
+    (RFC 4731 section 3.2).  PARTIAL is answered even when nothing matched,
+    with NIL (RFC 9394 section 3.1).
     """
     items: list[Value] = [Atom("ESEARCH"), [Atom("TAG"), tag]]
     if uid:
@@ -104,9 +145,14 @@ def response(
         if ALL in options:
             numbers = [_number(f, uid) for f in found]
             items += [Atom("ALL"), Raw(format_uid_list(numbers))]
+    if partial is not None:
+        part = [_number(f, uid) for f in window(found, partial)]
+        requested = Raw(f"{partial.first}:{partial.last}")
+        results: Value = Raw(format_uid_list(part)) if part else None
+        items += [Atom("PARTIAL"), [requested, results]]
     if COUNT in options:
         items += [Atom("COUNT"), len(found)]
-    if modseq and found:
-        covered = selected(found, options, ordered=ordered, uid=uid)
+    covered = selected(found, options, ordered=ordered, uid=uid, partial=partial)
+    if modseq and covered:
         items += [Atom("MODSEQ"), max(f.modseq for f in covered)]
     return Untagged(tuple(items))

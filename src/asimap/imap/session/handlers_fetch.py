@@ -29,6 +29,7 @@ from asimap.imap.responses import (
 from asimap.imap.session import condstore, extensions, fetch
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no, store_error_response
+from asimap.imap.session.esearch import partial_window
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
 from asimap.store.base import (
     MessageGone,
@@ -53,6 +54,12 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
     if cmd.changed_since is not None or fetch.asks_modseq(cmd.items):
         extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     pairs = resolve(view, cmd.sequence, cmd.uid)
+    if cmd.partial is not None:
+        # RFC 9394 section 3.3: only the messages at those positions of the
+        # UID range (expunged-but-unannounced ones hold no position), and
+        # the window is taken before CHANGEDSINCE filters (section 3.4).
+        live = [pair for pair in pairs if pair[1] not in view.gone]
+        pairs = partial_window(live, cmd.partial)
     if cmd.changed_since is not None:
         # RFC 7162 3.1.4.2: only messages changed after the given MODSEQ.
         since = cmd.changed_since

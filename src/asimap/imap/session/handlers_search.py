@@ -105,20 +105,26 @@ async def find(
 
 @dataclass(frozen=True, slots=True)
 class ResultForm:
-    """How a SEARCH-like command answers: classic or ESEARCH options."""
+    """How a SEARCH-like command answers: classic or ESEARCH options (with
+    the RFC 9394 PARTIAL range when asked)."""
 
     options: frozenset[str] | None
+    partial: c.PartialRange | None = None
 
     @property
     def save(self) -> bool:
         return self.options is not None and esearch.SAVE in self.options
 
 
-def result_form(ctx: Context, return_options: tuple[str, ...] | None) -> ResultForm:
+def result_form(
+    ctx: Context,
+    return_options: tuple[str, ...] | None,
+    partial: c.PartialRange | None = None,
+) -> ResultForm:
     """None for the classic response; the ESEARCH options otherwise --
     also for a plain SEARCH once IMAP4rev2 is enabled (RFC 9051 6.4.4)."""
     if return_options is not None:
-        return ResultForm(esearch.normalize(return_options))
+        return ResultForm(esearch.normalize(return_options), partial)
     if extensions.rev2(ctx.enabled):
         return ResultForm(frozenset({esearch.ALL}))
     return ResultForm(None)
@@ -134,13 +140,15 @@ def save_result(
 ) -> None:
     """Remember what RETURN (SAVE) names (RFC 9051 6.4.4.1 table 4)."""
     if form.options is not None and form.save:
-        picked = esearch.selected(found, form.options, ordered=ordered, uid=uid)
+        picked = esearch.selected(
+            found, form.options, ordered=ordered, uid=uid, partial=form.partial
+        )
         view.saved = frozenset(f.uid for f in picked)
 
 
 async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
     view = ctx.require_selected()
-    form = result_form(ctx, cmd.return_options)
+    form = result_form(ctx, cmd.return_options, cmd.partial)
     try:
         check_charset(ctx, cmd.charset)
         found = await find(ctx, view, cmd.key)
@@ -163,6 +171,7 @@ async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
                 form.options,
                 uid=cmd.uid,
                 modseq=condstore.uses_modseq(cmd.key),
+                partial=form.partial,
             )
         )
     return Tagged(cmd.tag, Status.OK, "Search completed")

@@ -117,7 +117,9 @@ async def load_items(
 async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
     view = ctx.require_selected()
     options = cmd.return_options
-    form = ResultForm(None if options is None else esearch.normalize(options))
+    form = ResultForm(
+        None if options is None else esearch.normalize(options), cmd.partial
+    )
     try:
         check_sort_charset(cmd.charset)
         found = await find(ctx, view, cmd.key)
@@ -133,6 +135,13 @@ async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
         await ctx.io.send(Untagged((Atom("SORT"), *numbers)))
     elif esearch.wanted(form.options):
         await ctx.io.send(
-            esearch.response(cmd.tag, ordered, form.options, uid=cmd.uid, ordered=True)
+            esearch.response(
+                cmd.tag,
+                ordered,
+                form.options,
+                uid=cmd.uid,
+                ordered=True,
+                partial=cmd.partial,
+            )
         )
     return Tagged(cmd.tag, Status.OK, "Sort completed")
