@@ -7,12 +7,15 @@ real clients over real sockets in worker mode in test_auth_scram_sockets.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asimap.auth import hashers, sasl, scram, scram_exchange
 from asimap.auth.account import Account
@@ -501,3 +504,59 @@ async def test_full_exchange_against_the_password_file(h: Harness) -> None:
         else:
             assert ok and account.username == user
             client.check_server(challenges[-1])
+
+
+# --- totality: any input is a result or a ScramError ------------------------
+
+_SCRAM_BYTES = st.one_of(
+    st.binary(max_size=80),
+    st.lists(
+        st.sampled_from(
+            [
+                b"n",
+                b"y",
+                b"p=x",
+                b"a=u",
+                b"n=user",
+                b"r=abc",
+                b"m=1",
+                b"c=biws",
+                b"p=AAAA",
+                b"x=1",
+                b"=",
+                b"=2C",
+                b"",
+                b"\xff",
+                b"\x00",
+            ]
+        ),
+        max_size=6,
+    ).map(b",".join),
+)
+
+
+@given(_SCRAM_BYTES)
+def test_parsers_are_total(data: bytes) -> None:
+    for parse in (scram.parse_client_first, scram.parse_client_final):
+        try:
+            parse(data)
+        except scram.ScramError as exc:
+            assert exc.code in {
+                scram.INVALID_ENCODING,
+                scram.EXTENSIONS_NOT_SUPPORTED,
+                scram.CHANNEL_BINDING_NOT_SUPPORTED,
+                scram.INVALID_USERNAME_ENCODING,
+                scram.OTHER_ERROR,
+            }
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=4), _SCRAM_BYTES)
+def test_exchange_raises_only_sasl_errors(answers: list[bytes], first: bytes) -> None:
+    auth = OneUser("user", rfc_credentials())
+    # Alternate raw and base64-encoded answers, so both malformed lines
+    # and well-framed nonsense reach the SCRAM parsers.
+    encoded = [b64(a) if i % 2 else a for i, a in enumerate(answers)]
+    script = Script(*encoded, *([b""] * 4))
+    with pytest.raises(sasl.SaslError):
+        asyncio.run(scram_exchange.exchange(b64(first), script, auth, "h"))
