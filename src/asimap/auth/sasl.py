@@ -17,7 +17,9 @@ never tells which (RFC 5530 AUTHENTICATIONFAILED, RFC 3206 [AUTH]).
 LOGIN is not standardised (draft-murchison-sasl-login) but fetchmail,
 Outlook and many others use it; Dovecot offers both.  Both mechanisms
 carry the password in the clear, so the protocols offer them only under
-TLS.
+TLS.  SCRAM-SHA-256, which needs no plaintext and has steps of its own,
+is in ``asimap.auth.scram`` and ``asimap.auth.scram_exchange``; it raises
+these same exceptions.
 """
 
 from __future__ import annotations
