@@ -9,8 +9,8 @@ with what asimap itself computes; threading is also checked on two real
 threads of the corpus, read by hand from their headers.
 
 Not covered, because asimap does not advertise them (IMAPClient then
-refuses the call itself): ``multiappend`` (MULTIAPPEND, RFC 3502),
-``get_quota`` (QUOTA, RFC 9208) and ``xlist_folders`` (XLIST, Gmail's).
+refuses the call itself): ``multiappend`` (MULTIAPPEND, RFC 3502) and
+``xlist_folders`` (XLIST, Gmail's).
 
 The eight messages (sequence number = UID = arrival order):
 
@@ -31,6 +31,7 @@ The eight messages (sequence number = UID = arrival order):
 from __future__ import annotations
 
 import datetime
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -476,3 +477,55 @@ def test_namespace_id_and_special_use_folders(inbox: IMAPClient) -> None:
     assert "Lists" in {name for _, _, name in inbox.list_sub_folders()}
     inbox.unsubscribe_folder("Lists")
     assert "Lists" not in {name for _, _, name in inbox.list_sub_folders()}
+
+
+# -- QUOTA (RFC 9208) ---------------------------------------------------------
+
+
+def test_quota_root_usage_limits_and_overquota(
+    tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory
+) -> None:
+    from asimap.auth.hashers import make_password
+
+    pwfile = tmp_path / "pwfile"
+    pwfile.write_text(f"{USER}:{make_password(PASSWORD, iterations=1000)}:Mail\n")
+    (tmp_path / "Mail").mkdir()
+    server = server_factory(
+        pwfile=pwfile,
+        store="mh",
+        workers=False,
+        quota_storage=64 * 1024,
+        quota_messages=10,
+    )
+    mh = Mh(server, tls_files, tmp_path / "Mail")
+    with mh.client() as client:
+        assert {b"QUOTA", b"QUOTA=RES-STORAGE", b"QUOTA=RES-MESSAGE"} <= set(
+            client.capabilities()
+        )
+        for data in MESSAGES:
+            client.append("INBOX", data)
+        roots, quotas = client.get_quota_root("INBOX")
+        assert roots.mailbox == "INBOX" and len(roots.quota_roots) == 1
+        [root] = roots.quota_roots
+        by_resource = {q.resource: q for q in quotas}
+        assert sorted(by_resource) == ["MESSAGE", "STORAGE"]
+        assert all(q.quota_root == root for q in quotas)
+        # RFC 9208 section 5.2: MESSAGE counts messages; 5.1: STORAGE is an
+        # estimate in units of 1024 octets (whether the MH files keep CRLF
+        # or LF line ends, and however it rounds, it lies in this range).
+        assert (by_resource["MESSAGE"].usage, by_resource["MESSAGE"].limit) == (8, 10)
+        crlf = sum(len(m) for m in MESSAGES)
+        lf = sum(len(m.replace(b"\r\n", b"\n")) for m in MESSAGES)
+        storage = by_resource["STORAGE"]
+        assert math.floor(lf / 1024) <= storage.usage <= math.ceil(crlf / 1024)
+        assert storage.limit == 64
+        # IMAPClient's get_quota takes a mailbox and asks for its roots.
+        assert client.get_quota("Junk") == quotas
+        # One root covers every mailbox of the account: Junk counts too.
+        client.append("Junk", MESSAGES[0])
+        client.append("INBOX", MESSAGES[1])
+        # Past the limit: NO [OVERQUOTA] (RFC 5530 section 3, RFC 9208).
+        with pytest.raises(exceptions.IMAPClientError, match=r"\[OVERQUOTA\]"):
+            client.append("INBOX", MESSAGES[2])
+        usage = {q.resource: q.usage for q in client.get_quota("INBOX")}
+        assert usage["MESSAGE"] == 10

@@ -5,7 +5,8 @@ connections, from deliveries and from MH tools arrive within 1 s."  A raw
 IMAPS client idles on INBOX of an MH-backed account while, one after the
 other and several times over:
 
-* another IMAP connection of the same user APPENDs      -> ``* n EXISTS``
+* another IMAP connection of the same user APPENDs      -> ``* n EXISTS``,
+  STOREs ``\\Deleted`` -> ``FETCH FLAGS``, and UID EXPUNGEs -> ``EXPUNGE``
 * a delivery agent delivers (our ``deliver()`` in-process; nmh's
   ``rcvstore``, a real MDA, against a separate server process) -> EXISTS
 * nmh ``inc -file`` incorporates an mbox                 -> EXISTS
@@ -297,6 +298,30 @@ def exercise(deployment: Deployment) -> None:
                 ),
                 [f"* {seq} FETCH (FLAGS (\\Flagged \\Recent))".encode()],
             )
+            # The user's other connection flags the inc'ed message \Deleted
+            # and expunges it (RFC 4315 UID EXPUNGE); it leaves INBOX again
+            # before the next round so that new mail stays \Recent for
+            # the idler alone.
+            writer.command('SELECT "INBOX"')
+            untagged, _ = writer.command(f'UID SEARCH HEADER Message-ID "{tag}-inc"')
+            [uid] = untagged[0].split()[2:]
+            seq = numbers.index(numbers[-2]) + 1
+            observe(
+                idler,
+                deployment,
+                "IMAP STORE",
+                partial(writer.command, f"UID STORE {uid.decode()} +FLAGS (\\Deleted)"),
+                [f"* {seq} FETCH (FLAGS (\\Deleted \\Recent))".encode()],
+            )
+            observe(
+                idler,
+                deployment,
+                "IMAP EXPUNGE",
+                partial(writer.command, f"UID EXPUNGE {uid.decode()}"),
+                [f"* {seq} EXPUNGE".encode()],
+            )
+            exists -= 1
+            writer.command("UNSELECT")
             # Remove the message APPENDed in this round (RFC 3501 7.4.1: the
             # sequence number it had; later ones move down by one).
             target = numbers[-4]
