@@ -42,7 +42,8 @@ import pytest
 from imapclient import IMAPClient, exceptions
 from imapclient.imapclient import ARCHIVE, DRAFTS, JUNK, SENT, TRASH
 
-from conftest import PASSWORD, USER, ServerFactory, ServerThread, TlsFiles
+from conftest import PASSWORD, USER, ServerFactory, TlsFiles
+from worker_harness import Asimapd, mail_setup
 
 TIMEOUT = 10
 #: The UIDs of the eight messages (IMAPClient 4 drops answers for UIDs
@@ -109,14 +110,14 @@ MESSAGES = [build(spec, n) for n, spec in enumerate(SPECS)]
 
 @dataclass
 class Mh:
-    server: ServerThread
+    host: str
+    port: int
     tls: TlsFiles
-    root: Path
 
     def client(self) -> IMAPClient:
         client = IMAPClient(
-            self.server.host,
-            port=self.server.imaps_port,
+            self.host,
+            port=self.port,
             ssl=True,
             ssl_context=self.tls.client_context(),
             timeout=TIMEOUT,
@@ -128,18 +129,47 @@ class Mh:
 @pytest.fixture
 def mh(tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory) -> Mh:
     """The MH store, with the eight messages in INBOX."""
+    return in_process(tmp_path, tls_files, server_factory)
+
+
+def in_process(
+    tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory
+) -> Mh:
     from asimap.auth.hashers import make_password
 
     pwfile = tmp_path / "pwfile"
     pwfile.write_text(f"{USER}:{make_password(PASSWORD, iterations=1000)}:Mail\n")
     (tmp_path / "Mail").mkdir()
     server = server_factory(pwfile=pwfile, store="mh", workers=False)
-    result = Mh(server, tls_files, tmp_path / "Mail")
-    with result.client() as client:
+    return seed(Mh(server.host, server.imaps_port, tls_files))
+
+
+def seed(mh: Mh) -> Mh:
+    with mh.client() as client:
         for n, data in enumerate(MESSAGES):
             arrival = datetime.datetime(2024, 2, 1 + n, tzinfo=datetime.UTC)
             client.append("INBOX", data, msg_time=arrival)
-    return result
+    return mh
+
+
+@pytest.fixture(params=["in-process", "workers"])
+def mh_any(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tls_files: TlsFiles,
+    server_factory: ServerFactory,
+) -> Iterator[Mh]:
+    """:func:`mh`, and the same behind ``asimapd`` in worker mode (the
+    production shape: main process, TLS relay, the user's worker)."""
+    if request.param == "in-process":
+        yield in_process(tmp_path, tls_files, server_factory)
+        return
+    with mail_setup() as setup:
+        daemon = Asimapd(setup, tls_files.cert, tls_files.key)
+        try:
+            yield seed(Mh("127.0.0.1", daemon.ports["imaps"], tls_files))
+        finally:
+            assert daemon.stop() == 0, daemon.log()
 
 
 @pytest.fixture
@@ -164,8 +194,9 @@ def idle_until(client: IMAPClient, count: int, timeout: float = 5) -> list[Any]:
 
 
 def test_idle_sees_exists_fetch_flags_and_expunge_from_another_connection(
-    mh: Mh,
+    mh_any: Mh,
 ) -> None:
+    mh = mh_any
     with mh.client() as idler, mh.client() as other:
         idler.select_folder("INBOX")
         idler.idle()
@@ -202,7 +233,8 @@ def test_idle_sees_exists_fetch_flags_and_expunge_from_another_connection(
 # -- CONDSTORE (RFC 7162) -----------------------------------------------------
 
 
-def test_condstore_changedsince_modseq_and_highestmodseq(mh: Mh) -> None:
+def test_condstore_changedsince_modseq_and_highestmodseq(mh_any: Mh) -> None:
+    mh = mh_any
     with mh.client() as reader, mh.client() as writer:
         # RFC 5161 section 3.1: ENABLE is for the authenticated state.
         assert reader.enable("CONDSTORE") == [b"CONDSTORE"]
@@ -396,7 +428,13 @@ def test_thread_real_corpus_messages(mh: Mh) -> None:
 # -- COPY / MOVE with UIDPLUS (RFC 4315, RFC 6851) ----------------------------
 
 
-def test_copy_and_move_report_uidplus_results(inbox: IMAPClient) -> None:
+def test_copy_and_move_report_uidplus_results(mh_any: Mh) -> None:
+    with mh_any.client() as inbox:
+        inbox.select_folder("INBOX")
+        copy_and_move(inbox)
+
+
+def copy_and_move(inbox: IMAPClient) -> None:
     inbox.create_folder("Projects/Y2024")
     status = inbox.folder_status("Projects/Y2024", ["UIDVALIDITY", "UIDNEXT"])
     validity, first = status[b"UIDVALIDITY"], status[b"UIDNEXT"]
@@ -497,7 +535,7 @@ def test_quota_root_usage_limits_and_overquota(
         quota_storage=64 * 1024,
         quota_messages=10,
     )
-    mh = Mh(server, tls_files, tmp_path / "Mail")
+    mh = Mh(server.host, server.imaps_port, tls_files)
     with mh.client() as client:
         assert {b"QUOTA", b"QUOTA=RES-STORAGE", b"QUOTA=RES-MESSAGE"} <= set(
             client.capabilities()
