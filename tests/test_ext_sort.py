@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asimap.imap.sorting import SortItem, base_subject, sort_items
+from asimap.imap.sorting import SortItem, base_subject, casemap, sort_items
 from asimap.store.memory import MemoryStore
 from transcript import World, run_transcript
 
@@ -154,3 +154,26 @@ async def test_sort_transcript() -> None:
         """,
         before=_mailbox,
     )
+
+
+def test_collation_is_unicode_casemap() -> None:
+    """RFC 5051 section 2: titlecase, then NFKD -- "_" sorts after the
+    letters (Dovecot agrees; ``casefold`` would put it first), accents
+    decompose."""
+    assert casemap("rfnoc_oot") > casemap("RFNOCMODTOOL")
+    assert casemap("été") == casemap("ÉTÉ") == "E\u0301TE\u0301"
+    # Titlecase, not uppercase: dz-caron maps to "Dz" + caron, not "DZ".
+    assert casemap("\u01c6") == "Dz\u030c"
+
+
+def test_from_with_a_comma_in_a_decoded_display_name() -> None:
+    """The summary holds From: decoded, so ``=?utf-8?q?Doe=2CJane?=
+    <zz@x>`` arrives as ``Doe,Jane <zz@x>``: the first address is zz@x."""
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    items = [
+        SortItem(1, 1, 1, 0, when, {"from": ("Doe,Jane <zz@x>",)}),
+        SortItem(2, 2, 1, 0, when, {"from": ("Bob <mm@x>",)}),
+        SortItem(3, 3, 1, 0, when, {"from": ("root",)}),
+    ]
+    assert [i.seq for i in sort_items(items, ["FROM"])] == [2, 3, 1]
+    assert [i.seq for i in sort_items(items, ["DISPLAYFROM"])] == [2, 1, 3]

@@ -5,8 +5,10 @@ The session finds messages with SEARCH, hands each as a
 back in order; nothing here reads a message file, so SORT over 100,000
 messages costs one pass over cached header fields.
 
-Comparisons use ``str.casefold`` on decoded text, which is what the
-i;unicode-casemap collation (RFC 5051) amounts to for sorting purposes.
+Comparisons use the i;unicode-casemap collation (RFC 5051 section 2):
+each character is mapped to its titlecase form and the result decomposed
+(NFKD) -- so letters compare as capitals, and ``_`` sorts *after* them, as
+in Dovecot (``str.casefold`` would put it before).
 Messages equal on every criterion stay in ascending sequence order (RFC
 5256 section 3, last paragraph), whatever REVERSE says.
 
@@ -20,6 +22,7 @@ across commands, so a repeated SORT or THREAD only sorts (GUIDE section
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,30 +116,54 @@ def base_subject(subject: str) -> tuple[str, bool]:
 # -- sort keys (RFC 5256 section 3, RFC 5957 section 3) ----------------------
 
 
+def casemap(text: str) -> str:
+    """The i;unicode-casemap key of ``text`` (RFC 5051 section 2 steps
+    1-2: simple titlecase mapping per character, then NFKD)."""
+    if text.isascii():
+        return text.upper()  # titlecase is uppercase in ASCII; NFKD a no-op
+    mapped = "".join(
+        titled if len(titled := char.title()) == 1 else char for char in text
+    )
+    return unicodedata.normalize("NFKD", mapped)
+
+
 def _first_address(item: SortItem, field: str) -> tuple[str, str]:
-    """``(display name, address)`` of the first address of a field."""
+    """``(display name, address)`` of the first address of a field.
+
+    The summary holds the field *decoded*, so an encoded-word display name
+    may now contain a comma (``Skorstad,J=C3=B8rn <a@b>`` decodes to
+    ``Skorstad,Jørn <a@b>``), which splits it into a bogus first address
+    without ``@``.  When the first address has no domain but a later one
+    does, that later one is the real first address and everything before
+    its ``<`` its display name.
+    """
     value = item.header(field)
     if not value:
         return "", ""
     pairs = getaddresses([value])
-    return pairs[0] if pairs else ("", "")
+    if not pairs:
+        return "", ""
+    if "@" not in pairs[0][1]:
+        for name, address in pairs[1:]:
+            if "@" in address:
+                bracket = value.find("<")
+                if bracket > 0:
+                    name = value[:bracket].strip().strip('"').strip()
+                return name, address
+    return pairs[0]
 
 
 def _mailbox(item: SortItem, field: str) -> str:
     """FROM/TO/CC: the addr-mailbox (local part) of the first address."""
     address = _first_address(item, field)[1]
-    return (
-        address.rpartition("@")[0].casefold()
-        if "@" in address
-        else (address.casefold())
-    )
+    return casemap(address.rpartition("@")[0] if "@" in address else address)
 
 
 def _display(item: SortItem, field: str) -> str:
     """DISPLAYFROM/DISPLAYTO (RFC 5957 section 3): the display name of the
     first address, or its addr-spec when it has none."""
     name, address = _first_address(item, field)
-    return (name.strip() or address).casefold()
+    return casemap(name.strip() or address)
 
 
 def sent_datetime(item: SortItem) -> datetime:
@@ -151,7 +178,7 @@ def subject_key(item: SortItem) -> tuple[str, bool]:
 
     def compute(item: SortItem) -> tuple[str, bool]:
         text, reply = base_subject(item.header("subject"))
-        return text.casefold(), reply
+        return casemap(text), reply
 
     return memoized(item, "subject", compute)
 
