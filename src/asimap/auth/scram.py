@@ -13,8 +13,8 @@ No user enumeration: an unknown user, an unusable password and a hash of
 another format all get *fake* credentials -- a salt and keys derived by
 HMAC from a server secret and the username, so the same name always sees
 the same salt, and an iteration count like the real users' -- and the
-exchange runs to its end and fails with ``e=invalid-proof`` exactly like
-a wrong password.  ``e=unknown-user`` (RFC 5802 section 7) is never sent.
+exchange runs to its end and fails with ``invalid-proof`` exactly like a
+wrong password.  ``unknown-user`` (RFC 5802 section 7) is never used.
 
 Channel binding (SCRAM-SHA-256-PLUS) is not offered: Python's ``ssl``
 module exposes only ``tls-unique``, which RFC 9266 retires for TLS 1.3,
@@ -47,7 +47,8 @@ MECHANISM = "SCRAM-SHA-256"
 #: Bytes of a SHA-256 digest: the length of keys, proofs and signatures.
 _KEY_LENGTH = 32
 
-# RFC 5802 section 7, server-error-value: the ones this server sends.
+# RFC 5802 section 7, server-error-value: the ones this server reports
+# (in the failure text; see asimap.auth.scram_exchange for why not as e=).
 INVALID_ENCODING = "invalid-encoding"
 EXTENSIONS_NOT_SUPPORTED = "extensions-not-supported"
 INVALID_PROOF = "invalid-proof"
@@ -349,8 +350,3 @@ def parse_client_final(data: bytes) -> ClientFinal:
 def server_final_message(signature: bytes) -> bytes:
     """``v=<base64 ServerSignature>`` (RFC 5802 section 7)."""
     return b"v=" + base64.b64encode(signature)
-
-
-def server_error_message(code: str) -> bytes:
-    """``e=<server-error-value>`` (RFC 5802 section 7)."""
-    return b"e=" + code.encode("ascii")

@@ -12,18 +12,22 @@ words.  The steps (RFC 5802 section 3 and 5, RFC 7677 section 3):
    combined nonce;
 3. client-final-message: channel binding, nonce and proof checked;
 4. success: the server-final-message ``v=`` goes out as one more
-   challenge, because neither IMAP4rev1 nor POP3 AUTH can carry
-   "additional data with success" in the final answer (RFC 4422 section
-   3.6 leaves it to the protocol; RFC 3501 section 6.2.2 and RFC 5034
-   section 4 send it as a challenge the client answers with an empty
-   line); only then does the caller say OK.
+   challenge, answered by an empty line, which is how RFC 4422 section
+   3.6 sends "additional data with success" where the outcome message
+   cannot carry it (IMAP4rev1's tagged OK cannot); POP3 does the same, as
+   the clients we tested expect; only then does the caller say OK.
 
-A failure after the client-first-message is reported as RFC 5802 section
-7 intends: a server-final-message ``e=<error>`` sent as a challenge.  The
-client's answer to it (an empty line, or ``*``) is read and ignored, and
-the exchange ends in failure either way -- so a client that cancels
-after seeing ``e=invalid-proof`` gets the same ``NO [AUTHENTICATIONFAILED]``
-as one that acknowledges it.
+A failure ends the exchange at once with the neutral ``SaslFailed``
+(``NO [AUTHENTICATIONFAILED]`` / ``-ERR [AUTH]``), *without* sending the
+RFC 5802 section 7 ``e=<error>`` server-final-message: section 5.1 ("e")
+lets a server "conclude the SASL exchange with a failure without sending
+the server-final-message", and sending it as a challenge (neither
+protocol can carry data with a failure) leaves real clients hanging --
+Cyrus SASL 2.1.28's SCRAM client, used by mbsync, rejects an ``e=``
+challenge and then neither answers nor disconnects, so both sides wait
+for the idle timeout.  The error code is not lost: the failure text
+names it (``Authentication failed: channel-binding-not-supported``)
+except for ``invalid-proof``, whose text is exactly a wrong password's.
 
 Throttling and logging belong to the authenticator
 (:class:`ScramAuthenticator`), as for PLAIN: it refuses a throttled
@@ -37,7 +41,7 @@ iterations are the client's work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Never, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from asimap.auth import sasl, scram
 from asimap.auth.account import Account
@@ -99,33 +103,26 @@ async def exchange(
         first_bytes = sasl.decode_response(initial_response)
     else:
         first_bytes = sasl.decode_response(await challenge(b""))
-    try:
-        first = scram.parse_client_first(first_bytes)
-    except scram.ScramError as exc:
-        await _fail(challenge, exc)
-
+    first = scram.parse_client_first(first_bytes)
     lookup = await authenticator.scram_lookup(first.username)
     nonce = first.client_nonce + server_nonce()
     server_first = scram.server_first_message(nonce, lookup.credentials)
     final_bytes = sasl.decode_response(await challenge(server_first))
-    try:
-        final = scram.parse_client_final(final_bytes)
-        # RFC 5802 section 5.1 "c": for "n" and "y" the channel binding is
-        # the gs2-header alone, base64-encoded.
-        if final.channel_binding != first.gs2_header:
-            raise scram.ScramError(scram.CHANNEL_BINDINGS_DONT_MATCH)
-        # RFC 5802 section 5.1 "r": the client must echo our whole nonce,
-        # which starts with its own.
-        if final.nonce != nonce:
-            raise scram.ScramError(scram.OTHER_ERROR)
-    except scram.ScramError as exc:
-        await _fail(challenge, exc)
+    final = scram.parse_client_final(final_bytes)
+    # RFC 5802 section 5.1 "c": for "n" and "y" the channel binding is the
+    # gs2-header alone, base64-encoded.
+    if final.channel_binding != first.gs2_header:
+        raise scram.ScramError(scram.CHANNEL_BINDINGS_DONT_MATCH)
+    # RFC 5802 section 5.1 "r": the client must echo our whole nonce, which
+    # starts with its own.
+    if final.nonce != nonce:
+        raise scram.ScramError(scram.OTHER_ERROR)
 
     auth_message = b",".join((first.bare, server_first, final.without_proof))
     valid = scram.verify_proof(lookup.credentials, auth_message, final.proof)
     account = await authenticator.scram_outcome(lookup, valid, peer_host)
     if account is None:
-        await _fail(challenge, scram.ScramError(scram.INVALID_PROOF))
+        raise scram.ScramError(scram.INVALID_PROOF)
     signature = scram.server_signature(lookup.credentials, auth_message)
     acknowledgement = sasl.decode_response(
         await challenge(scram.server_final_message(signature))
@@ -135,10 +132,3 @@ async def exchange(
     if acknowledgement:
         raise scram.ScramError(scram.OTHER_ERROR)
     return account
-
-
-async def _fail(challenge: sasl.Challenge, error: scram.ScramError) -> Never:
-    """Send ``e=<code>`` (RFC 5802 section 7), read the client's answer
-    whatever it is, and end the exchange with ``error``."""
-    await challenge(scram.server_error_message(error.code))
-    raise error
