@@ -23,8 +23,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
+from asimap.net.deflate import Deflater, Inflater
+
 #: Received bytes queued (not yet fed to the reader) before reading pauses.
 RECEIVE_HIGH_WATER = 256 * 1024
+#: Writes larger than this are compressed in a thread, off the event loop.
+COMPRESS_IN_THREAD = 256 * 1024
 
 
 class StopReading(Exception):
@@ -60,6 +64,9 @@ class Pipe(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         #: Set by :meth:`detach`: this pipe no longer reads for its driver.
         self._detached = False
+        #: COMPRESS=DEFLATE (RFC 4978) once :meth:`start_compression` ran.
+        self._inflater: Inflater | None = None
+        self._deflater: Deflater | None = None
 
     # asyncio.Protocol callbacks ------------------------------------------
 
@@ -104,11 +111,52 @@ class Pipe(asyncio.Protocol):
 
     # API for the driver ---------------------------------------------------
 
+    @property
+    def compressed(self) -> bool:
+        """True once COMPRESS=DEFLATE is active (RFC 4978)."""
+        return self._deflater is not None
+
+    def start_compression(self, compressed_input: bytes = b"") -> None:
+        """From now on reads inflate and writes deflate (RFC 4978 section 4).
+
+        ``compressed_input`` is what the client sent after its COMPRESS
+        command and the reader had already received: it is the start of the
+        client's DEFLATE stream, queued before anything received later.
+        """
+        if self._deflater is not None:
+            raise RuntimeError("compression is already active")
+        self._inflater = Inflater()
+        self._deflater = Deflater()
+        if compressed_input:
+            self._chunks.appendleft(compressed_input)
+            self._queued += len(compressed_input)
+
     async def read(self) -> bytes | None:
         """The next received bytes; None at end of stream.
 
-        Raises :class:`StopReading` once :meth:`interrupt` was called.
+        With compression on, the next piece of inflated input (at most
+        :data:`asimap.net.deflate.INFLATE_CHUNK` bytes), and the end of
+        the client's DEFLATE stream counts as the end of input.  Raises
+        :class:`StopReading` once :meth:`interrupt` was called, and
+        :class:`~asimap.net.deflate.CompressionError` for a corrupt stream.
         """
+        inflater = self._inflater
+        if inflater is None:
+            return await self._read_raw()
+        while True:
+            out = inflater.more()
+            if out:
+                return out
+            if inflater.ended:
+                return None
+            raw = await self._read_raw()
+            if raw is None:
+                return None
+            out = inflater.feed(raw)
+            if out:
+                return out
+
+    async def _read_raw(self) -> bytes | None:
         while not self._chunks:
             if self._stop_reason is not None:
                 raise StopReading(self._stop_reason)
@@ -138,6 +186,12 @@ class Pipe(asyncio.Protocol):
         self._wake_reader()
 
     def write(self, data: bytes) -> None:
+        """Write ``data`` now (compressed and flushed when COMPRESS is on)."""
+        if self._deflater is not None:
+            data = self._deflater.compress(data)
+        self._write_raw(data)
+
+    def _write_raw(self, data: bytes) -> None:
         if self._closed or self._transport is None or self._transport.is_closing():
             raise ConnectionResetError("connection closed")
         self._transport.write(data)
@@ -162,9 +216,15 @@ class Pipe(asyncio.Protocol):
         The bound is the client's idle allowance (RFC 3501 section 5.4,
         RFC 1939 section 3): a client that stops reading that long can be
         told nothing more, so the connection is aborted and
-        ``ConnectionAbortedError`` raised.
+        ``ConnectionAbortedError`` raised.  A large write under COMPRESS is
+        compressed in a thread (zlib releases the GIL), so one big FETCH
+        does not stall the other connections of the process.
         """
-        self.write(data)
+        if self._deflater is not None and len(data) > COMPRESS_IN_THREAD:
+            data = await asyncio.to_thread(self._deflater.compress, data)
+            self._write_raw(data)
+        else:
+            self.write(data)
         try:
             async with asyncio.timeout(timeout):
                 await self.drain()
@@ -217,7 +277,10 @@ class Pipe(asyncio.Protocol):
         Used when the connection moves to a worker process: what the
         kernel still holds stays in the socket (for a plain connection the
         worker reads it there; for TLS the relay takes the transport over).
+        A compressed connection cannot move: the DEFLATE state stays here.
         """
+        if self._deflater is not None:
+            raise RuntimeError("a compressed connection cannot be detached")
         self._detached = True
         self._reading_paused = True
         if self._transport is not None and not self._transport.is_closing():
@@ -226,6 +289,34 @@ class Pipe(asyncio.Protocol):
         self._chunks.clear()
         self._queued = 0
         return data
+
+    def reattach(self) -> None:
+        """Read again, for a new driver in this process, after :meth:`detach`.
+
+        The connection came back from a worker (UNAUTHENTICATE, RFC 8437):
+        whatever the worker had received but not parsed is given to the new
+        driver separately; what is still in the kernel is read from here.
+        """
+        self._detached = False
+        self._reading_paused = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    async def flush(self, timeout: float) -> None:
+        """Wait until every byte written so far has left this process
+        (the transport's buffer is empty), at most ``timeout`` seconds.
+
+        Needed before the connection changes hands: the next owner's
+        writes must come after ours on the wire.
+        """
+        transport = self._transport
+        async with asyncio.timeout(timeout):
+            while (
+                transport is not None
+                and not transport.is_closing()
+                and transport.get_write_buffer_size() > 0
+            ):
+                await asyncio.sleep(0.005)
 
     def abort(self) -> None:
         if self._transport is not None:
