@@ -60,6 +60,7 @@ def test_defaults_match_the_contract() -> None:
     assert config.allow_root_mail is False
     assert config.quota_storage is None
     assert config.quota_messages is None
+    assert config.literal_minus is False
 
 
 FLAGS_AND_ENV = [
@@ -113,6 +114,7 @@ def test_dotenv_path_can_be_disabled(tmp_path: Path) -> None:
     (None, "ENABLE_MH_FILE_LOCKING", "enable_mh_file_locking"),
     (None, "SENTRY_ASYNCIO_TASK_SPANS", "sentry_asyncio_task_spans"),
     ("--allow-root-mail", "ALLOW_ROOT_MAIL", "allow_root_mail"),
+    ("--literal-minus", "LITERAL_MINUS", "literal_minus"),
 ])  # fmt: skip
 def test_booleans(flag: str | None, var: str, field: str) -> None:
     for value in ("1", "true", "TRUE", "Yes", " yes "):

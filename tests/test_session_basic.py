@@ -22,9 +22,9 @@ async def test_capability_before_and_after_login() -> None:
         S1 * CAPABILITY {CAPS} AUTH=PLAIN AUTH=LOGIN
         S1 a OK Capability completed
         C1 b LOGIN alice secret-a
-        S1 b OK [CAPABILITY {CAPS}] Logged in
+        S1 b OK [CAPABILITY {CAPS} COMPRESS=DEFLATE UNAUTHENTICATE] Logged in
         C1 c CAPABILITY
-        S1 * CAPABILITY {CAPS}
+        S1 * CAPABILITY {CAPS} COMPRESS=DEFLATE UNAUTHENTICATE
         S1 c OK Capability completed
         """
     )
@@ -156,7 +156,7 @@ async def test_logindisabled_before_tls() -> None:
         C1 f STARTTLS
         S1 f BAD STARTTLS not available
         C1 g LOGIN alice secret-a
-        S1 g OK [CAPABILITY {CAPS}] Logged in
+        S1 g OK [CAPABILITY {CAPS} COMPRESS=DEFLATE UNAUTHENTICATE] Logged in
         """,
         world,
     )

@@ -106,7 +106,12 @@ class FakeClient:
         self.tls_active = False
         self.starttls_available = world.starttls_available
         self.limits = world.limits
-        self.reader = CommandReader(world.limits)
+        self.reader = CommandReader(
+            world.limits, literal_plus=not world.limits.literal_minus
+        )
+        self.compression_active = False
+        #: How many times COMPRESS switched the (simulated) layer on.
+        self.compress_started = 0
         self.session = Session(self, world.services())
         self.output = bytearray()
         self.output_changed = asyncio.Event()
@@ -137,6 +142,13 @@ class FakeClient:
         self.tls_started += 1
         self.reader.discard_buffered()
         self.tls_active = True
+
+    async def start_compression(self) -> None:
+        # Transcripts show the protocol, not the bytes: the layer itself is
+        # tested over real sockets (test_ext_compress).
+        self.compress_started += 1
+        self.compression_active = True
+        self.starttls_available = False
 
     def set_utf8(self, enabled: bool) -> None:
         self.utf8 = enabled

@@ -245,6 +245,13 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         metavar="N",
         help="most messages per account (QUOTA_MESSAGES; default: no limit)",
     )
+    add(
+        "--literal-minus",
+        action="store_true",
+        default=None,
+        help="advertise LITERAL- instead of LITERAL+: non-synchronizing "
+        "literals over 4096 octets are refused (LITERAL_MINUS; RFC 7888)",
+    )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -330,6 +337,10 @@ def load_config(
         ),
         quota_storage=setting(args.quota_storage, "QUOTA_STORAGE", parse_size),
         quota_messages=setting(args.quota_messages, "QUOTA_MESSAGES", parse_count),
+        literal_minus=pick(
+            setting(args.literal_minus, "LITERAL_MINUS", parse_bool),
+            d.literal_minus,
+        ),
         sentry_dsn=setting(None, "SENTRY_DSN", text),
         sentry_traces_sample_rate=pick(
             setting(None, "SENTRY_TRACES_SAMPLE_RATE", parse_rate),

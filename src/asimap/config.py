@@ -56,4 +56,7 @@ class Config:
     #: None = no limit.
     quota_storage: int | None = None
     quota_messages: int | None = None
+    #: Advertise LITERAL- rather than LITERAL+ (RFC 7888 section 5):
+    #: non-synchronizing literals above 4096 octets are refused.
+    literal_minus: bool = False
     extra: dict[str, str] = field(default_factory=dict)

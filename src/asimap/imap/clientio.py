@@ -21,6 +21,8 @@ class ClientIO(Protocol):
     tls_active: bool
     #: True when this connection can be upgraded with STARTTLS.
     starttls_available: bool
+    #: True once COMPRESS=DEFLATE is on (RFC 4978).
+    compression_active: bool
 
     async def send(self, *responses: Response) -> None:
         """Encode and write the responses, and flush."""
@@ -38,6 +40,11 @@ class ClientIO(Protocol):
         Any plaintext the client pipelined after STARTTLS is discarded
         (the CVE-2011-0411 class of injection cannot happen).
         """
+
+    async def start_compression(self) -> None:
+        """Switch both directions to DEFLATE after the session sent its
+        tagged OK to COMPRESS (RFC 4978 section 4); bytes the client
+        pipelined after the command are inflated, not parsed as they are."""
 
     def set_utf8(self, enabled: bool) -> None:
         """Let the encoder send UTF-8 in quoted strings (RFC 6855, RFC 9051)."""

@@ -12,6 +12,11 @@ The socket side is a :class:`~asimap.net.pipe.Pipe` (see there why an
 plaintext, CVE-2011-0411); :class:`~asimap.net.pipe_feeder.PipeFeeder`
 feeds the reader from it.  ``Pipe`` is still importable from here.
 
+COMPRESS=DEFLATE (RFC 4978) is switched on here after the session sent
+its tagged OK (:meth:`ConnectionDriver.start_compression`): whatever the
+client pipelined behind the command is the start of its DEFLATE stream,
+so the reader's unparsed bytes go back under the pipe's inflater.
+
 Timeouts follow RFC 3501 section 5.4 (autologout timer of at least 30
 minutes once authenticated; shorter before login): they bound each wait
 for client input and each wait for the client to accept output, never the
@@ -123,7 +128,9 @@ class ConnectionDriver:
         self._limits = limits
         self._timeouts = timeouts
         self._starttls_context = starttls_context
-        self._reader = CommandReader(limits, literal_plus=True)
+        # RFC 7888 section 5: LITERAL- refuses non-synchronizing literals
+        # above 4096 octets; LITERAL+ accepts them up to the usual limits.
+        self._reader = CommandReader(limits, literal_plus=not limits.literal_minus)
         if unparsed:
             self._tracer.on_client_bytes(unparsed)
             self._reader.feed(unparsed)
@@ -143,6 +150,7 @@ class ConnectionDriver:
         self.peer_host: str = pipe.peer_host
         self.tls_active: bool = pipe.tls
         self.starttls_available: bool = not pipe.tls and starttls_context is not None
+        self.compression_active: bool = pipe.compressed
         self._session = session_factory(self)
         session = self._session
         self._unsolicited = session if isinstance(session, UnsolicitedSource) else None
@@ -195,6 +203,16 @@ class ConnectionDriver:
         self.starttls_available = False
         self._tracer.on_tls()
 
+    async def start_compression(self) -> None:
+        """RFC 4978 section 4: after the tagged OK both directions are
+        DEFLATE streams.  Bytes the reader holds beyond the COMPRESS
+        command were compressed by the client: they go back to the pipe to
+        be inflated first.  STARTTLS is never offered afterwards (TLS
+        cannot be put beneath a running compression layer)."""
+        self._pipe.start_compression(self._reader.take_unprocessed())
+        self.compression_active = True
+        self.starttls_available = False
+
     def set_utf8(self, enabled: bool) -> None:
         self._utf8 = enabled
 
@@ -216,17 +234,22 @@ class ConnectionDriver:
         self._detached = True
         return self._pipe, self._feeder.detach()
 
-    async def run(self, first_command: commands.Command | None = None) -> None:
+    async def run(
+        self, first_command: commands.Command | None = None, *, greet: bool = True
+    ) -> None:
         """Serve the connection until it ends; never raises.
 
         ``first_command`` replaces the greeting: a worker that takes over a
         connection runs the LOGIN the main process already answered for
         (see :mod:`asimap.worker.child`), so its tagged OK is the first
-        thing this driver sends.
+        thing this driver sends.  ``greet=False`` sends no greeting: the
+        connection came back from a worker after UNAUTHENTICATE (RFC 8437),
+        whose tagged OK the client already has.
         """
         try:
             if first_command is None:
-                await self.send(self._session.greeting())
+                if greet:
+                    await self.send(self._session.greeting())
             elif not await self._run_command(first_command):
                 return
             while await self._serve_one():

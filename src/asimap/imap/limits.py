@@ -28,9 +28,13 @@ class Limits:
     #: Items in one list (FETCH items, header field names, search keys...).
     max_items: int = 10_000
     #: Non-synchronising literals (LITERAL+) larger than this are refused
-    #: under LITERAL- (RFC 7888 section 4); with LITERAL+ we accept up to
+    #: under LITERAL- (RFC 7888 section 5); with LITERAL+ we accept up to
     #: ``max_literal`` but discard the bytes of a refused one unread.
     max_nonsync_literal: int = 4096
+    #: Advertise LITERAL- instead of LITERAL+ and enforce
+    #: ``max_nonsync_literal`` (``--literal-minus``; RFC 7888 section 5: a
+    #: server advertises one of the two, never both).
+    literal_minus: bool = False
     #: Longest tag.
     max_tag: int = 256
 

@@ -207,7 +207,7 @@ class CommandReader:
         self, limits: Limits = DEFAULT_LIMITS, *, literal_plus: bool = True
     ) -> None:
         self._limits = limits
-        #: False means LITERAL- (RFC 7888 section 4): non-synchronizing
+        #: False means LITERAL- (RFC 7888 section 5): non-synchronizing
         #: literals above ``max_nonsync_literal`` are refused.
         self._literal_plus = literal_plus
         self._buf = bytearray()
@@ -473,8 +473,10 @@ class CommandReader:
             and not marker.synchronizing
             and marker.size > limits.max_nonsync_literal
         ):
-            # RFC 7888 section 4: LITERAL- servers refuse larger
-            # non-synchronizing literals with BAD.
+            # RFC 7888 section 5: a LITERAL- server refuses a larger
+            # non-synchronizing literal as section 4 describes -- tagged
+            # BAD [TOOBIG] (TOOBIG is required for APPEND), the literal's
+            # bytes read and dropped, the connection kept.
             return self._error("non-synchronizing literal too big", "TOOBIG")
         if self._size + marker.size > limits.max_command:
             return self._error("command too big", "TOOBIG")

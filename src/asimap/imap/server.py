@@ -35,10 +35,11 @@ from asimap.config import Config
 from asimap.imap.clientio import ClientIO
 from asimap.imap.driver import ConnectionDriver, Pipe, SessionLike, Timeouts
 from asimap.imap.encoder import encode
+from asimap.imap.limits import Limits
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
-from asimap.ops.trace import tracer_factory
+from asimap.ops.trace import Tracer, tracer_factory
 from asimap.pop3.driver import Pop3Driver
 from asimap.pop3.responses import Code as Pop3Code
 from asimap.pop3.responses import err as pop3_err
@@ -125,6 +126,11 @@ def quota_limits(config: Config) -> QuotaLimits:
     return QuotaLimits(storage=config.quota_storage, messages=config.quota_messages)
 
 
+def limits_for(config: Config) -> Limits:
+    """The protocol limits a configuration asks for (main and workers)."""
+    return Limits(literal_minus=config.literal_minus)
+
+
 def build_services(
     config: Config, seed: StoreSeeder | None = None
 ) -> tuple[Services, StoreRegistry]:
@@ -142,6 +148,7 @@ def build_services(
     services = Services(
         authenticator=PasswordFileAuthenticator(config.pwfile),
         open_store=registry.open,
+        limits=limits_for(config),
     )
     return services, registry
 
@@ -181,6 +188,8 @@ class ImapServer:
         self._drivers: dict[ConnectionDriver | Pop3Driver, asyncio.Task[None]] = {}
         #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
         self.ports: dict[str, int] = {}
+        if workers is not None:
+            workers.on_returned = self._on_returned
 
     @property
     def connection_count(self) -> int:
@@ -280,6 +289,31 @@ class ImapServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def _on_returned(self, pipe: Pipe, unparsed: bytes) -> None:
+        """A worker gave a connection back after UNAUTHENTICATE (RFC 8437):
+        a fresh not-authenticated session serves it, without a greeting
+        (the client already has the worker's tagged OK), starting with the
+        commands the client pipelined behind UNAUTHENTICATE."""
+        tracer = self._tracers.new_tracer(pipe.peer_host)
+        tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
+        self._start_driver(pipe, tracer, unparsed, greet=False)
+
+    def _start_driver(
+        self, pipe: Pipe, tracer: Tracer, unparsed: bytes = b"", *, greet: bool = True
+    ) -> None:
+        driver = ConnectionDriver(
+            pipe,
+            lambda io: self._session_factory(io, self._services),
+            limits=self._services.limits,
+            timeouts=self._timeouts,
+            starttls_context=None if pipe.tls else self._tls,
+            tracer=tracer,
+            unparsed=unparsed,
+        )
+        task = asyncio.get_running_loop().create_task(driver.run(greet=greet))
+        self._drivers[driver] = task
+        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+
     def _on_connected(self, pipe: Pipe) -> None:
         if self.connection_count >= self._config.max_connections:
             # Over the limit: refuse politely (RFC 3501 section 7.1.5).
@@ -290,17 +324,7 @@ class ImapServer:
             return
         tracer = self._tracers.new_tracer(pipe.peer_host)
         tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
-        driver = ConnectionDriver(
-            pipe,
-            lambda io: self._session_factory(io, self._services),
-            limits=self._services.limits,
-            timeouts=self._timeouts,
-            starttls_context=None if pipe.tls else self._tls,
-            tracer=tracer,
-        )
-        task = asyncio.get_running_loop().create_task(driver.run())
-        self._drivers[driver] = task
-        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+        self._start_driver(pipe, tracer)
 
     async def _start_pop3(self, host: str) -> None:
         """POP3 over implicit TLS on ``pop3_port`` when ``enable_pop3``;

@@ -17,6 +17,16 @@ worker's authenticator accepts, for that one user.  So the tagged
 comes from exactly the code that answers logins in single-process mode,
 and the first response after LOGIN measures the real worker path.
 
+UNAUTHENTICATE (RFC 8437) sends a connection back: this worker can log
+nobody in, so once the tagged OK is on the wire the connection goes to
+the main process (``unauthenticated``) with the client bytes the worker
+had received but not parsed, and, for a relayed TLS connection, the
+worker's end of the relay (``SCM_RIGHTS``) so that the main process can
+collect what it had forwarded but the worker had not read yet.  A plain
+connection's socket needs no return trip: the main process never gave up
+its own descriptor of it, and simply reads it again once the worker has
+closed its copy.
+
 The worker reports each finished connection (``closed``), and after
 ``worker_linger`` seconds without connections asks to retire (``idle``).
 The main process answers ``exit`` only if it has handed over nothing the
@@ -31,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import os
 import pwd
@@ -47,6 +58,7 @@ from asimap.imap.server import (
     SHUTDOWN_GRACE,
     StoreRegistry,
     StoreSeeder,
+    limits_for,
     quota_limits,
 )
 from asimap.imap.session import Session
@@ -250,7 +262,9 @@ class Worker:
         services = Services(
             authenticator=self._auth,
             open_store=self._registry.open,
+            limits=limits_for(self._config),
             allow_plaintext_auth=bool(header.get("plaintext_ok", False)),
+            give_back=functools.partial(self._give_back, conn),
         )
         log.info(
             "worker %s: %s connection %d from %s (tls=%s, id=%s)",
@@ -303,6 +317,37 @@ class Worker:
             mechanism="PLAIN", initial_response=base64.b64encode(plain)
         )
         await driver.run(first_command=auth)
+
+    async def _give_back(self, conn: int, io: object) -> None:
+        """``Services.give_back``: UNAUTHENTICATE answered, the main process
+        takes the connection back (module docstring).
+
+        The tagged OK is flushed out of this process first, so that it
+        reaches the client before anything the main process says next.
+        """
+        if not isinstance(io, ConnectionDriver):
+            raise TypeError("only IMAP connections can be given back")
+        pipe, unparsed = io.detach()
+        try:
+            await pipe.flush(self._timeouts.authenticated)
+        finally:
+            fds: list[int] = []
+            transport = pipe.transport
+            if pipe.tls and transport is not None and not transport.is_closing():
+                # TLS: our socket is the worker's end of the relay.
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    fds.append(sock.fileno())
+            header: dict[str, object] = {"op": "unauthenticated", "conn": conn}
+            if self._channel is not None and not self._channel.closed:
+                with contextlib.suppress(ConnectionError, ValueError):
+                    # Channel.send duplicates the descriptors it sends.
+                    self._channel.send(header, unparsed, fds)
+            # Our descriptor only: closing it never shuts the socket down.
+            pipe.close()
+        log.info(
+            "worker %s: connection %d given back (UNAUTHENTICATE)", self._username, conn
+        )
 
     async def _close_connections(self) -> None:
         """``* BYE`` to every client, bounded wait, then cancel."""

@@ -16,6 +16,12 @@ session in the main process has authenticated a user, it calls
    descriptor only to say ``* BYE`` should the worker die, and never reads
    it); for TLS the worker's end of a relay (:mod:`asimap.worker.relay`).
 
+UNAUTHENTICATE (RFC 8437) brings a connection back: the worker sends
+``unauthenticated`` with the bytes it had not parsed (and, for TLS, its
+end of the relay, see :meth:`Relay.reclaim`); the connection's own pipe
+reads again here and :attr:`WorkerManager.on_returned` -- the IMAP server
+-- starts a not-authenticated session on it without a greeting.
+
 Workers are only reachable through their control socketpair, which only
 this process holds.  A worker's death is seen as end-of-file on that
 socket (the zygote reaps the process and reports its exit status): its
@@ -35,6 +41,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -42,7 +49,7 @@ from asimap.config import Config
 from asimap.imap.driver import Pipe
 from asimap.imap.session.services import HandoffRefused, HandoffRequest
 from asimap.worker.protocol import Channel, ChannelClosed, Message
-from asimap.worker.relay import Relay
+from asimap.worker.relay import ReclaimFailed, Relay
 from asimap.worker.zygote import ZygoteHandle
 
 log = logging.getLogger(__name__)
@@ -117,6 +124,11 @@ class WorkerManager:
         self._retiring: dict[str, _Worker] = {}
         self._by_pid: dict[int, _Worker] = {}
         self._stopping = False
+        #: Serves a connection a worker gave back (UNAUTHENTICATE): called
+        #: with its pipe (reading again) and the client bytes not parsed
+        #: yet.  Set by the IMAP server; None closes such connections.
+        self.on_returned: Callable[[Pipe, bytes], None] | None = None
+        self._returns: set[asyncio.Task[None]] = set()
 
     # lifecycle ------------------------------------------------------------
 
@@ -337,6 +349,9 @@ class WorkerManager:
         self._spawns.clear()
 
     def _on_worker_message(self, worker: _Worker, message: Message) -> None:
+        if message.op == "unauthenticated":
+            self._on_unauthenticated(worker, message)
+            return
         message.close_fds()
         header = message.header
         if message.op == "ready":
@@ -361,6 +376,41 @@ class WorkerManager:
                 connection.worker_finished()
         elif message.op == "idle":
             self._maybe_retire(worker, header.get("handoffs"))
+
+    def _on_unauthenticated(self, worker: _Worker, message: Message) -> None:
+        conn = int(message.header.get("conn", 0))
+        connection = worker.connections.pop(conn, None)
+        if connection is None or connection.kind != "imap":
+            message.close_fds()
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._take_back(connection, message)
+        )
+        self._returns.add(task)
+        task.add_done_callback(self._returns.discard)
+
+    async def _take_back(self, connection: _Connection, message: Message) -> None:
+        """Serve a connection here again after UNAUTHENTICATE (RFC 8437)."""
+        unparsed = message.data
+        try:
+            if connection.relay is not None:
+                worker_end = None
+                if message.fds:
+                    worker_end = socket.socket(fileno=message.fds.pop(0))
+                unparsed += await connection.relay.reclaim(worker_end)
+                transport = connection.pipe.transport
+                if transport is None:
+                    raise ReclaimFailed("connection without a transport")
+                transport.set_protocol(connection.pipe)
+            if self.on_returned is None or self._stopping:
+                raise ReclaimFailed("not accepting connections")
+            connection.pipe.reattach()
+            self.on_returned(connection.pipe, unparsed)
+        except (OSError, TimeoutError) as exc:
+            log.info("connection not taken back after UNAUTHENTICATE: %s", exc)
+            connection.pipe.close()
+        finally:
+            message.close_fds()
 
     def _maybe_retire(self, worker: _Worker, handoffs: object) -> None:
         """The worker lingered long enough: let it go, unless a handoff it

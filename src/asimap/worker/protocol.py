@@ -17,6 +17,19 @@ announcing more is a protocol error and the channel is closed, so a
 confused or hostile peer can never make the other side allocate without
 limit.
 
+Messages (``op``) between the main process (M) and a worker (W):
+
+* M->W ``handoff``: a logged-in connection (descriptor: the client's
+  socket, or the worker's end of a TLS relay; data: unparsed input);
+  ``exit`` (answer to ``idle``), ``shutdown``.
+* W->M ``ready``, ``failed``, ``closed`` (a connection ended), ``idle``
+  (lingered long enough), and ``unauthenticated``: a connection answered
+  UNAUTHENTICATE (RFC 8437) and goes back to the main process (data: the
+  client bytes the worker received but did not parse; descriptor, for a
+  relayed TLS connection only: the worker's end of the relay).
+* The zygote's ``spawn``/``spawned``/``spawn-failed``/``exited`` and
+  ``reload-logging`` (:mod:`asimap.worker.zygote`).
+
 Descriptors are sent with the first byte of their frame.  On a stream
 socket the kernel hands them out with that byte, never later, so the
 receiver keeps a FIFO of received descriptors and gives each complete

@@ -13,6 +13,12 @@ mark (:data:`RELAY_BUFFER`); above it the transport asks us to pause
 writing, and we pause *reading* on the other side until it drains.  So a
 25 MB FETCH to a slow client holds at most a few hundred KB here.
 
+UNAUTHENTICATE (RFC 8437) ends a relay without ending the connection:
+:meth:`Relay.reclaim` stops forwarding, collects the client bytes already
+forwarded that the worker never read (from the worker's end, which the
+worker sends back), lets every byte the worker wrote reach the client, and
+hands the client transport back to the main process.
+
 The relay decides nothing about the end of the conversation.  When the
 worker side closes, the manager knows why -- the worker finished the
 connection (``closed`` message) or the worker died -- and calls
@@ -34,6 +40,12 @@ log = logging.getLogger(__name__)
 RELAY_BUFFER = 256 * 1024
 #: How long a relay whose worker side closed waits to learn why.
 FINISH_TIMEOUT = 10.0
+#: How long :meth:`Relay.reclaim` waits for the two sides to settle.
+RECLAIM_TIMEOUT = 30.0
+
+
+class ReclaimFailed(ConnectionError):
+    """The connection could not be taken back (the client left meanwhile)."""
 
 
 class _Side(asyncio.Protocol):
@@ -51,6 +63,10 @@ class _Side(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=RELAY_BUFFER)
 
     def data_received(self, data: bytes) -> None:
+        if self.relay.reclaiming and self is self.relay.client_side:
+            # Not forwarded any more: it belongs to the main process now.
+            self.relay.held += data
+            return
         peer = self.peer
         if peer is None or peer.transport is None or peer.transport.is_closing():
             return
@@ -71,6 +87,8 @@ class _Side(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         peer = self.peer.transport if self.peer is not None else None
+        if self.relay.reclaiming and self is self.relay.worker_side:
+            return  # the client's reading stays paused until handed back
         if peer is not None and not peer.is_closing():
             peer.resume_reading()
 
@@ -89,8 +107,73 @@ class Relay:
         self._decided = False
         self._finished = False
         self._timer: asyncio.TimerHandle | None = None
+        #: Set by :meth:`reclaim`: the connection is going back to main.
+        self.reclaiming = False
+        #: Client bytes received while reclaiming (not forwarded).
+        self.held = bytearray()
+        self._worker_eof: asyncio.Future[None] | None = None
         #: Called once when both ends are closed.
         self.on_done: Callable[[], None] = lambda: None
+
+    @property
+    def client_side(self) -> _Side:
+        return self._client
+
+    @property
+    def worker_side(self) -> _Side:
+        return self._worker
+
+    async def reclaim(self, worker_end: socket.socket | None) -> bytes:
+        """Take the connection back from the worker (UNAUTHENTICATE).
+
+        ``worker_end`` is the worker's end of the socketpair, sent back by
+        the worker after it stopped reading and flushed its last response.
+        Returns the client bytes forwarded to the worker but not read by
+        it, followed by any received since; afterwards the client
+        transport belongs to the caller (reading paused) and the relay is
+        done.  Raises :class:`ReclaimFailed` if the client left meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        self.reclaiming = True
+        self._worker_eof = loop.create_future()
+        if self._timer is not None:  # the worker side may have ended first
+            self._timer.cancel()
+            self._timer = None
+        client = self._client_transport
+        if not client.is_closing():
+            client.pause_reading()
+        worker = self._worker.transport
+        async with asyncio.timeout(RECLAIM_TIMEOUT):
+            # 1. Every client byte forwarded so far reaches the socketpair.
+            while (
+                worker is not None
+                and not worker.is_closing()
+                and worker.get_write_buffer_size() > 0
+            ):
+                await asyncio.sleep(0.005)
+            # 2. What the worker never read is still in its end.
+            unread = bytearray()
+            if worker_end is not None:
+                with worker_end:
+                    worker_end.setblocking(False)
+                    while True:
+                        try:
+                            chunk = worker_end.recv(256 * 1024)
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        if not chunk:
+                            break
+                        unread += chunk
+            # 3. Both descriptors of the worker's end are closed now: our
+            # side reads the worker's last bytes, passes them on, then EOF.
+            if not self._worker_ended:
+                await self._worker_eof
+        if worker is not None and not worker.is_closing():
+            worker.close()
+        self._finished = True
+        if client.is_closing():
+            raise ReclaimFailed("the client left during UNAUTHENTICATE")
+        return bytes(unread) + bytes(self.held)
 
     async def start(self, worker_end: socket.socket) -> None:
         """Join the client transport (reading paused by the caller's detach)
@@ -123,6 +206,11 @@ class Relay:
             client = self._client.transport
             if client is not None and not client.is_closing():
                 client.close()
+        elif self.reclaiming:
+            self._worker_ended = True
+            if self._worker_eof is not None and not self._worker_eof.done():
+                self._worker_eof.set_result(None)
+            return
         else:
             self._worker_ended = True
             if not self._decided and self._timer is None:

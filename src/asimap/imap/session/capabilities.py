@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from asimap.auth import mechanisms
 from asimap.imap.session.context import Context
+from asimap.imap.session.handlers_conn import unauthenticate_possible
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.state import SessionState
 
@@ -56,6 +57,24 @@ def _auth_scram(ctx: Context) -> bool:
     return _auth_mechanism(ctx) and mechanisms.supports_scram(
         ctx.services.authenticator
     )
+
+
+def _authenticated(ctx: Context) -> bool:
+    return ctx.state in (SessionState.AUTHENTICATED, SessionState.SELECTED)
+
+
+def _unauthenticate(ctx: Context) -> bool:
+    """RFC 8437: where the command can run (authenticated states) and the
+    session can leave its process (not in a worker under COMPRESS)."""
+    return _authenticated(ctx) and unauthenticate_possible(ctx)
+
+
+def _literal_plus(ctx: Context) -> bool:
+    return not ctx.services.limits.literal_minus
+
+
+def _literal_minus(ctx: Context) -> bool:
+    return ctx.services.limits.literal_minus
 
 
 #: Extensions RFC 9051 made part of IMAP4rev2 that are not offered
@@ -102,7 +121,9 @@ class CapabilityEntry:
 CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("IMAP4rev1", _always),
     CapabilityEntry("IMAP4rev2", _imap4rev2),  # RFC 9051 appendix A
-    CapabilityEntry("LITERAL+", _always),  # RFC 7888
+    # RFC 7888 section 5: LITERAL+ or LITERAL-, never both.
+    CapabilityEntry("LITERAL+", _literal_plus),
+    CapabilityEntry("LITERAL-", _literal_minus),
     CapabilityEntry("SASL-IR", _always),  # RFC 4959
     CapabilityEntry("ENABLE", _always),  # RFC 5161
     CapabilityEntry("ID", _always),  # RFC 2971
@@ -137,6 +158,11 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("QUOTA", _quota),  # RFC 9208 (no QUOTASET: see SETQUOTA)
     CapabilityEntry("QUOTA=RES-STORAGE", _quota_storage),
     CapabilityEntry("QUOTA=RES-MESSAGE", _quota_messages),
+    # RFC 4978: COMPRESS is an authenticated-state command (section 4,
+    # command-auth), so it is offered there, like Dovecot does.
+    CapabilityEntry("COMPRESS=DEFLATE", _authenticated),
+    # RFC 8437; not in a worker once COMPRESS is on (handlers_conn).
+    CapabilityEntry("UNAUTHENTICATE", _unauthenticate),
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616

@@ -45,6 +45,14 @@ class HandoffRefused(Exception):
 Handoff = Callable[[object, HandoffRequest], Awaitable[None]]
 
 
+#: Worker mode, in the worker: gives a connection that just answered
+#: UNAUTHENTICATE (RFC 8437) back to the main process, which resumes a
+#: not-authenticated session on it (a worker runs with one user's
+#: privileges and can authenticate nobody).  Called with the session's I/O
+#: object once the tagged OK is written; the worker's session then ends.
+GiveBack = Callable[[object], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     authenticator: Authenticator
@@ -60,3 +68,6 @@ class Services:
     #: LOGIN/AUTHENTICATE (POP3 PASS/AUTH) the connection goes to the
     #: user's worker instead of opening a store here.  None = serve here.
     handoff: Handoff | None = None
+    #: Set in a worker: see :data:`GiveBack`.  None = UNAUTHENTICATE keeps
+    #: the connection in this process.
+    give_back: GiveBack | None = None

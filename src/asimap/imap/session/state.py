@@ -74,6 +74,8 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.GetQuota: _AUTH,  # RFC 9208 section 4.1
     c.GetQuotaRoot: _AUTH,
     c.SetQuota: _AUTH,
+    c.Compress: _AUTH,  # RFC 4978 section 4: command-auth
+    c.Unauthenticate: _AUTH,  # RFC 8437 section 3
     # RFC 3501 6.4: selected.
     c.Check: _SELECTED,
     c.Close: _SELECTED,
@@ -126,6 +128,8 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "SETMETADATA": c.SetMetadata,
     "NOTIFY": c.Notify,
     "IDLE": c.Idle,
+    "COMPRESS": c.Compress,
+    "UNAUTHENTICATE": c.Unauthenticate,
     "CHECK": c.Check,
     "CLOSE": c.Close,
     "UNSELECT": c.Unselect,
