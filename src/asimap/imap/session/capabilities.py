@@ -128,6 +128,11 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("ENABLE", _always),  # RFC 5161
     CapabilityEntry("ID", _always),  # RFC 2971
     CapabilityEntry("IDLE", _always),  # RFC 2177
+    # RFC 4978: COMPRESS is an authenticated-state command (section 4,
+    # command-auth), so it is offered there, like Dovecot does.
+    CapabilityEntry("COMPRESS=DEFLATE", _authenticated),
+    # RFC 8437; not in a worker once COMPRESS is on (handlers_conn).
+    CapabilityEntry("UNAUTHENTICATE", _unauthenticate),
     CapabilityEntry("NAMESPACE", _always),  # RFC 2342
     CapabilityEntry("UNSELECT", _always),  # RFC 3691
     CapabilityEntry("UIDPLUS", _always),  # RFC 4315
@@ -158,11 +163,6 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("QUOTA", _quota),  # RFC 9208 (no QUOTASET: see SETQUOTA)
     CapabilityEntry("QUOTA=RES-STORAGE", _quota_storage),
     CapabilityEntry("QUOTA=RES-MESSAGE", _quota_messages),
-    # RFC 4978: COMPRESS is an authenticated-state command (section 4,
-    # command-auth), so it is offered there, like Dovecot does.
-    CapabilityEntry("COMPRESS=DEFLATE", _authenticated),
-    # RFC 8437; not in a worker once COMPRESS is on (handlers_conn).
-    CapabilityEntry("UNAUTHENTICATE", _unauthenticate),
     CapabilityEntry("STARTTLS", _starttls),  # RFC 3501 6.2.1
     CapabilityEntry("LOGINDISABLED", _logindisabled),  # RFC 3501 6.2.3
     CapabilityEntry("AUTH=PLAIN", _auth_mechanism),  # RFC 4616
