@@ -31,7 +31,7 @@ from test_auth_scram import (
     RFC_SERVER_NONCE,
 )
 from test_pop3_session import FakeIO
-from test_session_basic import CAPS
+from test_session_basic import AUTH_CAPS, CAPS
 from transcript import FakeAuthenticator, World, run_transcript
 
 ALICE_SALT = b"alice-salt"
@@ -107,7 +107,7 @@ async def test_imap_rfc7677_example_with_sasl_ir() -> None:
         C1
         S1 b OK [CAPABILITY %*] Logged in
         C1 c CAPABILITY
-        S1 * CAPABILITY {CAPS}
+        S1 * CAPABILITY {AUTH_CAPS}
         S1 c OK Capability completed
         """,
         scram_world(),
