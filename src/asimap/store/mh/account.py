@@ -28,7 +28,7 @@ from asimap.store.base import (
     OperationNotPermitted,
 )
 from asimap.store.memory import NEW_ACCOUNT_FOLDERS, SPECIAL_USE
-from asimap.store.mh import files, sequences
+from asimap.store.mh import files, seqfile
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import next_uidvalidity, transaction
 from asimap.store.mh.importer import import_legacy
@@ -245,7 +245,7 @@ class Account(Core):
         ).fetchone()
         if has_children:
             # Its messages go, the name stays as \Noselect (RFC 3501 6.3.4).
-            with sequences.locked(folder, self.locking):
+            with seqfile.locked(folder, self.locking):
                 for entry in os.scandir(folder):
                     if entry.is_dir(follow_symlinks=False):
                         continue
@@ -338,6 +338,6 @@ def _is_message_or_ours(name: str) -> bool:
     return (
         name.isdigit()
         or (name.startswith(",") and name[1:].isdigit())
-        or name == sequences.SEQUENCES_FILE
+        or name == seqfile.SEQUENCES_FILE
         or name.startswith(".asimap-tmp-")
     )

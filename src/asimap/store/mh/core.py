@@ -6,7 +6,7 @@ method is one job.  Because the worker runs one job at a time, every
 read-modify-write inside this process is atomic without further locks;
 against nmh tools running at the same time we rely on atomic renames,
 ``os.link`` number claiming and, when enabled, nmh's fcntl lock on
-``.mh_sequences`` (:func:`asimap.store.mh.sequences.locked`).
+``.mh_sequences`` (:func:`asimap.store.mh.seqfile.locked`).
 
 Reconciling with MH tools
 -------------------------
@@ -54,7 +54,7 @@ from asimap.store.base import (
     StoreResult,
     summarize,
 )
-from asimap.store.mh import files, quota, sequences
+from asimap.store.mh import files, quota, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.paths import folder_path
@@ -62,10 +62,9 @@ from asimap.store.mh.paths import folder_path
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
 
-#: Bound on re-reading a sequence file that keeps changing under us.
-SETTLE_LIMIT_S = 0.5
-#: Re-reads (2 ms apart) of an existing but empty sequence file.
-EMPTY_RETRIES = 10
+#: A message file this new may have been created after a tool's folder
+#: scan (see :meth:`Core._restore_unknown`).
+YOUNG_NS = 10_000_000_000
 
 #: Merge attempts when a tool keeps rewriting the file under us.
 WRITE_RETRIES = 20
@@ -92,7 +91,7 @@ def _is_quiet(folder: Path, dir_seen: int | None, seq_ours: str | None) -> bool:
         return True
     if dir_mtime != dir_seen and time.time_ns() - dir_mtime < QUIET_NS:
         return False
-    path = folder / sequences.SEQUENCES_FILE
+    path = folder / seqfile.SEQUENCES_FILE
     return _stamp(path) == seq_ours or not _is_fresh(path, QUIET_NS)
 
 
@@ -137,7 +136,7 @@ def _stamp(path: Path, now_ns: int | None = None) -> str:
         return "missing"
     if now_ns is not None and now_ns - stat.st_mtime_ns < RACY_NS:
         return "racy"
-    return f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+    return seqfile.stamp_of(stat)
 
 
 def _dir_stamp(folder: Path, now_ns: int) -> int:
@@ -198,6 +197,9 @@ class Core:
         #: Mailboxes whose file now holds a merged tool change that the
         #: database has not imported yet.
         self._foreign: set[int] = set()
+        #: Without locking: sequence-file inodes we replaced, in case an
+        #: nmh tool writes its change into one (see :mod:`seqfile`).
+        self.orphans = seqfile.OrphanWatch()
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""
@@ -273,7 +275,7 @@ class Core:
         HIGHESTMODSEQ (what a waiter compares against)."""
         folder = self.folder_of(mailbox_id)
         if not self._unchanged(mailbox_id, folder):
-            with sequences.locked(folder, self.locking):
+            with seqfile.locked(folder, self.locking):
                 self._rescan(mailbox_id, folder)
         return self.highest(mailbox_id)
 
@@ -283,8 +285,10 @@ class Core:
         ).fetchone()
         if row is None or row[0] == -1 or row[1] in ("", "racy"):
             return False
+        if not self.locking and self.orphans.pending(folder):
+            return False  # a tool wrote into a file we had replaced
         stat = os.stat(folder)
-        seq = _stamp(folder / sequences.SEQUENCES_FILE)
+        seq = _stamp(folder / seqfile.SEQUENCES_FILE)
         return bool(stat.st_mtime_ns == row[0] and seq == row[1])
 
     def _record_stamps(self, mailbox_id: int, folder: Path) -> None:
@@ -303,7 +307,7 @@ class Core:
             "UPDATE mailboxes SET dir_mtime_ns=?, seq_stamp=? WHERE id=?",
             (
                 _dir_stamp(folder, now),
-                _stamp(folder / sequences.SEQUENCES_FILE, now),
+                _stamp(folder / seqfile.SEQUENCES_FILE, now),
                 mailbox_id,
             ),
         )
@@ -319,48 +323,35 @@ class Core:
         ]
 
     def _read_sequences(self, folder: Path) -> str:
-        """The sequence file's text, once it reads the same twice.
+        """The sequence file's text, never caught half way through an nmh
+        rewrite.
 
         nmh rewrites ``.mh_sequences`` in place: ``ftruncate`` and then
-        ``write`` (nmh ``seq_save``, seen with strace on nmh 1.8), holding
-        its fcntl lock, which we do not take with locking off.  A read
-        between the two sees an empty file, which would read as "every
-        message left the unseen sequence" and flip them all to \\Seen.  On
-        this kernel ftruncate to zero was seen *not* to move the mtime, so
-        stamps alone miss it: an existing empty file is re-read a few times
-        (:data:`EMPTY_RETRIES`, 2 ms apart) before it is believed.  A read
-        during which the stamp moved is retried (bounded by
-        :data:`SETTLE_LIMIT_S`).  Residual window: a file over 4 KiB that
-        nmh writes in several chunks, read entirely between two chunks.
+        ``write``, holding its fcntl lock (:mod:`seqfile`).  A read between
+        the two sees an empty file, which would read as "every message left
+        every sequence".  With locking we hold the lock ourselves, so no
+        tool is writing.  Without, :func:`seqfile.read_unlocked` retries a
+        read made while a tool held the lock or the file moved.
         """
-        path = folder / sequences.SEQUENCES_FILE
-        deadline = time.monotonic() + SETTLE_LIMIT_S
-        empty_tries = EMPTY_RETRIES
-        while True:
-            self._wait_for_nmh(folder)
-            before = _stamp(path)
-            text = sequences.read_text(folder)
-            after = _stamp(path)
-            suspect = not text and after != "missing" and empty_tries > 0
-            if after == before and not suspect:
-                return text
-            if not text:
-                empty_tries -= 1
-            if time.monotonic() > deadline:
-                return text
-            time.sleep(0.002)
+        if self.locking:
+            return seqfile.read_text(folder)
+        snapshot = seqfile.read_unlocked(folder)
+        if snapshot is None:
+            return ""
+        snapshot.close()
+        return snapshot.text
 
     def _wait_for_nmh(self, folder: Path) -> None:
         """Without locking of our own, wait (bounded by
         :data:`NMH_WAIT_LIMIT_S`) while an nmh tool holds its write lock on
         the sequence file: it is between reading and rewriting it, and
         both reading now (half-written) and renaming now (orphans its
-        write) would lose something.  With locking, :func:`sequences.locked`
+        write) would lose something.  With locking, :func:`seqfile.locked`
         already waits for it."""
         if self.locking:
             return
         deadline = time.monotonic() + NMH_WAIT_LIMIT_S
-        while sequences.held_by_other(folder) and time.monotonic() < deadline:
+        while seqfile.held_by_other(folder) and time.monotonic() < deadline:
             time.sleep(0.002)
 
     def _wait_quiet(self, folder: Path) -> None:
@@ -372,7 +363,7 @@ class Core:
         descriptor they opened at the start.  Scanning then would pair the
         new numbers with the old sequences, and writing the sequences back
         would orphan the tool's own write.  With locking, nmh holds its lock
-        for the whole operation and :func:`sequences.locked` waits instead.
+        for the whole operation and :func:`seqfile.locked` waits instead.
         """
         if self.locking:
             return
@@ -427,9 +418,12 @@ class Core:
         initial = not rows and uidnext == 1 and seq_stamp == ""
 
         text = self._read_sequences(folder)
-        parsed = sequences.parse(text)
-        file_flags = sequences.flags_by_number(parsed, self.unseen)
         base_text = self._synced.get(folder)
+        parsed = sequences.parse(text)
+        if base_text is not None and text != base_text:
+            parsed = self._restore_unknown(folder, sequences.parse(base_text), parsed)
+        parsed = self._fold_orphans(folder, parsed)
+        file_flags = sequences.flags_by_number(parsed, self.unseen)
         base_flags = (
             None
             if base_text is None
@@ -507,8 +501,61 @@ class Core:
                     ],
                 )
             self._save_spelling(mailbox_id, spelling)
-            self._write_sequences(mailbox_id, folder, parsed, text)
+            self._write_sequences(mailbox_id, folder, text)
             self._record_stamps(mailbox_id, folder)
+
+    def _restore_unknown(
+        self,
+        folder: Path,
+        base: sequences.SequenceFile,
+        theirs: sequences.SequenceFile,
+    ) -> sequences.SequenceFile:
+        """``theirs`` (a tool's rewrite of ``base``) without the drops of
+        messages the tool never saw (:func:`sequences.restore_unseen_by_tool`).
+
+        "Young" is a message file whose inode changed less than
+        :data:`YOUNG_NS` before now: a tool's scan-to-write takes
+        milliseconds, and the rescan that meets its write follows it
+        closely, because every job of ours checks the folder first.
+        """
+        now = time.time_ns()
+        young = {
+            num
+            for num, stat in files.message_numbers(folder).items()
+            if now - stat.st_ctime_ns < YOUNG_NS
+        }
+        return sequences.restore_unseen_by_tool(base, theirs, young)
+
+    def _fold_orphans(
+        self, folder: Path, parsed: sequences.SequenceFile
+    ) -> sequences.SequenceFile:
+        """``parsed`` plus what tools wrote into inodes we had replaced.
+
+        Each such write is a tool's read-modify-write of the old file: its
+        delta against what the old inode held is applied to the current
+        sequences (three-way, as :func:`sequences.merge_sequences`), so the
+        rescan imports it and the write that follows puts it in the file.
+        """
+        if self.locking:
+            return parsed
+        changes = self.orphans.take(folder)
+        if not changes:
+            return parsed
+        kept = sequences.preserved_lines(parsed, self.unseen)
+        current = sequences.interpreted(parsed, self.unseen)
+        for before, after in changes:
+            base = sequences.parse(before)
+            theirs = self._restore_unknown(folder, base, sequences.parse(after))
+            current = sequences.merge_sequences(
+                sequences.interpreted(base, self.unseen),
+                sequences.interpreted(theirs, self.unseen),
+                current,
+            )
+        merged = sequences.SequenceFile(
+            sequences={**current, **{n: parsed.sequences[n] for n in kept}},
+            raw_lines=dict(kept),
+        )
+        return merged
 
     # -- keyword spelling ----------------------------------------------------
 
@@ -555,7 +602,6 @@ class Core:
         self,
         mailbox_id: int,
         folder: Path,
-        parsed: sequences.SequenceFile | None = None,
         text: str | None = None,
     ) -> None:
         """Rewrite ``.mh_sequences`` from the database, keeping the lines
@@ -563,16 +609,19 @@ class Core:
 
         ``text`` is the file as the caller last synchronised with it (a
         rescan passes what it read); otherwise the text we last read or
-        wrote is the base.  The file is read again here, and if an nmh tool
+        wrote is the base.  The file is read again here, and if a tool
         changed it since the base, its changes are merged in
         (:func:`~asimap.store.mh.sequences.merge_sequences`) instead of
-        being overwritten, and the next refresh rescans to import them.
-        Right before the rename the file is checked once more and the merge
-        redone if it moved meanwhile.  What remains without locking is the
-        microseconds between that check and the rename, and a tool that
-        read the old file before our rename and writes it in place after.
+        being overwritten, and imported into the database right after.
+
+        With locking, the caller holds nmh's lock: nothing moves, and the
+        file is rewritten in place (:func:`seqfile.write_locked`).  Without,
+        the file is replaced by rename unless it moved since we read it or
+        a tool holds its lock (then we merge again); the inode we replaced
+        is watched (:class:`seqfile.OrphanWatch`) for the write of a tool
+        that had already locked it.
         """
-        path = folder / sequences.SEQUENCES_FILE
+        path = folder / seqfile.SEQUENCES_FILE
         base = text if text is not None else self._synced.get(folder)
         triples = [
             (num, decode_flags(flags), bool(recent))
@@ -582,29 +631,49 @@ class Core:
             )
         ]
         ours = sequences.build_sequences(triples, self.unseen)
-        for _ in range(WRITE_RETRIES):
-            self._wait_for_nmh(folder)
-            stamp = _stamp(path)
-            current = self._read_sequences(folder)
-            current_parsed = sequences.parse(current)
-            merged = ours
-            if base is not None and current != base:
-                merged = sequences.merge_sequences(
-                    sequences.interpreted(sequences.parse(base), self.unseen),
-                    sequences.interpreted(current_parsed, self.unseen),
-                    ours,
+        for attempt in range(WRITE_RETRIES):
+            snapshot: seqfile.Snapshot | None = None
+            if self.locking:
+                current = seqfile.read_text(folder)
+            else:
+                self._wait_for_nmh(folder)
+                snapshot = seqfile.read_unlocked(folder)
+                current = "" if snapshot is None else snapshot.text
+            try:
+                current_parsed = sequences.parse(current)
+                merged = ours
+                if base is not None and current != base:
+                    base_parsed = sequences.parse(base)
+                    theirs = self._restore_unknown(folder, base_parsed, current_parsed)
+                    merged = sequences.merge_sequences(
+                        sequences.interpreted(base_parsed, self.unseen),
+                        sequences.interpreted(theirs, self.unseen),
+                        ours,
+                    )
+                    self._foreign.add(mailbox_id)
+                wanted = sequences.format_file(
+                    merged, sequences.preserved_lines(current_parsed, self.unseen)
                 )
-                self._foreign.add(mailbox_id)
-            wanted = sequences.format_file(
-                merged, sequences.preserved_lines(current_parsed, self.unseen)
-            )
-            if wanted != current:
-                if _stamp(path) != stamp or (
-                    not self.locking and sequences.held_by_other(folder)
-                ):
-                    continue  # a tool is writing or wrote meanwhile: merge again
-                sequences.write_atomically(folder, wanted)
-                self._written[folder] = _stamp(path)
+                if wanted != current:
+                    if self.locking:
+                        seqfile.write_locked(folder, wanted)
+                    else:
+                        read_stamp = "missing" if snapshot is None else snapshot.stamp
+                        moved = _stamp(path) != read_stamp or seqfile.held_by_other(
+                            folder
+                        )
+                        if moved and attempt < WRITE_RETRIES - 1:
+                            continue  # a tool is writing or wrote: merge again
+                        # (The last attempt writes anyway: our change must
+                        # reach the file, and the orphan watch keeps the
+                        # tool's.)
+                        seqfile.write_atomically(folder, wanted)
+                        if snapshot is not None:
+                            self.orphans.add(folder, snapshot)
+                    self._written[folder] = _stamp(path)
+            finally:
+                if snapshot is not None:
+                    snapshot.close()
             self._synced[folder] = wanted
             if mailbox_id in self._foreign and not self._importing:
                 # The file now holds a tool's change the database lacks, and
@@ -761,7 +830,7 @@ class Core:
 
     def claim_recent(self, mailbox_id: int) -> frozenset[int]:
         folder = self.folder_of(mailbox_id)
-        with sequences.locked(folder, self.locking):
+        with seqfile.locked(folder, self.locking):
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
             claimed = frozenset(
@@ -821,7 +890,7 @@ class Core:
                 pass
             if attempt == 0:
                 # Renumbered or removed by a tool since the last scan.
-                with sequences.locked(folder, self.locking):
+                with seqfile.locked(folder, self.locking):
                     self._rescan(mailbox_id, folder)
         raise MessageGone(f"Message UID {uid} no longer exists")
 
@@ -900,7 +969,7 @@ class Core:
         """APPEND: write durably, claim a number, then record (module doc)."""
         folder = self.folder_of(mailbox_id)
         seconds, tz_minutes = from_datetime(internaldate)
-        with sequences.locked(folder, self.locking):
+        with seqfile.locked(folder, self.locking):
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
             with transaction(self.conn):
@@ -935,7 +1004,7 @@ class Core:
         unchanged_since: int | None,
     ) -> StoreResult:
         folder = self.folder_of(mailbox_id)
-        with sequences.locked(folder, self.locking):
+        with seqfile.locked(folder, self.locking):
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
             with transaction(self.conn):
@@ -992,7 +1061,7 @@ class Core:
 
     def expunge(self, mailbox_id: int, uids: Sequence[int] | None) -> tuple[int, ...]:
         folder = self.folder_of(mailbox_id)
-        with sequences.locked(folder, self.locking):
+        with seqfile.locked(folder, self.locking):
             if not self._unchanged(mailbox_id, folder):
                 self._rescan(mailbox_id, folder)
             among = None if uids is None else set(uids)
@@ -1016,7 +1085,7 @@ class Core:
         """Expunge exactly ``uids`` whatever their flags (MOVE to another
         store)."""
         folder = self.folder_of(mailbox_id)
-        with sequences.locked(folder, self.locking):
+        with seqfile.locked(folder, self.locking):
             return self._remove(mailbox_id, folder, uids)
 
     def _remove(
@@ -1079,7 +1148,7 @@ class Core:
             quota.check(
                 self.conn, self.quota_limits, len(rows), sum(r[5] for r in rows)
             )
-        with sequences.locked(target, self.locking):
+        with seqfile.locked(target, self.locking):
             if not self._unchanged(target_id, target):
                 self._rescan(target_id, target)
             with transaction(self.conn):
@@ -1111,7 +1180,7 @@ class Core:
                 self._write_sequences(target_id, target)
                 self._record_stamps(target_id, target)
         if move and pairs:
-            with sequences.locked(source, self.locking):
+            with seqfile.locked(source, self.locking):
                 self._remove(source_id, source, [s for s, _ in pairs])
         return tuple(pairs)
 

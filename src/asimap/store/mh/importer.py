@@ -15,7 +15,7 @@ import logging
 
 from asimap.store.base import InvalidMailboxName
 from asimap.store.memory import SPECIAL_USE
-from asimap.store.mh import files, sequences
+from asimap.store.mh import files, seqfile, sequences
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import encode_flags, transaction
 from asimap.store.mh.legacy import LegacyAccount, LegacyMailbox
@@ -68,7 +68,7 @@ def _import_mailbox(core: Core, mailbox: LegacyMailbox) -> None:
         (name, mailbox.uid_vv, uidnext),
     )
     mailbox_id = cursor.lastrowid
-    parsed = sequences.parse(sequences.read_text(folder))
+    parsed = sequences.parse(seqfile.read_text(folder))
     by_number = sequences.flags_by_number(parsed, core.unseen)
     recent = parsed.sequences.get(sequences.RECENT_SEQUENCE, set())
     rows = []

@@ -21,24 +21,15 @@ keyword foo    ``foo``
 
 ``cur`` (nmh's current message) and sequences whose names cannot be IMAP
 keywords are never interpreted: their lines are written back byte for byte.
-The file is replaced atomically (temporary file in the folder, fsync,
-rename) so an nmh tool reading concurrently sees the old or the new file,
-never a torn one.
+Reading and writing the file next to running nmh tools is
+:mod:`asimap.store.mh.seqfile`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import re
-import secrets
-import struct
-import sys
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 SEQUENCES_FILE = ".mh_sequences"
 
@@ -65,8 +56,6 @@ _RESERVED_FOLDED = frozenset(
 #: A sequence name we can treat as an IMAP keyword: an IMAP ``atom``
 #: (RFC 3501 section 9) that also survives the ``name:`` file format.
 _KEYWORD_NAME = re.compile(r"[!#$&'+\-.0-9;<=>?@A-Z^_`a-z|}~\[]+")
-
-_TEMP_PREFIX = ".asimap-tmp-"
 
 
 class SequenceError(ValueError):
@@ -325,154 +314,36 @@ def preserved_lines(
     }
 
 
-# -- file I/O ----------------------------------------------------------------
+def restore_unseen_by_tool(
+    base: SequenceFile, theirs: SequenceFile, young: Iterable[int]
+) -> SequenceFile:
+    """``theirs`` with the numbers a tool dropped only because it never
+    saw their messages put back as ``base`` had them.
 
-
-#: Descriptors through which this thread holds nmh's lock (see
-#: :func:`locked`), by folder.
-_held = threading.local()
-
-
-def _held_fds() -> dict[Path, int]:
-    fds: dict[Path, int] | None = getattr(_held, "fds", None)
-    if fds is None:
-        fds = _held.fds = {}
-    return fds
-
-
-def read_text(folder: Path) -> str:
-    """The file's text, "" when it does not exist.  Undecodable bytes
-    (never written by nmh) are replaced rather than failing the folder.
-
-    While :func:`locked` holds the lock, the file is read through the
-    locked descriptor: opening and closing another descriptor of the same
-    file would silently drop the lock (POSIX record locks belong to the
-    process and the file, and *any* close releases them).
+    nmh reads the folder (``getdents``) *before* it locks and reads
+    ``.mh_sequences``, and its ``seq_save`` writes only numbers up to the
+    highest message of that scan (seen with strace and a held lock on nmh
+    1.8: ``mark`` run while we added message 4 wrote the file back
+    without 4 in any sequence).  A message we created in between -- an
+    APPEND or COPY whose flags we had written -- thus silently leaves
+    every sequence.  Such a drop is recognisable: the numbers are above
+    every number the tool wrote, they vanished from *every* sequence at
+    once, and their files are new (``young``: created shortly before the
+    tool's write).  Only those are restored; a tool's deliberate removal
+    of an older message, or of some of a message's sequences, stands.
     """
-    path = folder / SEQUENCES_FILE
-    fd = _held_fds().get(folder)
-    if fd is not None:
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            chunks: list[bytes] = []
-            offset = 0
-            while chunk := os.pread(fd, 65536, offset):
-                chunks.append(chunk)
-                offset += len(chunk)
-            return b"".join(chunks).decode("utf-8", "replace")
-    try:
-        return path.read_bytes().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def write_atomically(folder: Path, text: str) -> None:
-    """Replace ``.mh_sequences``: temp file in the folder, fsync, rename.
-
-    An empty result removes the file, as nmh does for a folder without
-    sequences.
-    """
-    target = folder / SEQUENCES_FILE
-    if not text:
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-        return
-    temp = folder / f"{_TEMP_PREFIX}seq-{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
-
-
-#: ``struct flock`` on Linux (short, short, off_t, off_t, pid_t, padding).
-_FLOCK = struct.Struct("hhqqi4x")
-
-
-def held_by_other(folder: Path) -> bool:
-    """True while another process holds a write lock on ``.mh_sequences``.
-
-    nmh takes its fcntl write lock when it opens the file for a
-    read-modify-write (``mark``, ``rmm``, ``inc``, ``sortm`` ...) and keeps
-    it until it has written the file *in place*.  If we renamed a new file
-    over it meanwhile, nmh's write would land in the orphaned inode and be
-    lost.  ``F_GETLK`` only *asks*: it takes no lock, so it is used even
-    with ``ENABLE_MH_FILE_LOCKING`` off, to wait for nmh instead of racing
-    it.  Linux-only layout; elsewhere (or on error) we assume no holder.
-    """
-    if sys.platform != "linux":
-        return False
-    try:
-        fd = os.open(folder / SEQUENCES_FILE, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        query = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
-
-
-@contextlib.contextmanager
-def locked(folder: Path, enabled: bool) -> Iterator[None]:
-    """Hold nmh's data lock on ``.mh_sequences`` for a read-modify-write.
-
-    nmh's default ``datalocking: fcntl`` takes a POSIX record lock on the
-    file itself; ``lockf`` is the same lock, so while we hold it nmh waits
-    and the reverse.  Interaction with our rename: the lock belongs to the
-    *inode*.  We lock the existing file, read, write the new file and
-    rename it over while still holding the lock; a process that was
-    waiting then gets the lock on the replaced inode.  We guard against
-    that ourselves (after locking we check that the path still names the
-    locked inode, and retry otherwise); nmh does not, so a tool that was
-    blocked may act on the old file -- the window is one rename wide, and
-    our rescan will notice the change it then makes by name.
-
-    With ``enabled`` False (the default, ``ENABLE_MH_FILE_LOCKING`` off)
-    this does nothing: atomic rename alone keeps readers safe.
-    """
-    if not enabled:
-        yield
-        return
-    target = folder / SEQUENCES_FILE
-    while True:
-        try:
-            fd = os.open(target, os.O_RDWR)
-        except FileNotFoundError:
-            # Nothing to lock yet: create it empty (nmh accepts that).
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            continue
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            try:
-                current = os.stat(target)
-            except FileNotFoundError:
-                continue
-            if current.st_ino != os.fstat(fd).st_ino:
-                continue  # replaced while we waited: lock the new one
-            fds = _held_fds()
-            outer = fds.get(folder)
-            fds[folder] = fd
-            try:
-                yield
-            finally:
-                if outer is None:
-                    del fds[folder]
-                else:
-                    fds[folder] = outer
-            return
-        finally:
-            os.close(fd)  # closing drops the lock
+    before = set().union(*base.sequences.values()) if base.sequences else set()
+    after = set().union(*theirs.sequences.values()) if theirs.sequences else set()
+    ceiling = max(after, default=0)
+    unknown = {n for n in before - after if n > ceiling} & set(young)
+    if not unknown:
+        return theirs
+    restored = SequenceFile(
+        sequences={name: set(nums) for name, nums in theirs.sequences.items()},
+        raw_lines=dict(theirs.raw_lines),
+    )
+    for name, numbers in base.sequences.items():
+        back = numbers & unknown
+        if back:
+            restored.sequences.setdefault(name, set()).update(back)
+    return restored

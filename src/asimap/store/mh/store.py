@@ -279,5 +279,7 @@ class MHStore(Store):
                 await self._watcher.close()
             self._watcher = None
         with contextlib.suppress(Exception):
+            await self._worker.call(self.core.orphans.close)
+        with contextlib.suppress(Exception):
             await self._worker.call(self.core.conn.close)
         self._worker.shutdown()
