@@ -307,12 +307,15 @@ def _numbers(text: str) -> set[int]:
 #: Why this test is not part of the default suite (issue 3 is open on it):
 #: the losses are intermittent, so as a gate it would make CI flaky, and as
 #: an expected failure it would prove nothing.  It runs with
-#: ``scripts/stress`` and FAILS while either residual race is present:
-#:
-#: * without locking, about one nmh ``mark`` in ten is lost per 30 s run
-#:   (the file loses it; asimap's rewrite of .mh_sequences is suspected);
-#: * with ENABLE_MH_FILE_LOCKING, about 20 IMAP flag changes of the clients
-#:   are lost per 30 s run; cause not found yet.
+#: ``scripts/stress`` and FAILS while a race it looks for is present.
+#: Fixed so far (see asimap.store.mh.seqfile): the rename of .mh_sequences
+#: under nmh's lock (locking mode now writes in place, as nmh does), nmh
+#: writes into the inode we replaced (watched and merged), nmh's folder
+#: scan that predates our newest messages (Core._restore_unknown), and an
+#: inc'ed message inheriting the flags of the append it overwrote.
+#: Still seen at 60 s (measured 3 runs each): without locking, 3-5 nmh
+#: ``mark -add`` lost per run; with locking, 0-3 IMAP flag changes lost in
+#: about one run in two.
 
 
 @pytest.mark.stress

@@ -449,6 +449,18 @@ class Core:
                 result.add("\\Seen")
             return frozenset(result)
 
+        def newcomer_flags(num: int) -> frozenset[str]:
+            """Flags of a new file.  One that replaced a message we knew
+            under the same number (nmh ``inc`` opens ``O_CREAT|O_TRUNC``
+            without ``O_EXCL``, so it can overwrite a number we had just
+            claimed) does not inherit that message's sequences: only what
+            differs from them is the tool's doing."""
+            flags = flags_for(num, None)
+            old = by_num.get(num)
+            if old is None or old.uid in matched:
+                return flags
+            return frozenset(f for f in flags if f == "\\Seen" or f not in old.flags)
+
         with transaction(self.conn):
             modseq: int | None = None
 
@@ -491,7 +503,7 @@ class Core:
                             pending[num].st_ino,
                             pending[num].st_size,
                             pending[num].st_mtime_ns,
-                            encode_flags(flags_for(num, None)),
+                            encode_flags(newcomer_flags(num)),
                             new_modseq,
                             pending[num].st_mtime_ns // 1_000_000_000,
                             0,
