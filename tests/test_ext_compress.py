@@ -1,7 +1,7 @@
 """COMPRESS=DEFLATE (RFC 4978): transcripts, then real sockets in-process.
 
 The transcripts show the command's answers (RFC 4978 section 3 and the
-COMPRESSIONACTIVE code of RFC 5530); the socket tests run a real DEFLATE
+COMPRESSIONACTIVE code); the socket tests run a real DEFLATE
 stream both ways with ``--workers=off`` (worker mode, through the TLS
 relay and a handed-over plain socket, is in ``test_worker_compress``):
 a large FETCH and APPEND through ``imaplib``, commands pipelined in the
@@ -42,7 +42,7 @@ async def test_compress_transcript_rfc4978_example() -> None:
 async def test_compress_error_cases() -> None:
     world = await run_transcript(
         """
-        # Not before authentication (RFC 4978 section 4: command-auth).
+        # Not before authentication (RFC 4978 formal syntax: command-auth).
         C1 a COMPRESS DEFLATE
         S1 a BAD COMPRESS not allowed in the not authenticated state
         C1 b LOGIN alice secret-a
@@ -57,7 +57,7 @@ async def test_compress_error_cases() -> None:
         # Case does not matter for the mechanism name.
         C1 f compress deflate
         S1 f OK DEFLATE active
-        # A second COMPRESS: NO [COMPRESSIONACTIVE] (RFC 5530).
+        # A second COMPRESS: NO [COMPRESSIONACTIVE] (RFC 4978 section 3).
         C1 g COMPRESS DEFLATE
         S1 g NO [COMPRESSIONACTIVE] DEFLATE is already active
         C1 h SELECT INBOX
@@ -130,7 +130,7 @@ def test_commands_pipelined_after_compress_are_inflated(
 ) -> None:
     client = _login(imap_server, tls_files)
     # One write: the COMPRESS line, then compressed commands right behind it
-    # (RFC 4978 section 4: compression starts after the command's CRLF).
+    # (RFC 4978 section 3: compression starts after the command's CRLF).
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
     tail = deflate.compress(b"b NOOP\r\nc SELECT INBOX\r\n") + deflate.flush(
         zlib.Z_SYNC_FLUSH
@@ -212,7 +212,7 @@ def test_corrupt_stream_closes_only_that_connection(
 def test_compress_on_plain_starttls_connection(
     server_factory: ServerFactory, tls_files: TlsFiles
 ) -> None:
-    """STARTTLS, LOGIN, COMPRESS: DEFLATE under TLS (RFC 4978 section 6)."""
+    """STARTTLS, LOGIN, COMPRESS: DEFLATE under TLS (RFC 4978)."""
     server = server_factory()
     client = LineClient.connect(server.imap_port)
     assert client.read_line().startswith(b"* OK")

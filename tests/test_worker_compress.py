@@ -51,7 +51,10 @@ def _connect(daemon: Asimapd, tls: bool) -> LineClient:
         client = LineClient(daemon.tls_socket())
     else:
         client = LineClient.connect(daemon.ports["imap"])
-    assert client.read_line().startswith(b"* OK")
+    greeting = client.read_line()
+    # --literal-minus: the main process advertises LITERAL- only.
+    assert greeting.startswith(b"* OK [CAPABILITY "), greeting
+    assert b" LITERAL- " in greeting and b"LITERAL+" not in greeting
     return client
 
 
@@ -61,6 +64,8 @@ def _login(daemon: Asimapd, tls: bool, user: str = "demo") -> LineClient:
     reply = client.command("a", f"LOGIN {user} {password}")[-1]
     assert reply.startswith(b"a OK [CAPABILITY "), reply
     assert b" COMPRESS=DEFLATE " in reply
+    # ... and so does the worker that answered the login.
+    assert b" LITERAL- " in reply and b"LITERAL+" not in reply
     return client
 
 

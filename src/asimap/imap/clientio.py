@@ -43,7 +43,7 @@ class ClientIO(Protocol):
 
     async def start_compression(self) -> None:
         """Switch both directions to DEFLATE after the session sent its
-        tagged OK to COMPRESS (RFC 4978 section 4); bytes the client
+        tagged OK to COMPRESS (RFC 4978 section 3); bytes the client
         pipelined after the command are inflated, not parsed as they are."""
 
     def set_utf8(self, enabled: bool) -> None:

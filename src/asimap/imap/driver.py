@@ -204,7 +204,7 @@ class ConnectionDriver:
         self._tracer.on_tls()
 
     async def start_compression(self) -> None:
-        """RFC 4978 section 4: after the tagged OK both directions are
+        """RFC 4978 section 3: after the tagged OK both directions are
         DEFLATE streams.  Bytes the reader holds beyond the COMPRESS
         command were compressed by the client: they go back to the pipe to
         be inflated first.  STARTTLS is never offered afterwards (TLS

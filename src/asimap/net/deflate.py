@@ -1,9 +1,10 @@
 """The COMPRESS=DEFLATE layer (RFC 4978): raw DEFLATE both ways, bounded.
 
-RFC 4978 section 4: after the tagged OK to ``COMPRESS DEFLATE`` each
+RFC 4978 section 3: after the tagged OK to ``COMPRESS DEFLATE`` each
 direction is one raw DEFLATE stream (RFC 1951, no zlib or gzip wrapper,
-hence ``wbits`` negative), and section 4 asks the sender to flush so that
-the peer can read every complete response -- we end each write with
+hence ``wbits`` negative), and the RFC asks the sender to flush so that
+the peer can read every complete response (its "Compression Efficiency"
+discussion) -- we end each write with
 ``Z_SYNC_FLUSH``, which costs a few bytes but never leaves a response
 stuck in the compressor while the client waits for it.
 
@@ -51,7 +52,7 @@ class Deflater:
         )
 
     def compress(self, data: bytes) -> bytes:
-        """``data`` compressed and sync-flushed (RFC 4978 section 4), so the
+        """``data`` compressed and sync-flushed (RFC 4978), so the
         client can inflate all of it without waiting for more."""
         return self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
 

@@ -117,7 +117,7 @@ class Pipe(asyncio.Protocol):
         return self._deflater is not None
 
     def start_compression(self, compressed_input: bytes = b"") -> None:
-        """From now on reads inflate and writes deflate (RFC 4978 section 4).
+        """From now on reads inflate and writes deflate (RFC 4978 section 3).
 
         ``compressed_input`` is what the client sent after its COMPRESS
         command and the reader had already received: it is the start of the

@@ -128,8 +128,8 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("ENABLE", _always),  # RFC 5161
     CapabilityEntry("ID", _always),  # RFC 2971
     CapabilityEntry("IDLE", _always),  # RFC 2177
-    # RFC 4978: COMPRESS is an authenticated-state command (section 4,
-    # command-auth), so it is offered there, like Dovecot does.
+    # RFC 4978: COMPRESS is an authenticated-state command (formal
+    # syntax: command-auth), so it is offered there, like Dovecot does.
     CapabilityEntry("COMPRESS=DEFLATE", _authenticated),
     # RFC 8437; not in a worker once COMPRESS is on (handlers_conn).
     CapabilityEntry("UNAUTHENTICATE", _unauthenticate),

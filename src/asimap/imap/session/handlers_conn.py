@@ -11,10 +11,10 @@ UNAUTHENTICATE and COMPRESS in worker mode: the worker runs with its
 user's privileges and cannot authenticate anyone, so after UNAUTHENTICATE
 the connection must go back to the main process (``Services.give_back``).
 The DEFLATE state (two zlib streams with their windows) cannot move
-between processes, and RFC 4978 section 4 gives no way to stop
-compression once started.  RFC 8437 section 3 returns the *session* to
-the not-authenticated state; it does not ask the server to tear down
-layers below the protocol (TLS stays, and so would COMPRESS).  Keeping the
+between processes, and RFC 4978 gives no way to stop
+compression once started.  As we read RFC 8437 section 3, it returns the
+*session* to the not-authenticated state and does not ask the server to
+tear down layers below the protocol (TLS stays, and so would COMPRESS).  Keeping the
 session in the worker would let a process holding one user's store serve
 the next login, which GUIDE section 4 rule 3 forbids.  So in a worker,
 once COMPRESS is active, UNAUTHENTICATE is no longer advertised
@@ -48,7 +48,7 @@ async def handle_compress(ctx: Context, cmd: c.Compress) -> Tagged | None:
     """RFC 4978 section 3: OK, then everything after it is compressed.
 
     An unknown mechanism is a bad argument (BAD); a second COMPRESS is
-    refused with ``NO [COMPRESSIONACTIVE]`` (RFC 5530 section 3).  Our TLS
+    refused with ``NO [COMPRESSIONACTIVE]`` (RFC 4978 section 3).  Our TLS
     never compresses (``ssl.OP_NO_COMPRESSION``), so TLS is no reason to
     refuse.
     """
@@ -56,7 +56,7 @@ async def handle_compress(ctx: Context, cmd: c.Compress) -> Tagged | None:
         raise bad(f"Unknown compression mechanism {cmd.mechanism}")
     if ctx.io.compression_active:
         raise no("DEFLATE is already active", "COMPRESSIONACTIVE")
-    # The OK itself is the last uncompressed response (RFC 4978 section 4).
+    # The OK itself is the last uncompressed response (RFC 4978 section 3).
     await ctx.io.send(Tagged(cmd.tag, Status.OK, "DEFLATE active"))
     await ctx.io.start_compression()
     return None

@@ -74,7 +74,7 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.GetQuota: _AUTH,  # RFC 9208 section 4.1
     c.GetQuotaRoot: _AUTH,
     c.SetQuota: _AUTH,
-    c.Compress: _AUTH,  # RFC 4978 section 4: command-auth
+    c.Compress: _AUTH,  # RFC 4978 formal syntax: command-auth
     c.Unauthenticate: _AUTH,  # RFC 8437 section 3
     # RFC 3501 6.4: selected.
     c.Check: _SELECTED,
