@@ -47,8 +47,10 @@ def unauthenticate_possible(ctx: Context) -> bool:
 async def handle_compress(ctx: Context, cmd: c.Compress) -> Tagged | None:
     """RFC 4978 section 3: OK, then everything after it is compressed.
 
-    An unknown mechanism is a bad argument (BAD); a second COMPRESS is
-    refused with ``NO [COMPRESSIONACTIVE]`` (RFC 4978 section 3).  Our TLS
+    An unknown mechanism is a bad argument: BAD, as RFC 4978 section 3's
+    result list has it (Dovecot 2.3.19 answers NO there; the RFC wins).
+    A second COMPRESS is refused with ``NO [COMPRESSIONACTIVE]`` (RFC 4978
+    section 3), as Dovecot does too.  Our TLS
     never compresses (``ssl.OP_NO_COMPRESSION``), so TLS is no reason to
     refuse.
     """
