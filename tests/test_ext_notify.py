@@ -8,11 +8,16 @@ writes them as the connection driver does.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
+from asimap.auth.account import Account
 from asimap.imap.session import notifier
-from asimap.store.memory import MemoryStore
-from transcript import World, add_messages, append_lines, message, run_transcript
+from asimap.store.base import Store
+from test_ext_special_use import MHWorld
+from transcript import World, append_lines, message, run_transcript
 
 LOGIN = """
 C1 a LOGIN alice secret-a
@@ -22,17 +27,40 @@ S2 a OK %*
 """
 
 
+@pytest.fixture(params=["memory", "mh"])
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """Every transcript runs on the memory store and on an MH root."""
+    if request.param == "memory":
+        yield World()
+        return
+    mh = MHWorld(tmp_path / "Mail")
+    try:
+        yield mh
+    finally:
+        await mh.close()
+
+
+async def _alice(world: World) -> Store:
+    return await world.open_store(Account("alice", Path("/nonexistent/alice")))
+
+
 async def _lists_account(world: World) -> None:
     """Section 3.1's account: INBOX, Lists/Lemonade (500 messages in the
     RFC; 3 here), Lists/Im2000 (empty) and misc."""
-    store = world.stores["alice"] = MemoryStore.for_new_account()
+    store = await _alice(world)
     await store.create("Lists/Lemonade")
     await store.create("Lists/Im2000")
     await store.create("misc")
-    await add_messages(
-        world, "alice", "Lists/Lemonade", *(message(f"m{i}") for i in range(3))
-    )
-    await add_messages(world, "alice", "INBOX", message("first"))
+    lemonade = await store.mailbox("Lists/Lemonade")
+    for i in range(3):
+        await lemonade.append(message(f"m{i}"))
+    await (await store.mailbox("INBOX")).append(message("first"))
+
+
+async def _add(world: World, mailbox: str, *datas: bytes) -> None:
+    box = await (await _alice(world)).mailbox(mailbox)
+    for data in datas:
+        await box.append(data)
 
 
 def _open(client: int, tag: str, command: str, untagged: int) -> str:
@@ -44,17 +72,17 @@ def _open(client: int, tag: str, command: str, untagged: int) -> str:
     return "\n".join(lines)
 
 
-def _uidvalidity(world: World, name: str) -> int:
-    return world.stores["alice"]._mailboxes[name].uidvalidity
+async def _uidvalidity(world: World, name: str) -> int:
+    return (await (await _alice(world)).mailbox(name)).uidvalidity
 
 
-async def test_section_3_1_example() -> None:
+async def test_section_3_1_example(world: World) -> None:
     """Section 3.1's example, with the event lists in parentheses and
     MessageExpunge next to MessageNew as sections 5 and 8 require (the
     example as printed is refused, see the next test)."""
-    world = World()
     await _lists_account(world)
-    lem, im = _uidvalidity(world, "Lists/Lemonade"), _uidvalidity(world, "Lists/Im2000")
+    lem = await _uidvalidity(world, "Lists/Lemonade")
+    im = await _uidvalidity(world, "Lists/Im2000")
     new_mail = message("Re: good morning", sender="alice@example.org")
     script = (
         LOGIN
@@ -94,7 +122,7 @@ async def test_section_3_1_example() -> None:
     await run_transcript(script, world)
 
 
-async def test_section_3_1_example_as_printed_is_bad() -> None:
+async def test_section_3_1_example_as_printed_is_bad(world: World) -> None:
     """As printed, the example's events lack their parentheses (section 8:
     ``events = ( "(" event *(SP event) ")" ) / "NONE"``) and MessageNew
     lacks MessageExpunge (section 5: "Otherwise, the server MUST respond
@@ -110,10 +138,9 @@ async def test_section_3_1_example_as_printed_is_bad() -> None:
     )
 
 
-async def test_section_6_examples() -> None:
+async def test_section_6_examples(world: World) -> None:
     """Section 6: several groups apply to one mailbox (INBOX gets message
     events from the first, SubscriptionChange from the second)."""
-    world = World()
     await _lists_account(world)
     script = (
         LOGIN
@@ -149,12 +176,11 @@ async def test_section_6_examples() -> None:
     await run_transcript(script, world)
 
 
-async def test_flag_change_with_condstore() -> None:
+async def test_flag_change_with_condstore(world: World) -> None:
     """Section 5.1: another mailbox's flags, with CONDSTORE enabled:
     ``STATUS (HIGHESTMODSEQ n UIDVALIDITY v)``."""
-    world = World()
     await _lists_account(world)
-    lem = _uidvalidity(world, "Lists/Lemonade")
+    lem = await _uidvalidity(world, "Lists/Lemonade")
     await run_transcript(
         LOGIN
         + f"""
@@ -187,13 +213,12 @@ async def test_flag_change_with_condstore() -> None:
     )
 
 
-async def test_selected_expunge_immediate_and_delayed() -> None:
+async def test_selected_expunge_immediate_and_delayed(world: World) -> None:
     """Section 5.3 and 6.1: EXPUNGE at once with SELECTED; with
     SELECTED-DELAYED only when a command allows it (a NOOP here); with
     QRESYNC as VANISHED."""
-    world = World()
     await _lists_account(world)
-    await add_messages(world, "alice", "INBOX", message("second"), message("third"))
+    await _add(world, "INBOX", message("second"), message("third"))
     await run_transcript(
         LOGIN
         + f"""
@@ -225,8 +250,7 @@ async def test_selected_expunge_immediate_and_delayed() -> None:
     )
 
 
-async def test_selected_expunge_as_vanished_with_qresync() -> None:
-    world = World()
+async def test_selected_expunge_as_vanished_with_qresync(world: World) -> None:
     await _lists_account(world)
     await run_transcript(
         LOGIN
@@ -249,10 +273,9 @@ async def test_selected_expunge_as_vanished_with_qresync() -> None:
     )
 
 
-async def test_mailbox_name_events() -> None:
+async def test_mailbox_name_events(world: World) -> None:
     """Section 5.4: LIST for a created mailbox and its parent, \\NonExistent
     for a deleted one, OLDNAME for a rename; nothing for our own CREATE."""
-    world = World()
     await _lists_account(world)
     await run_transcript(
         LOGIN
@@ -280,10 +303,9 @@ async def test_mailbox_name_events() -> None:
     )
 
 
-async def test_metadata_events() -> None:
+async def test_metadata_events(world: World) -> None:
     """Sections 5.6 and 5.7: ``* METADATA mailbox entry`` with the names of
     the changed entries, for a mailbox and for the server."""
-    world = World()
     await _lists_account(world)
     await run_transcript(
         LOGIN
@@ -306,7 +328,7 @@ async def test_metadata_events() -> None:
     )
 
 
-async def test_errors() -> None:
+async def test_errors(world: World) -> None:
     """Sections 3.1, 5, 6.1 and 8."""
     await run_transcript(
         """
@@ -346,8 +368,7 @@ async def test_errors() -> None:
     )
 
 
-async def test_notify_none_and_own_changes_are_silent() -> None:
-    world = World()
+async def test_notify_none_and_own_changes_are_silent(world: World) -> None:
     await _lists_account(world)
     await run_transcript(
         LOGIN
@@ -371,9 +392,8 @@ async def test_notify_none_and_own_changes_are_silent() -> None:
     )
 
 
-async def test_idle_sends_the_notify_events() -> None:
+async def test_idle_sends_the_notify_events(world: World) -> None:
     """Section 4: during IDLE, exactly the NOTIFY events."""
-    world = World()
     await _lists_account(world)
     await run_transcript(
         LOGIN
@@ -393,26 +413,39 @@ async def test_idle_sends_the_notify_events() -> None:
 
 
 async def test_overflow_turns_notifications_off(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, world: World
 ) -> None:
-    """Section 5.8: ``* OK [NOTIFICATIONOVERFLOW]``, then as NOTIFY NONE."""
-    monkeypatch.setattr(notifier, "MAX_PENDING", 2)
-    world = World()
+    """Section 5.8: ``* OK [NOTIFICATIONOVERFLOW]``, then as NOTIFY NONE.
+
+    One MOVE changes two mailboxes at once: with room for one pending item
+    the notifier gives up (the bound is what keeps a connection's memory
+    finite when its client stops reading)."""
+    monkeypatch.setattr(notifier, "MAX_PENDING", 1)
     await _lists_account(world)
     await run_transcript(
         LOGIN
-        + """
-        C1 n notify set (personal (MailboxName))
+        + f"""
+        C1 n notify set (personal (MessageNew MessageExpunge MailboxName))
         S1 n OK NOTIFY completed
         C1 i IDLE
         S1 + idling
-        C2 c CREATE a/b/c
-        S2 c OK %*
+        {_open(2, "s", "SELECT Lists/Lemonade", 7)}
+        C2 m MOVE 1 misc
+        S2 * OK [COPYUID %*] %*
+        S2 * 1 EXPUNGE
+        S2 m OK %*
         S1 * OK [NOTIFICATIONOVERFLOW] %*
         C2 f CREATE d
         S2 f OK %*
+        {append_lines(2, "g", "misc", message("more"))}
+        S2 g OK %*
         C1 DONE
         S1 i OK Idle completed
+        C1 j NOTIFY SET (personal (MailboxName))
+        S1 j OK NOTIFY completed
+        C2 h CREATE e
+        S2 h OK %*
+        S1 * LIST (\\HasNoChildren) "/" "e"
         """,
         world,
     )

@@ -474,6 +474,12 @@ class Store(abc.ABC):
         changes (normally the same object).
         """
 
+    async def prepare_feed(self) -> None:
+        """Called before subscribing to :attr:`feed`: a store that learns of
+        some changes by comparing snapshots (the MH store and folders that
+        nmh tools create) takes its snapshot here.  Default: nothing."""
+        return None
+
     async def get_metadata(self, mailbox: str) -> dict[str, bytes]:
         """Every metadata entry of ``mailbox`` (RFC 5464), ``""`` being the
         server's own entries.

@@ -144,6 +144,7 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("LIST-STATUS", _always),  # RFC 5819
     CapabilityEntry("STATUS=SIZE", _always),  # RFC 8438
     CapabilityEntry("METADATA", _always),  # RFC 5464 (server and mailboxes)
+    CapabilityEntry("NOTIFY", _always),  # RFC 5465 (no AnnotationChange)
     CapabilityEntry("CONDSTORE", _always),  # RFC 7162 section 3.1
     CapabilityEntry("QRESYNC", _always),  # RFC 7162 section 3.2
     CapabilityEntry("ESEARCH", _always),  # RFC 4731

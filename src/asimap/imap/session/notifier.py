@@ -127,6 +127,7 @@ class Notifier:
         """Subscribe, learn the current status of every watched mailbox
         and return the initial STATUS responses (section 3.1) if asked."""
         store = self._ctx.require_store()
+        await store.prepare_feed()
         entries = await store.list_mailboxes()
         self.spec.subscribed = {e.name for e in entries if e.subscribed}
         self._stop = store.feed.subscribe(self._on_event)

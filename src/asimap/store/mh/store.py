@@ -29,6 +29,7 @@ from asimap.store.feed import FeedKind
 from asimap.store.mh import metadata, quota
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
+from asimap.store.mh.folder_feed import FolderTracker
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
@@ -63,6 +64,8 @@ class MHStore(Store):
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._watcher: FolderWatcher | None = None
+        #: Folders made or removed by MH tools, for the change feed.
+        self.folders = FolderTracker(self)
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
         #: otherwise waiting mailboxes poll.
         self.watching = False
@@ -140,6 +143,10 @@ class MHStore(Store):
                         await self.notify_folder_changed(relpath)
                     except Exception:
                         log.exception("rescan of %s after a change failed", relpath)
+                try:
+                    await self.folders.after_batch(batch)
+                except Exception:
+                    log.exception("folder list check after a change failed")
         finally:
             # Without the watcher, waiting mailboxes fall back to polling.
             self.watching = False
@@ -172,13 +179,10 @@ class MHStore(Store):
         name = name_of_relpath(relpath.strip("/"))
         opened = [m for m in list(self._mailboxes.values()) if m.name == name]
         if not opened and self.feed.active and name:
+            # Opening does not rescan; the poll below does, and publishes
+            # what it finds through :meth:`_wake`.
             with contextlib.suppress(StoreError):
                 opened = [await self.mailbox(name)]
-            # Opening may itself have rescanned the folder before this
-            # store had an object to attribute the change to: publish
-            # anyway (subscribers compare counts, so a no-op costs little).
-            if opened:
-                self.feed.publish(FeedKind.MESSAGES, opened[0].name)
         for mailbox in opened:
             with contextlib.suppress(MailboxNotFound):
                 await mailbox.poll()
@@ -190,16 +194,19 @@ class MHStore(Store):
 
     async def create(self, name: str, special_use: Iterable[str] = ()) -> None:
         uses = list(special_use)
-        await self.call(lambda: self.core.create(name, uses))
+        async with self.folders.own_change():
+            await self.call(lambda: self.core.create(name, uses))
         self.feed.publish(FeedKind.CREATED, name)
 
     async def delete(self, name: str) -> None:
-        await self.call(lambda: self.core.delete(name))
+        async with self.folders.own_change():
+            await self.call(lambda: self.core.delete(name))
         self.feed.publish(FeedKind.DELETED, name)
 
     async def rename(self, old: str, new: str) -> None:
         try:
-            await self.call(lambda: self.core.rename(old, new))
+            async with self.folders.own_change():
+                await self.call(lambda: self.core.rename(old, new))
             if old.upper() == "INBOX":
                 # RFC 5465 section 5.4: a renamed INBOX is a new mailbox.
                 self.feed.publish(FeedKind.CREATED, new)
@@ -267,6 +274,9 @@ class MHStore(Store):
 
         name = await self.call(put)
         self.feed.publish(FeedKind.METADATA, name, entries=tuple(given))
+
+    async def prepare_feed(self) -> None:
+        await self.folders.prepare()
 
     async def close(self) -> None:
         if self._watch_task is not None:

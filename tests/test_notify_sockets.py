@@ -1,0 +1,167 @@
+"""NOTIFY (RFC 5465) over real sockets: news of other mailboxes within 1 s.
+
+Connection A logs in, says ``NOTIFY SET STATUS (personal (MessageNew
+MessageExpunge))`` and then sends nothing at all: no command in progress,
+no IDLE.  Every change below must reach it as an unsolicited ``* STATUS
+mailbox (UIDNEXT n MESSAGES m)`` (sections 5.2 and 5.3) within 1 s of the
+start of the change, with nothing else arriving:
+
+* connection B (same user) APPENDs to another mailbox;
+* a delivery into INBOX (our ``deliver()`` in process; nmh's ``rcvstore``
+  against ``asimapd``);
+* nmh ``inc`` into a folder no connection has opened, then ``rmm`` there.
+
+For ``asimapd`` in worker mode (watcher -> worker -> TLS relay), ``asimapd
+--workers=off``, and the server in this process.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from conftest import PASSWORD, USER, ServerFactory, TlsFiles, require_tool
+from test_idle_latency import (
+    RCVSTORE,
+    Deployment,
+    asimapd,
+    crlf,
+    in_process,
+    observe,
+)
+from test_mh_live_imap import mbox_of, message
+
+REPEATS = 3
+
+
+def report(name: str, deployment: Deployment) -> None:
+    """Latencies for the notes (``pytest -s``)."""
+    print(f"\nNOTIFY latency, {name} (s; from start / after end of the change):")
+    for kind, values in deployment.latencies.items():
+        after = deployment.after_exit[kind]
+        print(
+            f"  {kind:22} median {statistics.median(values):.3f}"
+            f" max {max(values):.3f} / median {statistics.median(after):.3f}"
+            f" max {max(after):.3f}  n={len(values)}"
+        )
+
+
+def _status(name: str, uidnext: int, messages: int) -> bytes:
+    return f'* STATUS "{name}" (UIDNEXT {uidnext} MESSAGES {messages})'.encode()
+
+
+def exercise(deployment: Deployment) -> None:
+    tools = deployment.tools
+    watcher = deployment.connect()
+    writer = deployment.connect()
+    try:
+        writer.command(f"LOGIN {USER} {PASSWORD}")
+        writer.command('CREATE "other"')
+        writer.command('CREATE "lists"')
+        watcher.command(f"LOGIN {USER} {PASSWORD}")
+        # Section 3.1: MessageNew asks for UIDVALIDITY UIDNEXT MESSAGES.
+        initial, _ = watcher.command(
+            "NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName))"
+        )
+        known: dict[str, list[int]] = {}
+        for line in initial:
+            found = re.fullmatch(
+                rb'\* STATUS "?([^"]+)"? \(UIDVALIDITY \d+ UIDNEXT (\d+) '
+                rb"MESSAGES (\d+)\)",
+                line,
+            )
+            assert found, line
+            known[found.group(1).decode()] = [
+                int(found.group(2)),
+                int(found.group(3)),
+            ]
+        assert {"INBOX", "other", "lists"} <= known.keys(), initial
+
+        def arrives(name: str) -> list[bytes]:
+            known[name][0] += 1
+            known[name][1] += 1
+            return [_status(name, *known[name])]
+
+        def leaves(name: str) -> list[bytes]:
+            known[name][1] -= 1
+            return [_status(name, *known[name])]
+
+        for n in range(REPEATS):
+            tag = f"n{n}"
+            observe(
+                watcher,
+                deployment,
+                "IMAP APPEND elsewhere",
+                partial(writer.append, "other", crlf(message(f"{tag}-append"))),
+                arrives("other"),
+            )
+            observe(
+                watcher,
+                deployment,
+                "delivery to INBOX",
+                partial(deployment.deliver, crlf(message(f"{tag}-deliver"))),
+                arrives("INBOX"),
+            )
+            mbox = tools.home / f"{tag}.mbox"
+            mbox.write_bytes(mbox_of([message(f"{tag}-inc")]))
+            mbox.chmod(0o644)
+            observe(
+                watcher,
+                deployment,
+                "inc +lists",
+                partial(tools.nmh, "inc", "+lists", "-file", str(mbox), "-notruncate"),
+                arrives("lists"),
+            )
+            observe(
+                watcher,
+                deployment,
+                "rmm +lists",
+                partial(tools.nmh, "rmm", "+lists", str(tools.numbers("lists")[0])),
+                leaves("lists"),
+            )
+        # Section 5.4: folders made and removed by nmh are LISTed.
+        observe(
+            watcher,
+            deployment,
+            "folder -create",
+            partial(tools.nmh, "folder", "-create", "+made-by-nmh"),
+            [b'* LIST (\\HasNoChildren) "/" "made-by-nmh"'],
+        )
+        observe(
+            watcher,
+            deployment,
+            "rmf",
+            partial(tools.nmh, "rmf", "-nointeractive", "+made-by-nmh"),
+            [b'* LIST (\\NonExistent) "/" "made-by-nmh"'],
+        )
+        # Still a working connection: commands and notifications interleave.
+        untagged, _ = watcher.command("NOOP")
+        assert untagged == []
+        untagged, _ = watcher.command("NOTIFY NONE")
+        assert untagged == []
+        writer.append("other", crlf(message("after-none")))
+        assert watcher.collect(0.5) == []
+    finally:
+        watcher.close()
+        writer.close()
+
+
+@pytest.mark.parametrize("mode", ["workers", "workers-off"])
+def test_notify_asimapd(tls_files: TlsFiles, mode: str) -> None:
+    require_tool(str(RCVSTORE))
+    args = () if mode == "workers" else ("--workers=off",)
+    with asimapd(tls_files, *args) as deployment:
+        exercise(deployment)
+    report(f"asimapd {mode}", deployment)
+
+
+def test_notify_in_process(
+    tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory
+) -> None:
+    with in_process(tmp_path, tls_files, server_factory) as deployment:
+        exercise(deployment)
+    report("in-process", deployment)
