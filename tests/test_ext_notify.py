@@ -245,6 +245,17 @@ async def test_selected_expunge_immediate_and_delayed(world: World) -> None:
         C1 z NOOP
         S1 * 2 EXPUNGE
         S1 z OK %*
+        # Section 6.1.2: IDLE, like NOOP, lets held-back expunges out.
+        C2 x STORE 1 +FLAGS.SILENT (\\Deleted)
+        S2 x OK %*
+        C2 y EXPUNGE
+        S2 * 1 EXPUNGE
+        S2 y OK %*
+        C1 i IDLE
+        S1 + idling
+        S1 * 1 EXPUNGE
+        C1 DONE
+        S1 i OK %*
         """,
         world,
     )
@@ -324,6 +335,48 @@ async def test_metadata_events(world: World) -> None:
         S2 v OK %*
         S1 * METADATA "INBOX" "/shared/comment"
         """,  # noqa: E501
+        world,
+    )
+
+
+async def test_subscribed_inboxes_and_mailbox_lists(world: World) -> None:
+    """Sections 6.3-6.6: SUBSCRIBED follows the subscription list as it
+    changes; INBOXES is PERSONAL here (6.3: "If the IMAP server cannot
+    easily compute this set, it MUST treat inboxes as equivalent to
+    personal"); MAILBOXES takes names literally, no wildcards (6.6)."""
+    await _lists_account(world)
+    await run_transcript(
+        LOGIN
+        + f"""
+        C1 n notify set (subscribed (MessageNew MessageExpunge))
+        S1 n OK NOTIFY completed
+        {append_lines(2, "a", "misc", message("unwatched"))}
+        S2 a OK %*
+        C2 b SUBSCRIBE misc
+        S2 b OK %*
+        {append_lines(2, "c", "misc", message("watched"))}
+        S2 c OK %*
+        S1 * STATUS "misc" (UIDNEXT 3 MESSAGES 2)
+        C1 o notify set (inboxes (MessageNew MessageExpunge))
+        S1 o OK NOTIFY completed
+        {append_lines(2, "d", "Drafts", message("draft"))}
+        S2 d OK %*
+        S1 * STATUS "Drafts" (UIDNEXT 2 MESSAGES 1)
+        C1 p notify set (mailboxes ("Lists/*" misc) (MessageNew MessageExpunge))
+        S1 p OK NOTIFY completed
+        {append_lines(2, "e", "Lists/Lemonade", message("not a wildcard"))}
+        S2 e OK %*
+        {append_lines(2, "f", "misc", message("named"))}
+        S2 f OK %*
+        S1 * STATUS "misc" (UIDNEXT 4 MESSAGES 3)
+        C1 q notify set (subtree (misc Lists/Im2000) (MessageNew MessageExpunge))
+        S1 q OK NOTIFY completed
+        {append_lines(2, "g", "Lists/Im2000", message("in the subtree"))}
+        S2 g OK %*
+        S1 * STATUS "Lists/Im2000" (UIDNEXT 2 MESSAGES 1)
+        {append_lines(2, "h", "Lists/Lemonade", message("outside"))}
+        S2 h OK %*
+        """,
         world,
     )
 

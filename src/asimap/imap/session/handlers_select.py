@@ -197,6 +197,8 @@ async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:
     session.
     """
     await ctx.io.send(Continuation("idling"))
+    if ctx.notifier is not None:
+        ctx.notifier.poke_selected()
     reader = asyncio.ensure_future(ctx.io.read_line())
     try:
         while True:
@@ -225,7 +227,7 @@ async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:
                 waiter.result()
                 updates: list[Response] = []
                 if notifier is not None:
-                    updates = await notifier.collect()
+                    updates = await notifier.collect(idle=True)
                 elif view is not None:
                     updates = await view.refresh(allow_expunge=True, with_uid=False)
                 if updates:

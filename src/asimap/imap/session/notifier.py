@@ -200,8 +200,17 @@ class Notifier:
         """Return once :meth:`collect` has something to do."""
         await self._wakeup.wait()
 
-    async def collect(self) -> list[Response]:
-        """The responses for everything recorded so far (may be empty)."""
+    def poke_selected(self) -> None:
+        """IDLE begins: with SELECTED-DELAYED, expunges held back so far may
+        go out now (section 6.1.2: "till a NOOP or an IDLE command has been
+        issued")."""
+        if self.active and self.spec.selected_events():
+            self._selected_dirty = True
+            self._wakeup.set()
+
+    async def collect(self, *, idle: bool = False) -> list[Response]:
+        """The responses for everything recorded so far (may be empty);
+        ``idle`` while IDLE runs, when expunges are always allowed."""
         self._wakeup.clear()
         if self.overflowed:
             self.overflowed = False
@@ -217,12 +226,12 @@ class Notifier:
         if not self.active:
             return []
         with names_in_utf8(extensions.utf8(self._ctx.enabled)):
-            responses = await self._selected_responses()
+            responses = await self._selected_responses(idle)
             responses += await self._message_responses()
             responses += await self._other_responses()
         return responses
 
-    async def _selected_responses(self) -> list[Response]:
+    async def _selected_responses(self, idle: bool) -> list[Response]:
         if not self._selected_dirty:
             return []
         self._selected_dirty = False
@@ -232,7 +241,7 @@ class Notifier:
         try:
             return await refresh_selected(
                 ctx,
-                allow_expunge=not self.spec.delayed,
+                allow_expunge=idle or not self.spec.delayed,
                 with_uid=False,
                 unsolicited=True,
             )
@@ -278,10 +287,23 @@ class Notifier:
                 listed = await store.list_mailboxes()
                 entries = {entry.name: entry for entry in listed}
                 self.spec.subscribed = {e.name for e in listed if e.subscribed}
+            # A mailbox that just came into view (subscribed, created,
+            # renamed): know its counts now, so that its next change is
+            # reported by what changed.
+            await self._ensure_baseline(event.mailbox)
             if event.origin is self._ctx:
                 continue  # only re-read the subscriptions (section 6.4)
             responses += self._list_responses(event, entries)
         return responses
+
+    async def _ensure_baseline(self, name: str) -> None:
+        if name in self._baseline or name == self._selected_name():
+            return
+        if not self.spec.wants_message_events(name):
+            return
+        status = await self._status(name)
+        if status is not None:
+            self._baseline[name] = status
 
     def _metadata_response(self, event: FeedEvent) -> list[Response]:
         if event.origin is self._ctx or not event.entries:
@@ -423,7 +445,7 @@ async def refresh_selected(
         changes = await view.mailbox.changes_since(view.modseq)
         last = view.uids[-1] if view.uids else 0
         news = any(state.uid > last for state in changes.changed)
-        gone = any(uid in view.flags for uid in changes.expunged)
+        gone = view.gone or any(uid in view.flags for uid in changes.expunged)
         if not news and not (gone and allow_expunge):
             return []
     last = view.uids[-1] if view.uids else 0
