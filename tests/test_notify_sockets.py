@@ -18,12 +18,14 @@ For ``asimapd`` in worker mode (watcher -> worker -> TLS relay), ``asimapd
 from __future__ import annotations
 
 import re
+import socket
 import statistics
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from asimap.imap.session import notifier
 from conftest import PASSWORD, USER, ServerFactory, TlsFiles, require_tool
 from test_idle_latency import (
     RCVSTORE,
@@ -33,7 +35,7 @@ from test_idle_latency import (
     in_process,
     observe,
 )
-from test_mh_live_imap import mbox_of, message
+from test_mh_live_imap import RawClient, mbox_of, message
 
 REPEATS = 3
 
@@ -165,3 +167,52 @@ def test_notify_in_process(
     with in_process(tmp_path, tls_files, server_factory) as deployment:
         exercise(deployment)
     report("in-process", deployment)
+
+
+def test_a_client_that_stops_reading_overflows(
+    server_factory: ServerFactory,
+    tls_files: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Section 5.8 and flow control: a NOTIFY client that stops reading
+    blocks its connection's writes (the socket fills), news piles up in the
+    notifier only up to ``MAX_PENDING``, and then the client is told ``*
+    OK [NOTIFICATIONOVERFLOW]`` and hears nothing more -- the server's
+    memory for it stays bounded whatever the other connection does."""
+    monkeypatch.setattr(notifier, "MAX_PENDING", 10)
+    server = server_factory(workers=False)
+    context = tls_files.client_context()
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A small receive window, so that the server's writes block soon.
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((server.host, server.imaps_port))
+    quiet = RawClient(context.wrap_socket(raw, server_hostname="localhost"))
+    assert quiet.read_line(10).startswith(b"* OK")
+    quiet.command(f"LOGIN {USER} {PASSWORD}")
+    quiet.command("NOTIFY SET (personal (MailboxMetadataChange))")
+    busy = RawClient.connect(server, tls_files)
+    busy.command(f"LOGIN {USER} {PASSWORD}")
+    names = " ".join(f'/private/{"x" * 200}{i} "v"' for i in range(60))
+    sent = 700
+    try:
+        # Each change is one ~12 KB METADATA line for the quiet client:
+        # about 8 MB in all, far beyond what the sockets can buffer.
+        for _ in range(sent):
+            busy.command(f"SETMETADATA INBOX ({names})")
+        # Now read: what was buffered, the overflow notice, then silence.
+        lines = [line for _, line in quiet.collect(3.0)]
+        overflow = [
+            i for i, line in enumerate(lines) if b"NOTIFICATIONOVERFLOW" in line
+        ]
+        print(f"\nbuffered before the overflow: {overflow} lines")
+        assert len(overflow) == 1, (len(lines), lines[-3:])
+        assert lines[overflow[0]].startswith(b"* OK [NOTIFICATIONOVERFLOW]")
+        # Far fewer lines than changes: the rest were never queued.
+        assert len(lines) < sent / 2, (len(lines), sent)
+        busy.command(f"SETMETADATA INBOX ({names})")
+        assert quiet.collect(0.5) == []
+        untagged, _ = quiet.command("NOOP")
+        assert untagged == []
+    finally:
+        quiet.close()
+        busy.close()
