@@ -7,9 +7,11 @@ is the independent test client's (tests/scram_client.py).  After a
 successful exchange the connection must be served by the user's worker
 process, as after LOGIN.
 
-A real third-party SCRAM client too: mbsync (isync) authenticates through
-Cyrus SASL, whose SCRAM plugin (``libsasl2-modules``) computes the proof
-and checks our ServerSignature itself.  It is also why failures end
+Real third-party SCRAM clients too: mbsync (IMAP) and nmh's ``inc``
+(POP3) authenticate through Cyrus SASL, whose SCRAM plugin
+(``libsasl2-modules``) computes the proof and checks our ServerSignature
+itself; ``inc`` also sends an authzid (``a=demo``), which must equal the
+user.  It is also why failures end
 without an ``e=`` challenge: that plugin neither answers nor hangs up
 after one (see ``asimap.auth.scram_exchange``), so the wrong-password
 case must end promptly, not at the idle timeout.
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TlsFiles, require_tool
+from conftest import SAMPLE_MESSAGE, TlsFiles, require_tool
 from scram_client import ScramClient
 from worker_harness import Asimapd, LineClient, MailSetup, mail_setup
 
@@ -269,3 +271,57 @@ def check_mbsync(server: Asimapd, tls_files: TlsFiles) -> None:
     assert code != 0, output
     assert "AUTHENTICATIONFAILED" in output or "Authentication failed" in output
     assert time.monotonic() - started < 15
+
+
+def run_inc(server: Asimapd, tls: TlsFiles, home: Path, password: str) -> str:
+    """nmh's inc over POP3S with ``-sasl -saslmech SCRAM-SHA-256``."""
+    inc = require_tool("/usr/bin/mh/inc")
+    (home / "Mail" / "inbox").mkdir(parents=True, exist_ok=True)
+    profile = home / ".mh_profile"
+    profile.write_text(f"Path: {home / 'Mail'}\ncredentials: file:{home / 'netrc'}\n")
+    netrc = home / "netrc"
+    # nmh checks the certificate's DNS names only.
+    netrc.write_text(f"machine localhost login demo password {password}\n")
+    netrc.chmod(0o600)
+    port = str(server.ports["pop3s"])
+    sasl = ["-sasl", "-saslmech", "SCRAM-SHA-256", "-snoop"]
+    result = subprocess.run(
+        [
+            inc,
+            "-host",
+            "localhost",
+            "-port",
+            port,
+            "-user",
+            "demo",
+            "-initialtls",
+            *sasl,
+        ],
+        capture_output=True,
+        timeout=40,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={
+            "HOME": str(home),
+            "PATH": "/usr/bin:/bin",
+            "MH": str(profile),
+            "SSL_CERT_FILE": str(tls.cert),
+        },
+    )
+    return (result.stdout + result.stderr).decode(errors="replace")
+
+
+def test_nmh_inc_pop3_cyrus_sasl_scram(tls_files: TlsFiles, tmp_path: Path) -> None:
+    with scram_server(tls_files) as server:
+        imap = imaps(server)
+        imap.login("demo", "demo")
+        assert imap.append("INBOX", "", None, SAMPLE_MESSAGE)[0] == "OK"
+        imap.logout()
+        output = run_inc(server, tls_files, tmp_path, "demo")
+        assert "AUTH SCRAM-SHA-256 b64<n,a=demo,n=demo,r=" in output, output
+        assert "+OK Logged in, 1 messages" in output, output
+        delivered = (tmp_path / "Mail" / "inbox" / "1").read_bytes()
+        assert delivered == SAMPLE_MESSAGE.replace(b"\r\n", b"\n")
+        output = run_inc(server, tls_files, tmp_path / "wrong", "wrong")
+        assert "-ERR [AUTH] Authentication failed" in output, output
+        assert not (tmp_path / "wrong" / "Mail" / "inbox" / "1").exists()
