@@ -25,7 +25,9 @@ the server-final-message", and sending it as a challenge (neither
 protocol can carry data with a failure) leaves real clients hanging --
 Cyrus SASL 2.1.28's SCRAM client, used by mbsync, rejects an ``e=``
 challenge and then neither answers nor disconnects, so both sides wait
-for the idle timeout.  The error code is not lost: the failure text
+for the idle timeout.  Dovecot 2.3.19 ends failed SCRAM exchanges the
+same way (a tagged NO right after the client-final-message, or after the
+client-first-message for ``p=``).  The error code is not lost: the failure text
 names it (``Authentication failed: channel-binding-not-supported``)
 except for ``invalid-proof``, whose text is exactly a wrong password's.
 
