@@ -44,6 +44,7 @@ from asimap.store.base import (
     StoreError,
     StoreMode,
 )
+from store_conformance_objectid import ObjectIdConformance
 from store_conformance_quota import QuotaConformance
 from store_feed_conformance import FeedConformance
 
@@ -109,11 +110,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-class StoreConformance(FeedConformance, QuotaConformance):
+class StoreConformance(FeedConformance, QuotaConformance, ObjectIdConformance):
     """Tests shared by every store; subclasses provide ``store_factory``.
 
     The change-feed rules live in :mod:`store_feed_conformance`, the quota
-    rules in :mod:`store_conformance_quota`."""
+    rules in :mod:`store_conformance_quota`, the RFC 8474/8514 ones in
+    :mod:`store_conformance_objectid`."""
 
     # -- a new account --------------------------------------------------------
 

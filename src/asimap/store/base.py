@@ -38,6 +38,7 @@ from asimap.imap.encoder import encode_value
 from asimap.imap.responses import Encoded
 from asimap.message.model import Message
 from asimap.store.feed import ChangeFeed
+from asimap.store.objectid import emailid_of, threadid_of
 
 #: The system flags a store keeps (RFC 3501 section 2.3.2), minus \Recent.
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
@@ -195,6 +196,10 @@ class MessageInfo:
     uid: int
     internaldate: datetime  # timezone-aware
     size: int  # exactly len(raw bytes), what RFC822.SIZE reports
+    #: When the message was put into this mailbox (RFC 8514 section 3:
+    #: APPEND, COPY, MOVE, delivery); None where the store does not know
+    #: (MH rows older than the column).
+    savedate: datetime | None = None
 
 
 #: Header fields a :class:`MessageSummary` keeps for header SEARCH and SORT
@@ -224,6 +229,9 @@ class MessageSummary:
     ``bodystructure`` and ``body`` are wire bytes encoded with
     ``utf8=False`` (valid in both modes); ``headers`` maps each field of
     :data:`SUMMARY_HEADERS` present in the message to its decoded values.
+    ``emailid`` and ``threadid`` are the RFC 8474 identifiers (derived from
+    the content, see :mod:`asimap.store.objectid`, hence cacheable with the
+    rest); ``savedate`` is :attr:`MessageInfo.savedate`.
     """
 
     uid: int
@@ -233,6 +241,9 @@ class MessageSummary:
     bodystructure: Encoded
     body: Encoded
     headers: Mapping[str, tuple[str, ...]]
+    emailid: str = ""
+    threadid: str = ""
+    savedate: datetime | None = None
 
 
 def summarize(info: MessageInfo, message: Message) -> MessageSummary:
@@ -250,6 +261,9 @@ def summarize(info: MessageInfo, message: Message) -> MessageSummary:
         bodystructure=Encoded(encode_value(message.bodystructure(True), utf8=False)),
         body=Encoded(encode_value(message.bodystructure(False), utf8=False)),
         headers=headers,
+        emailid=(emailid := emailid_of(message.raw)),
+        threadid=threadid_of(message.header_values, emailid),
+        savedate=info.savedate,
     )
 
 
@@ -268,6 +282,9 @@ class MailboxStatus:
     #: Octets of the messages with \Deleted (RFC 9208 section 4.2.2
     #: DELETED-STORAGE, reported in units of 1024 octets by the session).
     deleted_storage: int = 0
+    #: RFC 8474 section 4 MAILBOXID: kept by RENAME, new after DELETE and
+    #: CREATE, stable across restarts (see :mod:`asimap.store.objectid`).
+    mailboxid: str = ""
 
 
 @dataclass(frozen=True, slots=True)

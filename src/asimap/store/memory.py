@@ -53,6 +53,7 @@ from asimap.store.names import (
     is_inferior,
     parent_of,
 )
+from asimap.store.objectid import new_mailboxid
 
 #: System flags by their case-folded spelling (RFC 3501 section 2.3.2: flag
 #: names are case-insensitive), mapped to the canonical spelling we store.
@@ -170,6 +171,8 @@ class MemoryMailbox(Mailbox):
         #: Shared by every mailbox of the store (quota usage and limits).
         self.account = account if account is not None else _AccountUsage()
         self.uidvalidity = next(_uidvalidity_counter)
+        #: RFC 8474 section 4: travels with the object on RENAME.
+        self.mailboxid = new_mailboxid()
         self.special_use = special_use
         self.deleted = False
         self._uidnext = 1
@@ -205,6 +208,7 @@ class MemoryMailbox(Mailbox):
                 for entry in self._entries.values()
                 if "\\Deleted" in entry.state.flags
             ),
+            mailboxid=self.mailboxid,
         )
 
     async def states(self) -> tuple[MessageState, ...]:
@@ -294,7 +298,10 @@ class MemoryMailbox(Mailbox):
         modseq = self._bump()
         self._entries[uid] = _Entry(
             info=MessageInfo(
-                uid=uid, internaldate=_truncate(internaldate), size=len(raw)
+                uid=uid,
+                internaldate=_truncate(internaldate),
+                size=len(raw),
+                savedate=_truncate(None),  # RFC 8514 section 3: now
             ),
             state=MessageState(
                 uid=uid, flags=normalise_flags(flags, self._spelling), modseq=modseq
@@ -582,6 +589,10 @@ class MemoryStore(Store):
             # NOTIFY (``_create`` publishes it), INBOX itself stays.
             self._create(new, frozenset())
             target = self._mailboxes[new]
+            # RFC 8474 section 4.2: the messages' new home keeps INBOX's
+            # MAILBOXID; the INBOX left behind, empty, is a new mailbox.
+            inbox = self._mailboxes[INBOX]
+            target.mailboxid, inbox.mailboxid = inbox.mailboxid, new_mailboxid()
             for entry in self._mailboxes[INBOX].take_all():
                 target.add(
                     entry.message.raw,

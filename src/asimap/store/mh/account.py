@@ -28,7 +28,7 @@ from asimap.store.base import (
     OperationNotPermitted,
 )
 from asimap.store.memory import NEW_ACCOUNT_FOLDERS, SPECIAL_USE
-from asimap.store.mh import files, seqfile
+from asimap.store.mh import files, objectids, seqfile
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import next_uidvalidity, transaction
 from asimap.store.mh.importer import import_legacy
@@ -289,6 +289,7 @@ class Account(Core):
                 )
             ]
             self.copy(inbox_id, uids, target_id, move=True)
+            objectids.hand_over(self.conn, inbox_id, target_id)
             return
         if is_inferior(new, old):
             raise OperationNotPermitted("Cannot rename a mailbox under itself")

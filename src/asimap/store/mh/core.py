@@ -54,7 +54,7 @@ from asimap.store.base import (
     StoreResult,
     summarize,
 )
-from asimap.store.mh import files, quota, seqfile, sequences
+from asimap.store.mh import files, objectids, quota, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.paths import folder_path
@@ -105,8 +105,8 @@ def _is_fresh(path: Path, within_ns: int) -> bool:
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (mailbox_id, uid, num, ino, size, mtime_ns, "
-    "flags, modseq, internaldate, tz_minutes, recent) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "flags, modseq, internaldate, tz_minutes, recent, savedate) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 #: System flags by folded spelling (RFC 3501 section 2.3.2).
@@ -144,6 +144,11 @@ def _dir_stamp(folder: Path, now_ns: int) -> int:
     if now_ns - stat.st_mtime_ns < RACY_NS:
         return -1
     return stat.st_mtime_ns
+
+
+def _savedate(seconds: int | None) -> datetime | None:
+    """A stored save date (UTC epoch seconds; NULL: unknown, RFC 8514)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def to_datetime(seconds: int, tz_minutes: int) -> datetime:
@@ -492,6 +497,7 @@ class Core:
                 recent_file = parsed.sequences.get(sequences.RECENT_SEQUENCE, set())
                 numbers = sorted(pending)
                 first_uid = self._take_uids(mailbox_id, len(numbers))
+                saved_now = int(time.time())
                 new_modseq = bump()
                 self.conn.executemany(
                     _INSERT_MESSAGE,
@@ -508,6 +514,9 @@ class Core:
                             pending[num].st_mtime_ns // 1_000_000_000,
                             0,
                             int(not initial or num in recent_file),
+                            # RFC 8514 section 3: for a file an MH tool put
+                            # here, the moment we first saw it.
+                            saved_now,
                         )
                         for index, num in enumerate(numbers)
                     ],
@@ -725,6 +734,7 @@ class Core:
                 date[0],
                 date[1],
                 int(recent),
+                int(time.time()),  # RFC 8514 section 3: saved now
             ),
         )
         return uid
@@ -790,6 +800,7 @@ class Core:
             size=size,
             deleted=deleted,
             deleted_storage=deleted_size,
+            mailboxid=objectids.mailboxid(self.conn, mailbox_id),
         )
 
     def states(self, mailbox_id: int) -> tuple[MessageState, ...]:
@@ -863,14 +874,17 @@ class Core:
 
     def info(self, mailbox_id: int, uid: int) -> MessageInfo:
         row = self.conn.execute(
-            "SELECT size, internaldate, tz_minutes FROM messages "
+            "SELECT size, internaldate, tz_minutes, savedate FROM messages "
             "WHERE mailbox_id=? AND uid=?",
             (mailbox_id, uid),
         ).fetchone()
         if row is None:
             raise MessageGone(f"Message UID {uid} no longer exists")
         return MessageInfo(
-            uid=uid, internaldate=to_datetime(row[1], row[2]), size=row[0]
+            uid=uid,
+            internaldate=to_datetime(row[1], row[2]),
+            size=row[0],
+            savedate=_savedate(row[3]),
         )
 
     def exists(self, mailbox_id: int, uid: int) -> bool:
@@ -916,12 +930,16 @@ class Core:
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 "SELECT m.uid, m.size, m.internaldate, m.tz_minutes, s.envelope, "
-                "s.bodystructure, s.body, s.headers FROM messages m "
+                "s.bodystructure, s.body, s.headers, s.emailid, s.threadid, "
+                "m.savedate FROM messages m "
                 "JOIN summaries s ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
-                f"WHERE m.mailbox_id=? AND m.uid IN ({marks})",
+                f"WHERE m.mailbox_id=? AND m.uid IN ({marks}) "
+                # Cached before schema 3 (no object ids): rebuilt below.
+                "AND s.emailid IS NOT NULL",
                 (mailbox_id, *chunk),
             ):
-                uid, size, seconds, tz, envelope, structure, body, headers = row
+                uid, size, seconds, tz, envelope, structure, body, headers = row[:8]
+                emailid, threadid, saved = row[8:]
                 found[uid] = MessageSummary(
                     uid=uid,
                     size=size,
@@ -930,6 +948,9 @@ class Core:
                     bodystructure=Encoded(structure),
                     body=Encoded(body),
                     headers={k: tuple(v) for k, v in json.loads(headers).items()},
+                    emailid=emailid,
+                    threadid=threadid,
+                    savedate=_savedate(saved),
                 )
         missing = [uid for uid in wanted if uid not in found]
         fresh: list[MessageSummary] = []
@@ -945,7 +966,8 @@ class Core:
             with transaction(self.conn):
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
-                    "bodystructure, body, headers) VALUES (?, ?, ?, ?, ?, ?)",
+                    "bodystructure, body, headers, emailid, threadid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             mailbox_id,
@@ -956,6 +978,8 @@ class Core:
                             json.dumps(
                                 {k: list(v) for k, v in summary.headers.items()}
                             ),
+                            summary.emailid,
+                            summary.threadid,
                         )
                         for summary in fresh
                     ],
@@ -1198,9 +1222,10 @@ class Core:
 
     def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO summaries "
-            "SELECT ?, ?, envelope, bodystructure, body, headers FROM summaries "
-            "WHERE mailbox_id=? AND uid=?",
+            "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
+            "bodystructure, body, headers, emailid, threadid) "
+            "SELECT ?, ?, envelope, bodystructure, body, headers, emailid, "
+            "threadid FROM summaries WHERE mailbox_id=? AND uid=?",
             (target_id, new, source_id, uid),
         )
 

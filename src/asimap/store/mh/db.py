@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 DB_NAME = ".asimap-store.sqlite3"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -133,7 +133,31 @@ ON messages BEGIN
 END;
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+#: RFC 8474 OBJECTID and RFC 8514 SAVEDATE, added in place to existing
+#: tables (a v2 or v3 database upgrades without losing a row):
+#:
+#: * ``mailboxes.objectid``: the MAILBOXID, on the row RENAME keeps and
+#:   DELETE drops; rows that predate it (or that an older code path inserts)
+#:   get one when first asked (:mod:`asimap.store.mh.objectids`).
+#: * ``messages.savedate``: epoch seconds the message entered the mailbox;
+#:   NULL for rows that predate it -- unknown, not invented (RFC 8514: FETCH
+#:   SAVEDATE then answers NIL).
+#: * ``summaries.emailid`` / ``threadid``: cached with the parsed structure
+#:   (they are derived from the content); a summary cached before this
+#:   version has NULLs and is rebuilt on first use.
+_SCHEMA_V4 = """
+ALTER TABLE mailboxes ADD COLUMN objectid TEXT;
+ALTER TABLE messages ADD COLUMN savedate INTEGER;
+ALTER TABLE summaries ADD COLUMN emailid TEXT;
+ALTER TABLE summaries ADD COLUMN threadid TEXT;
+"""
+
+_MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1,
+    2: _SCHEMA_V2,
+    3: _SCHEMA_V3,
+    4: _SCHEMA_V4,
+}
 
 
 def open_database(root: Path) -> tuple[sqlite3.Connection, bool]:
