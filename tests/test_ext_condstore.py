@@ -27,6 +27,7 @@ S1 * 3 RECENT
 S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 4] Predicted next UID
+S1 * OK [MAILBOXID (%?)] %*
 S1 * OK [HIGHESTMODSEQ 4] Highest
 S1 s OK [READ-WRITE] Select completed
 """
@@ -72,6 +73,7 @@ async def test_plain_select_has_no_highestmodseq_until_enabled() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 4] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 s OK [READ-WRITE] Select completed
         C1 u UNSELECT
         S1 u OK %*
@@ -96,6 +98,7 @@ async def test_fetch_modseq_and_changedsince() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 s OK [READ-WRITE] Select completed
         C1 f FETCH 1:* (FLAGS MODSEQ)
         S1 * 1 FETCH (FLAGS (\\Recent) MODSEQ (2))
@@ -129,6 +132,7 @@ async def test_changedsince_enables_condstore() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 s OK [READ-ONLY] Examine completed
         C1 f FETCH 3 (FLAGS) (CHANGEDSINCE 1)
         S1 * 3 FETCH (FLAGS () MODSEQ (4))
@@ -143,6 +147,7 @@ async def test_changedsince_enables_condstore() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 4] Highest
         S1 t OK [READ-WRITE] Select completed
         C1 g FETCH 1 BODY[TEXT]
@@ -202,6 +207,7 @@ async def test_store_unchangedsince_loses_to_another_client() -> None:
         S2 * OK [UNSEEN 1] %*
         S2 * OK [UIDVALIDITY %?] %*
         S2 * OK [UIDNEXT 4] %*
+        S2 * OK [MAILBOXID (%?)] %*
         S2 s OK [READ-WRITE] Select completed
         C2 t STORE 1 +FLAGS.SILENT (\\Seen)
         S2 t OK Store completed
@@ -315,6 +321,7 @@ async def test_errors() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 4] Highest
         S1 f OK [READ-ONLY] Examine completed
         C1 g STORE 1 (UNCHANGEDSINCE 9) +FLAGS (\\Seen)

@@ -83,6 +83,7 @@ S1 * 6 RECENT
 S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 7] Predicted next UID
+S1 * OK [MAILBOXID (%?)] %*
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -215,6 +216,7 @@ async def test_examine_and_no_seen() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 7] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 b OK [READ-ONLY] Examine completed
         C1 f FETCH 3 PREVIEW
         S1 * 3 FETCH (PREVIEW "Hello & welcome to asimap")

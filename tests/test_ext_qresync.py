@@ -46,6 +46,7 @@ def select_lines(client: int, exists: int, recent: int, uidnext: int) -> str:
     S{client} * OK [UNSEEN 1] %*
     S{client} * OK [UIDVALIDITY %?] UIDs valid
     S{client} * OK [UIDNEXT {uidnext}] Predicted next UID
+    S{client} * OK [MAILBOXID (%?)] %*
     """
 
 
@@ -167,6 +168,7 @@ def resync_world_script(uidvalidity: int) -> str:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uidvalidity}] UIDs valid
         S1 * OK [UIDNEXT 6] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 * VANISHED (EARLIER) 4
         S1 * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (7))
@@ -181,6 +183,7 @@ def resync_world_script(uidvalidity: int) -> str:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uidvalidity}] UIDs valid
         S1 * OK [UIDNEXT 6] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (7))
         S1 c OK [READ-ONLY] Examine completed
@@ -195,6 +198,7 @@ def resync_world_script(uidvalidity: int) -> str:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uidvalidity}] UIDs valid
         S1 * OK [UIDNEXT 6] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 * VANISHED (EARLIER) 4
         S1 * 1 FETCH (UID 1 FLAGS () MODSEQ (2))
@@ -212,6 +216,7 @@ def resync_world_script(uidvalidity: int) -> str:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uidvalidity}] UIDs valid
         S1 * OK [UIDNEXT 6] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 e OK [READ-WRITE] Select completed
         # Up to date: nothing to report.
@@ -224,6 +229,7 @@ def resync_world_script(uidvalidity: int) -> str:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uidvalidity}] UIDs valid
         S1 * OK [UIDNEXT 6] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 f OK [READ-WRITE] Select completed
         """
@@ -260,6 +266,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 15] Highest
         S1 * VANISHED (EARLIER) 2,7
         S1 b OK [READ-ONLY] Examine completed
@@ -272,6 +279,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 15] Highest
         S1 * VANISHED (EARLIER) 7
         S1 c OK [READ-ONLY] Examine completed
@@ -285,6 +293,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 * OK [HIGHESTMODSEQ 15] Highest
         S1 * VANISHED (EARLIER) 2,7
         S1 d OK [READ-ONLY] Examine completed
@@ -506,6 +515,7 @@ async def test_qresync_after_restart_on_the_mh_store(tmp_path: Path) -> None:
             S1 * OK [UNSEEN 1] %*
             S1 * OK [UIDVALIDITY %?] %*
             S1 * OK [UIDNEXT 4] %*
+            S1 * OK [MAILBOXID (%?)] %*
             S1 * OK [HIGHESTMODSEQ %?] Highest
             S1 s OK [READ-WRITE] Select completed
             C1 b STORE 2 +FLAGS.SILENT (\\Flagged)
@@ -540,6 +550,7 @@ async def test_qresync_after_restart_on_the_mh_store(tmp_path: Path) -> None:
             S1 * OK [UNSEEN 1] %*
             S1 * OK [UIDVALIDITY {uv}] UIDs valid
             S1 * OK [UIDNEXT 4] %*
+            S1 * OK [MAILBOXID (%?)] %*
             S1 * OK [HIGHESTMODSEQ {after.highestmodseq}] Highest
             S1 * VANISHED (EARLIER) 3
             S1 * 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ({flagged.modseq}))

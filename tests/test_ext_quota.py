@@ -92,7 +92,7 @@ async def test_capabilities_follow_the_configured_limits() -> None:
         LOGIN
         + """
         C1 b CAPABILITY
-        S1 * CAPABILITY %* PREVIEW REPLACE
+        S1 * CAPABILITY %* PREVIEW OBJECTID SAVEDATE REPLACE
         S1 b OK Capability completed
         """
     )

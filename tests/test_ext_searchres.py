@@ -25,6 +25,7 @@ S1 * %? RECENT
 S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 7] %*
+S1 * OK [MAILBOXID (%?)] %*
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -121,6 +122,7 @@ async def test_empty_and_unset_saved_result() -> None:
         S1 * 0 RECENT
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 1] %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 x OK [READ-WRITE] Select completed
         C1 y FETCH $ (FLAGS)
         S1 y OK Fetch completed
@@ -219,6 +221,7 @@ async def test_expunge_updates_and_select_resets() -> None:
         S2 * %*
         S2 * %*
         S2 * %*
+        S2 * OK [MAILBOXID (%?)] %*
         S2 s OK %*
         C2 e STORE 2 +FLAGS.SILENT (\\Deleted)
         S2 e OK %*

@@ -99,6 +99,7 @@ S1 * 3 RECENT
 S1 * %*
 S1 * %*
 S1 * %*
+S1 * OK [MAILBOXID (%?)] %*
 S1 s OK %*
 """
 

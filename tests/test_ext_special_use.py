@@ -106,7 +106,7 @@ async def test_rfc6154_list_examples() -> None:
 CREATE_SCRIPT = """
 # 5.3: several uses at once; \\All (a virtual mailbox) refused.
 C1 t2 CREATE MySpecial (USE (\\Drafts \\Sent))
-S1 t2 OK Create completed
+S1 t2 OK [MAILBOXID (%?)] Create completed
 C1 t3 CREATE Everything (USE (\\All))
 S1 t3 NO [USEATTR] \\All not supported
 C1 t4 CREATE Important (USE (\\Flagged))
@@ -118,9 +118,9 @@ C1 l1 LIST "" ("Everything" "Important" "Odd")
 S1 l1 OK List completed
 # Attributes are case-insensitive; an empty USE list is allowed.
 C1 t6 CREATE Spam/Old (USE (\\junk))
-S1 t6 OK Create completed
+S1 t6 OK [MAILBOXID (%?)] Create completed
 C1 t7 CREATE Plain (USE ())
-S1 t7 OK Create completed
+S1 t7 OK [MAILBOXID (%?)] Create completed
 C1 l2 LIST (SPECIAL-USE) "" "*"
 S1 * LIST (\\HasNoChildren \\Archive) "/" "Archive"
 S1 * LIST (\\HasNoChildren \\Trash) "/" "Deleted Messages"

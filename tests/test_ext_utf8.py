@@ -77,7 +77,7 @@ async def test_mailbox_names_are_utf8_once_enabled() -> None:
         S1 * ENABLED UTF8=ACCEPT
         S1 b OK Enable completed
         C1 c CREATE "Bücher"
-        S1 c OK Create completed
+        S1 c OK [MAILBOXID (%?)] Create completed
         C1 d LIST "" "B*"
         S1 * LIST (\\HasNoChildren) "/" "Bücher"
         S1 d OK List completed

@@ -11,7 +11,8 @@ CAPS = (
     "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
     "STATUS=SIZE METADATA NOTIFY CONDSTORE QRESYNC ESEARCH SEARCHRES PARTIAL SORT "
     "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS "
-    "APPENDLIMIT=67108864 BINARY UTF8=ACCEPT CATENATE PREVIEW REPLACE"
+    "APPENDLIMIT=67108864 BINARY UTF8=ACCEPT CATENATE PREVIEW OBJECTID SAVEDATE "
+    "REPLACE"
 )
 
 #: After login: the connection-level extensions offered in the
@@ -92,6 +93,7 @@ async def test_commands_in_the_wrong_state_are_bad() -> None:
         S1 * 0 RECENT
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 1] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 i OK [READ-WRITE] Select completed
         C1 j ENABLE CONDSTORE
         S1 j BAD ENABLE not allowed in the selected state

@@ -22,6 +22,7 @@ def login_select(client: int, user: str = "alice") -> str:
     S{client} * OK [UNSEEN 1] %*
     S{client} * OK [UIDVALIDITY %?] UIDs valid
     S{client} * OK [UIDNEXT 4] Predicted next UID
+    S{client} * OK [MAILBOXID (%?)] %*
     S{client} s{client} OK [READ-WRITE] Select completed
     """
 

@@ -15,7 +15,7 @@ async def test_create_delete_rename_and_errors() -> None:
         LOGIN
         + """
         C1 c1 CREATE foo/bar/
-        S1 c1 OK Create completed
+        S1 c1 OK [MAILBOXID (%?)] Create completed
         C1 c2 CREATE foo/bar
         S1 c2 NO [ALREADYEXISTS] %*
         C1 c3 CREATE inbox
@@ -60,6 +60,7 @@ async def test_delete_of_the_selected_mailbox_is_refused() -> None:
         S1 %*
         S1 %*
         S1 %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 b OK [READ-WRITE] Select completed
         C1 c DELETE Junk
         S1 c NO [INUSE] %*
@@ -86,7 +87,7 @@ async def test_list_forms() -> None:
         S1 * LIST (\\HasNoChildren) "/" "INBOX"
         S1 d OK List completed
         C1 e CREATE "&Jjo-/x"
-        S1 e OK Create completed
+        S1 e OK [MAILBOXID (%?)] Create completed
         C1 f LIST "" "&Jjo-%"
         S1 * LIST (\\HasChildren) "/" "&Jjo-"
         S1 f OK List completed

@@ -19,6 +19,7 @@ S1 * 3 RECENT
 S1 * OK [UNSEEN 1] Message 1 is first unseen
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 4] Predicted next UID
+S1 * OK [MAILBOXID (%?)] %*
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -41,6 +42,7 @@ async def test_examine_is_read_only() -> None:
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 4] Predicted next UID
+        S1 * OK [MAILBOXID (%?)] %*
         S1 b OK [READ-ONLY] Examine completed
         C1 c FETCH 1 BODY[TEXT]
         S1 * 1 FETCH (BODY[TEXT] {7}
@@ -158,6 +160,7 @@ async def test_fetch_sequence_errors() -> None:
         S1 * 0 RECENT
         S1 %*
         S1 %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 b OK [READ-WRITE] %*
         C1 c UID FETCH 1:4294967295 FLAGS
         S1 c OK Fetch completed
@@ -172,15 +175,15 @@ async def test_fetch_sequence_errors() -> None:
     )
 
 
-async def test_fetch_beyond_exists_and_unsupported_items() -> None:
+async def test_fetch_beyond_exists_and_unknown_items() -> None:
     await run_transcript(
         LOGIN
         + SELECT3
         + """
         C1 b FETCH 4 FLAGS
         S1 b BAD Invalid message sequence number
-        C1 c FETCH 1 SAVEDATE
-        S1 c BAD FETCH SAVEDATE is not supported
+        C1 c FETCH 1 SAVEDATES
+        S1 c BAD %*
         C1 d UID FETCH 2:99 UID
         S1 * 2 FETCH (UID 2)
         S1 * 3 FETCH (UID 3)
@@ -279,6 +282,7 @@ async def test_copy_move_expunge_close() -> None:
         S1 %*
         S1 %*
         S1 %*
+        S1 * OK [MAILBOXID (%?)] %*
         S1 n OK %*
         C1 o STORE 1 +FLAGS.SILENT (\\Deleted)
         S1 o OK Store completed

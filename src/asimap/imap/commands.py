@@ -226,6 +226,30 @@ class SearchDate:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """SAVEDBEFORE/SAVEDON/SAVEDSINCE (RFC 8514 section 4.3): the date the
+    message was saved into the mailbox, disregarding time and timezone."""
+
+    op: DateOp
+    date: date
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """``SAVEDATESUPPORTED`` (RFC 8514 section 4.3): every message when the
+    mailbox keeps save dates, none otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """``EMAILID objectid`` / ``THREADID objectid`` (RFC 8474 section 6);
+    ``item`` is ``"EMAILID"`` or ``"THREADID"``."""
+
+    item: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchSize:
     """``LARGER n`` (``larger=True``) or ``SMALLER n``."""
 
@@ -274,6 +298,9 @@ SearchKey = (
     | SearchHeader
     | SearchText
     | SearchDate
+    | SearchSaveDate
+    | SearchSaveDateSupported
+    | SearchObjectId
     | SearchSize
     | SearchSequence
     | SearchModseq

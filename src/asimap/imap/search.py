@@ -15,6 +15,14 @@ Semantics chosen where the RFCs leave room (all as Dovecot does):
   time and timezone"); a message without a usable Date: never matches SENT*.
 * String keys are case-insensitive substring tests on decoded text
   (``casefold``, so that e.g. German sharp s matches "SS").
+* SAVEDBEFORE/SAVEDON/SAVEDSINCE (RFC 8514 section 4.3) use the date of
+  the save date in UTC.  A message whose save date is unknown (FETCH
+  SAVEDATE answers NIL for it) matches none of them, as a message without a
+  Date: matches no SENT* key: no date is invented for it.
+  SAVEDATESUPPORTED matches every message, because every mailbox of ours
+  keeps save dates for the messages it receives.
+* EMAILID and THREADID (RFC 8474 section 6) compare the identifier
+  exactly (ids are case-sensitive).
 """
 
 from __future__ import annotations
@@ -33,7 +41,10 @@ from asimap.imap.commands import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
+    SearchSaveDate,
+    SearchSaveDateSupported,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -47,6 +58,8 @@ class SearchCandidate:
 
     ``flags`` includes ``\\Recent`` when the message is recent for this
     session; ``message`` is loaded only when :func:`needs_message` said so.
+    ``savedate`` (None: unknown), ``emailid`` and ``threadid`` are filled
+    only when the key asks for them.
     """
 
     seq: int
@@ -56,6 +69,9 @@ class SearchCandidate:
     internaldate: datetime
     size: int
     message: Message | None = None
+    savedate: datetime | None = None
+    emailid: str = ""
+    threadid: str = ""
 
 
 def needs_message(key: SearchKey) -> bool:
@@ -174,6 +190,14 @@ def matches(
             sent = _message(c).sent_date()
             return sent is not None and _compare_date(key.op, sent, key.date)
         return _compare_date(key.op, c.internaldate.date(), key.date)
+    if isinstance(key, SearchSaveDate):
+        stamp = c.savedate
+        return stamp is not None and _compare_date(key.op, stamp.date(), key.date)
+    if isinstance(key, SearchSaveDateSupported):
+        return True
+    if isinstance(key, SearchObjectId):
+        actual = c.emailid if key.item == "EMAILID" else c.threadid
+        return actual == key.value
     if isinstance(key, SearchHeader):
         return _header_matches(_message(c), key.field, key.value)
     if isinstance(key, SearchText):

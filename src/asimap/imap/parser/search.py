@@ -26,7 +26,10 @@ from asimap.imap.commands import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
+    SearchSaveDate,
+    SearchSaveDateSupported,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -64,6 +67,7 @@ _NO_ARG: dict[bytes, SearchKey] = {
     b"UNSEEN": SearchFlag("\\Seen", set=False),
     b"NEW": SearchAnd((SearchFlag("\\Recent"), SearchFlag("\\Seen", set=False))),
     b"OLD": SearchNot(SearchFlag("\\Recent")),
+    b"SAVEDATESUPPORTED": SearchSaveDateSupported(),  # RFC 8514 section 4.3
 }
 
 _HEADER_KEYS = {
@@ -73,6 +77,16 @@ _HEADER_KEYS = {
     b"BCC": "Bcc",
     b"SUBJECT": "Subject",
 }
+
+# RFC 8514 section 4.3.
+_SAVED_KEYS = {
+    b"SAVEDBEFORE": DateOp.BEFORE,
+    b"SAVEDON": DateOp.ON,
+    b"SAVEDSINCE": DateOp.SINCE,
+}
+
+# RFC 8474 section 3: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+_OBJECTID_RE = re.compile(rb"[A-Za-z0-9_-]{1,255}(?=[ )]|$)")
 
 _DATE_KEYS = {
     b"BEFORE": (DateOp.BEFORE, False),
@@ -124,6 +138,10 @@ def _simple_key(reader: Reader, name: bytes) -> SearchKey:
     if dated is not None:
         reader.space()
         return SearchDate(dated[0], parse_date(reader), dated[1])
+    saved = _SAVED_KEYS.get(name)
+    if saved is not None:
+        reader.space()
+        return SearchSaveDate(saved, parse_date(reader))
     handler = _ARG_KEYS.get(name)
     if handler is None:
         fail(f"Unknown search key {name.decode('ascii')[:40]}")
@@ -146,6 +164,15 @@ def _size(reader: Reader, larger: bool) -> SearchKey:
     return SearchSize(reader.number("size", MAX_NUMBER64), larger)
 
 
+def _objectid(reader: Reader, item: str) -> SearchKey:
+    """``EMAILID objectid`` / ``THREADID objectid`` (RFC 8474 section 6)."""
+    reader.space()
+    raw = reader.match(_OBJECTID_RE)
+    if raw is None:
+        fail(f"Invalid {item} (1 to 255 letters, digits, '_' or '-')")
+    return SearchObjectId(item, raw.decode("ascii"))
+
+
 def _uid(reader: Reader) -> SearchKey:
     reader.space()
     return SearchSequence(parse_sequence_set(reader), uid=True)
@@ -161,6 +188,8 @@ _ARG_KEYS: dict[bytes, Callable[[Reader], SearchKey]] = {
     b"SMALLER": lambda r: _size(r, False),
     b"UID": _uid,
     b"MODSEQ": _modseq,
+    b"EMAILID": lambda r: _objectid(r, "EMAILID"),
+    b"THREADID": lambda r: _objectid(r, "THREADID"),
 }
 
 

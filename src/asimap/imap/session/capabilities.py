@@ -160,6 +160,8 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("UTF8=ACCEPT", _always),  # RFC 6855 (names, APPEND UTF8)
     CapabilityEntry("CATENATE", _always),  # RFC 4469 (same-user URLs only)
     CapabilityEntry("PREVIEW", _always),  # RFC 8970 (FETCH PREVIEW, LAZY)
+    CapabilityEntry("OBJECTID", _always),  # RFC 8474
+    CapabilityEntry("SAVEDATE", _always),  # RFC 8514
     CapabilityEntry("REPLACE", _always),  # RFC 8508
     CapabilityEntry("QUOTA", _quota),  # RFC 9208 (no QUOTASET: see SETQUOTA)
     CapabilityEntry("QUOTA=RES-STORAGE", _quota_storage),

@@ -1,5 +1,5 @@
 """Building FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 3516 BINARY,
-RFC 8970 PREVIEW).
+RFC 8970 PREVIEW, RFC 8474 EMAILID/THREADID, RFC 8514 SAVEDATE).
 
 :func:`fetch_message` turns one message and the requested items into the
 item list of a ``* n FETCH (...)`` response.  Data items that need the
@@ -20,16 +20,7 @@ from asimap.imap.session.errors import bad, no
 from asimap.imap.session.selected import SelectedMailbox, flag_atoms
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 from asimap.store.base import MessageInfo, MessageSummary
-
-#: Items that belong to capabilities we do not advertise yet (SAVEDATE,
-#: OBJECTID): refused with BAD until they are.
-UNSUPPORTED = frozenset(
-    {
-        FetchKind.SAVEDATE,
-        FetchKind.EMAILID,
-        FetchKind.THREADID,
-    }
-)
+from asimap.store.objectid import emailid_of, threadid_of
 
 #: Items a :class:`~asimap.store.base.MessageSummary` answers without the
 #: message (the store may cache summaries, so they cost no parsing).
@@ -40,6 +31,9 @@ SUMMARY_KINDS = frozenset(
         FetchKind.ENVELOPE,
         FetchKind.BODY,
         FetchKind.BODYSTRUCTURE,
+        FetchKind.EMAILID,
+        FetchKind.THREADID,
+        FetchKind.SAVEDATE,
     }
 )
 
@@ -91,8 +85,6 @@ def asks_modseq(items: tuple[FetchAtt, ...]) -> bool:
 def validate(items: tuple[FetchAtt, ...]) -> None:
     """Refuse, before touching any message, what we cannot answer."""
     for att in items:
-        if att.kind in UNSUPPORTED:
-            raise bad(f"FETCH {att.kind.value} is not supported")
         if att.section is not None:
             for name in att.section.fields:
                 if not name or not all(0x20 < ord(ch) < 0x7F for ch in name):
@@ -257,7 +249,24 @@ def _from_summary(kind: FetchKind, summary: MessageSummary) -> list[Value]:
         return [Atom("ENVELOPE"), summary.envelope]
     if kind is FetchKind.BODY:
         return [Atom("BODY"), summary.body]
+    if kind is FetchKind.EMAILID:
+        return _objectid_item("EMAILID", summary.emailid)
+    if kind is FetchKind.THREADID:
+        return _objectid_item("THREADID", summary.threadid)
+    if kind is FetchKind.SAVEDATE:
+        return _savedate_item(summary.savedate)
     return [Atom("BODYSTRUCTURE"), summary.bodystructure]
+
+
+def _objectid_item(name: str, value: str) -> list[Value]:
+    """RFC 8474 section 7: ``EMAILID (id)`` / ``THREADID (id)``; THREADID
+    may be NIL (we always have one, see :mod:`asimap.store.objectid`)."""
+    return [Atom(name), [Atom(value)] if value else None]
+
+
+def _savedate_item(moment: datetime | None) -> list[Value]:
+    """RFC 8514 section 4.1: ``SAVEDATE date-time``, NIL when unknown."""
+    return [Atom("SAVEDATE"), format_internaldate(moment) if moment else None]
 
 
 async def _preview(data: MessageData, lazy: bool) -> list[Value]:
@@ -300,7 +309,14 @@ async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
         return [Atom("RFC822.SIZE"), (await data.info()).size]
     if kind is FetchKind.PREVIEW:
         return await _preview(data, att.lazy)
+    if kind is FetchKind.SAVEDATE:
+        return _savedate_item((await data.info()).savedate)
     message = await data.message()
+    if kind is FetchKind.EMAILID:
+        return _objectid_item("EMAILID", emailid_of(message.raw))
+    if kind is FetchKind.THREADID:
+        emailid = emailid_of(message.raw)
+        return _objectid_item("THREADID", threadid_of(message.header_values, emailid))
     if kind is FetchKind.ENVELOPE:
         return [Atom("ENVELOPE"), message.envelope()]
     if kind is FetchKind.BODY:

@@ -31,10 +31,10 @@ from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
 from asimap.store.names import DELIMITER, ListMatcher, join_reference, parent_of
 
 #: STATUS items we answer, and where each comes from (RFC 3501 section
-#: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7162 3.1.6 HIGHESTMODSEQ).
-#: Items that depend on the connection or the mailbox object (APPENDLIMIT,
-#: MAILBOXID) are answered by :mod:`asimap.imap.session.status_items`.
-STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
+#: 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7162 3.1.6 HIGHESTMODSEQ,
+#: RFC 8474 MAILBOXID).  Items that depend on the connection
+#: (APPENDLIMIT) are answered by :mod:`asimap.imap.session.status_items`.
+STATUS_VALUES: dict[str, Callable[[MailboxStatus], Value]] = {
     "MESSAGES": lambda s: s.messages,
     "RECENT": lambda s: s.recent,
     "UIDNEXT": lambda s: s.uidnext,
@@ -45,6 +45,8 @@ STATUS_VALUES: dict[str, Callable[[MailboxStatus], int]] = {
     # RFC 9208 section 4.2.2, in the STORAGE resource's 1024-octet units.
     "DELETED-STORAGE": lambda s: units(s.deleted_storage),
     "HIGHESTMODSEQ": lambda s: s.highestmodseq,
+    # RFC 8474 section 4.4: ``MAILBOXID (id)``.
+    "MAILBOXID": lambda s: [Atom(s.mailboxid)],
 }
 
 #: Kept for callers that only need the names.

@@ -11,7 +11,7 @@ errors become NO with RFC 5530 codes
 from __future__ import annotations
 
 from asimap.imap import commands as c
-from asimap.imap.responses import Status, Tagged
+from asimap.imap.responses import Atom, Code, Status, Tagged
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import no, store_error_response
 from asimap.imap.session.handlers_append import handle_append as handle_append
@@ -51,11 +51,19 @@ async def handle_create(ctx: Context, cmd: c.Create) -> Tagged:
     if name == INBOX:
         raise no("Mailbox already exists", "ALREADYEXISTS")
     _check_special_use(cmd.special_use)
+    store = ctx.require_store()
     try:
-        await ctx.require_store().create(name, cmd.special_use)
+        await store.create(name, cmd.special_use)
     except StoreError as exc:
         raise store_error_response(exc) from exc
-    return Tagged(cmd.tag, Status.OK, "Create completed")
+    try:
+        # RFC 8474 section 4.1: the tagged OK carries the new MAILBOXID.
+        status = await (await store.mailbox(name)).status()
+    except StoreError:
+        # Created, then removed by someone else at once: still created.
+        return Tagged(cmd.tag, Status.OK, "Create completed")
+    code = Code("MAILBOXID", ([Atom(status.mailboxid)],))
+    return Tagged(cmd.tag, Status.OK, "Create completed", code)
 
 
 async def handle_delete(ctx: Context, cmd: c.Delete) -> Tagged:

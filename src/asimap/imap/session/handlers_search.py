@@ -37,6 +37,7 @@ from asimap.store.base import (
     MessageSummary,
     StoreError,
 )
+from asimap.store.objectid import emailid_of, threadid_of
 
 #: SEARCH charsets we understand (RFC 3501 6.4.4 requires US-ASCII; all
 #: our text is Unicode internally, so UTF-8 costs nothing).
@@ -204,8 +205,11 @@ def _source_for(key: c.SearchKey) -> _Source:
         return _Source.MESSAGE
     if isinstance(key, c.SearchDate):
         return _Source.SUMMARY if key.sent else _Source.INFO
-    if isinstance(key, c.SearchSize):
+    if isinstance(key, c.SearchSize | c.SearchSaveDate):
         return _Source.INFO
+    if isinstance(key, c.SearchObjectId):
+        # RFC 8474 ids are cached with the summary (content-derived).
+        return _Source.SUMMARY
     if isinstance(key, c.SearchNot):
         return _source_for(key.key)
     if isinstance(key, c.SearchOr):
@@ -260,13 +264,22 @@ async def _candidates(
                     continue  # expunged meanwhile
                 candidate.internaldate = summary.internaldate
                 candidate.size = summary.size
+                candidate.savedate = summary.savedate
+                candidate.emailid = summary.emailid
+                candidate.threadid = summary.threadid
                 candidate.message = SummaryMessage(summary)
             elif source is not _Source.STATE:
                 info = await view.mailbox.info(uid)
                 candidate.internaldate = info.internaldate
                 candidate.size = info.size
+                candidate.savedate = info.savedate
                 if source is _Source.MESSAGE:
-                    candidate.message = await view.mailbox.message(uid)
+                    message = await view.mailbox.message(uid)
+                    candidate.message = message
+                    candidate.emailid = emailid_of(message.raw)
+                    candidate.threadid = threadid_of(
+                        message.header_values, candidate.emailid
+                    )
         except MessageGone:
             continue
         out.append(candidate)

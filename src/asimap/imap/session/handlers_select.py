@@ -132,6 +132,8 @@ def _select_responses(
         UntaggedStatus(
             Status.OK, "Predicted next UID", Code("UIDNEXT", (status.uidnext,))
         ),
+        # RFC 8474 section 4.3: SELECT and EXAMINE report the MAILBOXID.
+        UntaggedStatus(Status.OK, "Ok", Code("MAILBOXID", ([Atom(status.mailboxid)],))),
     ]
     if extensions.condstore(ctx.enabled):
         # RFC 7162 3.1.2.1; every store keeps MODSEQs, so never NOMODSEQ.
