@@ -151,6 +151,10 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        """Stop the server; a no-op once stopped (a test may stop it early,
+        e.g. to restart on the same data, before the fixture does)."""
+        if not self._thread.is_alive():
+            return
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(15)

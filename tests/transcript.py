@@ -10,7 +10,11 @@ A transcript is readable as documentation of the protocol::
 ``Cn line`` sends ``line`` + CRLF from client *n*; ``Sn line`` expects the
 next line client *n* receives.  In expected lines ``%?`` matches one token
 (no spaces) and ``%*`` matches anything (possibly empty); everything else is
-literal.  ``En`` closes client *n*'s input (EOF) and ``Xn`` expects client
+literal.  ``%{name}`` matches one identifier-like token (letters, digits,
+``_``, ``-``, ``.``) and remembers it: later ``%{name}`` in expected lines
+must match the same value, and in client lines it is replaced by it
+(``World.captured`` holds them afterwards, e.g. to check that two ids
+differ).  ``En`` closes client *n*'s input (EOF) and ``Xn`` expects client
 *n*'s session to have ended.  In client lines ``\\xNN`` sends byte NN.
 Blank lines and ``#`` comments are ignored.
 
@@ -81,6 +85,8 @@ class World:
     stores: dict[str, MemoryStore] = field(default_factory=dict)
     #: Every user's quota (RFC 9208), as the configuration would set it.
     quota: QuotaLimits = NO_QUOTA
+    #: Values of ``%{name}`` captures, by name.
+    captured: dict[str, bytes] = field(default_factory=dict)
 
     async def open_store(self, account: Account) -> Store:
         store = self.stores.get(account.username)
@@ -270,18 +276,48 @@ class FakeClient:
                 await self.task
 
 
-def _pattern(expected: str) -> re.Pattern[bytes]:
-    """Compile an expected line: ``%?`` one token, ``%*`` anything."""
-    parts = re.split(r"(%\?|%\*)", expected)
+_CAPTURE_RE = re.compile(r"%\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _pattern(
+    expected: str, captured: dict[str, bytes] | None = None
+) -> re.Pattern[bytes]:
+    """Compile an expected line: ``%?`` one token, ``%*`` anything,
+    ``%{name}`` a captured token (the value seen before, if any)."""
+    captured = captured or {}
+    parts = re.split(r"(%\?|%\*|%\{[A-Za-z_][A-Za-z0-9_]*\})", expected)
     regex = ""
+    named: set[str] = set()
     for part in parts:
+        capture = _CAPTURE_RE.fullmatch(part)
         if part == "%?":
             regex += r"[^ ]+"
         elif part == "%*":
             regex += r".*"
+        elif capture is not None:
+            name = capture.group(1)
+            if name in captured:
+                regex += re.escape(captured[name].decode("utf-8"))
+            elif name in named:
+                regex += f"(?P={name})"
+            else:
+                named.add(name)
+                regex += f"(?P<{name}>[A-Za-z0-9_.-]+)"
         else:
             regex += re.escape(part)
     return re.compile(regex.encode("utf-8"), re.DOTALL)
+
+
+def _substitute(text: str, captured: dict[str, bytes]) -> str:
+    """A client line with its ``%{name}`` captures filled in."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in captured:
+            raise AssertionError(f"%{{{name}}} used before it was captured")
+        return captured[name].decode("utf-8")
+
+    return _CAPTURE_RE.sub(value, text)
 
 
 def _client_bytes(text: str) -> bytes:
@@ -330,6 +366,7 @@ async def run_transcript(
                 greeting = await client.next_line()
                 assert greeting.startswith(b"* OK [CAPABILITY "), greeting
             if kind == "C":
+                text = _substitute(text, world.captured)
                 client.write(_client_bytes(text) + b"\r\n")
                 await settle()
             elif kind == "S":
@@ -339,11 +376,15 @@ async def run_transcript(
                     raise AssertionError(
                         f"line {number}: client {who} expected {text!r}, got nothing"
                     ) from None
-                if not _pattern(text).fullmatch(got):
+                found = _pattern(text, world.captured).fullmatch(got)
+                if found is None:
                     raise AssertionError(
                         f"line {number}: client {who} expected\n  {text!r}\ngot\n  "
                         f"{got.decode('utf-8', 'replace')!r}"
                     )
+                world.captured.update(
+                    {k: v for k, v in found.groupdict().items() if v is not None}
+                )
             elif kind == "E":
                 client.close_input()
                 await settle()
