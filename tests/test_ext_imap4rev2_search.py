@@ -28,6 +28,7 @@ S1 * 2 RECENT
 S1 * OK [UNSEEN 2] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
+S1 * OK [MAILBOXID (%?)] %*
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -43,6 +44,7 @@ S1 * OK [PERMANENTFLAGS %*
 S1 * 2 EXISTS
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
+S1 * OK [MAILBOXID (%?)] %*
 S1 * LIST %*
 S1 s OK [READ-WRITE] Select completed
 """

@@ -92,7 +92,7 @@ async def test_section_3_1_example(world: World) -> None:
         S1 * STATUS "Lists/Im2000" (UIDVALIDITY {im} UIDNEXT 1 MESSAGES 0)
         S1 * STATUS "Lists/Lemonade" (UIDVALIDITY {lem} UIDNEXT 4 MESSAGES 3)
         S1 b OK NOTIFY completed
-        {_open(1, "c", "select inbox", 7)}
+        {_open(1, "c", "select inbox", 8)}
         # A new message is delivered to Lists/Lemonade.
         {append_lines(2, "x1", "Lists/Lemonade", message("m3"))}
         S2 x1 OK [APPENDUID {lem} 4] %*
@@ -159,10 +159,10 @@ async def test_section_6_examples(world: World) -> None:
         # The second example: FlagChange everywhere but the selected mailbox.
         C1 b notify set (selected (Messagenew (uid flags) messageExpunge)) (personal (MessageNew FlagChange MessageExpunge))
         S1 b OK NOTIFY completed
-        {_open(1, "c", "EXAMINE misc", 6)}
+        {_open(1, "c", "EXAMINE misc", 7)}
         C2 f STORE 1 +FLAGS (\\Seen)
         S2 f BAD %*
-        {_open(2, "g", "SELECT INBOX", 7)}
+        {_open(2, "g", "SELECT INBOX", 8)}
         C2 h STORE 1 +FLAGS (\\Seen)
         S2 * 1 FETCH (FLAGS (\\Seen \\Recent))
         S2 h OK %*
@@ -192,7 +192,7 @@ async def test_flag_change_with_condstore(world: World) -> None:
         S1 * STATUS "Lists/Im2000" (UIDVALIDITY %? UIDNEXT 1 MESSAGES 0 HIGHESTMODSEQ 1)
         S1 * STATUS "Lists/Lemonade" (UIDVALIDITY {lem} UIDNEXT 4 MESSAGES 3 HIGHESTMODSEQ 4)
         S1 b OK NOTIFY completed
-        {_open(2, "s", "SELECT Lists/Lemonade", 7)}
+        {_open(2, "s", "SELECT Lists/Lemonade", 8)}
         C2 t STORE 2 +FLAGS ($Junk)
         S2 * FLAGS %*
         S2 * OK [PERMANENTFLAGS %*] %*
@@ -222,10 +222,10 @@ async def test_selected_expunge_immediate_and_delayed(world: World) -> None:
     await run_transcript(
         LOGIN
         + f"""
-        {_open(1, "s", "SELECT INBOX", 7)}
+        {_open(1, "s", "SELECT INBOX", 8)}
         C1 n notify set (selected (MessageNew MessageExpunge FlagChange))
         S1 n OK NOTIFY completed
-        {_open(2, "s", "SELECT INBOX", 7)}
+        {_open(2, "s", "SELECT INBOX", 8)}
         C2 t STORE 3 +FLAGS (\\Deleted)
         S2 * 3 FETCH (FLAGS (\\Deleted))
         S2 t OK %*
@@ -269,10 +269,10 @@ async def test_selected_expunge_as_vanished_with_qresync(world: World) -> None:
         C1 e ENABLE QRESYNC
         S1 * ENABLED QRESYNC
         S1 e OK %*
-        {_open(1, "s", "SELECT INBOX", 8)}
+        {_open(1, "s", "SELECT INBOX", 9)}
         C1 n notify set (selected (MessageNew MessageExpunge))
         S1 n OK NOTIFY completed
-        {_open(2, "s", "SELECT INBOX", 7)}
+        {_open(2, "s", "SELECT INBOX", 8)}
         C2 t STORE 1 +FLAGS.SILENT (\\Deleted)
         S2 t OK %*
         C2 u EXPUNGE
