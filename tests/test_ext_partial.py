@@ -48,6 +48,7 @@ S1 * %*
 S1 * %*
 S1 * %*
 S1 * %*
+S1 * %*
 S1 s OK [READ-WRITE] Select completed
 """
 

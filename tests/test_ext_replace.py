@@ -39,6 +39,7 @@ def select(
         S1 * %*
         S1 * %*
         S1 * %*
+        S1 * OK [MAILBOXID (%?)] %*
         {modseq}
         S1 s OK [{mode}] %*
         """

@@ -24,6 +24,11 @@ def _back_to_schema_2(root: Path) -> None:
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     try:
         conn.executescript(
+            # Schema 4 (OBJECTID/SAVEDATE) first, then schema 3.
+            "ALTER TABLE mailboxes DROP COLUMN objectid;"
+            "ALTER TABLE messages DROP COLUMN savedate;"
+            "ALTER TABLE summaries DROP COLUMN emailid;"
+            "ALTER TABLE summaries DROP COLUMN threadid;"
             "DROP TRIGGER messages_usage_insert;"
             "DROP TRIGGER messages_usage_delete;"
             "DROP TRIGGER messages_usage_update;"
