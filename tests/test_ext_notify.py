@@ -482,7 +482,7 @@ async def test_overflow_turns_notifications_off(
         S1 n OK NOTIFY completed
         C1 i IDLE
         S1 + idling
-        {_open(2, "s", "SELECT Lists/Lemonade", 7)}
+        {_open(2, "s", "SELECT Lists/Lemonade", 8)}
         C2 m MOVE 1 misc
         S2 * OK [COPYUID %*] %*
         S2 * 1 EXPUNGE
