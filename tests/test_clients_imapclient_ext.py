@@ -8,9 +8,8 @@ hand from the RFCs for a small set of messages built for the purpose, never
 with what asimap itself computes; threading is also checked on two real
 threads of the corpus, read by hand from their headers.
 
-Not covered, because asimap does not advertise them (IMAPClient then
-refuses the call itself): ``multiappend`` (MULTIAPPEND, RFC 3502) and
-``xlist_folders`` (XLIST, Gmail's).
+Not covered, because asimap does not advertise it (IMAPClient then
+refuses the call itself): ``xlist_folders`` (XLIST, Gmail's).
 
 The eight messages (sequence number = UID = arrival order):
 
@@ -567,3 +566,48 @@ def test_quota_root_usage_limits_and_overquota(
             client.append("INBOX", MESSAGES[2])
         usage = {q.resource: q.usage for q in client.get_quota("INBOX")}
         assert usage["MESSAGE"] == 10
+
+
+# -- MULTIAPPEND (RFC 3502) ---------------------------------------------------
+
+
+def test_multiappend_stores_every_message_with_its_flags_and_date(mh_any: Mh) -> None:
+    mh = mh_any
+    arrival = datetime.datetime(2020, 5, 17, 8, 30, tzinfo=datetime.UTC)
+    with mh.client() as client:
+        assert b"MULTIAPPEND" in client.capabilities()
+        before = client.folder_status("Drafts", ["MESSAGES", "UIDNEXT"])
+        answer = client.multiappend(
+            "Drafts",
+            [
+                {"msg": MESSAGES[0], "flags": [b"\\Seen", b"$Label1"], "date": arrival},
+                MESSAGES[1],
+                {"msg": MESSAGES[2], "flags": [b"\\Flagged"]},
+            ],
+        )
+        # IMAPClient 3.0 puts two SP between consecutive literals, which
+        # asimap accepts (asimap.imap.parser.append explains why).
+        # UIDPLUS (RFC 4315 section 3): one APPENDUID with the three UIDs.
+        first = before[b"UIDNEXT"]
+        status, [text] = answer
+        assert status == "OK"
+        assert text.startswith(b"[APPENDUID "), text
+        assert text.split(b"]")[0].split()[2] == f"{first}:{first + 2}".encode()
+        client.select_folder("Drafts")
+        uids = list(range(first, first + 3))
+        fetched = client.fetch(uids, ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
+        assert [fetched[u][b"BODY[]"] for u in uids] == MESSAGES[:3]
+        assert set(fetched[uids[0]][b"FLAGS"]) - {b"\\Recent"} == {
+            b"\\Seen",
+            b"$Label1",
+        }
+        assert set(fetched[uids[1]][b"FLAGS"]) - {b"\\Recent"} == set()
+        assert set(fetched[uids[2]][b"FLAGS"]) - {b"\\Recent"} == {b"\\Flagged"}
+        assert (
+            fetched[uids[0]][b"INTERNALDATE"]
+            .astimezone(datetime.UTC)
+            .replace(tzinfo=datetime.UTC)
+            == arrival
+        )
+        after = client.folder_status("Drafts", ["MESSAGES"])
+        assert after[b"MESSAGES"] == before[b"MESSAGES"] + 3

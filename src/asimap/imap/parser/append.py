@@ -150,6 +150,13 @@ def parse_append(reader: Reader, tag: str, uid: bool) -> Append:
     reader.space()
     messages = [_message(reader)]
     while reader.try_space():
+        # RFC 3502 wants exactly one SP between messages, but IMAPClient's
+        # multiappend (3.0, ``_raw_command``) sends " " and then " {n+}"
+        # after each literal.  A run of SP before the next message cannot
+        # be read any other way, so it is accepted rather than refusing a
+        # widely used client's whole upload.
+        while reader.try_space():
+            pass
         messages.append(_message(reader))
         if len(messages) > reader.limits.max_literals:
             fail("Too many messages in APPEND")

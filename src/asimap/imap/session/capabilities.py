@@ -136,6 +136,7 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("NAMESPACE", _always),  # RFC 2342
     CapabilityEntry("UNSELECT", _always),  # RFC 3691
     CapabilityEntry("UIDPLUS", _always),  # RFC 4315
+    CapabilityEntry("MULTIAPPEND", _always),  # RFC 3502 (all or nothing)
     CapabilityEntry("MOVE", _always),  # RFC 6851
     CapabilityEntry("CHILDREN", _always),  # RFC 3348
     CapabilityEntry("SPECIAL-USE", _always),  # RFC 6154
