@@ -392,9 +392,9 @@ class WorkerManager:
     async def _take_back(self, connection: _Connection, message: Message) -> None:
         """Serve a connection here again after UNAUTHENTICATE (RFC 8437)."""
         unparsed = message.data
+        worker_end: socket.socket | None = None
         try:
             if connection.relay is not None:
-                worker_end = None
                 if message.fds:
                     worker_end = socket.socket(fileno=message.fds.pop(0))
                 unparsed += await connection.relay.reclaim(worker_end)
@@ -410,6 +410,8 @@ class WorkerManager:
             log.info("connection not taken back after UNAUTHENTICATE: %s", exc)
             connection.pipe.close()
         finally:
+            if worker_end is not None:
+                worker_end.close()
             message.close_fds()
 
     def _maybe_retire(self, worker: _Worker, handoffs: object) -> None:
