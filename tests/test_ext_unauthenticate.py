@@ -91,7 +91,8 @@ async def test_unauthenticate_resets_enable_and_compress_stays() -> None:
         S1 c OK DEFLATE active
         C1 d UNAUTHENTICATE
         S1 d OK %*
-        C1 e LOGIN alice secret-a
+        # AUTHENTICATE works as well as LOGIN (SASL PLAIN, RFC 4616).
+        C1 e AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldC1h
         S1 e OK [CAPABILITY %* COMPRESS=DEFLATE UNAUTHENTICATE%*] %*
         # ENABLE starts afresh (RFC 5161 ties it to the session) ...
         C1 f ENABLE UTF8=ACCEPT
