@@ -301,8 +301,10 @@ class Core:
             self._dir_seen[folder] = os.stat(folder).st_mtime_ns
         if mailbox_id in self._foreign:
             # We merged a tool's change that the database has not seen:
-            # the next refresh must rescan.
-            self._foreign.discard(mailbox_id)
+            # the next refresh must rescan (and that rescan clears the
+            # mark).  Keeping the mark until then matters: a nested import
+            # that recorded its stamps must not let the job around it
+            # record "clean" stamps for a file the database lags behind.
             self.conn.execute(
                 "UPDATE mailboxes SET seq_stamp='racy' WHERE id=?", (mailbox_id,)
             )
@@ -422,6 +424,10 @@ class Core:
         # folder's first scan must not make the next refile "imported".
         initial = not rows and uidnext == 1 and seq_stamp == ""
 
+        # This scan imports everything the file holds, so whatever foreign
+        # change an earlier write merged into it is imported here; a write
+        # at the end of this scan may mark the mailbox again.
+        self._foreign.discard(mailbox_id)
         text = self._read_sequences(folder)
         base_text = self._synced.get(folder)
         parsed = sequences.parse(text)
@@ -700,9 +706,16 @@ class Core:
                 # The file now holds a tool's change the database lacks, and
                 # the base says we have seen it: import it now, or a later
                 # merge would take it for ours and drop it.
+                # Each import rescan rewrites the file and may meet (and
+                # merge) a newer tool change: import until none is left
+                # (bounded; if a tool keeps writing, the mark stays and the
+                # next job rescans).
                 self._importing = True
                 try:
-                    self._rescan(mailbox_id, folder, waited=True)
+                    for _ in range(WRITE_RETRIES):
+                        self._rescan(mailbox_id, folder, waited=True)
+                        if mailbox_id not in self._foreign:
+                            break
                 finally:
                     self._importing = False
             return
@@ -1168,8 +1181,8 @@ class Core:
         rows = [
             row
             for row in self.conn.execute(
-                "SELECT uid, num, flags, internaldate, tz_minutes, size "
-                "FROM messages WHERE mailbox_id=? ORDER BY uid",
+                "SELECT uid, num, flags, internaldate, tz_minutes, size, "
+                "ino, mtime_ns FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (source_id,),
             )
             if row[0] in wanted
@@ -1190,18 +1203,28 @@ class Core:
             with transaction(self.conn):
                 modseq = self._bump(target_id)
                 start = self._max_num(target_id) + 1
-                for uid, num, flags, seconds, tz_minutes, _size in rows:
+                for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
                     path = source / str(num)
+                    known = FileIdentity(ino, size, mtime)
                     try:
                         if source == target:
-                            data = path.read_bytes()
+                            with open(path, "rb") as handle:
+                                stat = os.fstat(handle.fileno())
+                                if FileIdentity.of(stat) != known:
+                                    raise FileNotFoundError(path)
+                                data = handle.read()
                             new_num, stat = files.store_new(
                                 target, data, start, seconds * 1_000_000_000
                             )
                         else:
-                            new_num, stat = files.link_or_copy(path, target, start)
+                            new_num, stat = files.link_or_copy(
+                                path, target, start, known
+                            )
                     except FileNotFoundError:
-                        continue  # removed by a tool: nothing to copy
+                        # Removed, or overwritten by a tool (the file under
+                        # that number is no longer this message): nothing
+                        # to copy.
+                        continue
                     start = new_num + 1
                     new_uid = self._insert(
                         target_id,

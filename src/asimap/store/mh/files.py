@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,24 +135,63 @@ def next_free_number(folder: Path) -> int:
 def store_new(
     folder: Path, data: bytes, start: int, mtime_ns: int | None = None
 ) -> tuple[int, os.stat_result]:
-    """Write a new message durably; return its number and its stat."""
+    """Write a new message durably; return its number and the stat of
+    the file *we* wrote.
+
+    The stat is taken from the temporary file before the link, not from
+    the number after it: nmh ``inc`` opens its message files with
+    ``O_CREAT|O_TRUNC`` and no ``O_EXCL`` (strace, nmh 1.8), so an inc
+    that listed the folder before our link may overwrite the number we
+    just claimed -- in the same inode.  A stat taken after the link could
+    then describe inc's message, and the UID we give ours would name it.
+    With our own identity recorded, the next rescan sees the overwrite
+    and gives inc's message a UID of its own.
+    """
     temp = write_temp(folder, data, mtime_ns)
     try:
+        stat = os.stat(temp, follow_symlinks=False)
         number = claim_number(folder, temp, start)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     fsync_dir(folder)
-    return number, os.stat(folder / str(number), follow_symlinks=False)
+    return number, stat
 
 
-def link_or_copy(source: Path, folder: Path, start: int) -> tuple[int, os.stat_result]:
+#: A message file changed this recently may still be overwritten in place
+#: by an ``inc`` that listed its folder before the file existed.
+YOUNG_NS = 10_000_000_000
+
+
+def link_or_copy(
+    source: Path, folder: Path, start: int, expected: FileIdentity | None = None
+) -> tuple[int, os.stat_result]:
     """COPY of a message file into another folder.
 
     A hard link costs no space and keeps the bytes identical (refile does
     the same); across file systems, or where links are refused, fall back
     to a durable copy.
+
+    A *young* source (changed less than :data:`YOUNG_NS` ago) is copied,
+    not linked: nmh ``inc`` overwrites a number it thinks free with
+    ``O_TRUNC`` in the same inode (see :func:`store_new`), and a hard link
+    would carry that overwrite into the copy.  ``expected`` is the
+    identity the caller knows the source by; a source that is no longer
+    that file raises FileNotFoundError (it is gone, as far as the caller's
+    message is concerned).
     """
+    stat = os.stat(source, follow_symlinks=False)
+    if expected is not None and FileIdentity.of(stat) != expected:
+        raise FileNotFoundError(source)
+    young = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < YOUNG_NS
+    if young:
+        with open(source, "rb") as handle:
+            if expected is not None and (
+                FileIdentity.of(os.fstat(handle.fileno())) != expected
+            ):
+                raise FileNotFoundError(source)
+            data = handle.read()
+        return store_new(folder, data, start, stat.st_mtime_ns)
     try:
         number = claim_number(folder, source, start)
     except OSError as exc:

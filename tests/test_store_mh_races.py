@@ -1,0 +1,115 @@
+"""Races between the MH store and nmh tools, made deterministic.
+
+Each test puts a real tool action (or nmh's exact syscall, where the
+window is microseconds wide) at the one instant the race needs, by
+wrapping the store's own file helpers, and checks that nothing is lost
+and no UID names two messages.  The 60-second free-running version is
+``tests/test_mh_concurrency.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from asimap.store.base import MessageGone, StoreMode
+from asimap.store.mh import MHStore, core, files, seqfile
+from test_store_mh_nmh import Nmh, message, sequence, uid_flags
+
+pytest_plugins = ["test_store_mh_nmh"]
+
+
+def inc_overwrite(path: Path, subject: str) -> None:
+    """What nmh ``inc`` does to a number it believes free (strace, nmh
+    1.8): ``open(O_WRONLY|O_CREAT|O_TRUNC)`` -- no ``O_EXCL`` -- and write."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        os.write(fd, message(subject).replace(b"\r\n", b"\n") + b"extra\n")
+    finally:
+        os.close(fd)
+
+
+async def test_append_overwritten_by_inc_right_after_the_link(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inc overwrites the number between our link and anything we do next:
+    our UID must not end up naming inc's message."""
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message("first"))
+    claim = files.claim_number
+
+    def claim_then_clobber(folder: Path, source: Path, start: int) -> int:
+        number = claim(folder, source, start)
+        inc_overwrite(folder / str(number), "incd")
+        return number
+
+    monkeypatch.setattr(files, "claim_number", claim_then_clobber)
+    uid = await inbox.append(message("ours"))
+    monkeypatch.setattr(files, "claim_number", claim)
+
+    states = await uid_flags(inbox)
+    assert uid not in states  # our message is gone (inc overwrote it) ...
+    with pytest.raises(MessageGone):
+        await inbox.message(uid)
+    # ... and inc's message has a UID of its own.
+    newest = max(states)
+    assert newest > uid
+    assert b"Subject: incd" in (await inbox.message(newest)).raw
+
+
+async def test_copy_of_a_young_file_is_not_a_hard_link(
+    nmh: Nmh, store: MHStore
+) -> None:
+    """A file inc may still overwrite in place must not share its inode
+    with the copy (the overwrite would change the copy too)."""
+    inbox = await store.mailbox("INBOX")
+    await store.create("Other")
+    other = await store.mailbox("Other")
+    uid = await inbox.append(message("young"))
+    [(_, copied)] = await inbox.copy_to([uid], other)
+    source = os.stat(nmh.root / "inbox" / "1")
+    target = os.stat(nmh.root / "Other" / "1")
+    assert source.st_ino != target.st_ino
+    inc_overwrite(nmh.root / "inbox" / "1", "incd")
+    assert b"Subject: young" in (await other.message(copied)).raw
+
+
+async def test_tool_change_met_by_an_import_rescan_is_not_dropped(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write merges a tool's change and imports it with a rescan; that
+    rescan's own write meets a *second* tool change.  The second must be
+    imported too, or the next write (base: the file, ours: a database
+    without it) drops it."""
+    monkeypatch.setattr(core, "RACY_NS", 0)  # no racy-stamp safety net
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"m{n}")) for n in range(3)]
+    await inbox.states()
+    read = seqfile.read_unlocked
+    calls = 0
+    actions: dict[int, Callable[[], object]] = {
+        1: lambda: nmh("mark", "+inbox", "1", "-sequence", "kwa", "-add"),
+        3: lambda: nmh("mark", "+inbox", "2", "-sequence", "kwb", "-add"),
+    }
+
+    def read_after_tool(folder: Path, limit_s: float = 2.0) -> object:
+        nonlocal calls
+        calls += 1
+        action = actions.get(calls)
+        if action is not None:
+            action()
+        return read(folder, limit_s)
+
+    monkeypatch.setattr(seqfile, "read_unlocked", read_after_tool)
+    await inbox.store([uids[2]], StoreMode.ADD, ["\\Flagged"])
+    monkeypatch.setattr(seqfile, "read_unlocked", read)
+    assert calls >= 3
+    await inbox.store([uids[2]], StoreMode.REMOVE, ["\\Flagged"])
+    flags = await uid_flags(inbox)
+    assert "kwa" in flags[uids[0]]
+    assert "kwb" in flags[uids[1]]
+    assert sequence(nmh, "inbox", "kwa") == {1}
+    assert sequence(nmh, "inbox", "kwb") == {2}
