@@ -10,10 +10,13 @@ stuck in the compressor while the client waits for it.
 
 The two halves are asymmetric on purpose:
 
-* :class:`Deflater` (server to client) may choose its own window: a
-  smaller one than the maximum is always readable by a peer that expects
-  32 KB (RFC 1951 section 2), and it cuts the compressor's memory from
-  about 256 KB to 64 KB per connection.
+* :class:`Deflater` (server to client) chooses its own memory: the full
+  32 KB window, because mail compresses much better when the next
+  message's headers can refer to the previous one's (measured on the
+  corpus, sync-flushed per message: 4.4x with 32 KB, 3.2x with 8 KB --
+  Dovecot's 4.4x), but a smaller hash table (``memLevel`` 6 instead of
+  8), which costs nothing measurable: about 160 KB of zlib state instead
+  of 256 KB, only on connections that asked for COMPRESS.
 * :class:`Inflater` (client to server) must accept the client's 32 KB
   window, and must never turn a small input into a large allocation: a
   client can send a megabyte that inflates to a gigabyte of zeros.  Its
@@ -31,8 +34,8 @@ import zlib
 INFLATE_CHUNK = 64 * 1024
 #: Compression level: zlib's default trade-off (Dovecot's default too).
 LEVEL = 6
-#: Compressor window (2**13 = 8 KB) and memory level: 64 KB of zlib state.
-_DEFLATE_WBITS = -13
+#: Compressor window (2**15 = 32 KB) and memory level: ~160 KB of state.
+_DEFLATE_WBITS = -15
 _DEFLATE_MEMLEVEL = 6
 #: Decompressor window: the largest RFC 1951 allows, whatever the client used.
 _INFLATE_WBITS = -15
