@@ -226,10 +226,22 @@ class Notifier:
         if not self.active:
             return []
         with names_in_utf8(extensions.utf8(self._ctx.enabled)):
+            await self._reread_subscriptions()
             responses = await self._selected_responses(idle)
             responses += await self._message_responses()
             responses += await self._other_responses()
         return responses
+
+    async def _reread_subscriptions(self) -> None:
+        """Section 6.4: a subscription change re-evaluates SUBSCRIBED before
+        the message events noticed with it are filtered, so that news of a
+        mailbox subscribed a moment before its new message is not lost."""
+        if not self.spec.uses_subscriptions() or not any(
+            event.kind is FeedKind.SUBSCRIPTION for event in self._other
+        ):
+            return
+        listed = await self._ctx.require_store().list_mailboxes()
+        self.spec.subscribed = {e.name for e in listed if e.subscribed}
 
     async def _selected_responses(self, idle: bool) -> list[Response]:
         if not self._selected_dirty:
@@ -302,7 +314,10 @@ class Notifier:
         if not self.spec.wants_message_events(name):
             return
         status = await self._status(name)
-        if status is not None:
+        # A message event for it that arrived while this status was read is
+        # already counted in it: a baseline now would hide that change, so
+        # the mailbox stays without one and the event reports its counts.
+        if status is not None and name not in self._messages:
             self._baseline[name] = status
 
     def _metadata_response(self, event: FeedEvent) -> list[Response]:
@@ -375,8 +390,17 @@ def _changed_items(
     item"), else nothing.  A UIDVALIDITY change is always reported (5.1).
     """
     if old is None:
-        items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
-        return items + (["HIGHESTMODSEQ"] if condstore else [])
+        # No earlier counts (the mailbox just came into view, e.g. its
+        # subscription and a new message were noticed together): report
+        # what the subscribed events call for, without a difference.
+        items = []
+        if events & {"MessageNew", "MessageExpunge"}:
+            items += ["UIDNEXT", "MESSAGES"]
+        if "FlagChange" in events:
+            items += ["HIGHESTMODSEQ", "UIDVALIDITY"] if condstore else ["UNSEEN"]
+        if items and condstore:
+            items.append("HIGHESTMODSEQ")
+        return list(dict.fromkeys(items))
     items = []
     if old.uidvalidity != new.uidvalidity:
         items.append("UIDVALIDITY")
