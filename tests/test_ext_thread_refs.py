@@ -12,14 +12,16 @@ Dovecot upgrade that changes its mind shows up here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from asimap.imap.session.handlers_sort import gc_paused
 from asimap.imap.sorting import SortItem
-from asimap.imap.threading import format_threads, references, refs
+from asimap.imap.threading import Node, format_threads, references, refs, release
 from asimap.store.memory import MemoryStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -359,3 +361,27 @@ def test_same_answers_as_dovecot() -> None:
         assert theirs[f"case{n}"] == expected, name
     assert ours == theirs
     assert theirs["corpus"].count(b"(") > 100  # real threads, not one blob
+
+
+def test_release_leaves_no_cycles_and_gc_is_restored() -> None:
+    """THREAD unlinks its tree (freed by reference counting) and pauses
+    the collector only while it computes, restoring the previous state."""
+    roots = refs(_items(CASES["children"][0]))
+    release(roots)
+    stack: list[Node] = list(roots)
+    while stack:
+        node = stack.pop()
+        assert node.parent is None
+        stack.extend(node.children)
+    assert format_threads(roots, lambda i: i.uid) == "(5)(1 (3 4)(2))"
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

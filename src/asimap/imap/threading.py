@@ -320,6 +320,13 @@ THREADERS: dict[str, Callable[[Sequence[SortItem]], list[Node]]] = {
 }
 
 
+def release(roots: Sequence[Node]) -> None:
+    """Unlink the parent pointers of a forest, so that it is freed by
+    reference counting alone (no cycles left for the garbage collector)."""
+    for node in _postorder(roots):
+        node.parent = None
+
+
 # -- wire form (section 4) ------------------------------------------------------
 
 

@@ -14,9 +14,13 @@ from asimap.imap.responses import Atom, Raw, Status, Tagged, Untagged
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad
 from asimap.imap.session.handlers_search import find
-from asimap.imap.session.handlers_sort import check_sort_charset, load_items
+from asimap.imap.session.handlers_sort import (
+    check_sort_charset,
+    gc_paused,
+    load_items,
+)
 from asimap.imap.sorting import SortItem
-from asimap.imap.threading import THREADERS, format_threads
+from asimap.imap.threading import THREADERS, format_threads, release
 
 
 async def handle_thread(ctx: Context, cmd: c.Thread) -> Tagged:
@@ -26,12 +30,14 @@ async def handle_thread(ctx: Context, cmd: c.Thread) -> Tagged:
         raise bad(f"Unsupported threading algorithm {cmd.algorithm[:40]}")
     check_sort_charset(cmd.charset)
     items = await load_items(view, await find(ctx, view, cmd.key))
-    roots = threader(items)
 
     def number(item: SortItem) -> int:
         return item.uid if cmd.uid else item.seq
 
-    text = format_threads(roots, number)
+    with gc_paused():
+        roots = threader(items)
+        text = format_threads(roots, number)
+        release(roots)
     values = (Atom("THREAD"), Raw(text)) if text else (Atom("THREAD"),)
     await ctx.io.send(Untagged(values))
     return Tagged(cmd.tag, Status.OK, "Thread completed")
