@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from asimap.store.base import MessageGone, StoreMode
-from asimap.store.mh import MHStore, core, files, seqfile
+from asimap.store.mh import MHStore, core, files, seqfile, sequences
 from test_store_mh_nmh import Nmh, message, sequence, uid_flags
 
 pytest_plugins = ["test_store_mh_nmh"]
@@ -113,3 +113,46 @@ async def test_tool_change_met_by_an_import_rescan_is_not_dropped(
     assert "kwb" in flags[uids[1]]
     assert sequence(nmh, "inbox", "kwa") == {1}
     assert sequence(nmh, "inbox", "kwb") == {2}
+
+
+def test_put_back_ignores_numbers_the_tools_added() -> None:
+    """A stale ``mark`` dropped 96-102 (never listed), then ``inc`` added
+    103: the drop is still recognised (the 60 s test's losing case)."""
+    base = sequences.parse(
+        "Seen: 90 100\nflagged: 84 96 101\nunseen: 84 95-99 101-102\n"
+    )
+    theirs = sequences.parse("Seen: 90\nflagged: 84\nunseen: 84 95 103\n")
+    restored = sequences.restore_unseen_by_tool(base, theirs, range(96, 104))
+    assert restored.sequences["Seen"] == {90, 100}
+    assert restored.sequences["flagged"] == {84, 96, 101}
+    assert restored.sequences["unseen"] == {84, 95, 96, 97, 98, 99, 101, 102, 103}
+    # A tool that kept a higher number of base saw the folder: its
+    # removal of a lower one stands.
+    kept = sequences.parse("Seen: 90\nflagged: 84\nunseen: 84 95 102-103\n")
+    assert sequences.restore_unseen_by_tool(base, kept, range(96, 104)) == kept
+
+
+async def test_drop_by_a_stale_tool_then_inc_keeps_our_flags(
+    nmh: Nmh, store: MHStore
+) -> None:
+    """The file as nmh leaves it after a ``mark`` whose folder listing
+    predates our two newest messages, followed by an ``inc``: our
+    messages keep their flags, in the database and in the file."""
+    inbox = await store.mailbox("INBOX")
+    old = await inbox.append(message("old"), ["\\Seen"])
+    ours = [await inbox.append(message(f"new{n}"), ["\\Flagged"]) for n in range(2)]
+    await inbox.states()
+    folder = nmh.root / "inbox"
+    inc_overwrite(folder / "4", "incd")
+    text = "Seen: 1\nunseen: 4\n"  # what mark (saw 1) and then inc wrote
+    fd = os.open(folder / ".mh_sequences", os.O_RDWR)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+    finally:
+        os.close(fd)
+    flags = await uid_flags(inbox)
+    assert flags[old] == {"\\Seen"}
+    assert [flags[uid] for uid in ours] == [{"\\Flagged"}] * 2
+    assert sequence(nmh, "inbox", "flagged") == {2, 3}
+    assert sequence(nmh, "inbox", "unseen") == {2, 3, 4}

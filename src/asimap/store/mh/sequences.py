@@ -327,14 +327,24 @@ def restore_unseen_by_tool(
     without 4 in any sequence).  A message we created in between -- an
     APPEND or COPY whose flags we had written -- thus silently leaves
     every sequence.  Such a drop is recognisable: the numbers are above
-    every number the tool wrote, they vanished from *every* sequence at
-    once, and their files are new (``young``: created shortly before the
-    tool's write).  Only those are restored; a tool's deliberate removal
-    of an older message, or of some of a message's sequences, stands.
+    every number of ``base`` the tool kept, they vanished from *every*
+    sequence at once, and their files are new (``young``: created shortly
+    before the tool's write).  Only those are restored; a tool's
+    deliberate removal of an older message, or of some of a message's
+    sequences, stands.
+
+    The ceiling counts only numbers ``base`` already had: numbers new in
+    ``theirs`` prove nothing about what an earlier tool saw.  With
+    locking, a tool that met our lock retries a second later *without*
+    listing the folder again, and several tools may write between two of
+    our reads: a stale ``mark`` drops our newest messages, then an
+    ``inc`` (which lists the folder again, but reads the file the mark
+    left) adds its own higher numbers -- seen in the 60 s concurrency
+    test, where the old ceiling (every number written) kept the drop.
     """
     before = set().union(*base.sequences.values()) if base.sequences else set()
     after = set().union(*theirs.sequences.values()) if theirs.sequences else set()
-    ceiling = max(after, default=0)
+    ceiling = max(before & after, default=0)
     unknown = {n for n in before - after if n > ceiling} & set(young)
     if not unknown:
         return theirs
