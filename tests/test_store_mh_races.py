@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from asimap.store.base import MessageGone, StoreMode
+from asimap.store.base import StoreMode
 from asimap.store.mh import MHStore, core, files, seqfile, sequences
 from test_store_mh_nmh import Nmh, message, sequence, uid_flags
 
@@ -36,7 +36,8 @@ async def test_append_overwritten_by_inc_right_after_the_link(
     nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """inc overwrites the number between our link and anything we do next:
-    our UID must not end up naming inc's message."""
+    our UID must keep naming our message (stored again elsewhere), and
+    inc's message gets a UID of its own."""
     inbox = await store.mailbox("INBOX")
     await inbox.append(message("first"))
     claim = files.claim_number
@@ -47,17 +48,42 @@ async def test_append_overwritten_by_inc_right_after_the_link(
         return number
 
     monkeypatch.setattr(files, "claim_number", claim_then_clobber)
-    uid = await inbox.append(message("ours"))
+    uid = await inbox.append(message("ours"), ["\\Flagged"])
     monkeypatch.setattr(files, "claim_number", claim)
 
     states = await uid_flags(inbox)
-    assert uid not in states  # our message is gone (inc overwrote it) ...
-    with pytest.raises(MessageGone):
-        await inbox.message(uid)
-    # ... and inc's message has a UID of its own.
+    assert states[uid] == {"\\Flagged"}
+    assert b"Subject: ours" in (await inbox.message(uid)).raw
     newest = max(states)
-    assert newest > uid
+    assert newest > uid and states[newest] == frozenset()
     assert b"Subject: incd" in (await inbox.message(newest)).raw
+    # nmh agrees: both messages are there, ours still flagged.
+    scanned = nmh("scan", "+inbox", "-format", "%(msg) %{subject}").split("\n")
+    by_subject = {line.split()[1]: int(line.split()[0]) for line in scanned if line}
+    assert set(by_subject) == {"first", "ours", "incd"}
+    assert sequence(nmh, "inbox", "flagged") == {by_subject["ours"]}
+
+
+async def test_append_overwritten_by_inc_later_is_put_back(
+    nmh: Nmh, store: MHStore
+) -> None:
+    """inc overwrites an APPEND's number after we recorded it: the next
+    look puts ours back under a fresh number with its UID and flags."""
+    inbox = await store.mailbox("INBOX")
+    uid = await inbox.append(message("ours"), ["\\Answered", "\\Seen"])
+    inc_overwrite(nmh.root / "inbox" / "1", "incd")
+    # inc's last step: its new number joins the unseen sequence.
+    nmh("mark", "+inbox", "1", "-sequence", "unseen", "-add")
+    states = await uid_flags(inbox)
+    assert states[uid] == {"\\Answered", "\\Seen"}
+    assert b"Subject: ours" in (await inbox.message(uid)).raw
+    [other] = [u for u in states if u != uid]
+    assert b"Subject: incd" in (await inbox.message(other)).raw
+    assert states[other] == frozenset()
+    # An expunge of ours removes ours, not inc's.
+    await inbox.store([uid], StoreMode.ADD, ["\\Deleted"])
+    assert await inbox.expunge([uid]) == (uid,)
+    assert list(await uid_flags(inbox)) == [other]
 
 
 async def test_copy_of_a_young_file_is_not_a_hard_link(

@@ -54,7 +54,7 @@ from asimap.store.base import (
     StoreResult,
     summarize,
 )
-from asimap.store.mh import files, objectids, quota, seqfile, sequences
+from asimap.store.mh import files, objectids, quota, repair, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.paths import folder_path
@@ -205,6 +205,8 @@ class Core:
         #: Without locking: sequence-file inodes we replaced, in case an
         #: nmh tool writes its change into one (see :mod:`seqfile`).
         self.orphans = seqfile.OrphanWatch()
+        #: Recent APPENDs, to put back one that nmh inc overwrites.
+        self.fresh = repair.FreshAppends()
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""
@@ -413,7 +415,8 @@ class Core:
             self._wait_quiet(folder)
             self._rescan(mailbox_id, folder, waited=True)
             return
-        gone = [row.uid for row in rows if row.uid not in matched]
+        repaired = self._repair_overwritten(mailbox_id, folder, rows, matched, on_disk)
+        gone = [r.uid for r in rows if r.uid not in matched and r.uid not in repaired]
         # The first scan of a folder we never served imports it: its
         # messages are recent only if the file says so (asimap 2.x kept a
         # Recent sequence); later newcomers (inc, refile) are recent.
@@ -495,6 +498,16 @@ class Core:
                         "UPDATE messages SET num=? WHERE mailbox_id=? AND uid=?",
                         (num, mailbox_id, row.uid),
                     )
+            # Our APPENDs put back under fresh numbers: same UID, bytes and
+            # flags, so nothing for IMAP to see.
+            self.conn.executemany(
+                "UPDATE messages SET num=?, ino=?, size=?, mtime_ns=? "
+                "WHERE mailbox_id=? AND uid=?",
+                [
+                    (num, st.st_ino, st.st_size, st.st_mtime_ns, mailbox_id, uid)
+                    for uid, (num, st) in repaired.items()
+                ],
+            )
             if gone:
                 self._remove_rows(mailbox_id, gone, bump())
             if pending:
@@ -530,6 +543,42 @@ class Core:
             self._save_spelling(mailbox_id, spelling)
             self._write_sequences(mailbox_id, folder, text)
             self._record_stamps(mailbox_id, folder)
+
+    def _repair_overwritten(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        rows: Sequence[_Row],
+        matched: dict[int, tuple[_Row, int, os.stat_result]],
+        on_disk: dict[int, os.stat_result],
+    ) -> dict[int, tuple[int, os.stat_result]]:
+        """Store again, under fresh numbers, our recent APPENDs whose file
+        nmh ``inc`` overwrote in place (:mod:`asimap.store.mh.repair`);
+        UID -> (new number, stat).  The overwriting file stays where it is
+        and becomes a new message."""
+        repaired: dict[int, tuple[int, os.stat_result]] = {}
+        start = max(max(on_disk, default=0), self._max_num(mailbox_id)) + 1
+        for row in rows:
+            if row.uid in matched:
+                continue
+            fresh = self.fresh.overwritten(
+                mailbox_id, row.num, row.uid, on_disk.get(row.num)
+            )
+            if fresh is None:
+                continue
+            num, stat = files.store_new(folder, fresh.data, start, fresh.mtime_ns)
+            start = num + 1
+            self.fresh.forget(mailbox_id, row.num)
+            self.fresh.remember(
+                mailbox_id,
+                num,
+                row.uid,
+                fresh.data,
+                fresh.mtime_ns,
+                FileIdentity.of(stat),
+            )
+            repaired[row.uid] = (num, stat)
+        return repaired
 
     def _restore_unknown(
         self,
@@ -1036,6 +1085,15 @@ class Core:
                         (seconds, tz_minutes),
                         self._bump(mailbox_id),
                     )
+                    # nmh inc may still overwrite this number in place.
+                    self.fresh.remember(
+                        mailbox_id,
+                        num,
+                        uid,
+                        data,
+                        seconds * 1_000_000_000,
+                        FileIdentity.of(stat),
+                    )
                     self._write_sequences(mailbox_id, folder)
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
@@ -1178,6 +1236,11 @@ class Core:
         source = self.folder_of(source_id)
         target = self.folder_of(target_id)
         wanted = set(uids)
+        # Copy what the source holds now: a file inc overwrote since our
+        # last look is put back first (see _repair_overwritten).
+        with seqfile.locked(source, self.locking):
+            if not self._unchanged(source_id, source):
+                self._rescan(source_id, source)
         rows = [
             row
             for row in self.conn.execute(
@@ -1204,27 +1267,35 @@ class Core:
                 modseq = self._bump(target_id)
                 start = self._max_num(target_id) + 1
                 for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
-                    path = source / str(num)
                     known = FileIdentity(ino, size, mtime)
                     try:
-                        if source == target:
-                            with open(path, "rb") as handle:
-                                stat = os.fstat(handle.fileno())
-                                if FileIdentity.of(stat) != known:
-                                    raise FileNotFoundError(path)
-                                data = handle.read()
-                            new_num, stat = files.store_new(
-                                target, data, start, seconds * 1_000_000_000
-                            )
-                        else:
-                            new_num, stat = files.link_or_copy(
-                                path, target, start, known
-                            )
+                        new_num, stat = self._copy_file(
+                            source, num, known, target, start, seconds
+                        )
                     except FileNotFoundError:
-                        # Removed, or overwritten by a tool (the file under
-                        # that number is no longer this message): nothing
-                        # to copy.
-                        continue
+                        # The file under that number is no longer this
+                        # message: look again (a tool renumbered it, or inc
+                        # overwrote it and the rescan puts ours back).
+                        with seqfile.locked(source, self.locking):
+                            self._rescan(source_id, source, waited=True)
+                        where = self.conn.execute(
+                            "SELECT num, ino, size, mtime_ns FROM messages "
+                            "WHERE mailbox_id=? AND uid=?",
+                            (source_id, uid),
+                        ).fetchone()
+                        if where is None:
+                            continue  # removed by a tool: nothing to copy
+                        try:
+                            new_num, stat = self._copy_file(
+                                source,
+                                where[0],
+                                FileIdentity(where[1], where[2], where[3]),
+                                target,
+                                start,
+                                seconds,
+                            )
+                        except FileNotFoundError:
+                            continue
                     start = new_num + 1
                     new_uid = self._insert(
                         target_id,
@@ -1242,6 +1313,27 @@ class Core:
             with seqfile.locked(source, self.locking):
                 self._remove(source_id, source, [s for s, _ in pairs])
         return tuple(pairs)
+
+    @staticmethod
+    def _copy_file(
+        source: Path,
+        num: int,
+        known: FileIdentity,
+        target: Path,
+        start: int,
+        seconds: int,
+    ) -> tuple[int, os.stat_result]:
+        """Copy message ``num`` of ``source`` into ``target`` (first free
+        number >= ``start``); FileNotFoundError when the file under ``num``
+        is not the message we know (``known``)."""
+        path = source / str(num)
+        if source != target:
+            return files.link_or_copy(path, target, start, known)
+        with open(path, "rb") as handle:
+            if FileIdentity.of(os.fstat(handle.fileno())) != known:
+                raise FileNotFoundError(path)
+            data = handle.read()
+        return files.store_new(target, data, start, seconds * 1_000_000_000)
 
     def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:
         self.conn.execute(
