@@ -115,3 +115,29 @@ def test_keyword_cannot_name_recent() -> None:
     assert isinstance(result, ParseError)
     assert uses_recent(SearchFlag("\\RECENT"))
     assert not uses_recent(SearchFlag("\\Seen"))
+
+
+async def test_status_recent_is_bad_after_enable_only() -> None:
+    # RFC 9051 section 9: status-att has no RECENT (appendix E item 12);
+    # an IMAP4rev1 client still gets it (RFC 3501 section 6.3.10), also
+    # through LIST-STATUS (RFC 5819 section 2: the STATUS items).
+    await run_transcript(
+        """
+        C1 a LOGIN alice secret-a
+        S1 a OK %*
+        C1 b STATUS INBOX (MESSAGES RECENT)
+        S1 * STATUS "INBOX" (MESSAGES 2 RECENT 2)
+        S1 b OK %*
+        C1 e ENABLE IMAP4rev2
+        S1 * ENABLED IMAP4rev2
+        S1 e OK %*
+        C1 c STATUS INBOX (MESSAGES RECENT)
+        S1 c BAD RECENT is not an IMAP4rev2 STATUS item
+        C1 d LIST "" INBOX RETURN (STATUS (RECENT))
+        S1 d BAD RECENT is not an IMAP4rev2 STATUS item
+        C1 f STATUS INBOX (MESSAGES UNSEEN)
+        S1 * STATUS "INBOX" (MESSAGES 2 UNSEEN 1)
+        S1 f OK %*
+        """,
+        before=two,
+    )

@@ -53,10 +53,14 @@ STATUS_VALUES: dict[str, Callable[[MailboxStatus], Value]] = {
 STATUS_ITEMS = tuple(STATUS_VALUES)
 
 
-def _check_status_items(items: Sequence[str]) -> None:
+def _check_status_items(ctx: Context, items: Sequence[str]) -> None:
     known = STATUS_VALUES.keys() | EXTRA_STATUS_ITEMS.keys()
     if not items or any(item not in known for item in items):
         raise bad("Unsupported STATUS item")
+    if "RECENT" in items and extensions.rev2(ctx.enabled):
+        # RFC 9051 section 9: status-att has no RECENT; appendix E item 12
+        # deprecates it, as NEW/OLD/RECENT in SEARCH (refused likewise).
+        raise bad("RECENT is not an IMAP4rev2 STATUS item")
 
 
 def status_values(
@@ -115,7 +119,7 @@ async def handle_list(ctx: Context, cmd: c.List) -> Tagged:
     if "STATUS" in cmd.return_options:
         # RFC 5819 section 2: the same items as the STATUS command; check
         # them before anything is sent.
-        _check_status_items(cmd.return_status)
+        _check_status_items(ctx, cmd.return_status)
     if not cmd.extended and cmd.patterns == (b"",):
         # RFC 3501 6.3.8: the empty pattern asks for the delimiter and the
         # root of the reference's hierarchy (only in the basic form).
@@ -194,7 +198,7 @@ async def handle_namespace(ctx: Context, cmd: c.Namespace) -> Tagged:
 
 async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
     """RFC 3501 6.3.10; items answered in the order asked."""
-    _check_status_items(cmd.items)
+    _check_status_items(ctx, cmd.items)
     if "HIGHESTMODSEQ" in cmd.items:
         extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     name = mailbox_name(cmd.mailbox)
