@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from asimap.store.base import StoreMode
-from asimap.store.mh import MHStore, core, files, seqfile, sequences
+from asimap.store.mh import MHStore, corebase, files, seqfile, sequences
 from test_store_mh_nmh import Nmh, message, sequence, uid_flags
 
 pytest_plugins = ["test_store_mh_nmh"]
@@ -110,7 +110,7 @@ async def test_tool_change_met_by_an_import_rescan_is_not_dropped(
     rescan's own write meets a *second* tool change.  The second must be
     imported too, or the next write (base: the file, ours: a database
     without it) drops it."""
-    monkeypatch.setattr(core, "RACY_NS", 0)  # no racy-stamp safety net
+    monkeypatch.setattr(corebase, "RACY_NS", 0)  # no racy-stamp safety net
     inbox = await store.mailbox("INBOX")
     uids = [await inbox.append(message(f"m{n}")) for n in range(3)]
     await inbox.states()

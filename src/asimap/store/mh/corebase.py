@@ -1,0 +1,394 @@
+"""State and row helpers shared by every job of the MH store's core.
+
+Split out of :mod:`asimap.store.mh.core` (read its docstring first):
+:class:`CoreBase` holds one account's connection, root and bookkeeping,
+and the helpers that read and write message rows; the reconciling
+(:mod:`~asimap.store.mh.reconcile`), the jobs that change a folder
+(:mod:`~asimap.store.mh.writes`) and the reading jobs
+(:mod:`~asimap.store.mh.core`) build on it, in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from asimap.store.base import (
+    MailboxNotFound,
+    QuotaLimits,
+    StoreError,
+)
+from asimap.store.mh import repair, seqfile, sequences
+from asimap.store.mh.db import decode_flags, encode_flags, transaction
+from asimap.store.mh.files import FileIdentity
+from asimap.store.mh.paths import folder_path
+
+#: A stamp this close to "now" may hide a change in the same clock tick.
+RACY_NS = 50_000_000
+
+#: A message file this new may have been created after a tool's folder
+#: scan (see :meth:`Core._restore_unknown`).
+YOUNG_NS = 10_000_000_000
+
+#: Merge attempts when a tool keeps rewriting the file under us.
+WRITE_RETRIES = 20
+
+#: Longest wait for an nmh tool to release its lock on ``.mh_sequences``
+#: (nmh itself gives up on a held lock after about five seconds).
+NMH_WAIT_LIMIT_S = 2.0
+
+
+#: A folder whose directory or sequence file changed more recently than
+#: this may have an nmh tool half way through an operation.
+QUIET_NS = 100_000_000
+
+
+QUIET_LIMIT_S = 1.0
+
+
+def _is_quiet(folder: Path, dir_seen: int | None, seq_ours: str | None) -> bool:
+    """No recent change to the folder or its sequences that we did not
+    make or see ourselves."""
+    try:
+        dir_mtime = os.stat(folder).st_mtime_ns
+    except FileNotFoundError:
+        return True
+    if dir_mtime != dir_seen and time.time_ns() - dir_mtime < QUIET_NS:
+        return False
+    path = folder / seqfile.SEQUENCES_FILE
+    return _stamp(path) == seq_ours or not _is_fresh(path, QUIET_NS)
+
+
+def _is_fresh(path: Path, within_ns: int) -> bool:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < within_ns
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (mailbox_id, uid, num, ino, size, mtime_ns, "
+    "flags, modseq, internaldate, tz_minutes, recent, savedate) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+#: System flags by folded spelling (RFC 3501 section 2.3.2).
+_SYSTEM = {f.lower(): f for f in sequences.FLAG_TO_SEQUENCE}
+
+
+class KeywordRefused(StoreError):
+    """A keyword that an MH sequence cannot hold (e.g. ``flagged``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    uid: int
+    num: int
+    identity: FileIdentity
+    flags: frozenset[str]
+    recent: bool
+
+
+def _stamp(path: Path, now_ns: int | None = None) -> str:
+    """What identifies a file's current content cheaply; "racy" when
+    ``now_ns`` is given and the file changed too recently for its
+    timestamp to be trusted."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    if now_ns is not None and now_ns - stat.st_mtime_ns < RACY_NS:
+        return "racy"
+    return seqfile.stamp_of(stat)
+
+
+def _dir_stamp(folder: Path, now_ns: int) -> int:
+    stat = os.stat(folder)
+    if now_ns - stat.st_mtime_ns < RACY_NS:
+        return -1
+    return stat.st_mtime_ns
+
+
+def _savedate(seconds: int | None) -> datetime | None:
+    """A stored save date (UTC epoch seconds; NULL: unknown, RFC 8514)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def to_datetime(seconds: int, tz_minutes: int) -> datetime:
+    zone = UTC if tz_minutes == 0 else timezone(timedelta(minutes=tz_minutes))
+    return datetime.fromtimestamp(seconds, zone)
+
+
+def from_datetime(moment: datetime | None) -> tuple[int, int]:
+    """INTERNALDATE as (epoch seconds, offset minutes); now when None."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset() or timedelta(0)
+    return int(moment.timestamp()), int(offset.total_seconds() // 60)
+
+
+class CoreBase:
+    """One account's core state, and the row-level helpers (worker thread
+    only)."""
+
+    #: Expunge tombstones kept per mailbox; older ones are forgotten and
+    #: reported with ``expunged_complete=False``.
+    max_tombstones = 100_000
+
+    #: The account's limits (RFC 9208), set by ``MHStore.set_quota_limits``.
+    quota_limits = QuotaLimits()
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        root: Path,
+        unseen: tuple[str, ...],
+        locking: bool,
+    ) -> None:
+        self.conn = conn
+        self.root = root
+        self.unseen = unseen
+        self.locking = locking
+        #: Mailbox id -> HIGHESTMODSEQ for every mailbox a job changed;
+        #: drained by the async layer to wake waiters.
+        self.touched: dict[int, int] = {}
+        #: Per folder, the ``.mh_sequences`` text we last read in a rescan
+        #: or wrote: the merge base when a tool changed the file since.
+        self._synced: dict[Path, str] = {}
+        #: Per folder, the stamp of our own last rename (never torn).
+        self._written: dict[Path, str] = {}
+        #: True while a write imports a merged tool change (no recursion).
+        self._importing = False
+        #: Per folder, the directory mtime after our last job there.
+        self._dir_seen: dict[Path, int] = {}
+        #: Mailboxes whose file now holds a merged tool change that the
+        #: database has not imported yet.
+        self._foreign: set[int] = set()
+        #: Without locking: sequence-file inodes we replaced, in case an
+        #: nmh tool writes its change into one (see :mod:`seqfile`).
+        self.orphans = seqfile.OrphanWatch()
+        #: Recent APPENDs, to put back one that nmh inc overwrites.
+        self.fresh = repair.FreshAppends()
+
+    def take_touched(self) -> dict[int, int]:
+        """Hand over (and reset) the mailboxes changed since the last call."""
+        touched, self.touched = self.touched, {}
+        return touched
+
+    # -- mailbox rows ------------------------------------------------------
+
+    def mailbox_name(self, mailbox_id: int) -> str:
+        row = self.conn.execute(
+            "SELECT name FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("Mailbox no longer exists")
+        return str(row[0])
+
+    def folder_of(self, mailbox_id: int) -> Path:
+        """The directory of a mailbox; MailboxNotFound when it vanished."""
+        folder = folder_path(self.root, self.mailbox_name(mailbox_id))
+        if not folder.is_dir():
+            self.forget_mailbox(mailbox_id)
+            raise MailboxNotFound("Mailbox no longer exists")
+        return folder
+
+    def forget_mailbox(self, mailbox_id: int) -> None:
+        """Drop a mailbox whose directory is gone (``rmf``, DELETE)."""
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
+        self.touched[mailbox_id] = 2**63 - 1  # wake waiters: they get errors
+
+    def highest(self, mailbox_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT highestmodseq FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("Mailbox no longer exists")
+        return int(row[0])
+
+    def _bump(self, mailbox_id: int) -> int:
+        """Advance HIGHESTMODSEQ (inside a transaction); the new value."""
+        modseq = self.highest(mailbox_id) + 1
+        self.conn.execute(
+            "UPDATE mailboxes SET highestmodseq=? WHERE id=?", (modseq, mailbox_id)
+        )
+        self.touched[mailbox_id] = modseq
+        return modseq
+
+    def _take_uids(self, mailbox_id: int, count: int) -> int:
+        """Reserve ``count`` consecutive UIDs; the first of them."""
+        row = self.conn.execute(
+            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        uid = int(row[0])
+        self.conn.execute(
+            "UPDATE mailboxes SET uidnext=? WHERE id=?", (uid + count, mailbox_id)
+        )
+        return uid
+
+    def _take_uid(self, mailbox_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        uid = int(row[0])
+        self.conn.execute(
+            "UPDATE mailboxes SET uidnext=? WHERE id=?", (uid + 1, mailbox_id)
+        )
+        return uid
+
+    def _record_stamps(self, mailbox_id: int, folder: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._dir_seen[folder] = os.stat(folder).st_mtime_ns
+        if mailbox_id in self._foreign:
+            # We merged a tool's change that the database has not seen:
+            # the next refresh must rescan (and that rescan clears the
+            # mark).  Keeping the mark until then matters: a nested import
+            # that recorded its stamps must not let the job around it
+            # record "clean" stamps for a file the database lags behind.
+            self.conn.execute(
+                "UPDATE mailboxes SET seq_stamp='racy' WHERE id=?", (mailbox_id,)
+            )
+            return
+        now = time.time_ns()
+        self.conn.execute(
+            "UPDATE mailboxes SET dir_mtime_ns=?, seq_stamp=? WHERE id=?",
+            (
+                _dir_stamp(folder, now),
+                _stamp(folder / seqfile.SEQUENCES_FILE, now),
+                mailbox_id,
+            ),
+        )
+
+    def _rows(self, mailbox_id: int) -> list[_Row]:
+        return [
+            _Row(uid, num, FileIdentity(ino, size, mtime), decode_flags(flags), bool(r))
+            for uid, num, ino, size, mtime, flags, r in self.conn.execute(
+                "SELECT uid, num, ino, size, mtime_ns, flags, recent FROM messages "
+                "WHERE mailbox_id=? ORDER BY uid",
+                (mailbox_id,),
+            )
+        ]
+
+    # -- keyword spelling ----------------------------------------------------
+
+    def _spelling(self, mailbox_id: int) -> dict[str, str]:
+        return dict(
+            self.conn.execute(
+                "SELECT folded, spelling FROM keyword_spelling WHERE mailbox_id=?",
+                (mailbox_id,),
+            ).fetchall()
+        )
+
+    def _save_spelling(self, mailbox_id: int, spelling: dict[str, str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO keyword_spelling (mailbox_id, folded, spelling) "
+            "VALUES (?, ?, ?)",
+            [(mailbox_id, folded, spelled) for folded, spelled in spelling.items()],
+        )
+
+    def normalise(self, mailbox_id: int, flags: Iterable[str]) -> frozenset[str]:
+        """Client flags -> stored flags (RFC 3501 section 2.3.2): system
+        flags canonical, ``\\Recent`` dropped, keywords in the spelling the
+        mailbox first saw, and only keywords a sequence can hold."""
+        spelling = self._spelling(mailbox_id)
+        result: set[str] = set()
+        for flag in flags:
+            folded = flag.lower()
+            if folded == "\\recent":
+                continue
+            system = _SYSTEM.get(folded)
+            if system is not None:
+                result.add(system)
+                continue
+            try:
+                sequences.check_keyword(flag, self.unseen)
+            except sequences.SequenceError as exc:
+                raise KeywordRefused(str(exc)) from None
+            result.add(spelling.setdefault(flag.casefold(), flag))
+        self._save_spelling(mailbox_id, spelling)
+        return frozenset(result)
+
+    # -- row helpers -----------------------------------------------------------
+
+    def _insert(
+        self,
+        mailbox_id: int,
+        num: int,
+        stat: os.stat_result,
+        flags: frozenset[str],
+        date: tuple[int, int],
+        modseq: int,
+        recent: bool = True,
+    ) -> int:
+        uid = self._take_uid(mailbox_id)
+        self.conn.execute(
+            _INSERT_MESSAGE,
+            (
+                mailbox_id,
+                uid,
+                num,
+                stat.st_ino,
+                stat.st_size,
+                stat.st_mtime_ns,
+                encode_flags(flags),
+                modseq,
+                date[0],
+                date[1],
+                int(recent),
+                int(time.time()),  # RFC 8514 section 3: saved now
+            ),
+        )
+        return uid
+
+    def _remove_rows(self, mailbox_id: int, uids: Sequence[int], modseq: int) -> None:
+        """Delete rows and leave tombstones (bounded, oldest forgotten)."""
+        params = [(mailbox_id, uid) for uid in uids]
+        self.conn.executemany(
+            "DELETE FROM messages WHERE mailbox_id=? AND uid=?", params
+        )
+        self.conn.executemany(
+            "DELETE FROM summaries WHERE mailbox_id=? AND uid=?", params
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO tombstones (mailbox_id, uid, modseq) "
+            "VALUES (?, ?, ?)",
+            [(mailbox_id, uid, modseq) for uid in uids],
+        )
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM tombstones WHERE mailbox_id=?", (mailbox_id,)
+        ).fetchone()
+        excess = count - self.max_tombstones
+        if excess > 0:
+            oldest = self.conn.execute(
+                "SELECT uid, modseq FROM tombstones WHERE mailbox_id=? "
+                "ORDER BY modseq, uid LIMIT ?",
+                (mailbox_id, excess),
+            ).fetchall()
+            self.conn.executemany(
+                "DELETE FROM tombstones WHERE mailbox_id=? AND uid=?",
+                [(mailbox_id, uid) for uid, _ in oldest],
+            )
+            self.conn.execute(
+                "UPDATE mailboxes SET forgotten_modseq=max(forgotten_modseq, ?) "
+                "WHERE id=?",
+                (max(m for _, m in oldest), mailbox_id),
+            )
+
+    # -- writing ---------------------------------------------------------------
+
+    def _max_num(self, mailbox_id: int) -> int:
+        (value,) = self.conn.execute(
+            "SELECT coalesce(max(num), 0) FROM messages WHERE mailbox_id=?",
+            (mailbox_id,),
+        ).fetchone()
+        return int(value)

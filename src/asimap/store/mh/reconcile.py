@@ -1,0 +1,455 @@
+"""Reconciling a folder with MH tools: rescans and ``.mh_sequences`` sync.
+
+See :mod:`asimap.store.mh.core` for the rules (stamps, matching files to
+rows, flags from sequences) and :mod:`asimap.store.mh.seqfile` for how
+the sequence file is read and written next to running nmh tools.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from asimap.store.mh import files, seqfile, sequences
+from asimap.store.mh.corebase import (
+    _INSERT_MESSAGE,
+    NMH_WAIT_LIMIT_S,
+    QUIET_LIMIT_S,
+    WRITE_RETRIES,
+    YOUNG_NS,
+    CoreBase,
+    _is_quiet,
+    _Row,
+    _stamp,
+)
+from asimap.store.mh.db import decode_flags, encode_flags, transaction
+from asimap.store.mh.files import FileIdentity
+
+
+class Reconciler(CoreBase):
+    """Rescans a folder into the database and writes the database back to
+    ``.mh_sequences``, merging what tools changed meanwhile."""
+
+    # -- reconciling -------------------------------------------------------
+
+    def refresh(self, mailbox_id: int) -> int:
+        """Rescan the folder if its directory or sequences changed; return
+        HIGHESTMODSEQ (what a waiter compares against)."""
+        folder = self.folder_of(mailbox_id)
+        if not self._unchanged(mailbox_id, folder):
+            with seqfile.locked(folder, self.locking):
+                self._rescan(mailbox_id, folder)
+        return self.highest(mailbox_id)
+
+    def _unchanged(self, mailbox_id: int, folder: Path) -> bool:
+        row = self.conn.execute(
+            "SELECT dir_mtime_ns, seq_stamp FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        if row is None or row[0] == -1 or row[1] in ("", "racy"):
+            return False
+        if not self.locking and self.orphans.pending(folder):
+            return False  # a tool wrote into a file we had replaced
+        stat = os.stat(folder)
+        seq = _stamp(folder / seqfile.SEQUENCES_FILE)
+        return bool(stat.st_mtime_ns == row[0] and seq == row[1])
+
+    def _read_sequences(self, folder: Path) -> str:
+        """The sequence file's text, never caught half way through an nmh
+        rewrite.
+
+        nmh rewrites ``.mh_sequences`` in place: ``ftruncate`` and then
+        ``write``, holding its fcntl lock (:mod:`seqfile`).  A read between
+        the two sees an empty file, which would read as "every message left
+        every sequence".  With locking we hold the lock ourselves, so no
+        tool is writing.  Without, :func:`seqfile.read_unlocked` retries a
+        read made while a tool held the lock or the file moved.
+        """
+        if self.locking:
+            return seqfile.read_text(folder)
+        snapshot = seqfile.read_unlocked(folder)
+        if snapshot is None:
+            return ""
+        snapshot.close()
+        return snapshot.text
+
+    def _wait_for_nmh(self, folder: Path) -> None:
+        """Without locking of our own, wait (bounded by
+        :data:`NMH_WAIT_LIMIT_S`) while an nmh tool holds its write lock on
+        the sequence file: it is between reading and rewriting it, and
+        both reading now (half-written) and renaming now (orphans its
+        write) would lose something.  With locking, :func:`seqfile.locked`
+        already waits for it."""
+        if self.locking:
+            return
+        deadline = time.monotonic() + NMH_WAIT_LIMIT_S
+        while seqfile.held_by_other(folder) and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _wait_quiet(self, folder: Path) -> None:
+        """Wait (bounded) until no one but us changed the folder for
+        :data:`QUIET_NS`; a rescan calls this when it finds files renumbered.
+
+        An nmh tool may be half way through: ``sortm`` and ``folder -pack``
+        rename files first and rewrite ``.mh_sequences`` last, through a
+        descriptor they opened at the start.  Scanning then would pair the
+        new numbers with the old sequences, and writing the sequences back
+        would orphan the tool's own write.  With locking, nmh holds its lock
+        for the whole operation and :func:`seqfile.locked` waits instead.
+        """
+        if self.locking:
+            return
+        deadline = time.monotonic() + QUIET_LIMIT_S
+        while not _is_quiet(
+            folder, self._dir_seen.get(folder), self._written.get(folder)
+        ):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+    def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
+        """Bring the database in line with the folder (see module doc)."""
+        on_disk = files.message_numbers(folder)
+        rows = self._rows(mailbox_id)
+        matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
+        pending: dict[int, os.stat_result] = {}
+        by_num = {row.num: row for row in rows}
+        for num, stat in on_disk.items():
+            row = by_num.get(num)
+            if row is not None and row.identity == FileIdentity.of(stat):
+                matched[row.uid] = (row, num, stat)
+            else:
+                pending[num] = stat
+        if pending:
+            by_identity: dict[FileIdentity, list[_Row]] = {}
+            for row in rows:
+                if row.uid not in matched:
+                    by_identity.setdefault(row.identity, []).append(row)
+            for num in sorted(pending):
+                stat = pending[num]
+                candidates = by_identity.get(FileIdentity.of(stat))
+                if candidates:
+                    row = candidates.pop(0)
+                    matched[row.uid] = (row, num, stat)
+                    del pending[num]
+        renumbered = any(num != row.num for row, num, _ in matched.values())
+        if renumbered and not waited and not self.locking:
+            # folder -pack or sortm, perhaps still running: see _wait_quiet.
+            self._wait_quiet(folder)
+            self._rescan(mailbox_id, folder, waited=True)
+            return
+        repaired = self._repair_overwritten(mailbox_id, folder, rows, matched, on_disk)
+        gone = [r.uid for r in rows if r.uid not in matched and r.uid not in repaired]
+        # The first scan of a folder we never served imports it: its
+        # messages are recent only if the file says so (asimap 2.x kept a
+        # Recent sequence); later newcomers (inc, refile) are recent.
+        (uidnext, seq_stamp) = self.conn.execute(
+            "SELECT uidnext, seq_stamp FROM mailboxes WHERE id=?", (mailbox_id,)
+        ).fetchone()
+        # Never scanned before (stamps still at their defaults): an empty
+        # folder's first scan must not make the next refile "imported".
+        initial = not rows and uidnext == 1 and seq_stamp == ""
+
+        # This scan imports everything the file holds, so whatever foreign
+        # change an earlier write merged into it is imported here; a write
+        # at the end of this scan may mark the mailbox again.
+        self._foreign.discard(mailbox_id)
+        text = self._read_sequences(folder)
+        base_text = self._synced.get(folder)
+        parsed = sequences.parse(text)
+        if base_text is not None and text != base_text:
+            parsed = self._restore_unknown(folder, sequences.parse(base_text), parsed)
+        parsed = self._fold_orphans(folder, parsed)
+        file_flags = sequences.flags_by_number(parsed, self.unseen)
+        base_flags = (
+            None
+            if base_text is None
+            else sequences.flags_by_number(sequences.parse(base_text), self.unseen)
+        )
+        spelling = self._spelling(mailbox_id)
+
+        def flags_for(
+            num: int, previous: frozenset[str] | None, old_num: int | None = None
+        ) -> frozenset[str]:
+            found = file_flags.get(num)
+            result: set[str] = set()
+            for flag in found.flags if found else ():
+                if not flag.startswith("\\"):
+                    flag = spelling.setdefault(flag.casefold(), flag)
+                result.add(flag)
+            prev_seen = None if previous is None else "\\Seen" in previous
+            known = False
+            base: sequences.FileFlags | None = None
+            if base_flags is not None and old_num is not None:
+                known, base = True, base_flags.get(old_num)
+            if sequences.settle_seen(found, prev_seen, base, base_known=known):
+                result.add("\\Seen")
+            return frozenset(result)
+
+        def newcomer_flags(num: int) -> frozenset[str]:
+            """Flags of a new file.  One that replaced a message we knew
+            under the same number (nmh ``inc`` opens ``O_CREAT|O_TRUNC``
+            without ``O_EXCL``, so it can overwrite a number we had just
+            claimed) does not inherit that message's sequences: only what
+            differs from them is the tool's doing."""
+            flags = flags_for(num, None)
+            old = by_num.get(num)
+            if old is None or old.uid in matched:
+                return flags
+            return frozenset(f for f in flags if f == "\\Seen" or f not in old.flags)
+
+        with transaction(self.conn):
+            modseq: int | None = None
+
+            def bump() -> int:
+                nonlocal modseq
+                if modseq is None:
+                    modseq = self._bump(mailbox_id)
+                return modseq
+
+            for row, num, _stat in matched.values():
+                flags = flags_for(num, row.flags, row.num)
+                if flags != row.flags:
+                    self.conn.execute(
+                        "UPDATE messages SET num=?, flags=?, modseq=? "
+                        "WHERE mailbox_id=? AND uid=?",
+                        (num, encode_flags(flags), bump(), mailbox_id, row.uid),
+                    )
+                elif num != row.num:
+                    # Renumbered by folder -pack / sortm: invisible to IMAP.
+                    self.conn.execute(
+                        "UPDATE messages SET num=? WHERE mailbox_id=? AND uid=?",
+                        (num, mailbox_id, row.uid),
+                    )
+            # Our APPENDs put back under fresh numbers: same UID, bytes and
+            # flags, so nothing for IMAP to see.
+            self.conn.executemany(
+                "UPDATE messages SET num=?, ino=?, size=?, mtime_ns=? "
+                "WHERE mailbox_id=? AND uid=?",
+                [
+                    (num, st.st_ino, st.st_size, st.st_mtime_ns, mailbox_id, uid)
+                    for uid, (num, st) in repaired.items()
+                ],
+            )
+            if gone:
+                self._remove_rows(mailbox_id, gone, bump())
+            if pending:
+                # New files get UIDs in number order, in one statement: the
+                # first scan of a 100,000-message folder inserts them all.
+                recent_file = parsed.sequences.get(sequences.RECENT_SEQUENCE, set())
+                numbers = sorted(pending)
+                first_uid = self._take_uids(mailbox_id, len(numbers))
+                saved_now = int(time.time())
+                new_modseq = bump()
+                self.conn.executemany(
+                    _INSERT_MESSAGE,
+                    [
+                        (
+                            mailbox_id,
+                            first_uid + index,
+                            num,
+                            pending[num].st_ino,
+                            pending[num].st_size,
+                            pending[num].st_mtime_ns,
+                            encode_flags(newcomer_flags(num)),
+                            new_modseq,
+                            pending[num].st_mtime_ns // 1_000_000_000,
+                            0,
+                            int(not initial or num in recent_file),
+                            # RFC 8514 section 3: for a file an MH tool put
+                            # here, the moment we first saw it.
+                            saved_now,
+                        )
+                        for index, num in enumerate(numbers)
+                    ],
+                )
+            self._save_spelling(mailbox_id, spelling)
+            self._write_sequences(mailbox_id, folder, text)
+            self._record_stamps(mailbox_id, folder)
+
+    def _repair_overwritten(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        rows: Sequence[_Row],
+        matched: dict[int, tuple[_Row, int, os.stat_result]],
+        on_disk: dict[int, os.stat_result],
+    ) -> dict[int, tuple[int, os.stat_result]]:
+        """Store again, under fresh numbers, our recent APPENDs whose file
+        nmh ``inc`` overwrote in place (:mod:`asimap.store.mh.repair`);
+        UID -> (new number, stat).  The overwriting file stays where it is
+        and becomes a new message."""
+        repaired: dict[int, tuple[int, os.stat_result]] = {}
+        start = max(max(on_disk, default=0), self._max_num(mailbox_id)) + 1
+        for row in rows:
+            if row.uid in matched:
+                continue
+            fresh = self.fresh.overwritten(
+                mailbox_id, row.num, row.uid, on_disk.get(row.num)
+            )
+            if fresh is None:
+                continue
+            num, stat = files.store_new(folder, fresh.data, start, fresh.mtime_ns)
+            start = num + 1
+            self.fresh.forget(mailbox_id, row.num)
+            self.fresh.remember(
+                mailbox_id,
+                num,
+                row.uid,
+                fresh.data,
+                fresh.mtime_ns,
+                FileIdentity.of(stat),
+            )
+            repaired[row.uid] = (num, stat)
+        return repaired
+
+    def _restore_unknown(
+        self,
+        folder: Path,
+        base: sequences.SequenceFile,
+        theirs: sequences.SequenceFile,
+    ) -> sequences.SequenceFile:
+        """``theirs`` (a tool's rewrite of ``base``) without the drops of
+        messages the tool never saw (:func:`sequences.restore_unseen_by_tool`).
+
+        "Young" is a message file whose inode changed less than
+        :data:`YOUNG_NS` before now: a tool's scan-to-write takes
+        milliseconds, and the rescan that meets its write follows it
+        closely, because every job of ours checks the folder first.
+        """
+        now = time.time_ns()
+        young = {
+            num
+            for num, stat in files.message_numbers(folder).items()
+            if now - stat.st_ctime_ns < YOUNG_NS
+        }
+        return sequences.restore_unseen_by_tool(base, theirs, young)
+
+    def _fold_orphans(
+        self, folder: Path, parsed: sequences.SequenceFile
+    ) -> sequences.SequenceFile:
+        """``parsed`` plus what tools wrote into inodes we had replaced.
+
+        Each such write is a tool's read-modify-write of the old file: its
+        delta against what the old inode held is applied to the current
+        sequences (three-way, as :func:`sequences.merge_sequences`), so the
+        rescan imports it and the write that follows puts it in the file.
+        """
+        if self.locking:
+            return parsed
+        changes = self.orphans.take(folder)
+        if not changes:
+            return parsed
+        kept = sequences.preserved_lines(parsed, self.unseen)
+        current = sequences.interpreted(parsed, self.unseen)
+        for before, after in changes:
+            base = sequences.parse(before)
+            theirs = self._restore_unknown(folder, base, sequences.parse(after))
+            current = sequences.merge_sequences(
+                sequences.interpreted(base, self.unseen),
+                sequences.interpreted(theirs, self.unseen),
+                current,
+            )
+        merged = sequences.SequenceFile(
+            sequences={**current, **{n: parsed.sequences[n] for n in kept}},
+            raw_lines=dict(kept),
+        )
+        return merged
+
+    # -- writing sequences ---------------------------------------------------
+
+    def _write_sequences(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        text: str | None = None,
+    ) -> None:
+        """Rewrite ``.mh_sequences`` from the database, keeping the lines
+        we do not interpret; skipped when nothing would change.
+
+        ``text`` is the file as the caller last synchronised with it (a
+        rescan passes what it read); otherwise the text we last read or
+        wrote is the base.  The file is read again here, and if a tool
+        changed it since the base, its changes are merged in
+        (:func:`~asimap.store.mh.sequences.merge_sequences`) instead of
+        being overwritten, and imported into the database right after.
+
+        With locking, the caller holds nmh's lock: nothing moves, and the
+        file is rewritten in place (:func:`seqfile.write_locked`).  Without,
+        the file is replaced by rename unless it moved since we read it or
+        a tool holds its lock (then we merge again); the inode we replaced
+        is watched (:class:`seqfile.OrphanWatch`) for the write of a tool
+        that had already locked it.
+        """
+        path = folder / seqfile.SEQUENCES_FILE
+        base = text if text is not None else self._synced.get(folder)
+        triples = [
+            (num, decode_flags(flags), bool(recent))
+            for num, flags, recent in self.conn.execute(
+                "SELECT num, flags, recent FROM messages WHERE mailbox_id=?",
+                (mailbox_id,),
+            )
+        ]
+        ours = sequences.build_sequences(triples, self.unseen)
+        for attempt in range(WRITE_RETRIES):
+            snapshot: seqfile.Snapshot | None = None
+            if self.locking:
+                current = seqfile.read_text(folder)
+            else:
+                self._wait_for_nmh(folder)
+                snapshot = seqfile.read_unlocked(folder)
+                current = "" if snapshot is None else snapshot.text
+            try:
+                current_parsed = sequences.parse(current)
+                merged = ours
+                if base is not None and current != base:
+                    base_parsed = sequences.parse(base)
+                    theirs = self._restore_unknown(folder, base_parsed, current_parsed)
+                    merged = sequences.merge_sequences(
+                        sequences.interpreted(base_parsed, self.unseen),
+                        sequences.interpreted(theirs, self.unseen),
+                        ours,
+                    )
+                    self._foreign.add(mailbox_id)
+                wanted = sequences.format_file(
+                    merged, sequences.preserved_lines(current_parsed, self.unseen)
+                )
+                if wanted != current:
+                    if self.locking:
+                        seqfile.write_locked(folder, wanted)
+                    else:
+                        read_stamp = "missing" if snapshot is None else snapshot.stamp
+                        moved = _stamp(path) != read_stamp or seqfile.held_by_other(
+                            folder
+                        )
+                        if moved and attempt < WRITE_RETRIES - 1:
+                            continue  # a tool is writing or wrote: merge again
+                        # (The last attempt writes anyway: our change must
+                        # reach the file, and the orphan watch keeps the
+                        # tool's.)
+                        seqfile.write_atomically(folder, wanted)
+                        if snapshot is not None:
+                            self.orphans.add(folder, snapshot)
+                    self._written[folder] = _stamp(path)
+            finally:
+                if snapshot is not None:
+                    snapshot.close()
+            self._synced[folder] = wanted
+            if mailbox_id in self._foreign and not self._importing:
+                # The file now holds a tool's change the database lacks, and
+                # the base says we have seen it: import it now, or a later
+                # merge would take it for ours and drop it.
+                # Each import rescan rewrites the file and may meet (and
+                # merge) a newer tool change: import until none is left
+                # (bounded; if a tool keeps writing, the mark stays and the
+                # next job rescans).
+                self._importing = True
+                try:
+                    for _ in range(WRITE_RETRIES):
+                        self._rescan(mailbox_id, folder, waited=True)
+                        if mailbox_id not in self._foreign:
+                            break
+                finally:
+                    self._importing = False
+            return

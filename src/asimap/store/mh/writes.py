@@ -1,0 +1,329 @@
+"""The jobs that change a folder: APPEND, STORE, EXPUNGE, COPY and MOVE.
+
+Each takes nmh's lock when locking is on, brings the folder up to date
+first (:mod:`asimap.store.mh.reconcile`), changes files and rows in one
+transaction and writes the sequences back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from asimap.store.base import (
+    MessageState,
+    StoreMode,
+    StoreResult,
+)
+from asimap.store.mh import files, quota, seqfile
+from asimap.store.mh.corebase import (
+    from_datetime,
+)
+from asimap.store.mh.db import decode_flags, encode_flags, transaction
+from asimap.store.mh.files import FileIdentity
+from asimap.store.mh.reconcile import Reconciler
+
+
+class Writer(Reconciler):
+    """The folder-changing jobs (worker thread only)."""
+
+    def append(
+        self,
+        mailbox_id: int,
+        data: bytes,
+        flags: Iterable[str],
+        internaldate: datetime | None,
+    ) -> int:
+        """APPEND: write durably, claim a number, then record (module doc)."""
+        folder = self.folder_of(mailbox_id)
+        seconds, tz_minutes = from_datetime(internaldate)
+        with seqfile.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            with transaction(self.conn):
+                quota.check(self.conn, self.quota_limits, 1, len(data))
+                stored = self.normalise(mailbox_id, flags)
+                num, stat = files.store_new(
+                    folder, data, self._max_num(mailbox_id) + 1, seconds * 1_000_000_000
+                )
+                try:
+                    uid = self._insert(
+                        mailbox_id,
+                        num,
+                        stat,
+                        stored,
+                        (seconds, tz_minutes),
+                        self._bump(mailbox_id),
+                    )
+                    # nmh inc may still overwrite this number in place.
+                    self.fresh.remember(
+                        mailbox_id,
+                        num,
+                        uid,
+                        data,
+                        seconds * 1_000_000_000,
+                        FileIdentity.of(stat),
+                    )
+                    self._write_sequences(mailbox_id, folder)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / str(num)).unlink()
+                    raise
+                self._record_stamps(mailbox_id, folder)
+        return uid
+
+    def store(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: Iterable[str],
+        unchanged_since: int | None,
+    ) -> StoreResult:
+        folder = self.folder_of(mailbox_id)
+        with seqfile.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            with transaction(self.conn):
+                given = self.normalise(mailbox_id, flags)
+                wanted = sorted(set(uids))
+                current = self._flags_and_modseq(mailbox_id, wanted)
+                to_change: dict[int, frozenset[str]] = {}
+                conflicts: list[int] = []
+                for uid in wanted:
+                    if uid not in current:
+                        continue
+                    old, modseq = current[uid]
+                    if unchanged_since is not None and modseq > unchanged_since:
+                        conflicts.append(uid)  # RFC 7162 section 3.1.3
+                        continue
+                    new = _apply(old, mode, given)
+                    if new != old:
+                        to_change[uid] = new
+                updated: list[MessageState] = []
+                if to_change:
+                    modseq = self._bump(mailbox_id)
+                    self.conn.executemany(
+                        "UPDATE messages SET flags=?, modseq=? "
+                        "WHERE mailbox_id=? AND uid=?",
+                        [
+                            (encode_flags(new), modseq, mailbox_id, uid)
+                            for uid, new in to_change.items()
+                        ],
+                    )
+                    updated = [
+                        MessageState(uid, new, modseq) for uid, new in to_change.items()
+                    ]
+                    self._write_sequences(mailbox_id, folder)
+                    self._record_stamps(mailbox_id, folder)
+        return StoreResult(updated=tuple(updated), conflicts=tuple(conflicts))
+
+    def _flags_and_modseq(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> dict[int, tuple[frozenset[str], int]]:
+        result: dict[int, tuple[frozenset[str], int]] = {}
+        wanted = sorted(set(uids))
+        # By primary key, in chunks (SQLite's variable limit): a STORE on a
+        # few messages of a 100,000-message folder reads a few rows.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, flags, modseq in self.conn.execute(
+                "SELECT uid, flags, modseq FROM messages "
+                f"WHERE mailbox_id=? AND uid IN ({marks})",
+                (mailbox_id, *chunk),
+            ):
+                result[uid] = (decode_flags(flags), modseq)
+        return result
+
+    def expunge(self, mailbox_id: int, uids: Sequence[int] | None) -> tuple[int, ...]:
+        folder = self.folder_of(mailbox_id)
+        with seqfile.locked(folder, self.locking):
+            if not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+            among = None if uids is None else set(uids)
+            doomed = [
+                uid
+                for uid, flags, _ in self._all(mailbox_id)
+                if "\\Deleted" in flags and (among is None or uid in among)
+            ]
+            return self._remove(mailbox_id, folder, doomed)
+
+    def _all(self, mailbox_id: int) -> list[tuple[int, frozenset[str], int]]:
+        return [
+            (uid, decode_flags(flags), num)
+            for uid, flags, num in self.conn.execute(
+                "SELECT uid, flags, num FROM messages WHERE mailbox_id=? ORDER BY uid",
+                (mailbox_id,),
+            )
+        ]
+
+    def remove_uids(self, mailbox_id: int, uids: Sequence[int]) -> tuple[int, ...]:
+        """Expunge exactly ``uids`` whatever their flags (MOVE to another
+        store)."""
+        folder = self.folder_of(mailbox_id)
+        with seqfile.locked(folder, self.locking):
+            return self._remove(mailbox_id, folder, uids)
+
+    def _remove(
+        self, mailbox_id: int, folder: Path, uids: Iterable[int]
+    ) -> tuple[int, ...]:
+        """Unlink the files of ``uids`` (still present), tombstone them, and
+        rewrite the sequences.  Called with the folder lock held."""
+        wanted = set(uids)
+        rows = [
+            (uid, num, FileIdentity(ino, size, mtime))
+            for uid, num, ino, size, mtime in self.conn.execute(
+                "SELECT uid, num, ino, size, mtime_ns FROM messages WHERE mailbox_id=?",
+                (mailbox_id,),
+            )
+            if uid in wanted
+        ]
+        if not rows:
+            return ()
+        numbers: list[int] = []
+        for _uid, num, identity in rows:
+            path = folder / str(num)
+            try:
+                stat = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            # Never unlink a file a tool put under this number meanwhile.
+            if FileIdentity.of(stat) == identity:
+                numbers.append(num)
+        files.remove_messages(folder, numbers)
+        gone = sorted(uid for uid, _, _ in rows)
+        with transaction(self.conn):
+            self._remove_rows(mailbox_id, gone, self._bump(mailbox_id))
+            self._write_sequences(mailbox_id, folder)
+            self._record_stamps(mailbox_id, folder)
+        return tuple(gone)
+
+    def copy(
+        self, source_id: int, uids: Sequence[int], target_id: int, move: bool
+    ) -> tuple[tuple[int, int], ...]:
+        """COPY / MOVE (RFC 6851: the sources go whatever their flags)."""
+        source = self.folder_of(source_id)
+        target = self.folder_of(target_id)
+        wanted = set(uids)
+        # Copy what the source holds now: a file inc overwrote since our
+        # last look is put back first (see _repair_overwritten).
+        with seqfile.locked(source, self.locking):
+            if not self._unchanged(source_id, source):
+                self._rescan(source_id, source)
+        rows = [
+            row
+            for row in self.conn.execute(
+                "SELECT uid, num, flags, internaldate, tz_minutes, size, "
+                "ino, mtime_ns FROM messages WHERE mailbox_id=? ORDER BY uid",
+                (source_id,),
+            )
+            if row[0] in wanted
+        ]
+        pairs: list[tuple[int, int]] = []
+        if not rows:
+            return ()
+        if not move:
+            # A MOVE leaves the account's usage as it was (RFC 6851 section
+            # 4.1 lets it succeed where COPY would overrun); a COPY is
+            # checked whole, before the first file is linked.
+            quota.check(
+                self.conn, self.quota_limits, len(rows), sum(r[5] for r in rows)
+            )
+        with seqfile.locked(target, self.locking):
+            if not self._unchanged(target_id, target):
+                self._rescan(target_id, target)
+            with transaction(self.conn):
+                modseq = self._bump(target_id)
+                start = self._max_num(target_id) + 1
+                for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
+                    known = FileIdentity(ino, size, mtime)
+                    try:
+                        new_num, stat = self._copy_file(
+                            source, num, known, target, start, seconds
+                        )
+                    except FileNotFoundError:
+                        # The file under that number is no longer this
+                        # message: look again (a tool renumbered it, or inc
+                        # overwrote it and the rescan puts ours back).
+                        with seqfile.locked(source, self.locking):
+                            self._rescan(source_id, source, waited=True)
+                        where = self.conn.execute(
+                            "SELECT num, ino, size, mtime_ns FROM messages "
+                            "WHERE mailbox_id=? AND uid=?",
+                            (source_id, uid),
+                        ).fetchone()
+                        if where is None:
+                            continue  # removed by a tool: nothing to copy
+                        try:
+                            new_num, stat = self._copy_file(
+                                source,
+                                where[0],
+                                FileIdentity(where[1], where[2], where[3]),
+                                target,
+                                start,
+                                seconds,
+                            )
+                        except FileNotFoundError:
+                            continue
+                    start = new_num + 1
+                    new_uid = self._insert(
+                        target_id,
+                        new_num,
+                        stat,
+                        decode_flags(flags),
+                        (seconds, tz_minutes),
+                        modseq,
+                    )
+                    self._copy_summary(source_id, uid, target_id, new_uid)
+                    pairs.append((uid, new_uid))
+                self._write_sequences(target_id, target)
+                self._record_stamps(target_id, target)
+        if move and pairs:
+            with seqfile.locked(source, self.locking):
+                self._remove(source_id, source, [s for s, _ in pairs])
+        return tuple(pairs)
+
+    @staticmethod
+    def _copy_file(
+        source: Path,
+        num: int,
+        known: FileIdentity,
+        target: Path,
+        start: int,
+        seconds: int,
+    ) -> tuple[int, os.stat_result]:
+        """Copy message ``num`` of ``source`` into ``target`` (first free
+        number >= ``start``); FileNotFoundError when the file under ``num``
+        is not the message we know (``known``)."""
+        path = source / str(num)
+        if source != target:
+            return files.link_or_copy(path, target, start, known)
+        with open(path, "rb") as handle:
+            if FileIdentity.of(os.fstat(handle.fileno())) != known:
+                raise FileNotFoundError(path)
+            data = handle.read()
+        return files.store_new(target, data, start, seconds * 1_000_000_000)
+
+    def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
+            "bodystructure, body, headers, emailid, threadid) "
+            "SELECT ?, ?, envelope, bodystructure, body, headers, emailid, "
+            "threadid FROM summaries WHERE mailbox_id=? AND uid=?",
+            (target_id, new, source_id, uid),
+        )
+
+
+def _apply(
+    current: frozenset[str], mode: StoreMode, given: frozenset[str]
+) -> frozenset[str]:
+    """The flags after a STORE in ``mode`` (RFC 3501 section 6.4.6)."""
+    if mode is StoreMode.REPLACE:
+        return given
+    if mode is StoreMode.ADD:
+        return current | given
+    return current - given
