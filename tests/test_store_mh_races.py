@@ -9,6 +9,8 @@ and no UID names two messages.  The 60-second free-running version is
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -182,3 +184,33 @@ async def test_drop_by_a_stale_tool_then_inc_keeps_our_flags(
     assert [flags[uid] for uid in ours] == [{"\\Flagged"}] * 2
     assert sequence(nmh, "inbox", "flagged") == {2, 3}
     assert sequence(nmh, "inbox", "unseen") == {2, 3, 4}
+
+
+async def test_nmh_write_into_a_replaced_inode_wakes_a_waiter(
+    nmh: Nmh, store: MHStore
+) -> None:
+    """A tool that opened ``.mh_sequences`` just before our rename writes
+    into the old inode, which has no name: no watcher event.  A waiting
+    (IDLE) mailbox must still see the change within about a second."""
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"m{n}")) for n in range(2)]
+    path = nmh.root / "inbox" / ".mh_sequences"
+    fd = os.open(path, os.O_RDWR)  # the tool opens the file ...
+    try:
+        await inbox.store([uids[1]], StoreMode.ADD, ["\\Flagged"])  # we rename
+        await asyncio.sleep(0.3)  # the watcher's events for our rename pass
+        assert os.fstat(fd).st_ino != os.stat(path).st_ino
+        highest = (await inbox.status()).highestmodseq
+        waiter = asyncio.create_task(inbox.wait_for_change(highest))
+        await asyncio.sleep(0.2)  # the waiter polled and now waits (IDLE)
+        # ... then locks, reads and rewrites it in place, as nmh mark does.
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        old = os.pread(fd, 65536, 0).decode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (old + "kw: 1\n").encode(), 0)
+    finally:
+        os.close(fd)
+    async with asyncio.timeout(1.5):
+        await waiter
+    assert "kw" in (await uid_flags(inbox))[uids[0]]
+    assert sequence(nmh, "inbox", "kw") == {1}

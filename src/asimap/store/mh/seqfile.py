@@ -327,6 +327,15 @@ class OrphanWatch:
         while len(orphans) > self.limit:
             os.close(orphans.pop(0).fd)
 
+    def watched(self) -> bool:
+        """True while any replaced inode is kept (cheap: the store's ticker
+        asks this from the event loop before it bothers the worker)."""
+        return any(self._orphans.values())
+
+    def changed_folders(self) -> list[Path]:
+        """Folders where a tool wrote (or is writing) into an old inode."""
+        return [folder for folder in list(self._orphans) if self.pending(folder)]
+
     def pending(self, folder: Path) -> bool:
         """True when a tool wrote (or is writing) into an old inode."""
         self._expire(folder)

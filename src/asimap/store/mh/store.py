@@ -45,6 +45,11 @@ LEGACY_DB_NAME = "asimap.db"
 T = TypeVar("T")
 
 
+#: How often replaced ``.mh_sequences`` inodes are checked for nmh writes
+#: (IDLE clients must see an nmh ``mark`` within a second).
+ORPHAN_CHECK_S = 0.5
+
+
 def _is_new_account(root: Path) -> bool:
     """No database and nothing visible in the root: lay out a new account."""
     if (root / DB_NAME).exists():
@@ -63,6 +68,7 @@ class MHStore(Store):
         self._worker = worker
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._orphan_task: asyncio.Task[None] | None = None
         self._watcher: FolderWatcher | None = None
         #: Folders made or removed by MH tools, for the change feed.
         self.folders = FolderTracker(self)
@@ -133,6 +139,32 @@ class MHStore(Store):
         self._watch_task = asyncio.create_task(
             self._follow(watcher), name=f"mh-watch {self.root}"
         )
+        self._orphan_task = asyncio.create_task(
+            self._check_orphans(), name=f"mh-orphans {self.root}"
+        )
+
+    async def _check_orphans(self) -> None:
+        """Look for nmh writes into ``.mh_sequences`` inodes we replaced.
+
+        Without locking, a tool that opened the file just before our rename
+        writes its change into the old inode (:class:`seqfile.OrphanWatch`).
+        That inode has no name any more, so the watcher sees no event: an
+        IDLE client would wait for the next slow poll.  While such inodes
+        are kept, check them every :data:`ORPHAN_CHECK_S` and rescan the
+        folders a tool wrote into, which merges the change and wakes the
+        waiters.
+        """
+        while True:
+            await asyncio.sleep(ORPHAN_CHECK_S)
+            if not self.core.orphans.watched():
+                continue
+            try:
+                folders = await self.call(self.core.orphans.changed_folders)
+                for folder in folders:
+                    relpath = folder.relative_to(self.root).as_posix()
+                    await self.notify_folder_changed(relpath)
+            except Exception:
+                log.exception("check of replaced sequence files failed")
 
     async def _follow(self, watcher: FolderWatcher) -> None:
         """Feed each batch of changed folders to :meth:`notify_folder_changed`."""
@@ -279,6 +311,11 @@ class MHStore(Store):
         await self.folders.prepare()
 
     async def close(self) -> None:
+        if self._orphan_task is not None:
+            self._orphan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._orphan_task
+            self._orphan_task = None
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
