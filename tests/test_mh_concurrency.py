@@ -9,7 +9,7 @@ see must equal the model: no acknowledged message lost or duplicated, no
 acknowledged flag change lost, no UID given to two messages.
 
 The run lasts ``ASIMAP_CONCURRENCY_SECONDS`` (default 60) without MH
-locking and a third of that with ``ENABLE_MH_FILE_LOCKING`` (nmh then
+locking and half of that with ``ENABLE_MH_FILE_LOCKING`` (nmh then
 waits a whole second whenever it meets our lock, so fewer operations fit).
 """
 
@@ -115,7 +115,6 @@ def imap_client(
     tls: TlsFiles,
     model: Model,
     until: float,
-    root: Path,
     pause: float,
 ) -> None:
     """APPEND / STORE / COPY / UID EXPUNGE on its own messages only."""
@@ -292,7 +291,7 @@ def test_clients_and_nmh_agree_with_the_model(
     threads = [
         threading.Thread(
             target=imap_client,
-            args=(n, server, tls_files, model, until, root, pause),
+            args=(n, server, tls_files, model, until, pause),
             daemon=True,
         )
         for n in range(CLIENTS)
