@@ -9,7 +9,6 @@ value for everything that interprets it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from asimap.message.decode import bytes_to_text, decode_words
 
@@ -39,7 +38,29 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
     return end, end
 
 
-@dataclass(frozen=True, slots=True)
+#: One whole field: its first line (whatever it starts with -- a line that
+#: is not a continuation starts a field, RFC 5322 section 2.2.3) and every
+#: following line that starts with SP or TAB.  Groups: the field verbatim,
+#: the name with its colon, the name.  A name is followed by optional
+#: SP/TAB and the colon (RFC 5322 section 3.6.8 ``ftext`` is printable
+#: ASCII but ":"; we also take 8-bit bytes, and obs-optional WSP before the
+#: colon, RFC 5322 section 4.5.8).  ``findall`` does the whole split in C.
+_FIELD = re.compile(rb"((([^\x00-\x20\x7f:]+)[ \t]*:)?[^\n]*\n?(?:[ \t][^\n]*\n?)*)")
+_WSP_AND_ENDS = b" \t\r\n"
+
+
+def unfold(value: bytes) -> bytes:
+    """The unfolded value of a field (RFC 5322 section 2.2.3), outer
+    whitespace stripped: line breaks before SP/TAB are removed, any other
+    run of CR/LF becomes one SP."""
+    stripped = value.strip(_WSP_AND_ENDS)
+    if b"\n" not in stripped and b"\r" not in stripped:
+        # One line: every CR/LF was outer whitespace, which the strip
+        # below would have removed anyway -- skip the two substitutions.
+        return stripped
+    return _LINE_ENDS.sub(b" ", _FOLD.sub(b"", value)).strip(_WSP_AND_ENDS)
+
+
 class HeaderField:
     """One header field.
 
@@ -47,16 +68,43 @@ class HeaderField:
     field at all, such as an mbox ``From`` line or a stray continuation);
     ``raw`` is the whole field verbatim; ``value`` is the unfolded value
     (RFC 5322 section 2.2.3), outer whitespace stripped, still undecoded.
+
+    ``value`` is computed on first use: a message has dozens of fields
+    (Received, DKIM-Signature...) that only a few commands ever read, and
+    unfolding all of them was the largest cost of parsing a message.
     """
 
-    name: str
-    raw: bytes
-    value: bytes
+    __slots__ = ("_value", "_value_start", "name", "raw")
+
+    def __init__(
+        self, name: str, raw: bytes, value: bytes | None = None, value_start: int = 0
+    ) -> None:
+        self.name = name
+        self.raw = raw
+        self._value = value
+        self._value_start = value_start
+
+    @property
+    def value(self) -> bytes:
+        if self._value is None:
+            self._value = unfold(self.raw[self._value_start :])
+        return self._value
 
     @property
     def key(self) -> str:
         """The name for case-insensitive comparison (RFC 5322 section 1.2.2)."""
         return self.name.lower()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HeaderField):
+            return NotImplemented
+        return (self.name, self.raw, self.value) == (other.name, other.raw, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.raw))
+
+    def __repr__(self) -> str:
+        return f"HeaderField(name={self.name!r}, raw={self.raw!r})"
 
     def text(self) -> str:
         """The value as text: 8-bit bytes decoded, RFC 2047 words decoded."""
@@ -68,37 +116,16 @@ class HeaderField:
         return self.value.decode("latin-1")
 
 
-def _make_field(raw: bytes) -> HeaderField:
-    colon = raw.find(b":")
-    name = b""
-    value = raw
-    if colon > 0:
-        candidate = raw[:colon].rstrip(b" \t")  # obs-optional WSP, RFC 5322 4.5.8
-        if candidate and not any(c <= 32 or c == 127 for c in candidate):
-            name = candidate
-            value = raw[colon + 1 :]
-    unfolded = _LINE_ENDS.sub(b" ", _FOLD.sub(b"", value)).strip(b" \t\r\n")
-    return HeaderField(name.decode("latin-1"), raw, unfolded)
-
-
 def parse_fields(block: bytes) -> list[HeaderField]:
     """Split a header block into fields; a line starting with SP or TAB
-    continues the previous field (RFC 5322 section 2.2.3)."""
-    fields: list[HeaderField] = []
-    current_start = -1
-    pos = 0
-    length = len(block)
-    while pos < length:
-        newline = block.find(b"\n", pos)
-        line_end = length if newline < 0 else newline + 1
-        if block[pos] not in (0x20, 0x09) or current_start < 0:
-            if current_start >= 0:
-                fields.append(_make_field(block[current_start:pos]))
-            current_start = pos
-        pos = line_end
-    if current_start >= 0:
-        fields.append(_make_field(block[current_start:length]))
-    return fields
+    continues the previous field (RFC 5322 section 2.2.3), except at the
+    very start, where there is nothing to continue.  Values are unfolded
+    lazily (:attr:`HeaderField.value`)."""
+    return [
+        HeaderField(name.decode("latin-1"), raw, None, len(prefix))
+        for raw, prefix, name in _FIELD.findall(block)
+        if raw  # the empty match at the end of the block
+    ]
 
 
 class Headers:
