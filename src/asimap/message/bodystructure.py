@@ -102,3 +102,58 @@ def body_structure(part: Part, extensible: bool = True) -> Value:
     if part.is_multipart:
         return _multi(part, extensible)
     return _single(part, extensible)
+
+
+def body_structures(part: Part) -> tuple[Value, Value]:
+    """BODYSTRUCTURE and BODY of a part in one walk: ``(extensible, basic)``.
+
+    BODY is BODYSTRUCTURE without the extension data (RFC 3501 section
+    7.4.2), so both are built from the same fields; summaries store both,
+    and building them separately parsed every part's parameters twice.
+    Equal to ``(body_structure(part, True), body_structure(part, False))``
+    (checked on the corpus by ``tests/test_summary_fast.py``).
+    """
+    if part.is_multipart:
+        pairs = [body_structures(child) for child in part.children]
+        subtype = _b(part.subtype.upper())
+        extended: list[Value] = [Adjacent(tuple(p[0] for p in pairs)), subtype]
+        extended.extend(
+            (
+                _params(part.content_type),
+                _disposition(part),
+                _language(part),
+                part.headers.value("Content-Location"),
+            )
+        )
+        return extended, [Adjacent(tuple(p[1] for p in pairs)), subtype]
+    is_text = part.type == "text"
+    common: list[Value] = [
+        _b(part.type.upper()),
+        _b(part.subtype.upper()),
+        _params(part.content_type, text_default=is_text),
+        part.headers.value("Content-ID"),
+        part.headers.value("Content-Description"),
+        _encoding(part),
+        part.body_size,
+    ]
+    extended = list(common)
+    basic = common
+    if part.message is not None:
+        envelope_value = envelope(part.message.headers)
+        inner_extended, inner_basic = body_structures(part.message)
+        lines = part.body_lines()
+        extended.extend((envelope_value, inner_extended, lines))
+        basic.extend((envelope_value, inner_basic, lines))
+    elif is_text:
+        lines = part.body_lines()
+        extended.append(lines)
+        basic.append(lines)
+    extended.extend(
+        (
+            part.headers.value("Content-MD5"),
+            _disposition(part),
+            _language(part),
+            part.headers.value("Content-Location"),
+        )
+    )
+    return extended, basic

@@ -7,6 +7,8 @@ quotes or literals them safely (asimap 2.x wrote them unescaped).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from asimap.imap.responses import Adjacent, Value
 from asimap.message.addresses import Address, Group, parse_addresses
 from asimap.message.headers import Headers
@@ -26,6 +28,17 @@ def address_list(headers: Headers, name: str) -> list[Value] | None:
     text = headers.latin1(name)
     if text is None:
         return None
+    parsed = _parsed_list(text)
+    return None if parsed is None else [parsed]
+
+
+@lru_cache(maxsize=4096)
+def _parsed_list(text: str) -> Adjacent | None:
+    """The addresses of one field value, memoised: the same From:, To: and
+    Cc: values recur across a folder (a list's address, the owner's own
+    address), and parsing them is most of the cost of an ENVELOPE.  The
+    result is immutable (tuples and frozen dataclasses), so sharing it is
+    safe; the bound keeps memory flat."""
     out: list[Value] = []
     for item in parse_addresses(text):
         if isinstance(item, Group):
@@ -35,7 +48,7 @@ def address_list(headers: Headers, name: str) -> list[Value] | None:
             out.append((None, None, None, None))
         else:
             out.append(_address_value(item))
-    return [Adjacent(tuple(out))] if out else None
+    return Adjacent(tuple(out)) if out else None
 
 
 def envelope(headers: Headers) -> Value:

@@ -9,6 +9,7 @@ value for everything that interprets it.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 from asimap.message.decode import bytes_to_text, decode_words
 
@@ -46,6 +47,7 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
 #: ASCII but ":"; we also take 8-bit bytes, and obs-optional WSP before the
 #: colon, RFC 5322 section 4.5.8).  ``findall`` does the whole split in C.
 _FIELD = re.compile(rb"((([^\x00-\x20\x7f:]+)[ \t]*:)?[^\n]*\n?(?:[ \t][^\n]*\n?)*)")
+_NAME_OF = itemgetter(2)
 _WSP_AND_ENDS = b" \t\r\n"
 
 
@@ -116,38 +118,69 @@ class HeaderField:
         return self.value.decode("latin-1")
 
 
-def parse_fields(block: bytes) -> list[HeaderField]:
-    """Split a header block into fields; a line starting with SP or TAB
-    continues the previous field (RFC 5322 section 2.2.3), except at the
-    very start, where there is nothing to continue.  Values are unfolded
-    lazily (:attr:`HeaderField.value`)."""
-    return [
-        HeaderField(name.decode("latin-1"), raw, None, len(prefix))
-        for raw, prefix, name in _FIELD.findall(block)
-        if raw  # the empty match at the end of the block
-    ]
-
-
 class Headers:
-    """The fields of one header block, in order, with lookup by name."""
+    """The fields of one header block, in order, with lookup by name.
 
-    __slots__ = ("_by_key", "fields")
+    Built for every part of every message when a folder is first
+    summarised, so construction does no per-field Python work: one
+    ``findall`` splits the block, the names are lower-cased in one string
+    and indexed with ``dict(zip(...))``; a :class:`HeaderField` is made only
+    for a field someone asks for (a multipart's parts are asked about their
+    ``Content-*`` fields, nothing else).
+    """
+
+    __slots__ = ("_fields", "_first", "_found", "_keys", "_made")
 
     def __init__(self, block: bytes) -> None:
-        self.fields = parse_fields(block)
-        self._by_key: dict[str, list[HeaderField]] = {}
-        for field in self.fields:
-            if field.name:
-                self._by_key.setdefault(field.key, []).append(field)
+        found: list[tuple[bytes, bytes, bytes]] = _FIELD.findall(block)
+        if found and not found[-1][0]:
+            found.pop()  # the empty match at the end of the block
+        self._found = found
+        # Names hold no NUL (see _FIELD), so one join/lower/split gives the
+        # key of every field ("" for a line that is not a field).
+        keys = (
+            b"\x00".join(map(_NAME_OF, found)).decode("latin-1").lower().split("\x00")
+            if found
+            else []
+        )
+        self._keys = keys
+        count = len(keys)
+        #: key -> index of its first field (the reversed zip keeps the first).
+        self._first = dict(zip(reversed(keys), range(count - 1, -1, -1), strict=True))
+        self._made: dict[int, HeaderField] = {}
+        self._fields: list[HeaderField] | None = None
+
+    def _field(self, index: int) -> HeaderField:
+        field = self._made.get(index)
+        if field is None:
+            raw, prefix, name = self._found[index]
+            field = HeaderField(name.decode("latin-1"), raw, None, len(prefix))
+            self._made[index] = field
+        return field
+
+    @property
+    def fields(self) -> list[HeaderField]:
+        """Every field, in order (lines that are no field have name "")."""
+        if self._fields is None:
+            self._fields = [self._field(i) for i in range(len(self._found))]
+        return self._fields
 
     def all(self, name: str) -> list[HeaderField]:
         """Every field called ``name`` (case-insensitive), in order."""
-        return self._by_key.get(name.lower(), [])
+        key = name.lower()
+        first = self._first.get(key) if key else None
+        if first is None:
+            return []
+        keys = self._keys
+        if keys.count(key) == 1:
+            return [self._field(first)]
+        return [self._field(i) for i in range(first, len(keys)) if keys[i] == key]
 
     def first(self, name: str) -> HeaderField | None:
         """The first field called ``name``, if any."""
-        found = self._by_key.get(name.lower())
-        return found[0] if found else None
+        key = name.lower()
+        first = self._first.get(key) if key else None
+        return None if first is None else self._field(first)
 
     def value(self, name: str) -> bytes | None:
         """The unfolded raw value of the first ``name`` field, if any."""

@@ -19,7 +19,7 @@ from datetime import date
 from asimap.imap.commands import Section
 from asimap.imap.responses import Value
 from asimap.message import sections, text
-from asimap.message.bodystructure import body_structure
+from asimap.message.bodystructure import body_structures
 from asimap.message.dates import parse_sent_date
 from asimap.message.decode import decode_transfer, normalise_cte
 from asimap.message.envelope import envelope
@@ -99,13 +99,10 @@ class Message:
 
     def bodystructure(self, extensible: bool = True) -> Value:
         """FETCH BODYSTRUCTURE (``extensible``) or BODY."""
-        if extensible:
-            if self._bodystructure is None:
-                self._bodystructure = body_structure(self.root, True)
-            return self._bodystructure
-        if self._body is None:
-            self._body = body_structure(self.root, False)
-        return self._body
+        if self._bodystructure is None or self._body is None:
+            # Both in one walk: BODY is BODYSTRUCTURE minus extension data.
+            self._bodystructure, self._body = body_structures(self.root)
+        return self._bodystructure if extensible else self._body
 
     def section(self, section: Section | None) -> bytes:
         """``BODY[section]`` content; None means ``BODY[]``; b"" for a part

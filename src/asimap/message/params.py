@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _TOKEN = re.compile(r"""[^\s()<>@,;:\\"/\[\]?=]+""")
 
@@ -46,6 +47,9 @@ def _skip_space_and_comments(text: str, pos: int) -> int:
 
 def _quoted(text: str, pos: int) -> tuple[str, int]:
     """Read a quoted-string starting after its opening quote."""
+    close = text.find('"', pos)
+    if close >= 0 and text.find("\\", pos, close) < 0:
+        return text[pos:close], close + 1  # no quoted-pair: nothing to undo
     out: list[str] = []
     length = len(text)
     while pos < length:
@@ -105,10 +109,15 @@ def parse_params(text: str, pos: int) -> tuple[tuple[str, str], ...]:
     return tuple(params)
 
 
+@lru_cache(maxsize=4096)
 def parse_content_type(text: str | None) -> tuple[str, str, StructuredValue] | None:
     """Parse Content-Type into ``(type, subtype, value)``, lower-cased type
     and subtype; None when absent or unparseable, in which case RFC 2045
-    section 5.2 says to assume ``text/plain; charset=us-ascii``."""
+    section 5.2 says to assume ``text/plain; charset=us-ascii``.
+
+    Memoised (the result is immutable): every part of every message is
+    parsed when a folder is first summarised, and a few values
+    (``text/plain; charset=us-ascii``...) make up most of them."""
     if text is None:
         return None
     pos = _skip_space_and_comments(text, 0)
@@ -127,6 +136,7 @@ def parse_content_type(text: str | None) -> tuple[str, str, StructuredValue] | N
     return maintype, subtype, StructuredValue(f"{maintype}/{subtype}", params)
 
 
+@lru_cache(maxsize=4096)
 def parse_disposition(text: str | None) -> StructuredValue | None:
     """Parse Content-Disposition (RFC 2183); None when absent or empty."""
     if text is None:

@@ -26,35 +26,77 @@ from asimap.imap.responses import Adjacent, Value
 _QUOTABLE_7BIT = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
 
 
+#: Encoded forms of short strings and of address lists, memoised: the same
+#: ``"TEXT" "PLAIN" ("CHARSET" "US-ASCII")`` and the same From:/To: lists
+#: recur in every message of a folder.  Bounded: once full, nothing more is
+#: added (what is in there stays correct forever -- encoding is pure).
+_MEMO_LIMIT = 4096
+_SHORT = 32
+_strings: dict[bytes, bytes] = {}
+_lists: dict[Adjacent, bytes] = {}
+
+
+def _string(data: bytes) -> bytes:
+    """A string as quoted (RFC 3501 section 4.3) or as a literal."""
+    if len(data) <= MAX_QUOTED and _QUOTABLE_7BIT.fullmatch(data):
+        if b"\\" in data or b'"' in data:
+            # RFC 3501 section 9: quoted-specials are backslash-escaped.
+            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + data + b'"'
+    return b"{%d}\r\n" % len(data) + data
+
+
 def _write(out: list[bytes], value: Value) -> None:
-    # Most frequent first: strings, then NIL, lists, numbers.
-    if isinstance(value, bytes):
-        if len(value) <= MAX_QUOTED and _QUOTABLE_7BIT.fullmatch(value):
-            if b"\\" in value or b'"' in value:
-                # RFC 3501 section 9: quoted-specials are backslash-escaped.
-                value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-            out.append(b'"' + value + b'"')
-        else:
-            out.append(b"{%d}\r\n" % len(value))
-            out.append(value)
-    elif value is None:
-        out.append(b"NIL")
-    elif isinstance(value, tuple | list):
+    if isinstance(value, tuple | list):
         out.append(b"(")
         first = True
         for item in value:
             if not first:
                 out.append(b" ")
             first = False
-            _write(out, item)
+            # The two most frequent members inline, the rest recursively.
+            if item is None:
+                out.append(b"NIL")
+            elif isinstance(item, bytes) and len(item) <= _SHORT:
+                encoded = _strings.get(item)
+                if encoded is None:
+                    encoded = _string(item)
+                    if len(_strings) < _MEMO_LIMIT:
+                        _strings[item] = encoded
+                out.append(encoded)
+            else:
+                _write(out, item)
         out.append(b")")
+    elif isinstance(value, bytes):
+        out.append(_string(value))
+    elif value is None:
+        out.append(b"NIL")
     elif type(value) is int and value >= 0:  # not bool, never negative
         out.append(b"%d" % value)
     elif isinstance(value, Adjacent):
-        for item in value.values:
-            _write(out, item)
+        # Address lists are tuples of tuples (hashable, memoised); the
+        # parts of a multipart are lists (not hashable, written each time).
+        hashable = bool(value.values) and isinstance(value.values[0], tuple)
+        try:
+            encoded = _lists.get(value) if hashable else None
+        except TypeError:  # a list somewhere inside after all
+            hashable, encoded = False, None
+        if encoded is None:
+            inner: list[bytes] = []
+            for item in value.values:
+                _write(inner, item)
+            encoded = b"".join(inner)
+            if hashable and len(_lists) < _MEMO_LIMIT:
+                _lists[value] = encoded
+        out.append(encoded)
     else:
         out.append(encode_value(value, utf8=False))
+
+
+def clear_memos() -> None:
+    """Forget the memoised encodings (benchmarks measure a cold start)."""
+    _strings.clear()
+    _lists.clear()
 
 
 def encode_summary_value(value: Value) -> bytes:
