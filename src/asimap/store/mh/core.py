@@ -36,7 +36,6 @@ import os
 from collections.abc import Sequence
 
 from asimap.imap.responses import Encoded
-from asimap.message.model import Message
 from asimap.store.base import (
     Changes,
     MailboxStatus,
@@ -44,7 +43,6 @@ from asimap.store.base import (
     MessageInfo,
     MessageState,
     MessageSummary,
-    summarize,
 )
 from asimap.store.mh import objectids, seqfile
 from asimap.store.mh.corebase import (
@@ -55,6 +53,7 @@ from asimap.store.mh.corebase import (
 )
 from asimap.store.mh.db import decode_flags, transaction
 from asimap.store.mh.files import FileIdentity
+from asimap.store.mh.summarizing import build_summaries
 from asimap.store.mh.writes import Writer
 
 __all__ = ["Core", "KeywordRefused", "from_datetime", "to_datetime"]
@@ -212,6 +211,15 @@ class Core(Writer):
                     self._rescan(mailbox_id, folder)
         raise MessageGone(f"Message UID {uid} no longer exists")
 
+    def _file_rows(self, mailbox_id: int, uids: Sequence[int]) -> list[tuple[int, ...]]:
+        """What :func:`build_summaries` needs of each existing UID."""
+        marks = ",".join("?" * len(uids))
+        return self.conn.execute(
+            "SELECT uid, num, ino, size, mtime_ns, internaldate, tz_minutes, "
+            f"savedate FROM messages WHERE mailbox_id=? AND uid IN ({marks})",
+            (mailbox_id, *uids),
+        ).fetchall()
+
     def summaries(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageSummary]:
         """Summaries from the cache; messages not cached yet are parsed once
         here (on the worker thread) and cached for good."""
@@ -245,15 +253,13 @@ class Core(Writer):
                     savedate=_savedate(saved),
                 )
         missing = [uid for uid in wanted if uid not in found]
-        fresh: list[MessageSummary] = []
-        for uid in missing:
-            try:
-                info = self.info(mailbox_id, uid)
-                summary = summarize(info, Message(self.read(mailbox_id, uid)))
-            except MessageGone:
-                continue
-            found[uid] = summary
-            fresh.append(summary)
+        fresh = build_summaries(
+            lambda batch: self._file_rows(mailbox_id, batch),
+            self.folder_of(mailbox_id),
+            lambda uid: self.read(mailbox_id, uid),
+            missing,
+        )
+        found.update((summary.uid, summary) for summary in fresh)
         if fresh:
             with transaction(self.conn):
                 self.conn.executemany(
