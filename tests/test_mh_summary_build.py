@@ -7,12 +7,17 @@ be handled exactly as the careful one-message read handles it.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from asimap.message.model import Message
-from asimap.store.base import MessageInfo, summarize
+from asimap.store.base import MessageInfo, MessageSummary, summarize
 from asimap.store.mh import MHStore
+from asimap.store.mh import mailbox as mailbox_module
 from asimap.store.mh.profile import Profile
 from store_conformance import corpus_messages
 
@@ -75,5 +80,40 @@ async def test_batched_build_spans_several_batches(tmp_path: Path) -> None:
         for summary in got[::97]:
             info: MessageInfo = await inbox.info(summary.uid)
             assert summary == summarize(info, await inbox.message(summary.uid))
+    finally:
+        await store.close()
+
+
+async def test_other_jobs_run_between_summary_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big summary build is several worker jobs, so a job another
+    connection submits meanwhile does not wait for the whole build."""
+    root = tmp_path / "Mail"
+    folder = root / "inbox"
+    folder.mkdir(parents=True)
+    raws = corpus_messages(10)
+    total = 2 * mailbox_module.SUMMARY_JOB + 7
+    for number in range(1, total + 1):
+        (folder / str(number)).write_bytes(raws[number % len(raws)])
+    store = await MHStore.open(root, profile=NO_PROFILE)
+    try:
+        inbox = await store.mailbox("INBOX")
+        uids = [state.uid for state in await inbox.states()]
+        log: list[str] = []
+        real = store.core.summaries
+
+        def logged(mailbox_id: int, chunk: Sequence[int]) -> list[MessageSummary]:
+            log.append(f"chunk {len(chunk)}")
+            return real(mailbox_id, chunk)
+
+        monkeypatch.setattr(store.core, "summaries", logged)
+        build = asyncio.create_task(inbox.summaries(uids + uids[:3]))
+        await asyncio.sleep(0)  # the first chunk is queued
+        await store.call(lambda: log.append("other job"))
+        got = await build
+        assert [s.uid for s in got] == uids  # duplicates dropped, order kept
+        size = mailbox_module.SUMMARY_JOB
+        assert log == [f"chunk {size}", "other job", f"chunk {size}", "chunk 7"]
     finally:
         await store.close()

@@ -15,6 +15,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from asimap.message.model import Message
@@ -39,6 +40,11 @@ POLL_SECONDS = 1.0
 
 #: Parsed messages kept per mailbox (FETCH of bodies re-reads beyond it).
 MESSAGE_CACHE = 64
+
+#: UIDs per worker job in :meth:`MHMailbox.summaries`: a few hundred
+#: milliseconds of cold summary building at most, a negligible number of
+#: jobs when the summaries are cached.
+SUMMARY_JOB = 500
 
 
 class MHMailbox(Mailbox):
@@ -144,11 +150,22 @@ class MHMailbox(Mailbox):
 
     async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
         """From the database cache: FETCH ENVELOPE/BODYSTRUCTURE of a big
-        folder never parses a message file twice (GUIDE section 8)."""
-        wanted = list(uids)
-        return await self._store.call(
-            lambda: self._store.core.summaries(self.mailbox_id, wanted)
-        )
+        folder never parses a message file twice (GUIDE section 8).
+
+        One worker job per :data:`SUMMARY_JOB` UIDs: the first SORT of a
+        100,000-message folder builds every summary (about a minute), and
+        as a single job it held the store's only worker thread all that
+        time, stalling every other connection of the user.  Jobs queue in
+        order, so another connection's job runs between two chunks.
+        """
+        wanted = list(dict.fromkeys(uids))
+        out: list[MessageSummary] = []
+        core = self._store.core
+        for start in range(0, len(wanted), SUMMARY_JOB):
+            chunk = wanted[start : start + SUMMARY_JOB]
+            job = partial(core.summaries, self.mailbox_id, chunk)
+            out.extend(await self._store.call(job))
+        return out
 
     # -- changing ------------------------------------------------------------
 
