@@ -41,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ async def measure_folder(
     for user in reversed(users):  # the first user ends up logged in last
         client, _ = await login(host, port, user, args.timeout)
         selected = await timed(
-            t, FOLDER_OPS[0], lambda c=client: c.command(b"SELECT INBOX")
+            t, FOLDER_OPS[0], partial(client.command, b"SELECT INBOX")
         )
         if user != users[0]:
             await client.logout()
@@ -142,7 +143,7 @@ async def measure_folder(
     for op, line in commands:
         repeat = args.text_repeat if op == FOLDER_OPS[5] else args.repeat
         for _ in range(repeat):
-            result = await timed(t, op, lambda line=line: client.command(line))
+            result = await timed(t, op, partial(client.command, line))
             if b"SEARCH" in line:
                 t.counts[op] = _search_count(result)
             elif b"FETCH" in line:
@@ -157,9 +158,7 @@ async def measure_first_login(
     for user in users:
         client, seconds = await login(host, port, user, args.timeout)
         t.add(LOGIN_OPS[0], seconds)
-        listed = await timed(
-            t, LOGIN_OPS[1], lambda c=client: c.command(b'LIST "" "*"')
-        )
+        listed = await timed(t, LOGIN_OPS[1], partial(client.command, b'LIST "" "*"'))
         names = [
             m[1]
             for r in listed.untagged

@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bench.asimap_server import AsimapServer
@@ -85,9 +86,7 @@ async def measure(
     await timed(t, SELECT_OP, lambda: client.command(b"SELECT INBOX"))
     for command in COMMANDS:
         for _ in range(1 + args.repeat):
-            result = await timed(
-                t, command, lambda c=command: client.command(c.encode())
-            )
+            result = await timed(t, command, partial(client.command, command.encode()))
         text = b"\n".join(
             r.text
             for r in result.untagged
