@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from conftest import PASSWORD, USER, ServerThread, TlsFiles
 from deflate_client import LineClient
-from transcript import add_messages, message, run_transcript
+from transcript import add_messages, append_lines, message, run_transcript
 
 SELECT_LINES = "\n".join(["        S1 %*"] * 8)
 
@@ -125,3 +125,34 @@ def test_unauthenticate_over_tls_with_compression(
     status = client.command("c", "STATUS INBOX (MESSAGES)")
     assert status[0] == b'* STATUS "INBOX" (MESSAGES 0)'
     client.close()
+
+
+async def test_unauthenticate_ends_notify() -> None:
+    # NOTIFY (RFC 5465) belongs to the authenticated session: after
+    # UNAUTHENTICATE, news of alice's mailboxes must not reach a
+    # connection that may next log in as someone else.
+    await run_transcript(
+        f"""
+        C1 a LOGIN alice secret-a
+        S1 a OK %*
+        C1 n NOTIFY SET (personal (MessageNew MessageExpunge))
+        S1 n OK NOTIFY completed
+        C2 a LOGIN alice secret-a
+        S2 a OK %*
+        {append_lines(2, "b", "Drafts", message("seen by NOTIFY"))}
+        S2 b OK %*
+        S1 * STATUS "Drafts" (UIDNEXT 2 MESSAGES 1)
+        C1 d UNAUTHENTICATE
+        S1 d OK Not authenticated now
+        {append_lines(2, "c", "Drafts", message("not for C1 any more"))}
+        S2 c OK %*
+        C1 e NOOP
+        S1 e OK %*
+        C1 f LOGIN bob secret-b
+        S1 f OK %*
+        {append_lines(2, "g", "Drafts", message("still not"))}
+        S2 g OK %*
+        C1 h NOOP
+        S1 h OK %*
+        """
+    )

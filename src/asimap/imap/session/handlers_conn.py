@@ -29,6 +29,7 @@ import logging
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Status, Tagged
+from asimap.imap.session import notify
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, no
 from asimap.imap.session.state import SessionState
@@ -77,6 +78,9 @@ async def handle_unauthenticate(ctx: Context, cmd: c.Unauthenticate) -> Tagged |
     if not unauthenticate_possible(ctx):
         raise no("UNAUTHENTICATE is not available once COMPRESS is active", "CANNOT")
     account = ctx.account
+    # NOTIFY follows the account's store: stop it before anyone else may
+    # log in on this connection (it would report the old user's mail).
+    notify.stop_notifier(ctx)
     ctx.selected = None
     ctx.store = None
     ctx.account = None
