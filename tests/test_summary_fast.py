@@ -25,7 +25,14 @@ from asimap.imap.encoder import encode_value
 from asimap.imap.responses import Adjacent, Atom, Encoded, Value
 from asimap.imap.threading import message_ids
 from asimap.message import addresses, envelope, params, wire
-from asimap.message.bodystructure import body_structure, body_structures
+from asimap.message.bodystructure import (
+    _b,
+    _disposition,
+    _encoding,
+    _language,
+    _params,
+    body_structures,
+)
 from asimap.message.decode import bytes_to_text, decode_words
 from asimap.message.headers import Headers
 from asimap.message.mime import Part
@@ -33,6 +40,64 @@ from asimap.message.model import Message
 from asimap.store.base import SUMMARY_HEADERS, MessageInfo, MessageSummary, summarize
 from store_conformance import ODD_MESSAGES
 from test_message_corpus import CORPUS, load_corpus
+
+# -- the oracle: BODYSTRUCTURE and BODY built in two walks, as before ---------
+
+
+def _single(part: Part, extensible: bool) -> list[Value]:
+    is_text = part.type == "text"
+    fields: list[Value] = [
+        _b(part.type.upper()),
+        _b(part.subtype.upper()),
+        _params(part.content_type, text_default=is_text),
+        part.headers.value("Content-ID"),
+        part.headers.value("Content-Description"),
+        _encoding(part),
+        part.body_size,
+    ]
+    if part.message is not None:
+        # RFC 3501 body-type-msg: envelope, body, lines of the encapsulated msg.
+        fields.append(envelope.envelope(part.message.headers))
+        fields.append(body_structure(part.message, extensible))
+        fields.append(part.body_lines())
+    elif is_text:
+        fields.append(part.body_lines())
+    if extensible:
+        fields.extend(
+            (
+                part.headers.value("Content-MD5"),
+                _disposition(part),
+                _language(part),
+                part.headers.value("Content-Location"),
+            )
+        )
+    return fields
+
+
+def _multi(part: Part, extensible: bool) -> list[Value]:
+    # RFC 3501 section 9: body-type-mpart = 1*body SP media-subtype -- the
+    # parts follow each other with no SP between them.
+    parts = tuple(body_structure(c, extensible) for c in part.children)
+    fields: list[Value] = [Adjacent(parts)]
+    fields.append(_b(part.subtype.upper()))
+    if extensible:
+        fields.extend(
+            (
+                _params(part.content_type),
+                _disposition(part),
+                _language(part),
+                part.headers.value("Content-Location"),
+            )
+        )
+    return fields
+
+
+def body_structure(part: Part, extensible: bool = True) -> Value:
+    """BODYSTRUCTURE (``extensible``) or BODY of a part, one walk each."""
+    if part.is_multipart:
+        return _multi(part, extensible)
+    return _single(part, extensible)
+
 
 # -- the oracle: header fields as they were parsed before ----------------------
 

@@ -49,69 +49,15 @@ def _encoding(part: Part) -> bytes:
     return value.upper() if value else b"7BIT"
 
 
-def _single(part: Part, extensible: bool) -> list[Value]:
-    is_text = part.type == "text"
-    fields: list[Value] = [
-        _b(part.type.upper()),
-        _b(part.subtype.upper()),
-        _params(part.content_type, text_default=is_text),
-        part.headers.value("Content-ID"),
-        part.headers.value("Content-Description"),
-        _encoding(part),
-        part.body_size,
-    ]
-    if part.message is not None:
-        # RFC 3501 body-type-msg: envelope, body, lines of the encapsulated msg.
-        fields.append(envelope(part.message.headers))
-        fields.append(body_structure(part.message, extensible))
-        fields.append(part.body_lines())
-    elif is_text:
-        fields.append(part.body_lines())
-    if extensible:
-        fields.extend(
-            (
-                part.headers.value("Content-MD5"),
-                _disposition(part),
-                _language(part),
-                part.headers.value("Content-Location"),
-            )
-        )
-    return fields
-
-
-def _multi(part: Part, extensible: bool) -> list[Value]:
-    # RFC 3501 section 9: body-type-mpart = 1*body SP media-subtype -- the
-    # parts follow each other with no SP between them.
-    parts = tuple(body_structure(c, extensible) for c in part.children)
-    fields: list[Value] = [Adjacent(parts)]
-    fields.append(_b(part.subtype.upper()))
-    if extensible:
-        fields.extend(
-            (
-                _params(part.content_type),
-                _disposition(part),
-                _language(part),
-                part.headers.value("Content-Location"),
-            )
-        )
-    return fields
-
-
-def body_structure(part: Part, extensible: bool = True) -> Value:
-    """BODYSTRUCTURE (``extensible``) or BODY of a part and all below it."""
-    if part.is_multipart:
-        return _multi(part, extensible)
-    return _single(part, extensible)
-
-
 def body_structures(part: Part) -> tuple[Value, Value]:
     """BODYSTRUCTURE and BODY of a part in one walk: ``(extensible, basic)``.
 
     BODY is BODYSTRUCTURE without the extension data (RFC 3501 section
     7.4.2), so both are built from the same fields; summaries store both,
     and building them separately parsed every part's parameters twice.
-    Equal to ``(body_structure(part, True), body_structure(part, False))``
-    (checked on the corpus by ``tests/test_summary_fast.py``).
+    The straightforward one-structure-per-walk construction is kept in
+    ``tests/test_summary_fast.py`` as the oracle this is checked against on
+    the whole corpus.
     """
     if part.is_multipart:
         pairs = [body_structures(child) for child in part.children]
