@@ -180,6 +180,18 @@ class StoreMode(enum.Enum):
     REMOVE = "remove"
 
 
+def apply_store_mode(
+    current: frozenset[str], mode: StoreMode, given: frozenset[str]
+) -> frozenset[str]:
+    """The flags after a STORE in ``mode`` (RFC 3501 section 6.4.6), for
+    every store."""
+    if mode is StoreMode.REPLACE:
+        return given
+    if mode is StoreMode.ADD:
+        return current | given
+    return current - given
+
+
 @dataclass(frozen=True, slots=True)
 class MessageState:
     """The mutable state of one message: its flags and their MODSEQ."""

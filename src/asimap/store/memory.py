@@ -43,6 +43,7 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
     apply_metadata_changes,
+    apply_store_mode,
     check_quota,
 )
 from asimap.store.feed import ChangeFeed, FeedKind
@@ -339,7 +340,7 @@ class MemoryMailbox(Mailbox):
                 # RFC 7162 section 3.1.3: refused, reported as MODIFIED.
                 conflicts.append(uid)
                 continue
-            new_flags = _apply(entry.state.flags, mode, given)
+            new_flags = apply_store_mode(entry.state.flags, mode, given)
             if new_flags != entry.state.flags:
                 to_change[uid] = new_flags
         updated: list[MessageState] = []
@@ -432,17 +433,6 @@ class MemoryMailbox(Mailbox):
         entries = list(self._entries.values())
         self.remove(list(self._entries))
         return entries
-
-
-def _apply(
-    current: frozenset[str], mode: StoreMode, given: frozenset[str]
-) -> frozenset[str]:
-    """The flags after a STORE in ``mode`` (RFC 3501 section 6.4.6)."""
-    if mode is StoreMode.REPLACE:
-        return given
-    if mode is StoreMode.ADD:
-        return current | given
-    return current - given
 
 
 class MemoryStore(Store):

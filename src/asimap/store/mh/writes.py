@@ -17,6 +17,7 @@ from asimap.store.base import (
     MessageState,
     StoreMode,
     StoreResult,
+    apply_store_mode,
 )
 from asimap.store.mh import files, quota, seqfile
 from asimap.store.mh.corebase import (
@@ -100,7 +101,7 @@ class Writer(Reconciler):
                     if unchanged_since is not None and modseq > unchanged_since:
                         conflicts.append(uid)  # RFC 7162 section 3.1.3
                         continue
-                    new = _apply(old, mode, given)
+                    new = apply_store_mode(old, mode, given)
                     if new != old:
                         to_change[uid] = new
                 updated: list[MessageState] = []
@@ -316,14 +317,3 @@ class Writer(Reconciler):
             "threadid FROM summaries WHERE mailbox_id=? AND uid=?",
             (target_id, new, source_id, uid),
         )
-
-
-def _apply(
-    current: frozenset[str], mode: StoreMode, given: frozenset[str]
-) -> frozenset[str]:
-    """The flags after a STORE in ``mode`` (RFC 3501 section 6.4.6)."""
-    if mode is StoreMode.REPLACE:
-        return given
-    if mode is StoreMode.ADD:
-        return current | given
-    return current - given
