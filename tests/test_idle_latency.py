@@ -342,13 +342,17 @@ def exercise(deployment: Deployment) -> None:
         writer.close()
 
 
-def report(name: str, deployment: Deployment) -> None:
-    print(f"\nIDLE latency, {name} (s; from start / after end of the change):")
+def report(
+    name: str, deployment: Deployment, what: str = "IDLE", each: int | None = REPEATS
+) -> None:
+    """Latencies for the notes (``pytest -s``); ``each``: how many times
+    every kind of change must have been observed (None: not checked)."""
+    print(f"\n{what} latency, {name} (s; from start / after end of the change):")
     for kind, values in deployment.latencies.items():
-        assert len(values) == REPEATS
+        assert each is None or len(values) == each, (kind, values)
         after = deployment.after_exit[kind]
         print(
-            f"  {kind:14} median {statistics.median(values):.3f}"
+            f"  {kind:22} median {statistics.median(values):.3f}"
             f" max {max(values):.3f} / median {statistics.median(after):.3f}"
             f" max {max(after):.3f}  n={len(values)}"
         )

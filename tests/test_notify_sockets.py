@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import socket
-import statistics
 from functools import partial
 from pathlib import Path
 
@@ -29,27 +28,15 @@ from asimap.imap.session import notifier
 from conftest import PASSWORD, USER, ServerFactory, TlsFiles, require_tool
 from test_idle_latency import (
     RCVSTORE,
+    REPEATS,
     Deployment,
     asimapd,
     crlf,
     in_process,
     observe,
+    report,
 )
 from test_mh_live_imap import RawClient, mbox_of, message
-
-REPEATS = 3
-
-
-def report(name: str, deployment: Deployment) -> None:
-    """Latencies for the notes (``pytest -s``)."""
-    print(f"\nNOTIFY latency, {name} (s; from start / after end of the change):")
-    for kind, values in deployment.latencies.items():
-        after = deployment.after_exit[kind]
-        print(
-            f"  {kind:22} median {statistics.median(values):.3f}"
-            f" max {max(values):.3f} / median {statistics.median(after):.3f}"
-            f" max {max(after):.3f}  n={len(values)}"
-        )
 
 
 def _status(name: str, uidnext: int, messages: int) -> bytes:
@@ -158,7 +145,7 @@ def test_notify_asimapd(tls_files: TlsFiles, mode: str) -> None:
     args = () if mode == "workers" else ("--workers=off",)
     with asimapd(tls_files, *args) as deployment:
         exercise(deployment)
-    report(f"asimapd {mode}", deployment)
+    report(f"asimapd {mode}", deployment, "NOTIFY", each=None)
 
 
 def test_notify_in_process(
@@ -166,7 +153,7 @@ def test_notify_in_process(
 ) -> None:
     with in_process(tmp_path, tls_files, server_factory) as deployment:
         exercise(deployment)
-    report("in-process", deployment)
+    report("in-process", deployment, "NOTIFY", each=None)
 
 
 def test_a_client_that_stops_reading_overflows(
