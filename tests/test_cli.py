@@ -57,6 +57,7 @@ def test_defaults_match_the_contract() -> None:
     assert config.workers is True
     assert config.worker_linger == 1800
     assert config.max_workers == 1000
+    assert config.max_connections == 1000
     assert config.allow_root_mail is False
     assert config.quota_storage is None
     assert config.quota_messages is None
@@ -78,6 +79,7 @@ FLAGS_AND_ENV = [
     ("--workers", "WORKERS", "off", "workers", False),
     ("--worker-linger", "WORKER_LINGER", "2.5", "worker_linger", 2.5),
     ("--max-workers", "MAX_WORKERS", "7", "max_workers", 7),
+    ("--max-connections", "MAX_CONNECTIONS", "10000", "max_connections", 10000),
     ("--quota-storage", "QUOTA_STORAGE", "500M", "quota_storage", 500 * 1024**2),
     ("--quota-messages", "QUOTA_MESSAGES", "1000", "quota_messages", 1000),
 ]
@@ -165,6 +167,8 @@ def test_empty_env_value_means_unset() -> None:
         ({"WORKER_LINGER": "inf"}, "WORKER_LINGER"),
         ({"MAX_WORKERS": "0"}, "MAX_WORKERS"),
         ({"MAX_WORKERS": "many"}, "MAX_WORKERS"),
+        ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS"),
+        ({"MAX_CONNECTIONS": "lots"}, "MAX_CONNECTIONS"),
         ({"QUOTA_STORAGE": "lots"}, "QUOTA_STORAGE"),
         ({"QUOTA_STORAGE": "-5"}, "QUOTA_STORAGE"),
         ({"QUOTA_STORAGE": "0"}, "QUOTA_STORAGE"),
@@ -186,6 +190,7 @@ def test_bad_env_values(env: dict[str, str], message: str) -> None:
         ["--store=maildir"],
         ["--workers=maybe"],
         ["--max-workers=0"],
+        ["--max-connections=-1"],
         ["--bogus"],
         ["x"],
     ],

@@ -221,6 +221,13 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         "(WORKER_LINGER; default 1800)",
     )
     add(
+        "--max-connections",
+        type=_argparse_type(parse_count),
+        metavar="N",
+        help="most client connections at once, IMAP and POP3 together "
+        "(MAX_CONNECTIONS; default 1000)",
+    )
+    add(
         "--max-workers",
         type=_argparse_type(parse_count),
         metavar="N",
@@ -327,6 +334,10 @@ def load_config(
         worker_linger=pick(
             setting(args.worker_linger, "WORKER_LINGER", parse_seconds),
             d.worker_linger,
+        ),
+        max_connections=pick(
+            setting(args.max_connections, "MAX_CONNECTIONS", parse_count),
+            d.max_connections,
         ),
         max_workers=pick(
             setting(args.max_workers, "MAX_WORKERS", parse_count), d.max_workers

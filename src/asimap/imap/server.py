@@ -39,6 +39,7 @@ from asimap.imap.limits import Limits
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
+from asimap.ops.openfiles import raise_open_file_limit
 from asimap.ops.trace import Tracer, tracer_factory
 from asimap.pop3.driver import Pop3Driver
 from asimap.pop3.responses import Code as Pop3Code
@@ -501,6 +502,8 @@ def run(
     settings that cannot work (store kind, certificate) are checked before,
     so a bad configuration fails without starting anything.
     """
+    # Before the zygote forks, so that every worker inherits the limit.
+    raise_open_file_limit(config.max_connections)
     zygote: ZygoteHandle | None = None
     if config.workers:
         try:
