@@ -584,6 +584,19 @@ class StoreConformance(FeedConformance, QuotaConformance, ObjectIdConformance):
         assert await second.claim_recent() == {c}
         assert await first.claim_recent() == frozenset()
 
+    async def test_peek_recent_leaves_the_claim(
+        self, store_factory: StoreFactory
+    ) -> None:
+        # RFC 3501 section 6.3.2: EXAMINE sees \Recent without clearing it.
+        store = await store_factory()
+        inbox = await store.mailbox("INBOX")
+        a = await inbox.append(b"a\r\n")
+        assert await inbox.peek_recent() == {a}
+        assert await inbox.peek_recent() == {a}
+        assert (await inbox.status()).recent == 1
+        assert await inbox.claim_recent() == {a}
+        assert await inbox.peek_recent() == frozenset()
+
     async def test_expunged_messages_are_not_claimed(
         self, store_factory: StoreFactory
     ) -> None:

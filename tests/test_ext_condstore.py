@@ -128,14 +128,14 @@ async def test_changedsince_enables_condstore() -> None:
         S1 * %*
         S1 * %*
         S1 * 3 EXISTS
-        S1 * 0 RECENT
+        S1 * 3 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
         S1 * OK [MAILBOXID (%?)] %*
         S1 s OK [READ-ONLY] Examine completed
         C1 f FETCH 3 (FLAGS) (CHANGEDSINCE 1)
-        S1 * 3 FETCH (FLAGS () MODSEQ (4))
+        S1 * 3 FETCH (FLAGS (\\Recent) MODSEQ (4))
         S1 f OK Fetch completed
         C1 u UNSELECT
         S1 u OK %*

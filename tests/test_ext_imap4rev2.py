@@ -90,7 +90,7 @@ async def test_without_enable_rev1_forms_stay() -> None:
         S1 * FLAGS %*
         S1 * OK [PERMANENTFLAGS ()] %*
         S1 * 3 EXISTS
-        S1 * 0 RECENT
+        S1 * 3 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*

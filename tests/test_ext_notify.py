@@ -170,7 +170,8 @@ async def test_section_6_examples(world: World) -> None:
         {append_lines(2, "i", "misc", message("to misc"))}
         S2 i OK %*
         S1 * 1 EXISTS
-        S1 * 1 FETCH (UID 1 FLAGS ())
+        S1 * 1 RECENT
+        S1 * 1 FETCH (UID 1 FLAGS (\\Recent))
         """  # noqa: E501
     )
     await run_transcript(script, world)

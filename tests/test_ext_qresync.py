@@ -262,7 +262,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * FLAGS %*
         S1 * OK [PERMANENTFLAGS ()] %*
         S1 * 8 EXISTS
-        S1 * 0 RECENT
+        S1 * 8 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID
@@ -275,7 +275,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * FLAGS %*
         S1 * OK [PERMANENTFLAGS ()] %*
         S1 * 8 EXISTS
-        S1 * 0 RECENT
+        S1 * 8 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID
@@ -289,7 +289,7 @@ async def test_forgotten_tombstones_fall_back_to_uid_comparison() -> None:
         S1 * FLAGS %*
         S1 * OK [PERMANENTFLAGS ()] %*
         S1 * 8 EXISTS
-        S1 * 0 RECENT
+        S1 * 8 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY {uv}] UIDs valid
         S1 * OK [UIDNEXT 11] Predicted next UID

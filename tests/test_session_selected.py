@@ -38,7 +38,7 @@ async def test_examine_is_read_only() -> None:
         S1 * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
         S1 * OK [PERMANENTFLAGS ()] Flags permitted
         S1 * 3 EXISTS
-        S1 * 0 RECENT
+        S1 * 3 RECENT
         S1 * OK [UNSEEN 1] %*
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 4] Predicted next UID
@@ -50,7 +50,7 @@ async def test_examine_is_read_only() -> None:
         S1 )
         S1 c OK Fetch completed
         C1 d FETCH 1 FLAGS
-        S1 * 1 FETCH (FLAGS ())
+        S1 * 1 FETCH (FLAGS (\\Recent))
         S1 d OK Fetch completed
         C1 e STORE 1 +FLAGS (\\Deleted)
         S1 e NO Mailbox is read-only

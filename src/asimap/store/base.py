@@ -385,7 +385,17 @@ class Mailbox(abc.ABC):
         """UIDs that are \\Recent for the caller (RFC 3501 section 2.3.2).
 
         The first session to claim a message gets it as recent; later claims
-        do not.  Read-only (EXAMINE) sessions must not call this.
+        do not.  Read-only (EXAMINE) sessions must not call this: they
+        use :meth:`peek_recent`.
+        """
+
+    @abc.abstractmethod
+    async def peek_recent(self) -> frozenset[int]:
+        """UIDs no session has claimed as \\Recent yet, left unclaimed.
+
+        EXAMINE answers like SELECT but must not clear \\Recent (RFC 3501
+        section 6.3.2), so a read-only session reads the set without
+        taking it: the next read-write SELECT still gets these messages.
         """
 
     @abc.abstractmethod

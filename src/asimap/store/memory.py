@@ -242,6 +242,9 @@ class MemoryMailbox(Mailbox):
         self._unclaimed_recent.clear()
         return claimed
 
+    async def peek_recent(self) -> frozenset[int]:
+        return frozenset(self._unclaimed_recent)
+
     async def keywords(self) -> frozenset[str]:
         return frozenset(
             flag

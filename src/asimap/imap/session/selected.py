@@ -240,9 +240,12 @@ class SelectedMailbox:
                 self.flags[state.uid] = state.flags
                 self.modseqs[state.uid] = state.modseq
             responses.append(Untagged((len(self.uids), Atom("EXISTS"))))
-            if not self.readonly:
+            if self.readonly:
+                # RFC 3501 6.3.2: read-only sessions see \Recent, never take it.
+                claimed = await self.mailbox.peek_recent()
+            else:
                 claimed = await self.mailbox.claim_recent()
-                self.recent.update(u for u in claimed if u in self.flags)
+            self.recent.update(u for u in claimed if u in self.flags)
             if len(self.recent) != self._announced_recent:
                 self._announced_recent = len(self.recent)
                 if not extensions.rev2(self.enabled):

@@ -163,6 +163,17 @@ class Core(Writer):
                     self._record_stamps(mailbox_id, folder)
         return claimed
 
+    def peek_recent(self, mailbox_id: int) -> frozenset[int]:
+        """The unclaimed recent UIDs, left unclaimed (EXAMINE)."""
+        self.refresh(mailbox_id)
+        return frozenset(
+            uid
+            for (uid,) in self.conn.execute(
+                "SELECT uid FROM messages WHERE mailbox_id=? AND recent=1",
+                (mailbox_id,),
+            )
+        )
+
     def info(self, mailbox_id: int, uid: int) -> MessageInfo:
         row = self.conn.execute(
             "SELECT size, internaldate, tz_minutes, savedate FROM messages "

@@ -118,6 +118,11 @@ class MHMailbox(Mailbox):
             lambda: self._store.core.claim_recent(self.mailbox_id)
         )
 
+    async def peek_recent(self) -> frozenset[int]:
+        return await self._store.call(
+            lambda: self._store.core.peek_recent(self.mailbox_id)
+        )
+
     async def keywords(self) -> frozenset[str]:
         return await self._store.call(
             lambda: self._store.core.keywords(self.mailbox_id)
