@@ -188,13 +188,12 @@ class FakeServer:
         try:
             while True:
                 line = await reader.readuntil(b"\r\n")
-                literal = b""
-                match = _LITERAL.search(line)
-                if match:
+                literals: list[bytes] = []
+                while match := _LITERAL.search(line):
                     self.literal_markers.append(line[match.start() : -2])
                     if not match[2]:
                         writer.write(b"+ go ahead\r\n")
-                    literal = await reader.readexactly(int(match[1]))
+                    literals.append(await reader.readexactly(int(match[1])))
                     line = line[: match.start()] + await reader.readuntil(b"\r\n")
                 tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
                 self.commands.append(rest)
@@ -212,7 +211,7 @@ class FakeServer:
                     writer.write(tag + b" " + action.encode() + b" refused\r\n")
                     continue
                 if verb == "APPEND":
-                    self.appended.append(literal)
+                    self.appended.extend(literals)
                 writer.write(self._answer(tag, verb, rest))
                 await writer.drain()
                 if verb == "LOGOUT":
@@ -242,6 +241,12 @@ class FakeServer:
             return tag + b" OK [APPENDUID 1 77] appended\r\n"
         if verb == "SEARCH":
             return b"* SEARCH 10 12\r\n" + ok
+        if verb == "LIST":
+            return (
+                b'* LIST (\\HasNoChildren) "/" INBOX\r\n'
+                b'* LIST (\\Noselect) "/" top\r\n'
+                b'* LIST () "/" "top/Sent Items"\r\n' + ok
+            )
         if verb == "LOGOUT":
             return b"* BYE bye\r\n" + ok
         return ok
@@ -435,3 +440,64 @@ async def test_generator_bug_is_reported_not_fatal(
     assert internal["errors"] == 4 and internal["error_kinds"] == {"bug": 4}
     assert "simulated generator bug" in internal["error_samples"][0]
     assert report["sessions_failed"] == 4
+
+
+# -- the suite's mixes ---------------------------------------------------------
+
+
+def test_mix_parse_new_steps() -> None:
+    mix = Mix.parse("list=1,status=2,fetch_envelope=1,expunge=1")
+    assert (mix.list, mix.status, mix.fetch_envelope, mix.expunge) == (1, 2, 1, 1)
+    assert Mix() == Mix.parse("list=0,status=0,fetch_envelope=0,expunge=0")
+
+
+async def test_list_status_envelope_and_expunge_in_block() -> None:
+    mix = Mix.parse("list=1,status=3,fetch_envelope=1,expunge=1")
+    async with FakeServer() as fake:
+        plan = RunPlan(clients=1, duration=None, sessions_per_client=1, max_duration=20)
+        report = await run_load(_settings(fake.port, mix=mix, repeat=2), USERS, plan)
+    per = report["per_command"]
+    assert report["errors"] == 0
+    assert per["LIST"]["count"] == 1 and per["STATUS"]["count"] == 3
+    assert per["FETCH_ENVELOPE"]["count"] == 2
+    # Expunged inside every block (2), so nothing is left for the cleanup.
+    assert per["EXPUNGE"]["count"] == 2 and per["STORE_DELETED"]["count"] == 2
+    sent = fake.commands
+    statuses = [c for c in sent if c.startswith(b"STATUS ")]
+    # Only selectable folders from LIST, named exactly as the server wrote them.
+    assert {c.rsplit(b" (", 1)[0] for c in statuses} <= {
+        b"STATUS INBOX",
+        b'STATUS "top/Sent Items"',
+    }
+    assert all(c.endswith(b"(MESSAGES UIDNEXT UNSEEN)") for c in statuses)
+    assert sent.index(b'LIST "" "*"') < sent.index(b'SELECT "INBOX"')
+    assert b"UID FETCH 10:12 (UID FLAGS ENVELOPE)" in sent
+    assert sent.count(b"UID EXPUNGE 77") == 2
+
+
+def test_stalls_are_counted_overall_and_per_command() -> None:
+    stats = LatencyStats()
+    for seconds in (0.01, 0.02, 3.5, 4.0):
+        stats.record("FETCH", seconds)
+    stats.record("NOOP", 0.001)
+    report = stats.report(1.0)
+    assert report["stalls"] == 2
+    assert report["per_command"]["FETCH"]["stalls"] == 2
+    assert report["per_command"]["NOOP"]["stalls"] == 0
+    assert report["p50_ms"] == 20.0 and report["p99_ms"] == 4000.0
+
+
+async def test_multiappend_is_one_command_of_literals() -> None:
+    async with FakeServer() as fake:
+        client = ImapClient(timeout=5)
+        await client.connect("127.0.0.1", fake.port)
+        result = await client.multiappend("INBOX", [MESSAGE, MESSAGE + b"2"])
+        assert result.ok
+        await client.logout()
+    assert fake.appended == [MESSAGE, MESSAGE + b"2"]
+    appends = [c for c in fake.commands if c.startswith(b"APPEND")]
+    assert len(appends) == 1
+    assert fake.literal_markers == [
+        b"{%d+}" % len(MESSAGE),
+        b"{%d+}" % (len(MESSAGE) + 1),
+    ]

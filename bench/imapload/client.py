@@ -135,6 +135,7 @@ class ImapClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._tag_counter = 0
+        self._idle_tag = b""
 
     # -- connection ---------------------------------------------------------
 
@@ -251,6 +252,64 @@ class ImapClient:
         if non_sync:
             return await self._run(tag, head + b"\r\n" + message + b"\r\n", None)
         return await self._run(tag, head + b"\r\n", message + b"\r\n")
+
+    async def multiappend(self, mailbox: str, messages: list[bytes]) -> TaggedResult:
+        """One APPEND of several messages (RFC 3502 MULTIAPPEND).
+
+        Needs LITERAL+ (RFC 7888): every literal is non-synchronizing, so
+        the whole command is one write, as a migrating client sends it.
+        """
+        if "LITERAL+" not in self.capabilities:
+            raise ImapError("MULTIAPPEND here needs LITERAL+")
+        tag = self._next_tag()
+        parts = [tag, b" APPEND ", quote(mailbox)]
+        for message in messages:
+            parts += [b" {%d+}\r\n" % len(message), message]
+        parts.append(b"\r\n")
+        return await self._run(tag, b"".join(parts), None)
+
+    async def idle_start(self) -> None:
+        """Send IDLE and wait for its continuation (RFC 2177)."""
+        if self._reader is None or self._writer is None:
+            raise ImapError("not connected")
+        self._idle_tag = self._next_tag()
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._writer.write(self._idle_tag + b" IDLE\r\n")
+                await self._writer.drain()
+                while True:
+                    response = await read_response(self._reader)
+                    if response.text.startswith(b"+"):
+                        return
+                    if response.text.startswith(self._idle_tag + b" "):
+                        raise ImapError(f"IDLE refused: {response.text!r}")
+        except TimeoutError as exc:
+            self.close()
+            raise ImapError("IDLE: no continuation") from exc
+
+    async def idle_wait(self, pattern: bytes) -> Response:
+        """The next untagged response during IDLE that contains ``pattern``."""
+        if self._reader is None:
+            raise ImapError("not connected")
+        while True:
+            response = await read_response(self._reader)
+            if pattern in response.text:
+                return response
+
+    async def idle_done(self) -> TaggedResult:
+        """DONE, and the tagged end of the IDLE command."""
+        if self._reader is None or self._writer is None:
+            raise ImapError("not connected")
+        tag = self._idle_tag
+        self._writer.write(b"DONE\r\n")
+        untagged: list[Response] = []
+        async with asyncio.timeout(self.timeout):
+            while True:
+                response = await read_response(self._reader)
+                if response.text.startswith(tag + b" "):
+                    status, _, rest = response.text[len(tag) + 1 :].partition(b" ")
+                    return TaggedResult(status.decode().upper(), rest, untagged)
+                untagged.append(response)
 
     async def _run(
         self, tag: bytes, data: bytes, after_continuation: bytes | None

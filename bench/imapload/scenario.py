@@ -1,17 +1,25 @@
 """What one simulated user does in one session, and how often.
 
-A session is: CONNECT (TCP, greeting, TLS), LOGIN, SELECT INBOX, then a
-*block* of mail-client work repeated ``repeat`` times, then LOGOUT.  The block
-holds, in this order and as many times as the :class:`Mix` says:
+A session is: CONNECT (TCP, greeting, TLS), LOGIN, what a client does on
+connecting (``list`` times ``LIST "" "*"``, ``status`` times STATUS of a
+listed folder - a mail client's first look at its folders), SELECT INBOX,
+then a *block* of mail-client work repeated ``repeat`` times, then LOGOUT.
+The block holds, in this order and as many times as the :class:`Mix` says:
 
 * ``UID FETCH 1:* (UID FLAGS)`` - a client resynchronising its flag cache;
 * ``UID FETCH <newest 20> (UID BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT
   DATE)])`` - drawing the message list;
+* ``UID FETCH <newest 20> (UID FLAGS ENVELOPE)`` - the same, as clients
+  that ask for ENVELOPE do (``fetch_envelope``);
 * ``UID FETCH u BODY.PEEK[]`` - opening messages;
 * ``UID STORE u +FLAGS (\\Seen)`` / ``(\\Flagged)`` alternately;
 * ``APPEND`` of a corpus message - saving a draft or a sent copy;
 * ``UID SEARCH <criteria>``;
 * ``NOOP`` - the poll a client does every few minutes;
+* with ``expunge``: marking what this session appended ``\\Deleted`` and
+  expunging it, inside the block, so that in a long-lived session the
+  changes flow to the user's other connections while they work (they see
+  them as untagged EXISTS/EXPUNGE/FETCH on their next command);
 
 and finally every appended message is marked ``\\Deleted`` and expunged
 (``UID EXPUNGE`` when the server has UIDPLUS, RFC 4315 section 2.1; plain
@@ -38,6 +46,11 @@ _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
 _UID_ITEM = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 _SEARCH = re.compile(rb"^\* SEARCH\b(.*)$", re.IGNORECASE)
+#: ``* LIST (attrs) "/" name``; the name as sent (quoted or atom), reusable
+#: as is in a STATUS command.
+_LIST_NAME = re.compile(rb'^\* LIST \(([^)]*)\) (?:"[^"]*"|NIL) (.+)$', re.IGNORECASE)
+STATUS_ITEMS = b" (MESSAGES UIDNEXT UNSEEN)"
+ENVELOPE_ITEMS = b"(UID FLAGS ENVELOPE)"
 
 HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)]"
 NEWEST = 20
@@ -54,6 +67,12 @@ class Mix:
     append: int = 1
     search: int = 1
     noop: int = 1
+    #: After LOGIN, before SELECT.
+    list: int = 0
+    status: int = 0
+    fetch_envelope: int = 0
+    #: Expunge this session's appended messages at the end of every block.
+    expunge: int = 0
 
     @classmethod
     def parse(cls, text: str) -> Mix:
@@ -115,6 +134,8 @@ class Session:
         self.uids: list[int] = []
         self.exists = 0
         self.appended: list[int] = []
+        #: Selectable folder names from LIST, as the server wrote them.
+        self.folders: list[bytes] = []
 
     # -- plumbing -----------------------------------------------------------
 
@@ -199,6 +220,11 @@ class Session:
             raise _Late()
         if not login.ok:
             raise _Aborted("login failed")
+        for _ in range(self.settings.mix.list):
+            await self._list()
+        for _ in range(self.settings.mix.status):
+            folder = self.rng.choice(self.folders) if self.folders else b"INBOX"
+            await self._cmd("STATUS", b"STATUS " + folder + STATUS_ITEMS)
         select = await self._cmd("SELECT", b"SELECT " + quote(self.settings.mailbox))
         if select is None:
             raise _Late()
@@ -211,6 +237,8 @@ class Session:
             await self._fetch_flags()
         for _ in range(mix.fetch_headers):
             await self._cmd("FETCH_HEADERS", self._newest_fetch())
+        for _ in range(mix.fetch_envelope):
+            await self._cmd("FETCH_ENVELOPE", self._newest_fetch(ENVELOPE_ITEMS))
         for _ in range(mix.fetch_body):
             line = self._set_command(b"FETCH", self._pick()) + b" BODY.PEEK[]"
             await self._cmd("FETCH_BODY", line)
@@ -226,6 +254,19 @@ class Session:
             await self._cmd("SEARCH", b"UID SEARCH " + self.settings.search)
         for _ in range(mix.noop):
             await self._cmd("NOOP", b"NOOP")
+        if mix.expunge and self.appended and not self._expired():
+            await self._expunge_appended()
+
+    async def _list(self) -> None:
+        result = await self._cmd("LIST", b'LIST "" "*"')
+        if result is None or not result.ok:
+            return
+        folders: list[bytes] = []
+        for response in result.untagged:
+            match = _LIST_NAME.match(response.text)
+            if match and b"\\noselect" not in match[1].lower():
+                folders.append(match[2])
+        self.folders = folders
 
     async def _fetch_flags(self) -> None:
         result = await self._cmd("FETCH_FLAGS", b"UID FETCH 1:* (UID FLAGS)")
@@ -247,13 +288,13 @@ class Session:
         prefix = b"UID " if self.uids else b""
         return prefix + verb + b" %d" % target
 
-    def _newest_fetch(self) -> bytes:
+    def _newest_fetch(self, items: bytes = b"(UID " + HEADER_FIELDS + b")") -> bytes:
         if self.uids:
             newest = sorted(self.uids)[-NEWEST:]
             uid_set = b"%d:%d" % (newest[0], newest[-1])
-            return b"UID FETCH " + uid_set + b" (UID " + HEADER_FIELDS + b")"
+            return b"UID FETCH " + uid_set + b" " + items
         low = max(1, self.exists - NEWEST + 1)
-        return b"FETCH %d:%d (UID " % (low, max(1, self.exists)) + HEADER_FIELDS + b")"
+        return b"FETCH %d:%d " % (low, max(1, self.exists)) + items
 
     async def _append(self) -> None:
         token = b"%s-%d" % (self.user.encode(), self.rng.getrandbits(48))
@@ -283,6 +324,20 @@ class Session:
                 if hit:
                     self.appended.extend(int(uid) for uid in hit[1].split())
 
+    def _delete_commands(self) -> tuple[bytes, bytes]:
+        """STORE \\Deleted and (UID) EXPUNGE of what this session appended."""
+        uid_set = b",".join(b"%d" % uid for uid in self.appended)
+        self.appended = []
+        store = b"UID STORE " + uid_set + b" +FLAGS.SILENT (\\Deleted)"
+        if "UIDPLUS" in self.client.capabilities:
+            return store, b"UID EXPUNGE " + uid_set
+        return store, b"EXPUNGE"
+
+    async def _expunge_appended(self) -> None:
+        store, expunge = self._delete_commands()
+        await self._cmd("STORE_DELETED", store)
+        await self._cmd("EXPUNGE", expunge)
+
     async def _cleanup(self) -> None:
         """Delete what this session appended (RFC 9051 sections 6.4.3, 6.4.9).
 
@@ -291,13 +346,7 @@ class Session:
         """
         if not self.appended:
             return
-        uid_set = b",".join(b"%d" % uid for uid in self.appended)
-        self.appended = []
-        store = b"UID STORE " + uid_set + b" +FLAGS.SILENT (\\Deleted)"
-        if "UIDPLUS" in self.client.capabilities:
-            expunge = b"UID EXPUNGE " + uid_set
-        else:
-            expunge = b"EXPUNGE"
+        store, expunge = self._delete_commands()
         if self._expired():
             try:
                 await self.client.command(store)

@@ -7,6 +7,7 @@ reported p99 is always a latency some command really had.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_ERROR_SAMPLES = 5
+#: A command slower than this is a *stall*: the user sees a frozen client.
+STALL_SECONDS = 3.0
 
 
 def percentile(sorted_samples: Sequence[float], p: float) -> float:
@@ -24,6 +27,11 @@ def percentile(sorted_samples: Sequence[float], p: float) -> float:
         return 0.0
     rank = max(1, math.ceil(p / 100 * len(sorted_samples)))
     return sorted_samples[rank - 1]
+
+
+def stalls(sorted_samples: Sequence[float]) -> int:
+    """How many samples exceed :data:`STALL_SECONDS`."""
+    return len(sorted_samples) - bisect.bisect_right(sorted_samples, STALL_SECONDS)
 
 
 @dataclass(slots=True)
@@ -51,6 +59,7 @@ class CommandStats:
             "p90_ms": percentile(ordered, 90) * 1000,
             "p99_ms": percentile(ordered, 99) * 1000,
             "max_ms": (ordered[-1] if ordered else 0.0) * 1000,
+            "stalls": stalls(ordered),
             "error_kinds": dict(self.kinds),
             "error_samples": list(self.samples),
         }
@@ -109,6 +118,9 @@ class LatencyStats:
     def report(self, elapsed: float) -> dict[str, Any]:
         """The JSON-ready result of a run that lasted ``elapsed`` seconds."""
         ok = self.total_commands - self.total_errors
+        everything = sorted(
+            sample for stats in self.commands.values() for sample in stats.latencies
+        )
         return {
             "elapsed_s": elapsed,
             "commands": self.total_commands,
@@ -116,6 +128,10 @@ class LatencyStats:
             "commands_per_s": ok / elapsed if elapsed > 0 else 0.0,
             "sessions_completed": self.sessions_completed,
             "sessions_failed": self.sessions_failed,
+            # Over every successful command, whatever its kind.
+            "p50_ms": percentile(everything, 50) * 1000,
+            "p99_ms": percentile(everything, 99) * 1000,
+            "stalls": stalls(everything),
             "per_command": {
                 label: self.commands[label].summary() for label in sorted(self.commands)
             },
@@ -127,6 +143,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"elapsed {report['elapsed_s']:.1f}s  commands {report['commands']}  "
         f"errors {report['errors']}  {report['commands_per_s']:.1f} cmd/s  "
+        f"p50 {report.get('p50_ms', 0.0):.2f} ms  "
+        f"p99 {report.get('p99_ms', 0.0):.2f} ms"
+        f"  stalls {report.get('stalls', 0)}  "
         f"sessions ok {report['sessions_completed']} "
         f"failed {report['sessions_failed']}"
         + (
