@@ -23,7 +23,7 @@ from asimap.auth.authenticator import PasswordFileAuthenticator
 from asimap.auth.pwfile import PasswordFile
 from asimap.auth.saslprep import SaslprepError, saslprep
 from asimap.auth.scram_exchange import ScramLookup
-from asimap.auth.throttle import LoginThrottle
+from asimap.auth.throttle import LoginPenalty
 from scram_client import ScramClient
 
 # RFC 7677 section 3, the SCRAM-SHA-256 example (user "user", "pencil").
@@ -425,8 +425,7 @@ class Harness:
         path.write_text("\n".join(lines) + "\n")
         self.auth = PasswordFileAuthenticator(
             PasswordFile(path, check_interval=0.0, clock=self.clock),
-            throttle=LoginThrottle(clock=self.clock, max_failures_per_user=2),
-            throttle_delay=3.0,
+            penalty=LoginPenalty(clock=self.clock),
             failure_delay=0.5,
             sleep=self.sleep,
             scram_secret=b"s" * 32,
@@ -458,7 +457,7 @@ async def test_lookup_real_and_fake(h: Harness) -> None:
         assert lookup.credentials == (await h.auth.scram_lookup(name)).credentials
 
 
-async def test_outcome_success_failure_and_throttle(h: Harness) -> None:
+async def test_outcome_success_failure_and_penalty(h: Harness) -> None:
     alice = await h.auth.scram_lookup("alice")
     assert await h.auth.scram_outcome(alice, True, "192.0.2.1") == alice.account
     assert h.delays == []
@@ -467,11 +466,13 @@ async def test_outcome_success_failure_and_throttle(h: Harness) -> None:
     ghost = await h.auth.scram_lookup("bob")
     assert await h.auth.scram_outcome(ghost, True, "192.0.2.1") is None
     assert await h.auth.scram_outcome(alice, False, "192.0.2.1") is None
-    # Two failures for alice: throttled now, even with a valid proof.
-    assert await h.auth.scram_outcome(alice, True, "192.0.2.1") is None
-    assert h.delays[-1] == 3.0
-    h.now += 61
+    # Two failures for alice from this address: a valid proof still gets
+    # in, after the pair's penalty (2 s), and the other address at once.
     assert await h.auth.scram_outcome(alice, True, "192.0.2.1") == alice.account
+    assert h.delays[-1] == 2.0
+    h.delays.clear()
+    assert await h.auth.scram_outcome(alice, True, "192.0.2.2") == alice.account
+    assert h.delays == []
 
 
 async def test_full_exchange_against_the_password_file(h: Harness) -> None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from asimap.auth.throttle import LoginPenalty
 from conftest import (
     PASSWORD,
     SAMPLE_MESSAGE,
@@ -146,7 +147,9 @@ def test_huge_line_and_huge_literal_leave_the_connection_usable(
 def test_a_hundred_wrong_passwords_leave_the_server_answering(
     server_factory: ServerFactory, tls_files: TlsFiles
 ) -> None:
-    server = server_factory(auth_options={"failure_delay": 0.0, "throttle_delay": 0.0})
+    server = server_factory(
+        auth_options={"failure_delay": 0.0, "penalty": LoginPenalty(max_delay=0.01)}
+    )
     sock = _tls_socket(server, tls_files)
     sock.sendall(b"".join(b"w%d LOGIN other wrong%d\r\n" % (i, i) for i in range(100)))
     lines = _raw_lines_until(sock, b"w99")

@@ -19,7 +19,7 @@ class Authenticator(Protocol):
     """Checks credentials; implemented by ``asimap.auth.authenticator``.
 
     ``authenticate`` returns the account on success and None on *any*
-    failure (unknown user, wrong password, unusable password, throttled),
+    failure (unknown user, wrong password, unusable password),
     so that the answer never tells whether a user exists.  Password hashing
     runs off the event loop.
     """

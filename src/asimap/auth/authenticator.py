@@ -1,4 +1,4 @@
-"""Authenticate against the password file, off the event loop, throttled.
+"""Authenticate against the password file, off the event loop, penalised.
 
 asimap 2.x hashed passwords on the event loop, so one login stalled every
 client (GUIDE.md section 2).  Here the password-file lookup and the hash
@@ -7,22 +7,24 @@ only awaits the result.  The pool is our own so that slow hashing never
 starves other users of the default executor (file I/O, DNS).
 
 The answer is ``None`` for *every* failure -- unknown user, wrong password,
-unusable password, throttled -- so it never tells whether a user exists
+unusable password -- so it never tells whether a user exists
 (the ``Authenticator`` contract in ``asimap.auth.account``).  Timing is
 kept alike too: an unknown user or an unusable password still costs one
 verification against a dummy hash made with the default hasher.
 
 Order of checks for one attempt:
 
-1. throttled (``asimap.auth.throttle``)?  Wait ``throttle_delay`` and refuse
-   without looking at the password;
+1. recent failures from the attempt's address (``asimap.auth.throttle``)?
+   Wait the penalty they impose -- attempts from a penalised address one at
+   a time -- and then check the password as usual: a correct password is
+   never refused for failures, and an address without failures never waits;
 2. look up the user and, if the cache (``asimap.auth.cache``) holds a recent
    success for this password and the same stored hash, accept at once;
 3. otherwise verify in the pool; on success remember it in the cache, on
-   failure count it against the address and the user, wait
-   ``failure_delay`` (slowing down online guessing), and refuse.
+   failure count it against the address and the address+user pair, log
+   why it failed, wait ``failure_delay``, and refuse.
 
-SCRAM-SHA-256 (:mod:`asimap.auth.scram_exchange`) uses the same throttle,
+SCRAM-SHA-256 (:mod:`asimap.auth.scram_exchange`) uses the same penalty,
 delays and logs through :meth:`PasswordFileAuthenticator.scram_lookup` and
 :meth:`~PasswordFileAuthenticator.scram_outcome`.  It needs no
 verification cache: the server's part of SCRAM is a few HMACs (the
@@ -49,7 +51,7 @@ from asimap.auth.account import Account
 from asimap.auth.cache import VerificationCache
 from asimap.auth.pwfile import PasswordEntry, PasswordFile
 from asimap.auth.scram_exchange import ScramLookup
-from asimap.auth.throttle import LoginThrottle
+from asimap.auth.throttle import LoginPenalty
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,8 @@ class PasswordFileAuthenticator:
         self,
         pwfile: PasswordFile | Path,
         *,
-        throttle: LoginThrottle | None = None,
+        penalty: LoginPenalty | None = None,
         cache: VerificationCache | None = None,
-        throttle_delay: float = 3.0,
         failure_delay: float = 1.0,
         verify: Verify = hashers.verify_password,
         dummy_hash: str | None = None,
@@ -82,7 +83,7 @@ class PasswordFileAuthenticator:
         max_workers: int | None = None,
         scram_secret: bytes | None = None,
     ) -> None:
-        """``verify``, ``dummy_hash``, ``sleep`` and the delays are
+        """``verify``, ``dummy_hash``, ``sleep``, ``penalty`` and the delay are
         injectable so tests can count verifications and run without real
         waiting; production uses the defaults.
 
@@ -92,9 +93,8 @@ class PasswordFileAuthenticator:
         self._pwfile = (
             pwfile if isinstance(pwfile, PasswordFile) else PasswordFile(pwfile)
         )
-        self._throttle = throttle if throttle is not None else LoginThrottle()
+        self._penalty = penalty if penalty is not None else LoginPenalty()
         self._cache = cache if cache is not None else VerificationCache()
-        self._throttle_delay = throttle_delay
         self._failure_delay = failure_delay
         self._verify = verify
         self._dummy_hash = dummy_hash
@@ -116,30 +116,34 @@ class PasswordFileAuthenticator:
         self, username: str, password: str, peer_host: str
     ) -> Account | None:
         """The account on success, None on any failure (see module doc)."""
-        if self._throttle.is_throttled(username, peer_host):
-            log.warning("login throttled: user %r from %s", username, peer_host)
-            await self._sleep(self._throttle_delay)
+        async with self._penalty.turn(peer_host):
+            await self._serve_penalty(username, peer_host)
+            entry = await self._in_pool(self._pwfile.lookup, username)
+            self._sync_cache_generation()
+            if entry is not None and self._cache.contains(
+                username, password, entry.password_hash
+            ):
+                self._penalty.record_success(username, peer_host)
+                return Account(entry.username, entry.maildir)
+
+            outcome = await self._in_pool(self._check, username, password)
+            self._sync_cache_generation()
+            if outcome.verified and outcome.entry is not None:
+                if outcome.generation == self._pwfile.generation:
+                    self._cache.add(username, password, outcome.entry.password_hash)
+                self._penalty.record_success(username, peer_host)
+                log.info("login: user %r from %s", username, peer_host)
+                return Account(outcome.entry.username, outcome.entry.maildir)
+
+            self._penalty.record_failure(username, peer_host)
+            log.info(
+                "failed login: user %r from %s: %s",
+                username,
+                peer_host,
+                _failure_reason(outcome.entry),
+            )
+            await self._sleep(self._failure_delay)
             return None
-
-        entry = await self._in_pool(self._pwfile.lookup, username)
-        self._sync_cache_generation()
-        if entry is not None and self._cache.contains(
-            username, password, entry.password_hash
-        ):
-            return Account(entry.username, entry.maildir)
-
-        outcome = await self._in_pool(self._check, username, password)
-        self._sync_cache_generation()
-        if outcome.verified and outcome.entry is not None:
-            if outcome.generation == self._pwfile.generation:
-                self._cache.add(username, password, outcome.entry.password_hash)
-            log.info("login: user %r from %s", username, peer_host)
-            return Account(outcome.entry.username, outcome.entry.maildir)
-
-        self._throttle.record_failure(username, peer_host)
-        log.info("failed login: user %r from %s", username, peer_host)
-        await self._sleep(self._failure_delay)
-        return None
 
     async def scram_lookup(self, username: str) -> ScramLookup:
         """SCRAM credentials for ``username``: real for a ``pbkdf2_sha256``
@@ -150,20 +154,39 @@ class PasswordFileAuthenticator:
     async def scram_outcome(
         self, lookup: ScramLookup, proof_valid: bool, peer_host: str
     ) -> Account | None:
-        """Throttle, log and delay a SCRAM attempt exactly as a password
-        login: a throttled attempt is refused whatever its proof."""
+        """Penalise, log and delay a SCRAM attempt exactly as a password
+        login: the penalty is served before the answer."""
         username = lookup.username
-        if self._throttle.is_throttled(username, peer_host):
-            log.warning("login throttled: user %r from %s", username, peer_host)
-            await self._sleep(self._throttle_delay)
+        async with self._penalty.turn(peer_host):
+            await self._serve_penalty(username, peer_host)
+            if proof_valid and lookup.account is not None:
+                self._penalty.record_success(username, peer_host)
+                log.info("login (SCRAM-SHA-256): user %r from %s", username, peer_host)
+                return lookup.account
+            self._penalty.record_failure(username, peer_host)
+            log.info(
+                "failed login (SCRAM-SHA-256): user %r from %s: %s",
+                username,
+                peer_host,
+                "wrong password"
+                if lookup.account is not None
+                else "unknown user, or a hash SCRAM cannot use",
+            )
+            await self._sleep(self._failure_delay)
             return None
-        if proof_valid and lookup.account is not None:
-            log.info("login (SCRAM-SHA-256): user %r from %s", username, peer_host)
-            return lookup.account
-        self._throttle.record_failure(username, peer_host)
-        log.info("failed login (SCRAM-SHA-256): user %r from %s", username, peer_host)
-        await self._sleep(self._failure_delay)
-        return None
+
+    async def _serve_penalty(self, username: str, peer_host: str) -> None:
+        """Wait what recent failures from ``peer_host`` ask for, saying why."""
+        penalty = self._penalty.penalty(username, peer_host)
+        if penalty.delay > 0:
+            log.info(
+                "login of user %r from %s delayed %.0f s: %s",
+                username,
+                peer_host,
+                penalty.delay,
+                penalty.describe(),
+            )
+            await self._sleep(penalty.delay)
 
     def reload(self) -> None:
         """Re-read the password file now (SIGHUP), whatever its signature
@@ -244,3 +267,12 @@ class PasswordFileAuthenticator:
             if self._dummy_hash is None:
                 self._dummy_hash = hashers.make_password(secrets.token_urlsafe(16))
             return self._dummy_hash
+
+
+def _failure_reason(entry: PasswordEntry | None) -> str:
+    """For the log only; the client is told nothing of this."""
+    if entry is None:
+        return "unknown user"
+    if not hashers.is_usable(entry.password_hash):
+        return "unusable password"
+    return "wrong password"

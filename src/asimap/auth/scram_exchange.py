@@ -31,10 +31,10 @@ client-first-message for ``p=``).  The error code is not lost: the failure text
 names it (``Authentication failed: channel-binding-not-supported``)
 except for ``invalid-proof``, whose text is exactly a wrong password's.
 
-Throttling and logging belong to the authenticator
-(:class:`ScramAuthenticator`), as for PLAIN: it refuses a throttled
-user/address whatever the proof, counts failures and waits
-``failure_delay`` before answering.  Its lookup (the password file, a
+The login penalty and logging belong to the authenticator
+(:class:`ScramAuthenticator`), as for PLAIN: it delays an attempt from an
+address with recent failures before answering, counts failures and waits
+``failure_delay`` after one.  Its lookup (the password file, a
 blocking read) runs in its thread pool; the SCRAM arithmetic here is a
 handful of HMACs, cheap enough for the event loop -- the PBKDF2
 iterations are the client's work.
@@ -79,8 +79,8 @@ class ScramAuthenticator(Protocol):
     async def scram_outcome(
         self, lookup: ScramLookup, proof_valid: bool, peer_host: str
     ) -> Account | None:
-        """The account if the proof was valid and the attempt is not
-        throttled; otherwise count the failure, wait, and return None."""
+        """The account if the proof was valid (after any login penalty);
+        otherwise count the failure, wait, and return None."""
         ...
 
 

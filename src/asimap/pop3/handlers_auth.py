@@ -6,7 +6,7 @@ AUTH are refused with ``-ERR [AUTH]`` without looking at the credentials
 (Dovecot answers the same way); CAPA then lists STLS only.  Every failed
 login gets the same ``-ERR [AUTH] Authentication failed`` (RFC 3206
 section 4), whether the user is unknown, the password wrong or the bytes
-not UTF-8, and the authenticator throttles repeated failures for POP3 and
+not UTF-8, and the authenticator delays repeated failures for POP3 and
 IMAP alike.
 """
 
