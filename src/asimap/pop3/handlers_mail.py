@@ -18,7 +18,7 @@ from asimap.pop3.maildrop import Entry, Maildrop
 from asimap.pop3.responses import Code, err, multiline, ok
 from asimap.pop3.states import State
 from asimap.pop3.transfer import stuffed_chunks, top_end
-from asimap.store.base import MessageGone, StoreError, StoreMode
+from asimap.store.base import MessageGone, MessageUnreadable, StoreError, StoreMode
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ async def _send_message(ctx: Context, msg: int, lines: int | None) -> Entry:
         message = await maildrop.mailbox.message(entry.uid)
     except MessageGone:
         raise Pop3Error(f"Message {msg} no longer exists") from None
+    except MessageUnreadable as exc:
+        # RFC 3206 section 4: SYS/TEMP, a problem on the server that may
+        # go away (an unreadable file); the session goes on.
+        raise Pop3Error(f"Message {msg}: {exc}", Code.SYS_TEMP) from None
     raw = message.raw
     end = None if lines is None else top_end(raw, lines)
     await ctx.io.send(ok(f"{entry.size} octets" if lines is None else ""))

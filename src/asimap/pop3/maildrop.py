@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from asimap.pop3.transfer import wire_size
-from asimap.store.base import Mailbox, MessageGone, StoreMode
+from asimap.store.base import Mailbox, MessageGone, MessageUnreadable, StoreMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,10 @@ class Maildrop:
             try:
                 message = await mailbox.message(state.uid)
             except MessageGone:
+                continue
+            except MessageUnreadable:
+                # Logged by the store; the maildrop opens without it and
+                # it appears in a later session once it can be read.
                 continue
             unique_id = f"{mailbox.uidvalidity}.{state.uid}"
             entries.append(Entry(state.uid, wire_size(message.raw), unique_id))

@@ -127,6 +127,17 @@ class MessageGone(StoreError):
     """The UID was expunged meanwhile (FETCH of it answers NO/omits it)."""
 
 
+class MessageUnreadable(StoreError):
+    """The message exists but its content cannot be read now (its file is
+    unreadable to the server: EACCES, EIO...).  The session answers NO for
+    that message and goes on (RFC 5530 UNAVAILABLE)."""
+
+    def __init__(self, uid: int, reason: str) -> None:
+        super().__init__(f"Message UID {uid} cannot be read: {reason}")
+        self.uid = uid
+        self.reason = reason
+
+
 class NotSupported(StoreError):
     """This store does not offer the operation (NO [CANNOT])."""
 

@@ -53,6 +53,13 @@ def store_error_response(
         code = "HASCHILDREN"
     elif isinstance(error, base.MessageGone):
         code = "EXPUNGEISSUED"
+    elif isinstance(error, base.MessageUnreadable):
+        # RFC 5530 section 3: UNAVAILABLE is a temporary server-side
+        # failure the client may retry later -- a message file the server
+        # cannot read until an administrator repairs it.  Not NOPERM (the
+        # user's own rights, RFC 4314), not CORRUPTION (the data may be
+        # intact), not SERVERBUG (no bug: the file system refused).
+        code = "UNAVAILABLE"
     else:
         code = None
     return no(text, code)

@@ -9,7 +9,9 @@ read-only (EXAMINE) session nothing is ever set (6.3.2).
 Messages expunged by another connection but not yet announced (see
 :mod:`selected`) are skipped, and the command then ends with ``NO
 [EXPUNGEISSUED]`` (RFC 5530; the "NO" choice of RFC 2180 4.1.2) after
-returning everything that still exists.
+returning everything that still exists.  A message whose content the
+store cannot read (an unreadable file) is skipped the same way and the
+command ends with ``NO [UNAVAILABLE]`` naming it and the reason.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from asimap.imap.session.errors import CommandFailed, bad, no, store_error_respo
 from asimap.imap.session.esearch import partial_window
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
 from asimap.store.base import (
+    Mailbox,
     MessageGone,
     MessageSummary,
+    MessageUnreadable,
     StoreError,
     StoreMode,
 )
@@ -85,6 +89,8 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
             seen_now = {state.uid for state in result.updated}
 
     missing = False
+    unreadable: MessageUnreadable | None = None
+    failed: dict[int, MessageUnreadable] = {}
     use_summaries = any(att.kind in fetch.SUMMARY_KINDS for att in cmd.items)
     summaries: dict[int, MessageSummary] = {}
     out = _Batch(ctx)
@@ -98,17 +104,17 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
                     for _, u in pairs[index : index + SUMMARY_BATCH]
                     if u not in view.gone
                 ]
-                try:
-                    found = await view.mailbox.summaries(batch)
-                except StoreError as exc:
-                    raise store_error_response(exc) from exc
+                found, failed = await _summaries(view.mailbox, batch)
+                if failed and unreadable is None:
+                    unreadable = next(iter(failed.values()))
                 summaries = {summary.uid: summary for summary in found}
             if uid in view.gone:
                 missing = True
                 continue
             summary = summaries.get(uid)
             if use_summaries and summary is None:
-                missing = True  # expunged meanwhile
+                if uid not in failed:
+                    missing = True  # expunged meanwhile
                 continue
             # With CONDSTORE a FETCH that set \Seen reports UID and MODSEQ
             # too (RFC 7162 3.1); CHANGEDSINCE implies MODSEQ (3.1.4.2).
@@ -136,6 +142,9 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
             except MessageGone:
                 missing = True
                 continue
+            except MessageUnreadable as exc:
+                unreadable = unreadable or exc
+                continue
             await out.add(Untagged((seq, Atom("FETCH"), items)), _weight(items))
     except CommandFailed:
         # What was fetched before the failure still goes out first, as it
@@ -143,9 +152,35 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
         await out.flush()
         raise
     await out.flush()
+    if unreadable is not None:
+        raise store_error_response(unreadable)
     if missing:
         raise no(EXPUNGE_ISSUED, "EXPUNGEISSUED")
     return Tagged(cmd.tag, Status.OK, "Fetch completed")
+
+
+async def _summaries(
+    mailbox: Mailbox, uids: list[int]
+) -> tuple[list[MessageSummary], dict[int, MessageUnreadable]]:
+    """The summaries of ``uids``; when a message cannot be read, the
+    others one by one, so that only the unreadable ones are left out (and
+    returned, by UID)."""
+    try:
+        return list(await mailbox.summaries(uids)), {}
+    except MessageUnreadable:
+        pass
+    except StoreError as exc:
+        raise store_error_response(exc) from exc
+    found: list[MessageSummary] = []
+    failed: dict[int, MessageUnreadable] = {}
+    for uid in uids:
+        try:
+            found += await mailbox.summaries([uid])
+        except MessageUnreadable as exc:
+            failed[uid] = exc
+        except StoreError as exc:
+            raise store_error_response(exc) from exc
+    return found, failed
 
 
 class _Batch:

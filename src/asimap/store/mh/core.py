@@ -54,6 +54,7 @@ from asimap.store.mh.corebase import (
 from asimap.store.mh.db import decode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.summarizing import build_summaries
+from asimap.store.mh.unreadable import unreadable
 from asimap.store.mh.writes import Writer
 
 __all__ = ["Core", "KeywordRefused", "from_datetime", "to_datetime"]
@@ -216,6 +217,8 @@ class Core(Writer):
                         return handle.read()
             except (FileNotFoundError, IsADirectoryError):
                 pass
+            except OSError as exc:  # EACCES, EIO: not gone, not readable
+                raise unreadable(uid, folder / str(row[0]), exc) from None
             if attempt == 0:
                 # Renumbered or removed by a tool since the last scan.
                 with seqfile.locked(folder, self.locking):

@@ -37,6 +37,8 @@ def _read_if_same(path: str, identity: FileIdentity) -> bytes | None:
                 return handle.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         pass
+    except OSError:
+        pass  # unreadable: the careful read raises MessageUnreadable
     return None
 
 
