@@ -135,3 +135,31 @@ async def test_examine_sees_new_mail_as_recent(world: World) -> None:
         """,
         world,
     )
+
+
+# -- 8. LIST/LSUB patterns that are not modified UTF-7 (RFC 3501 5.1.3) -------
+
+
+async def test_list_pattern_not_modified_utf7_matches_nothing() -> None:
+    """A pattern (or reference) that is not valid modified UTF-7 names no
+    mailbox: OK with no results, as Dovecot 2.3 answers.  Only names that
+    get created must be valid (RFC 3501 section 5.1.3), so CREATE still
+    says NO [CANNOT]."""
+    await run_transcript(
+        LOGIN1
+        + """
+        C1 b LIST "" "!#$&'+,-.0123456789:;<=>?@^_`|[}%*"
+        S1 b OK List completed
+        C1 c LSUB "" "!#$&'+,-.0123456789:;<=>?@^_`|[}%*"
+        S1 c OK Lsub completed
+        C1 d LIST "&Jjo" "*"
+        S1 d OK List completed
+        C1 e LIST () "" ("&Jjo" "INBOX") RETURN (CHILDREN)
+        S1 * LIST (\\HasNoChildren) "/" "INBOX"
+        S1 e OK List completed
+        C1 f LSUB "&Jjo" "*"
+        S1 f OK Lsub completed
+        C1 g CREATE "&Jjo"
+        S1 g NO [CANNOT] %*
+        """
+    )

@@ -24,7 +24,7 @@ from asimap.imap.session.listing import (
     order_attributes,
     select_mailboxes,
 )
-from asimap.imap.session.naming import decode_name, mailbox_name, wire_name
+from asimap.imap.session.naming import decode_pattern, mailbox_name, wire_name
 from asimap.imap.session.quota import units
 from asimap.imap.session.status_items import EXTRA_STATUS_ITEMS, extra_status_values
 from asimap.store.base import MailboxEntry, MailboxStatus, StoreError
@@ -94,14 +94,16 @@ def _listed_line(listed: Listed) -> Untagged:
 
 def _request(cmd: c.List) -> ListRequest:
     """Decode the patterns and options of a (possibly extended) LIST."""
-    reference = decode_name(cmd.reference)
+    reference = decode_pattern(cmd.reference)
     patterns = tuple(
-        join_reference(reference, pattern)
-        for pattern in (decode_name(raw) for raw in cmd.patterns)
+        join_reference(reference or "", pattern)
+        for pattern in (decode_pattern(raw) for raw in cmd.patterns)
         # RFC 5258 section 3: an empty pattern of an extended LIST is
-        # ignored for matching.
+        # ignored for matching; an invalidly encoded one matches nothing.
         if pattern
     )
+    if reference is None:
+        patterns = ()
     select = set(cmd.select_options)
     returns = set(cmd.return_options)
     return ListRequest(
@@ -123,7 +125,7 @@ async def handle_list(ctx: Context, cmd: c.List) -> Tagged:
     if not cmd.extended and cmd.patterns == (b"",):
         # RFC 3501 6.3.8: the empty pattern asks for the delimiter and the
         # root of the reference's hierarchy (only in the basic form).
-        reference = decode_name(cmd.reference)
+        reference = decode_pattern(cmd.reference) or ""
         root = reference.split(DELIMITER, 1)[0] + DELIMITER if reference else ""
         await ctx.io.send(
             Untagged((Atom("LIST"), [Atom("\\Noselect")], DELIMITER, root))
@@ -168,8 +170,11 @@ async def handle_lsub(ctx: Context, cmd: c.Lsub) -> Tagged:
     matching ancestor appear, flagged ``\\Noselect`` when that ancestor is
     not itself subscribed (the ``news.comp.%`` example of 6.3.9).
     """
-    reference = decode_name(cmd.reference)
-    pattern = decode_name(cmd.pattern)
+    reference = decode_pattern(cmd.reference)
+    pattern = decode_pattern(cmd.pattern)
+    if reference is None or pattern is None:
+        # Not valid modified UTF-7 (or UTF-8): names no mailbox.
+        return Tagged(cmd.tag, Status.OK, "Lsub completed")
     matcher = ListMatcher(join_reference(reference, pattern))
     subscribed = {entry.name for entry in await _entries(ctx) if entry.subscribed}
     lines: dict[str, tuple[str, ...]] = {}

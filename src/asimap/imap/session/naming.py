@@ -56,6 +56,21 @@ def decode_name(raw: bytes) -> str:
         raise no("Mailbox name is not valid modified UTF-7", "CANNOT") from exc
 
 
+def decode_pattern(raw: bytes) -> str | None:
+    """Decode a LIST/LSUB pattern or reference; ``None`` when its encoding
+    is invalid.
+
+    Such a pattern names no mailbox, so it simply matches nothing: LIST
+    answers OK with no results (Dovecot does the same).  The RFC 3501
+    section 5.1.3 requirement is on names a client creates or renames,
+    which :func:`decode_name` enforces with ``NO [CANNOT]``.
+    """
+    try:
+        return decode_name(raw)
+    except CommandFailed:
+        return None
+
+
 def mailbox_name(raw: bytes, *, create: bool = False) -> str:
     """Decode and validate a mailbox name; INBOX in any case -> ``INBOX``.
 
@@ -81,6 +96,7 @@ def wire_name(name: str) -> str:
 __all__ = [
     "CommandFailed",
     "decode_name",
+    "decode_pattern",
     "mailbox_name",
     "names_in_utf8",
     "wire_name",
