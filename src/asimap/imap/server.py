@@ -362,11 +362,14 @@ class ImapServer:
                 pipe.write(pop3_err("Too many connections", Pop3Code.SYS_TEMP))
             pipe.close()
             return
+        tracer = self._tracers.new_tracer(pipe.peer_host, "pop3")
+        tracer.on_connect(pipe.peer_host, "pop3s" if pipe.tls else "pop3")
         driver = Pop3Driver(
             pipe,
             self._services,
             timeouts=self._timeouts,
             stls_context=None if pipe.tls else self._tls,
+            tracer=tracer,
         )
         task = asyncio.get_running_loop().create_task(driver.run())
         self._drivers[driver] = task

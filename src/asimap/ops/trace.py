@@ -33,8 +33,15 @@ What a trace never contains, and why:
   (N bytes left out), so an APPEND of a 50 MB message costs a few KB of
   trace and a 4 GB literal announcement costs nothing.
 
+POP3 conversations are traced the same way (lines only, no literals);
+``PASS``'s argument, ``APOP``'s digest and ``AUTH``'s initial response
+and SASL lines become ``***``.
+
 Files live in ``trace_dir`` (created mode 0700; each file 0600, because a
 trace holds mail), named ``<UTC timestamp>-<peer>-<pid>-<counter>.jsonl``.
+In worker mode those files hold each conversation up to its login; the
+user's worker writes the rest into its own rotating per-user file
+(:mod:`asimap.ops.trace_files`).
 Writes go through a 64 KiB buffer -- small blocking writes to a local
 file, never a long stall of the event loop -- flushed at least once a
 second while data flows, and on close.  Tracing can never break serving:
@@ -53,7 +60,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +178,10 @@ class _Framer:
     it instead and the next bytes are a new line.
     """
 
-    def __init__(self, follow_synchronizing: bool) -> None:
+    def __init__(self, follow_synchronizing: bool, *, literals: bool = True) -> None:
         self._follow_sync = follow_synchronizing
+        #: False for POP3, which has lines only (RFC 1939 section 3).
+        self._literals = literals
         self._line = _Chunk()
         self._literal: _Chunk | None = None
         self._literal_left = 0
@@ -203,7 +212,7 @@ class _Framer:
             pos = newline + 1
             line, self._line = self._line, _Chunk()
             segments.append(_Segment("line", line))
-            marker = line.literal_marker()
+            marker = line.literal_marker() if self._literals else None
             if marker is None:
                 continue
             size, synchronizing = marker
@@ -355,21 +364,77 @@ class _ClientRedactor:
             self.command = None
 
 
+class _Pop3Redactor:
+    """The secrets of a POP3 conversation: ``PASS``'s argument, ``APOP``'s
+    digest (RFC 1939 section 7), ``AUTH``'s initial response and every
+    client line of the SASL exchange until the server's ``+OK``/``-ERR``
+    (RFC 5034 section 4)."""
+
+    def __init__(self) -> None:
+        self.command: _Command | None = None
+        self._sasl = False
+
+    def line(self, chunk: _Chunk, starts_literal: bool) -> bytes | None:
+        del starts_literal  # POP3 has no literals
+        if self._sasl:
+            return REDACTED + b"\r\n"
+        raw = bytes(chunk.kept)
+        words = raw.rstrip(b"\r\n").split(b" ")
+        name = words[0].upper()
+        keep = {b"PASS": 1, b"APOP": 2, b"AUTH": 2}.get(name)
+        if name == b"AUTH" and len(words) >= 2:
+            self._sasl = True
+        if keep is None or len(words) <= keep:
+            return None
+        return b" ".join([*words[:keep], REDACTED]) + b"\r\n"
+
+    def literal(self) -> bytes | None:
+        return None
+
+    def server_line(self, line: bytes) -> None:
+        if line.startswith((b"+OK", b"-ERR")):
+            self._sasl = False
+
+
 # ---------------------------------------------------------------------------
 # The file tracer
 # ---------------------------------------------------------------------------
 
 
+class TraceStream(Protocol):
+    """Where a :class:`FileTracer` writes: a file of its own, or its
+    connection's share of a per-user file (:mod:`asimap.ops.trace_files`)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class FileTracer:
     """Writes one connection's trace to an open file (see module doc)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(
+        self,
+        stream: TraceStream,
+        *,
+        protocol: str = "imap",
+        fields: dict[str, object] | None = None,
+    ) -> None:
+        """``protocol``: ``imap`` or ``pop3`` (framing and redaction);
+        ``fields`` are added to every record (the connection's id when
+        connections share a file)."""
         self._stream = stream
         self._start = time.monotonic()
         self._last_flush = self._start
-        self._client = _Framer(follow_synchronizing=True)
-        self._server = _Framer(follow_synchronizing=False)
-        self._redactor = _ClientRedactor()
+        imap = protocol != "pop3"
+        self._client = _Framer(follow_synchronizing=True, literals=imap)
+        self._server = _Framer(follow_synchronizing=False, literals=imap)
+        self._redactor: _ClientRedactor | _Pop3Redactor = (
+            _ClientRedactor() if imap else _Pop3Redactor()
+        )
+        self._fields = fields or {}
         self._closed = False
 
     def on_connect(self, peer: str, listener: str) -> None:
@@ -417,6 +482,9 @@ class FileTracer:
     def _server_line(self, line: bytes) -> None:
         # A continuation lets a pending synchronizing literal come; a tagged
         # answer instead means it was refused (RFC 3501 section 7.5).
+        if isinstance(self._redactor, _Pop3Redactor):
+            self._redactor.server_line(line)
+            return
         if line.startswith(b"+"):
             self._client.literal_accepted()
             return
@@ -430,7 +498,7 @@ class FileTracer:
         if self._closed:
             return
         now = time.monotonic()
-        entry = {"t": round(now - self._start, 6), **fields}
+        entry = {"t": round(now - self._start, 6), **self._fields, **fields}
         try:
             self._stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
             if now - self._last_flush >= FLUSH_INTERVAL:
@@ -449,7 +517,7 @@ class TraceDirectory:
         self._counter = itertools.count(1)
         self._ready = False
 
-    def new_tracer(self, peer: str) -> Tracer:
+    def new_tracer(self, peer: str, protocol: str = "imap") -> Tracer:
         """A tracer for a new connection; :data:`NULL_TRACER` on failure."""
         try:
             self._prepare()
@@ -465,7 +533,7 @@ class TraceDirectory:
         except OSError as exc:
             log.warning("cannot trace a connection from %s: %s", peer, exc)
             return NULL_TRACER
-        return FileTracer(stream)
+        return FileTracer(stream, protocol=protocol)
 
     def _prepare(self) -> None:
         if self._ready:
@@ -483,14 +551,14 @@ class TraceDirectory:
 
 
 class TracerFactory(Protocol):
-    def new_tracer(self, peer: str) -> Tracer: ...
+    def new_tracer(self, peer: str, protocol: str = "imap") -> Tracer: ...
 
 
 class NoTracing:
     """The factory used when tracing is off."""
 
-    def new_tracer(self, peer: str) -> Tracer:
-        del peer
+    def new_tracer(self, peer: str, protocol: str = "imap") -> Tracer:
+        del peer, protocol
         return NULL_TRACER
 
 

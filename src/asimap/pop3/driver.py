@@ -28,6 +28,7 @@ from asimap.imap.driver import Timeouts
 from asimap.imap.session.services import Services
 from asimap.net.pipe import Pipe, StopReading
 from asimap.net.pipe_feeder import PipeFeeder
+from asimap.ops.trace import NULL_TRACER, Tracer
 from asimap.pop3.commands import Command, parse_line
 from asimap.pop3.reader import MAX_LINE, Eof, Event, Line, LineReader, LineTooLong
 from asimap.pop3.responses import Code, err
@@ -51,17 +52,27 @@ class Pop3Driver:
         timeouts: Timeouts,
         stls_context: ssl.SSLContext | None = None,
         unparsed: bytes = b"",
+        tracer: Tracer = NULL_TRACER,
     ) -> None:
         """``unparsed``: client input read before this driver existed (a
         connection handed to a worker with commands pipelined after PASS
-        or AUTH, RFC 2449 PIPELINING); it is read before the pipe."""
+        or AUTH, RFC 2449 PIPELINING); it is read before the pipe.
+        ``tracer`` sees every byte both ways (``--trace``); the caller has
+        told it ``on_connect``, the driver tells it the rest."""
         self._pipe = pipe
         self._timeouts = timeouts
         self._stls_context = stls_context
+        self._tracer = tracer
         self._reader = LineReader()
+        if unparsed:
+            tracer.on_client_bytes(unparsed)
         self._reader.feed(unparsed)
         self._feeder: PipeFeeder[Event] = PipeFeeder(
-            pipe, self._reader, eof=Eof(), idle_timeout=self._idle_timeout
+            pipe,
+            self._reader,
+            eof=Eof(),
+            idle_timeout=self._idle_timeout,
+            on_client_bytes=tracer.on_client_bytes,
         )
         self._detached = False
         #: Set when a timeout or shutdown interrupted a SASL exchange; the
@@ -75,6 +86,7 @@ class Pop3Driver:
     # Pop3IO ------------------------------------------------------------------
 
     async def send(self, data: bytes) -> None:
+        self._tracer.on_server_bytes(data)
         await self._pipe.send(data, self._idle_timeout())
 
     async def read_line(self) -> bytes | None:
@@ -100,6 +112,7 @@ class Pop3Driver:
         await self._pipe.start_tls(self._stls_context, self._timeouts.handshake)
         self.tls_active = True
         self.stls_available = False
+        self._tracer.on_tls()
 
     # Server control ----------------------------------------------------------
 
@@ -143,6 +156,7 @@ class Pop3Driver:
                 log.exception("%s: error while closing a pop3 session", self.peer_host)
             if not self._detached:
                 self._pipe.close()
+            self._tracer.on_close()
 
     # internals ---------------------------------------------------------------
 

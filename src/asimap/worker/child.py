@@ -63,10 +63,12 @@ from asimap.imap.server import (
 )
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
-from asimap.ops.trace import tracer_factory
+from asimap.ops.trace import NoTracing, TracerFactory
+from asimap.ops.trace_files import UserTraceFile, open_user_trace_dir
 from asimap.pop3 import commands as pop3_commands
 from asimap.pop3.driver import Pop3Driver
 from asimap.worker.privileges import (
+    Identity,
     PrivilegeError,
     drop_privileges,
     target_identity,
@@ -88,6 +90,7 @@ def worker_main(
     set_process_name(f"asimap-w:{username}")
     try:
         identity = target_identity(maildir, allow_root_mail=config.allow_root_mail)
+        tracers = _user_tracers(config, username, identity)
         if identity is not None:
             drop_privileges(identity)
             with contextlib.suppress(KeyError):
@@ -103,9 +106,26 @@ def worker_main(
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    worker = Worker(sock, config, seed, username)
+    worker = Worker(sock, config, seed, username, tracers)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(worker.run())
+
+
+def _user_tracers(
+    config: Config, username: str, identity: Identity | None
+) -> TracerFactory:
+    """``--trace``: the user's own rotating trace file, in a folder made
+    for (and owned by) the user while this process can still make it
+    (:mod:`asimap.ops.trace_files`)."""
+    if not config.trace:
+        return NoTracing()
+    owner = None if identity is None else (identity.uid, identity.gid)
+    try:
+        dir_fd = open_user_trace_dir(config.trace_dir, username, owner)
+    except OSError as exc:
+        log.warning("worker for %s: cannot trace: %s", username, exc)
+        return NoTracing()
+    return UserTraceFile(dir_fd)
 
 
 class _ReplayAuthenticator:
@@ -142,6 +162,7 @@ class Worker:
         config: Config,
         seed: StoreSeeder | None,
         username: str,
+        tracers: TracerFactory | None = None,
     ) -> None:
         self._sock = sock
         self._config = config
@@ -158,7 +179,7 @@ class Worker:
             authenticated=config.idle_timeout_authenticated,
             handshake=min(30.0, config.idle_timeout_unauthenticated),
         )
-        self._tracers = tracer_factory(config.trace, config.trace_dir)
+        self._tracers = tracers or NoTracing()
         self._connections: dict[int, ConnectionDriver | Pop3Driver] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._handoffs = 0
@@ -309,7 +330,15 @@ class Worker:
     async def _serve_pop3(
         self, conn: int, pipe: Pipe, services: Services, unparsed: bytes, token: str
     ) -> None:
-        driver = Pop3Driver(pipe, services, timeouts=self._timeouts, unparsed=unparsed)
+        tracer = self._tracers.new_tracer(pipe.peer_host, "pop3")
+        tracer.on_connect(pipe.peer_host, "pop3s" if pipe.tls else "pop3")
+        driver = Pop3Driver(
+            pipe,
+            services,
+            timeouts=self._timeouts,
+            unparsed=unparsed,
+            tracer=tracer,
+        )
         self._connections[conn] = driver
         # RFC 4616 PLAIN: authzid NUL authcid NUL password.
         plain = b"\0" + self._username.encode() + b"\0" + token.encode()
