@@ -80,6 +80,21 @@ FLAGS_AND_ENV = [
     ("--worker-linger", "WORKER_LINGER", "2.5", "worker_linger", 2.5),
     ("--max-workers", "MAX_WORKERS", "7", "max_workers", 7),
     ("--max-connections", "MAX_CONNECTIONS", "10000", "max_connections", 10000),
+    (
+        "--max-prelogin-connections",
+        "MAX_PRELOGIN_CONNECTIONS",
+        "300",
+        "max_prelogin_connections",
+        300,
+    ),
+    (
+        "--max-prelogin-per-address",
+        "MAX_PRELOGIN_PER_ADDRESS",
+        "5",
+        "max_prelogin_per_address",
+        5,
+    ),
+    ("--login-timeout", "LOGIN_TIMEOUT", "30", "login_timeout", 30.0),
     ("--quota-storage", "QUOTA_STORAGE", "500M", "quota_storage", 500 * 1024**2),
     ("--quota-messages", "QUOTA_MESSAGES", "1000", "quota_messages", 1000),
 ]

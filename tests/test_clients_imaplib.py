@@ -181,9 +181,14 @@ def test_idle_timeout_logs_out(
 def test_connection_limit_refuses_politely(
     server_factory: ServerFactory, tls_files: TlsFiles
 ) -> None:
+    """Every slot held by a logged-in user: a newcomer gets BYE (RFC 3501
+    section 7.1.5), and gets in once a slot is free."""
     server = server_factory(max_connections=2)
     first = _imaps(server, tls_files)
+    first.login(USER, PASSWORD)
     second = imaplib.IMAP4(server.host, server.imap_port, timeout=TIMEOUT)
+    second.starttls(ssl_context=tls_files.client_context())
+    second.login(USER, PASSWORD)
     raw = socket.create_connection((server.host, server.imap_port), timeout=TIMEOUT)
     assert raw.recv(4096) == b"* BYE Too many connections\r\n"
     raw.close()

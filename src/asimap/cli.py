@@ -228,6 +228,28 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         "(MAX_CONNECTIONS; default 1000)",
     )
     add(
+        "--max-prelogin-connections",
+        type=_argparse_type(parse_count),
+        metavar="N",
+        help="most connections that have not logged in yet; when full, the "
+        "oldest of them is dropped for a newcomer "
+        "(MAX_PRELOGIN_CONNECTIONS; default a quarter of --max-connections)",
+    )
+    add(
+        "--max-prelogin-per-address",
+        type=_argparse_type(parse_count),
+        metavar="N",
+        help="most connections from one address that have not logged in yet "
+        "(MAX_PRELOGIN_PER_ADDRESS; default 20)",
+    )
+    add(
+        "--login-timeout",
+        type=_argparse_type(parse_seconds),
+        metavar="SECONDS",
+        help="time a client has to log in after connecting, however active "
+        "(LOGIN_TIMEOUT; default 180)",
+    )
+    add(
         "--max-workers",
         type=_argparse_type(parse_count),
         metavar="N",
@@ -338,6 +360,26 @@ def load_config(
         max_connections=pick(
             setting(args.max_connections, "MAX_CONNECTIONS", parse_count),
             d.max_connections,
+        ),
+        max_prelogin_connections=pick(
+            setting(
+                args.max_prelogin_connections,
+                "MAX_PRELOGIN_CONNECTIONS",
+                parse_count,
+            ),
+            d.max_prelogin_connections,
+        ),
+        max_prelogin_per_address=pick(
+            setting(
+                args.max_prelogin_per_address,
+                "MAX_PRELOGIN_PER_ADDRESS",
+                parse_count,
+            ),
+            d.max_prelogin_per_address,
+        ),
+        login_timeout=pick(
+            setting(args.login_timeout, "LOGIN_TIMEOUT", parse_seconds),
+            d.login_timeout,
         ),
         max_workers=pick(
             setting(args.max_workers, "MAX_WORKERS", parse_count), d.max_workers

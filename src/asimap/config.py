@@ -40,6 +40,12 @@ class Config:
     max_connections: int = 1000
     idle_timeout_authenticated: float = 30 * 60
     idle_timeout_unauthenticated: float = 60
+    #: Connections that have not logged in (asimap.net.admission): most at
+    #: once (None = a quarter of ``max_connections``), most from one
+    #: address, and the seconds each has to authenticate, however active.
+    max_prelogin_connections: int | None = None
+    max_prelogin_per_address: int = 20
+    login_timeout: float = 180.0
     #: One worker process per user (``--workers``/``WORKERS``); off serves
     #: every user in the main process (tests, benchmarks' baseline).
     workers: bool = True

@@ -218,6 +218,12 @@ class ConnectionDriver:
 
     # Server control ------------------------------------------------------------
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether the client has logged in (the server's admission rules
+        treat connections that have not differently)."""
+        return self._authenticated
+
     def shutdown(self, bye_text: str = "Server shutting down") -> None:
         """Ask the connection to end: at once if it waits for the client,
         after the running command otherwise."""

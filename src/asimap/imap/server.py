@@ -26,8 +26,8 @@ import dataclasses
 import logging
 import signal
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from asimap.auth.account import Account
 from asimap.auth.authenticator import PasswordFileAuthenticator
@@ -39,6 +39,12 @@ from asimap.imap.limits import Limits
 from asimap.imap.responses import Status, UntaggedStatus
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
+from asimap.net.admission import (
+    AdmissionLimits,
+    Verdict,
+    admit,
+    default_max_prelogin,
+)
 from asimap.ops.openfiles import raise_open_file_limit
 from asimap.ops.trace import Tracer, tracer_factory
 from asimap.pop3.driver import Pop3Driver
@@ -187,6 +193,17 @@ class ImapServer:
         self._tracers = tracer_factory(config.trace, config.trace_dir)
         self._listeners: list[asyncio.Server] = []
         self._drivers: dict[ConnectionDriver | Pop3Driver, asyncio.Task[None]] = {}
+        self._admission = AdmissionLimits(
+            max_connections=config.max_connections,
+            max_prelogin=(
+                config.max_prelogin_connections
+                if config.max_prelogin_connections is not None
+                else default_max_prelogin(config.max_connections)
+            ),
+            max_prelogin_per_address=config.max_prelogin_per_address,
+        )
+        #: Connections told to go to make room; they no longer count.
+        self._evicted: set[ConnectionDriver | Pop3Driver] = set()
         #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
         self.ports: dict[str, int] = {}
         if workers is not None:
@@ -197,7 +214,7 @@ class ImapServer:
         served_by_workers = (
             0 if self._workers is None else self._workers.connection_count
         )
-        return len(self._drivers) + served_by_workers
+        return len(self._drivers) - len(self._evicted) + served_by_workers
 
     async def reload(self) -> None:
         """SIGHUP: re-read the password file, the certificate and key, and
@@ -311,17 +328,96 @@ class ImapServer:
             tracer=tracer,
             unparsed=unparsed,
         )
-        task = asyncio.get_running_loop().create_task(driver.run(greet=greet))
+        self._track(driver, driver.run(greet=greet))
+
+    def _track(
+        self,
+        driver: ConnectionDriver | Pop3Driver,
+        running: Coroutine[Any, Any, None],
+    ) -> None:
+        """Run a connection, with its deadline to log in."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(running)
         self._drivers[driver] = task
-        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+        deadline = loop.call_later(
+            self._config.login_timeout, self._login_deadline, driver
+        )
+
+        def done(_task: asyncio.Task[None]) -> None:
+            deadline.cancel()
+            self._drivers.pop(driver, None)
+            self._evicted.discard(driver)
+
+        task.add_done_callback(done)
+
+    def _login_deadline(self, driver: ConnectionDriver | Pop3Driver) -> None:
+        """``login_timeout`` after connecting: a client that has not logged
+        in by now is sent away, however often it sent a byte (the idle timer
+        restarts on each one).  A logged-in connection is checked again one
+        period later, since UNAUTHENTICATE (RFC 8437) can undo a login."""
+        if driver not in self._drivers or driver in self._evicted:
+            return
+        if driver.authenticated:
+            asyncio.get_running_loop().call_later(
+                self._config.login_timeout, self._login_deadline, driver
+            )
+            return
+        log.info(
+            "%s: not logged in after %.0f s, closing",
+            driver.peer_host,
+            self._config.login_timeout,
+        )
+        driver.shutdown("Login timeout")
+
+    def _admit(self, pipe: Pipe, refuse: Callable[[str], None]) -> bool:
+        """Apply asimap.net.admission to a new connection; ``refuse`` says
+        goodbye in the connection's protocol.  False if it was refused."""
+        waiting = [
+            driver
+            for driver in self._drivers
+            if driver not in self._evicted and not driver.authenticated
+        ]
+        verdict = admit(
+            self._admission,
+            total=self.connection_count,
+            prelogin_peers=[driver.peer_host for driver in waiting],
+            peer=pipe.peer_host,
+        )
+        if verdict is Verdict.ACCEPT_EVICTING_OLDEST:
+            oldest = waiting[0]
+            log.warning(
+                "%s: dropped to make room: the oldest of %d connections not "
+                "logged in (new one from %s)",
+                oldest.peer_host,
+                len(waiting),
+                pipe.peer_host,
+            )
+            self._evicted.add(oldest)
+            oldest.shutdown("Too many connections waiting to log in")
+            return True
+        if verdict is Verdict.REFUSE_ADDRESS:
+            log.warning(
+                "%s: refused, %d connections from it have not logged in",
+                pipe.peer_host,
+                self._admission.max_prelogin_per_address,
+            )
+            refuse("Too many connections from your address")
+            pipe.close()
+            return False
+        if verdict is Verdict.REFUSE_FULL:
+            log.warning("%s: refused, too many connections", pipe.peer_host)
+            refuse("Too many connections")
+            pipe.close()
+            return False
+        return True
 
     def _on_connected(self, pipe: Pipe) -> None:
-        if self.connection_count >= self._config.max_connections:
-            # Over the limit: refuse politely (RFC 3501 section 7.1.5).
-            log.warning("%s: refused, too many connections", pipe.peer_host)
+        def refuse(text: str) -> None:
+            # RFC 3501 section 7.1.5: BYE, then close.
             with contextlib.suppress(ConnectionError):
-                pipe.write(encode(UntaggedStatus(Status.BYE, "Too many connections")))
-            pipe.close()
+                pipe.write(encode(UntaggedStatus(Status.BYE, text)))
+
+        if not self._admit(pipe, refuse):
             return
         tracer = self._tracers.new_tracer(pipe.peer_host)
         tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
@@ -356,11 +452,12 @@ class ImapServer:
     def _on_pop3_connected(self, pipe: Pipe) -> None:
         """Like :meth:`_on_connected`; one connection limit for both
         protocols, since both share the process and the user's store."""
-        if self.connection_count >= self._config.max_connections:
-            log.warning("%s: pop3 refused, too many connections", pipe.peer_host)
+
+        def refuse(text: str) -> None:
             with contextlib.suppress(ConnectionError):
-                pipe.write(pop3_err("Too many connections", Pop3Code.SYS_TEMP))
-            pipe.close()
+                pipe.write(pop3_err(text, Pop3Code.SYS_TEMP))
+
+        if not self._admit(pipe, refuse):
             return
         tracer = self._tracers.new_tracer(pipe.peer_host, "pop3")
         tracer.on_connect(pipe.peer_host, "pop3s" if pipe.tls else "pop3")
@@ -371,9 +468,7 @@ class ImapServer:
             stls_context=None if pipe.tls else self._tls,
             tracer=tracer,
         )
-        task = asyncio.get_running_loop().create_task(driver.run())
-        self._drivers[driver] = task
-        task.add_done_callback(lambda _task: self._drivers.pop(driver, None))
+        self._track(driver, driver.run())
 
 
 def _bound_port(server: asyncio.Server) -> int:

@@ -116,6 +116,11 @@ class Pop3Driver:
 
     # Server control ----------------------------------------------------------
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether the client has logged in (see asimap.net.admission)."""
+        return bool(self._session.authenticated)
+
     def shutdown(self, bye_text: str = "Server shutting down") -> None:
         """End the connection: at once if it waits for the client, after
         the running command otherwise.  Nothing is committed."""
