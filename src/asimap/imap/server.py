@@ -500,7 +500,7 @@ async def serve(
     if zygote is not None:
         from asimap.worker.manager import WorkerManager
 
-        workers = WorkerManager(config, zygote)
+        workers = WorkerManager(config, zygote, seed)
         workers.start()
         services = dataclasses.replace(services, handoff=workers.handoff)
     server = ImapServer(config, services, workers=workers)

@@ -22,6 +22,14 @@ end of the relay, see :meth:`Relay.reclaim`); the connection's own pipe
 reads again here and :attr:`WorkerManager.on_returned` -- the IMAP server
 -- starts a not-authenticated session on it without a greeting.
 
+The zygote is watched like a worker: its control socket reaching
+end-of-file means it died.  Workers already running go on; a new zygote
+is started as a fresh process (:mod:`asimap.worker.respawn`: forking one
+from this threaded process would not be safe), and logins arriving
+meanwhile wait for it.  A zygote that keeps dying soon after its start is
+restarted with a growing delay (:data:`RESPAWN_DELAYS`), never in a
+tight loop.
+
 Workers are only reachable through their control socketpair, which only
 this process holds.  A worker's death is seen as end-of-file on that
 socket (the zygote reaps the process and reports its exit status): its
@@ -39,11 +47,11 @@ import contextlib
 import itertools
 import logging
 import os
-import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from asimap.config import Config
 from asimap.imap.driver import Pipe
@@ -52,12 +60,19 @@ from asimap.worker.protocol import Channel, ChannelClosed, Message
 from asimap.worker.relay import ReclaimFailed, Relay
 from asimap.worker.zygote import ZygoteHandle
 
+if TYPE_CHECKING:
+    from asimap.imap.server import StoreSeeder
+
 log = logging.getLogger(__name__)
 
 #: How long a new worker may take to say it is ready.
 START_TIMEOUT = 15.0
 #: How long workers get to say goodbye to their clients at shutdown.
 STOP_TIMEOUT = 10.0
+#: A zygote that lived less than this died "at once": the next one waits.
+ZYGOTE_MIN_LIFE = 10.0
+#: Successive delays before restarting a zygote that keeps dying at once.
+RESPAWN_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 IMAP_BYE = b"* BYE Server process for this account stopped; please reconnect\r\n"
 POP3_BYE = b"-ERR [SYS/TEMP] Server process for this account stopped\r\n"
@@ -108,15 +123,29 @@ class _Worker:
     connections: dict[int, _Connection] = field(default_factory=dict)
     handoffs_sent: int = 0
     retiring: bool = False
+    #: The zygote that forked it (its parent, which reaps it).
+    zygote_pid: int | None = None
 
 
 class WorkerManager:
     """One worker per user, started through the zygote (module docstring)."""
 
-    def __init__(self, config: Config, zygote: ZygoteHandle) -> None:
+    def __init__(
+        self,
+        config: Config,
+        zygote: ZygoteHandle,
+        seed: StoreSeeder | None = None,
+    ) -> None:
+        """``seed`` is handed to a zygote started after the first one died."""
         self._config = config
         self._zygote = zygote
+        self._seed = seed
         self._zygote_channel: Channel | None = None
+        self._zygote_up = asyncio.Event()
+        self._zygote_started = time.monotonic()
+        self._quick_deaths = 0
+        self._respawner: asyncio.Task[None] | None = None
+        self._reapers: set[asyncio.Future[None]] = set()
         self._requests = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._spawns: dict[int, asyncio.Future[int]] = {}
@@ -134,9 +163,23 @@ class WorkerManager:
 
     def start(self) -> None:
         """Attach to the zygote's control socket (on the running loop)."""
+        self._attach_zygote()
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """Pid of the live zygote (None while a new one is being started)."""
+        return self._zygote.pid if self._zygote_up.is_set() else None
+
+    def _attach_zygote(self) -> None:
+        zygote = self._zygote
         self._zygote_channel = Channel(
-            self._zygote.sock, self._on_zygote_message, self._on_zygote_lost
+            zygote.sock,
+            self._on_zygote_message,
+            lambda: self._on_zygote_lost(zygote),
         )
+        self._zygote_started = time.monotonic()
+        self._zygote_up.set()
+        log.info("zygote running: pid %d", zygote.pid)
 
     @property
     def connection_count(self) -> int:
@@ -174,11 +217,17 @@ class WorkerManager:
         for worker in workers:
             if worker.channel is not None:
                 worker.channel.close()
+        if self._respawner is not None:
+            self._respawner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._respawner
         if self._zygote_channel is not None:
             self._zygote_channel.close()
         else:
             self._zygote.sock.close()
-        await asyncio.to_thread(_reap, self._zygote.pid, STOP_TIMEOUT)
+        await asyncio.to_thread(self._zygote.reap, STOP_TIMEOUT)
+        if self._reapers:
+            await asyncio.wait(self._reapers, timeout=STOP_TIMEOUT)
 
     # the handoff ------------------------------------------------------------
 
@@ -282,11 +331,13 @@ class WorkerManager:
                 lambda message: self._on_worker_message(worker, message),
                 lambda: self._on_worker_lost(worker),
             )
+            await self._wait_for_zygote()
             request_id = next(self._requests)
             spawned: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._spawns[request_id] = spawned
             if self._zygote_channel is None or self._zygote_channel.closed:
                 raise HandoffRefused("Cannot start a server process now")
+            worker.zygote_pid = self._zygote.pid
             self._zygote_channel.send(
                 {
                     "op": "spawn",
@@ -316,6 +367,60 @@ class WorkerManager:
                 raise
             log.error("worker for %s did not start: %s", worker.username, exc)
 
+    async def _wait_for_zygote(self) -> None:
+        """A login while a new zygote is being started waits for it."""
+        if self._zygote_up.is_set() or self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._zygote_up.wait(), START_TIMEOUT)
+        except TimeoutError:
+            raise HandoffRefused("Cannot start a server process now") from None
+
+    # the zygote's death -------------------------------------------------------
+
+    def _on_zygote_lost(self, zygote: ZygoteHandle) -> None:
+        if zygote is not self._zygote:
+            return
+        self._zygote_up.clear()
+        self._zygote_channel = None
+        for future in self._spawns.values():
+            if not future.done():
+                future.set_exception(HandoffRefused("Cannot start a server process"))
+        self._spawns.clear()
+        if self._stopping:
+            return
+        # Workers already running go on; new ones wait for a new zygote.
+        log.error("the zygote (pid %d) is gone; starting a new one", zygote.pid)
+        self._respawner = asyncio.get_running_loop().create_task(self._respawn(zygote))
+
+    async def _respawn(self, dead: ZygoteHandle) -> None:
+        dead.sock.close()
+        await asyncio.to_thread(dead.reap, STOP_TIMEOUT)
+        lived = time.monotonic() - self._zygote_started
+        self._quick_deaths = self._quick_deaths + 1 if lived < ZYGOTE_MIN_LIFE else 0
+        attempt = 0
+        while not self._stopping:
+            # The first death is answered at once; a zygote that keeps
+            # dying young (or cannot start) is retried ever more slowly.
+            quick = self._quick_deaths + attempt
+            if quick > 1:
+                await asyncio.sleep(RESPAWN_DELAYS[min(quick, len(RESPAWN_DELAYS)) - 1])
+            from asimap.worker.respawn import spawn_zygote
+
+            try:
+                fresh = await asyncio.to_thread(spawn_zygote, self._config, self._seed)
+            except OSError as exc:
+                log.error("cannot start a new zygote: %s", exc)
+                attempt += 1
+                continue
+            if self._stopping:
+                fresh.sock.close()
+                await asyncio.to_thread(fresh.reap, STOP_TIMEOUT)
+                return
+            self._zygote = fresh
+            self._attach_zygote()
+            return
+
     # messages ----------------------------------------------------------------
 
     def _on_zygote_message(self, message: Message) -> None:
@@ -335,18 +440,6 @@ class WorkerManager:
             name = worker.username if worker is not None else "?"
             level = logging.INFO if status == 0 else logging.WARNING
             log.log(level, "worker %d (%s) exited with status %s", pid, name, status)
-
-    def _on_zygote_lost(self) -> None:
-        if not self._stopping:
-            # Workers already running go on; new logins are refused.  A new
-            # zygote cannot be forked from this process (it has threads now).
-            log.critical("the zygote is gone; no new worker can start")
-            loop = asyncio.get_running_loop()
-            loop.run_in_executor(None, _reap, self._zygote.pid, STOP_TIMEOUT)
-        for future in self._spawns.values():
-            if not future.done():
-                future.set_exception(HandoffRefused("Cannot start a server process"))
-        self._spawns.clear()
 
     def _on_worker_message(self, worker: _Worker, message: Message) -> None:
         if message.op == "unauthenticated":
@@ -443,6 +536,15 @@ class WorkerManager:
         for connection in connections:
             connection.worker_died()
         self._forget(worker)
+        if worker.pid is not None and worker.zygote_pid != self.zygote_pid:
+            # Its zygote died: the worker was re-parented, to this process
+            # if it is the init of its namespace.  Reap it if it is ours.
+            self._by_pid.pop(worker.pid, None)
+            reaper = asyncio.ensure_future(
+                asyncio.to_thread(_reap_orphan, worker.pid, STOP_TIMEOUT)
+            )
+            self._reapers.add(reaper)
+            reaper.add_done_callback(self._reapers.discard)
 
     def _forget(self, worker: _Worker) -> None:
         if self._workers.get(worker.username) is worker:
@@ -452,11 +554,9 @@ class WorkerManager:
         worker.gone.set()
 
 
-def _reap(pid: int, timeout: float) -> None:
-    """Wait for the zygote to exit (it waits for its workers); kill it if
-    it takes longer than ``timeout`` (blocking: run in a thread)."""
-    import time
-
+def _reap_orphan(pid: int, timeout: float) -> None:
+    """Collect a worker whose zygote died, if it became our child; its
+    new parent (init, a subreaper) reaps it otherwise.  Blocking."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -466,6 +566,3 @@ def _reap(pid: int, timeout: float) -> None:
         if done:
             return
         time.sleep(0.05)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)

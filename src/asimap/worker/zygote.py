@@ -33,6 +33,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +53,36 @@ EXIT_GRACE = 10.0
 
 @dataclass(slots=True)
 class ZygoteHandle:
-    """The main process's view of its zygote: pid and control socket."""
+    """The main process's view of its zygote: pid and control socket
+    (and, for a zygote started as a new process after the first one died,
+    :mod:`asimap.worker.respawn`, its :class:`subprocess.Popen`)."""
 
     pid: int
     sock: socket.socket
+    process: subprocess.Popen[bytes] | None = None
+
+    def reap(self, timeout: float) -> None:
+        """Wait for the zygote to exit (it waits for its workers); kill it
+        if it takes longer than ``timeout``.  Blocking: run in a thread."""
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done, _status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
 
 
 def set_process_name(name: str) -> None:
