@@ -17,8 +17,11 @@ CAPS = (
 )
 
 #: After login: the connection-level extensions offered in the
-#: authenticated states (RFC 4978, RFC 8437).
-AUTH_CAPS = CAPS.replace(" IDLE ", " IDLE COMPRESS=DEFLATE UNAUTHENTICATE ", 1)
+#: authenticated states (RFC 4978, RFC 8437), and the RFC 5267 ones that
+#: work on a selected mailbox.
+AUTH_CAPS = CAPS.replace(" IDLE ", " IDLE COMPRESS=DEFLATE UNAUTHENTICATE ", 1).replace(
+    " SORT=DISPLAY ", " SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT ", 1
+)
 
 
 async def test_capability_before_and_after_login() -> None:

@@ -656,6 +656,14 @@ class Thread(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """RFC 5267 section 4.3.5: stop the updates of the searching commands
+    tagged ``tags`` (unique, in the order given)."""
+
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Unauthenticate(Command):
     """RFC 8437 UNAUTHENTICATE."""
 

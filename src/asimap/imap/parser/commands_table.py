@@ -17,6 +17,7 @@ from asimap.imap import commands as c
 from asimap.imap.parser import (
     append,
     basic,
+    context,
     fetch,
     listing,
     mailbox,
@@ -81,6 +82,7 @@ COMMANDS: dict[str, Handler] = {
     "MOVE": mailbox.parse_move,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
+    "CANCELUPDATE": context.parse_cancelupdate,  # RFC 5267 section 4.3.5
     # RFC 4469 is not in the command contract yet.
     "CATENATE": _catenate,
 }

@@ -98,7 +98,11 @@ _DATE_KEYS = {
 }
 
 # RFC 4731 section 3.1, RFC 5182 section 2.1, RFC 9394 section 4.
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+RETURN_OPTIONS = frozenset(
+    {"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"}
+    # RFC 5267 section 4: CONTEXT (a hint, ignored) and UPDATE.
+    | {"CONTEXT", "UPDATE"}
+)
 
 # partial-range-first / partial-range-last (RFC 9394 section 4).
 _PARTIAL_RANGE_RE = re.compile(rb"(-?)([1-9][0-9]{0,9}):(-?)([1-9][0-9]{0,9})")

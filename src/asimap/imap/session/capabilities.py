@@ -153,6 +153,11 @@ CAPABILITIES: tuple[CapabilityEntry, ...] = (
     CapabilityEntry("PARTIAL", _always),  # RFC 9394 (SEARCH, SORT, UID FETCH)
     CapabilityEntry("SORT", _always),  # RFC 5256 section 3
     CapabilityEntry("SORT=DISPLAY", _always),  # RFC 5957
+    # RFC 5267: SORT RETURN (section 3) and RETURN (UPDATE) contexts
+    # (section 4), which work on a selected mailbox: offered once logged in.
+    CapabilityEntry("ESORT", _authenticated),
+    CapabilityEntry("CONTEXT=SEARCH", _authenticated),
+    CapabilityEntry("CONTEXT=SORT", _authenticated),
     CapabilityEntry("THREAD=ORDEREDSUBJECT", _always),  # RFC 5256 section 3
     CapabilityEntry("THREAD=REFERENCES", _always),
     CapabilityEntry("THREAD=REFS", _always),  # draft-ietf-morg-inthread

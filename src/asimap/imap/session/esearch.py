@@ -7,8 +7,7 @@ means ALL (RFC 4731 section 3.1); MIN, MAX and ALL are left out when
 nothing matched, COUNT never is.  RFC 5182 (SEARCHRES, folded into RFC 9051
 section 6.4.4.1) adds SAVE, which remembers the result for ``$``.  The same
 options serve SORT (RFC 5267 section 3.1 semantics: "lowest" and "highest"
-follow the sort order, ALL lists in sort order), although ESORT itself is
-not advertised.
+follow the sort order, ALL lists in sort order: ESORT).
 
 Which messages SAVE remembers and which messages the CONDSTORE ``MODSEQ``
 return item covers follow the same rule (RFC 9051 section 6.4.4.1 table 4,

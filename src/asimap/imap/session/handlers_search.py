@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Code, Status, Tagged, Untagged, Value
 from asimap.imap.search import SearchCandidate, matches, uses_recent
-from asimap.imap.session import condstore, esearch, extensions
+from asimap.imap.session import condstore, esearch, extensions, handlers_context
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
 from asimap.imap.session.selected import SelectedMailbox
@@ -104,6 +104,29 @@ async def find(
     return found
 
 
+async def judge(
+    view: SelectedMailbox, key: c.SearchKey, pairs: list[tuple[int, int]]
+) -> dict[int, bool]:
+    """Whether ``key`` matches each ``(seq, uid)`` pair, by UID, loading
+    only what the key reads (as :func:`find`); messages whose data is gone
+    are left out.  RFC 5267 update contexts re-judge changed messages only.
+    Raises :class:`StoreError`.
+    """
+    source = _source_for(key)
+    if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
+        source = _Source.MESSAGE
+    max_seq = view.exists
+    max_uid = view.uids[-1] if view.uids else 0
+    verdicts: dict[int, bool] = {}
+    for start in range(0, len(pairs), SEARCH_BATCH):
+        batch = pairs[start : start + SEARCH_BATCH]
+        for cand in await _candidates(view, batch, source):
+            verdicts[cand.uid] = matches(
+                key, cand, max_seq=max_seq, max_uid=max_uid, saved=view.saved
+            )
+    return verdicts
+
+
 @dataclass(frozen=True, slots=True)
 class ResultForm:
     """How a SEARCH-like command answers: classic or ESEARCH options (with
@@ -150,6 +173,7 @@ def save_result(
 async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
     view = ctx.require_selected()
     form = result_form(ctx, cmd.return_options, cmd.partial)
+    handlers_context.check_update_tag(view, cmd)  # RFC 5267 section 4.3
     try:
         check_charset(ctx, cmd.charset)
         found = await find(ctx, view, cmd.key)
@@ -175,6 +199,7 @@ async def handle_search(ctx: Context, cmd: c.Search) -> Tagged:
                 partial=form.partial,
             )
         )
+    await handlers_context.start_updates(ctx, view, cmd, found)
     return Tagged(cmd.tag, Status.OK, "Search completed")
 
 

@@ -4,8 +4,9 @@ SORT is SEARCH followed by ordering: :func:`handlers_search.find` picks
 the messages, their cached summaries supply the header fields, and
 :mod:`asimap.imap.sorting` orders them -- no message file is read unless
 the search key itself needs one.  ``SORT RETURN (...)`` answers with
-ESEARCH in sort order (RFC 5267 section 3.1 semantics) and honours SAVE
-(RFC 5182 section 2.4), although ESORT itself is not advertised.
+ESEARCH in sort order (RFC 5267 section 3, ESORT) and honours SAVE (RFC
+5182 section 2.4); with UPDATE it leaves an RFC 5267 section 4 context
+(:mod:`handlers_context`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Atom, Status, Tagged, Untagged, Value
-from asimap.imap.session import esearch
+from asimap.imap.session import condstore, esearch, handlers_context
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, store_error_response
 from asimap.imap.session.handlers_search import (
@@ -143,6 +144,7 @@ async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
     form = ResultForm(
         None if options is None else esearch.normalize(options), cmd.partial
     )
+    handlers_context.check_update_tag(view, cmd)  # RFC 5267 section 4.3
     try:
         check_sort_charset(cmd.charset)
         found = await find(ctx, view, cmd.key)
@@ -157,7 +159,11 @@ async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
     save_result(view, ordered, form, ordered=True, uid=cmd.uid)
     if form.options is None:
         numbers: list[Value] = [f.uid if cmd.uid else f.seq for f in ordered]
-        await ctx.io.send(Untagged((Atom("SORT"), *numbers)))
+        # RFC 7162 section 3.1.5 (sort-data in its section 7): the highest
+        # MODSEQ found ends the response when the key used MODSEQ.
+        highest = max((f.modseq for f in ordered), default=0)
+        suffix = condstore.search_suffix(cmd.key, len(ordered), highest)
+        await ctx.io.send(Untagged((Atom("SORT"), *numbers, *suffix)))
     elif esearch.wanted(form.options):
         await ctx.io.send(
             esearch.response(
@@ -166,7 +172,11 @@ async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
                 form.options,
                 uid=cmd.uid,
                 ordered=True,
+                # RFC 5267 section 3: otherwise identical to ESEARCH, so
+                # MODSEQ too (RFC 4731 section 3.2).
+                modseq=condstore.uses_modseq(cmd.key),
                 partial=cmd.partial,
             )
         )
+    await handlers_context.start_updates(ctx, view, cmd, ordered)
     return Tagged(cmd.tag, Status.OK, "Sort completed")

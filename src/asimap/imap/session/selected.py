@@ -28,12 +28,20 @@ CONDSTORE every flag update carries UID and MODSEQ (RFC 7162 section 3.1),
 with QRESYNC expunges are ``* VANISHED uids`` instead of EXPUNGE (RFC 7162
 section 3.2.10), and after ``ENABLE IMAP4rev2`` there is no RECENT
 response and no ``\\Recent`` flag (RFC 9051 appendix E items 12 and 21).
+
+A :class:`ResultWatcher` (the RFC 5267 update contexts of
+:mod:`update_contexts`) hears of every change the refresh applies, at the
+two moments RFC 5267 sections 4.3.3-4.3.4 require: expunged messages
+before any EXPUNGE response (so their sequence numbers are still valid),
+new and changed messages after the EXISTS and FETCH responses (so new
+sequence numbers are already valid).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from asimap.imap.commands import SequenceSet
 from asimap.imap.responses import (
@@ -68,6 +76,20 @@ def flag_atoms(flags: Iterable[str], recent: bool = False) -> list[Value]:
 
 def _keywords(flags: Iterable[str]) -> set[str]:
     return {f for f in flags if not f.startswith("\\")}
+
+
+class ResultWatcher(Protocol):
+    """Told of the changes a refresh applies (see the module docstring)."""
+
+    async def removed(self, view: SelectedMailbox) -> list[Response]:
+        """``view.gone`` holds expunged UIDs, not yet announced."""
+        ...
+
+    async def changed(
+        self, view: SelectedMailbox, uids: Sequence[int]
+    ) -> list[Response]:
+        """``uids`` (ascending) are new or changed, and present."""
+        ...
 
 
 class InvalidSequence(Exception):
@@ -106,6 +128,9 @@ class SelectedMailbox:
         #: UNSELECT drop the view), and expunged UIDs simply stop
         #: resolving, so "$" loses them exactly when the client is told.
         self.saved: frozenset[int] = frozenset()
+        #: The RFC 5267 update contexts of this selection, if any (they
+        #: end with it: section 4.3).
+        self.watcher: ResultWatcher | None = None
         #: Keywords announced in the last FLAGS response.
         self.keywords: set[str] = set(keywords)
         for state in states:
@@ -231,6 +256,10 @@ class SelectedMailbox:
                 new_states.append(state)
 
         responses.extend(self._keyword_update(s.flags for s in changes.changed))
+        if self.watcher is not None and self.gone:
+            # RFC 5267 section 4.3.4: REMOVEFROM before the EXPUNGE, even
+            # when the EXPUNGE itself must wait (appendix A.3).
+            responses.extend(await self.watcher.removed(self))
         if allow_expunge and self.gone:
             responses.extend(self._take_expunges())
 
@@ -254,6 +283,14 @@ class SelectedMailbox:
         for uid in flag_changes:
             responses.append(self.fetch_flags_response(uid, with_uid=with_uid))
         self.modseq = max(self.modseq, changes.highestmodseq)
+        if self.watcher is not None and changes.changed:
+            # Every change counts, this connection's own STORE too (its
+            # flags are already in the cache, so it is not in flag_changes).
+            # RFC 5267 section 4.3.3: ADDTO after the EXISTS.
+            touched = {s.uid for s in changes.changed} - self.gone
+            present = sorted(u for u in touched if u in self.flags)
+            if present:
+                responses.extend(await self.watcher.changed(self, present))
         return responses
 
     def _take_expunges(self) -> list[Response]:

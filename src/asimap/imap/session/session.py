@@ -42,6 +42,7 @@ from asimap.imap.session import (
     handlers_any,
     handlers_auth,
     handlers_conn,
+    handlers_context,
     handlers_fetch,
     handlers_list,
     handlers_mailbox,
@@ -110,6 +111,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Search: handlers_search.handle_search,
     c.Sort: handlers_sort.handle_sort,
     c.Thread: handlers_thread.handle_thread,
+    c.CancelUpdate: handlers_context.handle_cancelupdate,  # RFC 5267
     c.Replace: handlers_replace.handle_replace,  # RFC 8508
     c.GetQuota: handlers_quota.handle_getquota,  # RFC 9208
     c.GetQuotaRoot: handlers_quota.handle_getquotaroot,

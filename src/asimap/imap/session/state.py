@@ -88,6 +88,7 @@ ALLOWED: dict[type[c.Command], frozenset[SessionState]] = {
     c.Move: _SELECTED,
     c.Sort: _SELECTED,  # RFC 5256 section 3
     c.Thread: _SELECTED,
+    c.CancelUpdate: _SELECTED,  # RFC 5267 section 5: command-select
     c.Replace: _SELECTED,  # RFC 8508 section 3
 }
 
@@ -141,6 +142,7 @@ COMMAND_NAMES: dict[str, type[c.Command]] = {
     "MOVE": c.Move,
     "SORT": c.Sort,
     "THREAD": c.Thread,
+    "CANCELUPDATE": c.CancelUpdate,
     "REPLACE": c.Replace,
     "GETQUOTA": c.GetQuota,
     "GETQUOTAROOT": c.GetQuotaRoot,
