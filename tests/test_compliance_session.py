@@ -163,3 +163,92 @@ async def test_list_pattern_not_modified_utf7_matches_nothing() -> None:
         S1 g NO [CANNOT] %*
         """
     )
+
+
+# -- 4. CONDSTORE enabled by a command (RFC 7162 section 3.1) -----------------
+
+SELECT_PLAIN = """
+C1 s SELECT INBOX
+S1 * FLAGS %*
+S1 * OK [PERMANENTFLAGS %*] %*
+S1 * 2 EXISTS
+S1 * %? RECENT
+S1 * OK [UNSEEN 1] %*
+S1 * OK [UIDVALIDITY %?] %*
+S1 * OK [UIDNEXT 3] %*
+S1 * OK [MAILBOXID (%?)] %*
+S1 s OK [READ-WRITE] Select completed
+"""
+
+#: The first CONDSTORE enabling command of a session, its own responses,
+#: then the HIGHESTMODSEQ the client has not been told yet.
+ENABLING_COMMANDS = {
+    "fetch-modseq": """
+        C1 c FETCH 1 (MODSEQ)
+        S1 * 1 FETCH (MODSEQ (%?))
+        S1 * OK [HIGHESTMODSEQ %{highest}] Highest
+        S1 c OK Fetch completed
+    """,
+    "fetch-changedsince": """
+        C1 c FETCH 1:* (FLAGS) (CHANGEDSINCE 1)
+        S1 * 1 FETCH (FLAGS (%*) MODSEQ (%?))
+        S1 * 2 FETCH (FLAGS (%*) MODSEQ (%{highest}))
+        S1 * OK [HIGHESTMODSEQ %{highest}] Highest
+        S1 c OK Fetch completed
+    """,
+    "search-modseq": """
+        C1 c SEARCH MODSEQ 1
+        S1 * SEARCH 1 2 (MODSEQ %{highest})
+        S1 * OK [HIGHESTMODSEQ %{highest}] Highest
+        S1 c OK Search completed
+    """,
+    "store-unchangedsince": """
+        C1 c STORE 1 (UNCHANGEDSINCE 1000) +FLAGS (\\Flagged)
+        S1 * 1 FETCH (UID 1 FLAGS (%*) MODSEQ (%{highest}))
+        S1 * OK [HIGHESTMODSEQ %{highest}] Highest
+        S1 c OK Store completed
+    """,
+    "status-highestmodseq": """
+        C1 c STATUS Junk (HIGHESTMODSEQ)
+        S1 * STATUS "Junk" (HIGHESTMODSEQ %?)
+        S1 * OK [HIGHESTMODSEQ %{highest}] Highest
+        S1 c OK Status completed
+    """,
+}
+
+
+@pytest.mark.parametrize("command", sorted(ENABLING_COMMANDS))
+async def test_condstore_enabling_command_reports_highestmodseq(
+    world: World, command: str
+) -> None:
+    """With a mailbox selected, the first CONDSTORE enabling command is
+    followed by ``* OK [HIGHESTMODSEQ n]`` before its tagged reply, once;
+    ``n`` is the mailbox's HIGHESTMODSEQ.  (Dovecot 2.3 answers ``FETCH 1
+    (MODSEQ)`` the same way, with the line before the FETCH.)"""
+    inbox = await (await alice_store(world)).mailbox("INBOX")
+    await inbox.append(message("one"))
+    await inbox.append(message("two"))
+    await run_transcript(
+        LOGIN1
+        + SELECT_PLAIN
+        + ENABLING_COMMANDS[command]
+        + """
+        C1 d FETCH 1 (MODSEQ)
+        S1 * 1 FETCH (MODSEQ (%?))
+        S1 d OK Fetch completed
+        """,
+        world,
+    )
+    assert int(world.captured["highest"]) == (await inbox.status()).highestmodseq
+
+
+async def test_condstore_enabled_without_a_mailbox_says_nothing_extra() -> None:
+    """Nothing selected: nothing to report; the next SELECT reports it."""
+    await run_transcript(
+        LOGIN1
+        + """
+        C1 c STATUS INBOX (HIGHESTMODSEQ)
+        S1 * STATUS "INBOX" (HIGHESTMODSEQ %?)
+        S1 c OK Status completed
+        """
+    )

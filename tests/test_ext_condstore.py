@@ -104,6 +104,7 @@ async def test_fetch_modseq_and_changedsince() -> None:
         S1 * 1 FETCH (FLAGS (\\Recent) MODSEQ (2))
         S1 * 2 FETCH (FLAGS (\\Recent) MODSEQ (3))
         S1 * 3 FETCH (FLAGS (\\Recent) MODSEQ (4))
+        S1 * OK [HIGHESTMODSEQ 4] Highest
         S1 f OK Fetch completed
         C1 g STORE 2 +FLAGS (\\Flagged)
         S1 * 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (5))
@@ -136,6 +137,7 @@ async def test_changedsince_enables_condstore() -> None:
         S1 s OK [READ-ONLY] Examine completed
         C1 f FETCH 3 (FLAGS) (CHANGEDSINCE 1)
         S1 * 3 FETCH (FLAGS (\\Recent) MODSEQ (4))
+        S1 * OK [HIGHESTMODSEQ 4] Highest
         S1 f OK Fetch completed
         C1 u UNSELECT
         S1 u OK %*

@@ -150,6 +150,7 @@ async def test_modseq_return_item() -> None:
         S1 m OK %*
         C1 a1 SEARCH RETURN (MIN) MODSEQ 1
         S1 * ESEARCH (TAG "a1") MIN 1 MODSEQ 8
+        S1 * OK [HIGHESTMODSEQ 8] Highest
         S1 a1 OK Search completed
         C1 a2 SEARCH RETURN (MAX) MODSEQ 1
         S1 * ESEARCH (TAG "a2") MAX 6 MODSEQ 7

@@ -183,6 +183,7 @@ async def test_section_3_3_and_3_4_uid_fetch() -> None:
         S1 g OK %*
         C1 101 UID FETCH 5:26 (UID FLAGS) (PARTIAL -1:-3 CHANGEDSINCE {since})
         S1 * 21 FETCH (UID 25 FLAGS (\\Answered) MODSEQ (%?))
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 101 OK Fetch completed
         C1 102 UID FETCH 5:26 (UID FLAGS) (CHANGEDSINCE {since} PARTIAL -3:-1)
         S1 * 21 FETCH (UID 25 FLAGS (\\Answered) MODSEQ (%?))

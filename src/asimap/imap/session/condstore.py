@@ -7,8 +7,17 @@ are tuned for speed, only gain a call or two.
 from __future__ import annotations
 
 from asimap.imap import commands as c
-from asimap.imap.responses import Atom, Raw, Untagged, Value
-from asimap.imap.session import qresync
+from asimap.imap.responses import (
+    Atom,
+    Code,
+    Raw,
+    Response,
+    Status,
+    Untagged,
+    UntaggedStatus,
+    Value,
+)
+from asimap.imap.session import extensions, qresync
 from asimap.imap.session.context import Context
 from asimap.imap.session.selected import SelectedMailbox
 
@@ -26,6 +35,31 @@ async def send_vanished_earlier(
     if ranges:
         text = Raw(qresync.format_ranges(ranges))
         await ctx.io.send(Untagged((Atom("VANISHED"), [Atom("EARLIER")], text)))
+
+
+def announce_if_enabled(
+    ctx: Context, was_enabled: bool, command: c.Command
+) -> list[Response]:
+    """``* OK [HIGHESTMODSEQ n]`` when ``command`` just enabled CONDSTORE
+    with a mailbox selected (RFC 7162 section 3.1: the client has not
+    seen the mailbox's HIGHESTMODSEQ yet, since SELECT did not report it).
+
+    Sent before the tagged response, after the command's own responses and
+    pending updates, so ``n`` covers everything the client was told.
+    SELECT/EXAMINE (CONDSTORE) report it themselves (section 3.1.8).
+    Dovecot 2.3 sends the same line for ``FETCH 1 (MODSEQ)`` (it puts it
+    before the FETCH responses; either order is allowed).
+    """
+    view = ctx.selected
+    if (
+        was_enabled
+        or view is None
+        or isinstance(command, c.Select)
+        or not extensions.condstore(ctx.enabled)
+    ):
+        return []
+    code = Code("HIGHESTMODSEQ", (view.modseq,))
+    return [UntaggedStatus(Status.OK, "Highest", code)]
 
 
 def uses_modseq(key: c.SearchKey) -> bool:

@@ -37,6 +37,7 @@ from asimap.imap.responses import (
     Value,
 )
 from asimap.imap.session import (
+    condstore,
     enable,
     extensions,
     handlers_any,
@@ -164,10 +165,14 @@ class Session:
         # Store changes made by this command carry this connection as their
         # origin, so NOTIFY does not report them back (RFC 5465 section 5).
         origin = ORIGIN.set(self._ctx)
+        condstore_before = extensions.condstore(self._ctx.enabled)
         try:
             tagged = await self._run(command)
             if tagged is not None:
                 updates = await self._updates(command)
+                updates += condstore.announce_if_enabled(
+                    self._ctx, condstore_before, command
+                )
                 await self._ctx.io.send(*updates, tagged)
         finally:
             ORIGIN.reset(origin)
