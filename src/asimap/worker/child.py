@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -126,6 +127,30 @@ def _user_tracers(
         log.warning("worker for %s: cannot trace: %s", username, exc)
         return NoTracing()
     return UserTraceFile(dir_fd)
+
+
+def reload_logging(config: Config, username: str) -> None:
+    """SIGHUP reached the main process: take its new logging configuration.
+
+    This process runs as the mail owner, who may not be allowed to open
+    what the configuration names (a root-only log file).  A configuration
+    that fails half-way leaves no handler at all, so then the worker logs
+    to its standard output (the main process's), and says why there.
+    """
+    from asimap.ops.logging_setup import LoggingSetupError, setup_logging
+
+    try:
+        setup_logging(config)
+    except (LoggingSetupError, OSError) as exc:
+        setup_logging(dataclasses.replace(config, log_config=None), search_dirs=())
+        log.error(
+            "worker for %s: cannot use the new logging configuration, "
+            "logging to standard output: %s",
+            username,
+            exc,
+        )
+        return
+    log.info("worker for %s: logging configuration reloaded", username)
 
 
 class _ReplayAuthenticator:
@@ -220,6 +245,8 @@ class Worker:
                 self._stop.set()
         elif message.op == "shutdown":
             self._stop.set()
+        elif message.op == "reload-logging":
+            reload_logging(self._config, self._username)
         else:
             log.warning("worker: unknown message %r", message.op)
 

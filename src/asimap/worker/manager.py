@@ -195,10 +195,16 @@ class WorkerManager:
         }
 
     def reload(self) -> None:
-        """SIGHUP: new workers get the new logging configuration."""
-        if self._zygote_channel is not None and not self._zygote_channel.closed:
-            with contextlib.suppress(ConnectionError):
-                self._zygote_channel.send({"op": "reload-logging"})
+        """SIGHUP: the zygote (so new workers) and every running worker
+        take the new logging configuration."""
+        channels = [self._zygote_channel]
+        channels += [
+            w.channel for w in (*self._workers.values(), *self._retiring.values())
+        ]
+        for channel in channels:
+            if channel is not None and not channel.closed:
+                with contextlib.suppress(ConnectionError):
+                    channel.send({"op": "reload-logging"})
 
     async def shutdown(self) -> None:
         """Ask every worker to say BYE and exit, wait (bounded), then let
