@@ -252,3 +252,34 @@ async def test_condstore_enabled_without_a_mailbox_says_nothing_extra() -> None:
         S1 c OK Status completed
         """
     )
+
+
+# -- 9. NOTIFY's initial STATUS (RFC 5465 section 3.1) ------------------------
+
+
+async def test_notify_initial_status_with_flagchange_has_highestmodseq(
+    world: World,
+) -> None:
+    """The server supports CONDSTORE, so the STATUS for FlagChange carries
+    UIDVALIDITY and HIGHESTMODSEQ although the client never enabled
+    CONDSTORE; without FlagChange it does not need them.  Dovecot 2.3
+    answers the same way."""
+    store = await alice_store(world)
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message("one"))
+    highest = (await inbox.status()).highestmodseq
+    uidvalidity = inbox.uidvalidity
+    await run_transcript(
+        LOGIN1
+        + f"""
+        C1 b NOTIFY SET STATUS (mailboxes INBOX (MessageNew MessageExpunge FlagChange))
+        S1 * STATUS "INBOX" (UIDVALIDITY {uidvalidity} UIDNEXT 2 MESSAGES 1 HIGHESTMODSEQ {highest})
+        S1 b OK NOTIFY completed
+        C1 c NOTIFY SET STATUS (mailboxes INBOX (MessageNew MessageExpunge))
+        S1 * STATUS "INBOX" (UIDVALIDITY {uidvalidity} UIDNEXT 2 MESSAGES 1)
+        S1 c OK NOTIFY completed
+        C1 d NOTIFY NONE
+        S1 d OK %*
+        """,  # noqa: E501
+        world,
+    )

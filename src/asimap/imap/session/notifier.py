@@ -78,14 +78,17 @@ def initial_status_items(events: frozenset[str], condstore: bool) -> list[str]:
     STATUS response MUST contain MESSAGES.  If either AnnotationChange or
     FlagChange are included and the server also supports the CONDSTORE
     [...] extensions, the STATUS response MUST contain UIDVALIDITY and
-    HIGHESTMODSEQ."  We send HIGHESTMODSEQ whenever CONDSTORE is on, as
-    the later STATUS responses carry it too (sections 5.2, 5.3)."""
+    HIGHESTMODSEQ."  The condition is that the *server* supports CONDSTORE,
+    which we always do, so FlagChange brings them whether or not the client
+    enabled CONDSTORE (Dovecot 2.3 answers the same).  Once the client
+    enabled it we send HIGHESTMODSEQ for every message event, as the later
+    STATUS responses carry it too (sections 5.2, 5.3)."""
     items: list[str] = []
     if "MessageNew" in events:
         items += ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
     if "MessageExpunge" in events:
         items.append("MESSAGES")
-    if condstore and events & MESSAGE_EVENT_NAMES:
+    if "FlagChange" in events or (condstore and events & MESSAGE_EVENT_NAMES):
         items += ["UIDVALIDITY", "HIGHESTMODSEQ"]
     return list(dict.fromkeys(items))
 
