@@ -75,6 +75,7 @@ def render_config(
     version: str,
     cert: Path,
     key: Path,
+    tls_port: int = 0,
 ) -> str:
     """The dovecot.conf text for this instance (2.3 syntax, or 2.4 syntax)."""
     running_as_root = os.geteuid() == 0
@@ -87,7 +88,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
   service_count = 0
   process_min_avail = {os.cpu_count() or 1}
@@ -180,6 +182,8 @@ class DovecotServer:
         self.binary = binary
         self.host = "127.0.0.1"
         self.port = 0
+        #: Implicit TLS (RFC 8314), as asimap's default port serves.
+        self.tls_port = 0
         self.version = ""
         self.root: Path | None = None
         self.config_path: Path | None = None
@@ -224,9 +228,12 @@ class DovecotServer:
         cert, key = write_self_signed(root)
         self.cert, self.key = cert, key
         self.port = free_port()
+        self.tls_port = free_port()
         self.config_path = root / "dovecot.conf"
         self.config_path.write_text(
-            render_config(root, self.port, uid, gid, self.version, cert, key)
+            render_config(
+                root, self.port, uid, gid, self.version, cert, key, self.tls_port
+            )
         )
         # The master daemonizes; pipes would be inherited and never close,
         # so its early output goes to a file next to the log.
@@ -248,6 +255,10 @@ class DovecotServer:
             log = self.log_tail()
             self.stop()
             raise RuntimeError(f"dovecot did not start listening:\n{log}") from None
+
+    def master_pid(self) -> int | None:
+        """The PID of the running master process (for memory figures)."""
+        return self._master_pid()
 
     def _master_pid(self) -> int | None:
         if self.root is None:

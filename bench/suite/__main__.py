@@ -1,0 +1,7 @@
+"""``python -m bench.suite``: every workload, asimap and Dovecot, one run."""
+
+import sys
+
+from bench.suite.cli import main
+
+sys.exit(main())
