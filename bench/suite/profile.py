@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,15 @@ def summarize(collapsed: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (from /proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _short(frame: str) -> str:
     """``handle (asimap/imap/driver.py:120)`` -> ``handle (imap/driver.py)``."""
     name, _, where = frame.partition(" (")
@@ -94,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             await workload.measure(server, ctx)
 
         spies: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        cpu: dict[str, tuple[int, float, float]] = {}
 
         def attach() -> None:
             for pid in server.pids():
@@ -122,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stderr=subprocess.DEVNULL,
                 )
                 spies.append((label, spy, out))
+                cpu[label] = (pid, time.monotonic(), cpu_seconds(pid))
 
         async def run() -> None:
             task = asyncio.create_task(load())
@@ -130,13 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             await task
 
         asyncio.run(run())
+        used = {
+            label: (cpu_seconds(pid) - before, time.monotonic() - at)
+            for label, (pid, at, before) in cpu.items()
+        }
         for _, spy, _ in spies:
             spy.wait(args.seconds + 60)
+    for label, (seconds, window) in used.items():
+        print(
+            f"{label}: {seconds:.1f} CPU s in {window:.1f} s"
+            f" ({100 * seconds / window:.0f}% of a core)"
+        )
     for label, _, out in spies:
         if out.exists():
             print(f"== {label} ({out})")
             print(summarize(out, args.top))
-    time.sleep(0)
     return 0
 
 
