@@ -104,6 +104,7 @@ async def test_esort_section_3(world: World) -> None:
         S1 E04 OK Sort completed
         C1 E05 UID SORT RETURN (MAX) (REVERSE SIZE) UTF-8 MODSEQ 1
         S1 * ESEARCH (TAG "E05") UID MAX 1 MODSEQ %?
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 E05 OK Sort completed
         C1 E06 SORT (REVERSE SIZE) UTF-8 KEYWORD $Junk MODSEQ 1
         S1 * SORT 2 (MODSEQ %?)
@@ -406,13 +407,17 @@ async def test_section_4_3_5_cancelupdate(world: World) -> None:
 
 async def test_section_4_4_partial_with_update(world: World) -> None:
     """Section 4.4: PARTIAL windows the answer, UPDATE still reports every
-    matching message (no interaction)."""
+    matching message (no interaction); likewise MIN (section 4.3: "RETURN
+    (UPDATE MIN) ... notifies instead about all changes")."""
     await run_transcript(
         BOTH
         + """
         C1 A02 UID SEARCH RETURN (PARTIAL 4:10 UPDATE) UNDELETED
         S1 * ESEARCH (TAG "A02") UID PARTIAL (4:10 4:5)
         S1 A02 OK Search completed
+        C1 M01 SEARCH RETURN (UPDATE MIN) UNDELETED
+        S1 * ESEARCH (TAG "M01") MIN 1
+        S1 M01 OK Search completed
         C1 A04 UID SEARCH RETURN (PARTIAL 24000:24500) UNDELETED
         S1 * ESEARCH (TAG "A04") UID PARTIAL (24000:24500 NIL)
         S1 A04 OK Search completed
@@ -421,6 +426,14 @@ async def test_section_4_4_partial_with_update(world: World) -> None:
         C1 n NOOP
         S1 * 1 FETCH (FLAGS (\\Deleted \\Recent))
         S1 * ESEARCH (TAG "A02") UID REMOVEFROM (0 1)
+        S1 * ESEARCH (TAG "M01") REMOVEFROM (0 1)
+        S1 n OK %*
+        C2 y STORE 5 +FLAGS.SILENT (\\Deleted)
+        S2 y OK %*
+        C1 n NOOP
+        S1 * 5 FETCH (FLAGS (\\Deleted \\Recent))
+        S1 * ESEARCH (TAG "A02") UID REMOVEFROM (0 5)
+        S1 * ESEARCH (TAG "M01") REMOVEFROM (0 5)
         S1 n OK %*
         """,
         world,
