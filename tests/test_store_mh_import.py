@@ -107,7 +107,17 @@ async def test_existing_folders_get_special_use(tmp_path: Path) -> None:
     store = await MHStore.open(root, profile=NO_PROFILE)
     try:
         entries = {e.name: e for e in await store.list_mailboxes()}
-        assert set(entries) == {"INBOX", "Junk"}  # not a new account
+        # The missing special-use folders are made, the existing one kept.
+        assert set(entries) == {
+            "INBOX",
+            "Junk",
+            "Archive",
+            "Sent Messages",
+            "Drafts",
+            "Deleted Messages",
+        }
         assert "\\Junk" in entries["Junk"].attributes
+        junk = await store.mailbox("Junk")
+        assert len(await junk.states()) == 1
     finally:
         await store.close()

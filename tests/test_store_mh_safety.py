@@ -29,7 +29,7 @@ def outside_entries(tmp_path: Path) -> set[str]:
     return {p.name for p in tmp_path.iterdir()}
 
 
-ESCAPES = ["../x", "/etc", "a/../../b", "~root", "..", "./x", "a/./b", "x\x00y", "1/2"]
+ESCAPES = ["../x", "/etc", "a/../../b", "~root", "..", "./x", "a/./b", "x\x00y"]
 
 
 @pytest.mark.parametrize("name", ESCAPES)

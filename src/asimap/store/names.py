@@ -3,9 +3,11 @@
 Why one module for all stores: a name that is valid for the memory store but
 not for MH (or the reverse) would make the stores disagree on what a client
 may CREATE, and the MH store maps names onto directories, so a name like
-``../x`` or ``1`` (an MH message number) must be refused *everywhere*, before
-any store sees it.  The session calls :func:`check_name` on every name it
-receives; stores call it again as defence in depth.
+``../x`` must be refused *everywhere*, before any store sees it.  (An
+all-digit level such as ``2024`` is fine everywhere: the MH store escapes
+it, since to nmh a digit-only entry is a message number.)  The session
+calls :func:`check_name` on every name it receives; stores call it again
+as defence in depth.
 
 The hierarchy delimiter is ``/`` for every store.  Only the exact name
 ``INBOX`` is case-insensitive (RFC 3501 section 5.1; RFC 9051 section 5.1
@@ -107,9 +109,9 @@ def _check_component(component: str) -> None:
         raise InvalidMailboxName("Mailbox name has an empty level (//)")
     if component in (".", ".."):
         raise InvalidMailboxName("Mailbox name has a . or .. level")
-    if component.isascii() and component.isdigit():
-        # MH names messages by number: folder "1" would be message 1.
-        raise InvalidMailboxName("Mailbox name has an all-digit level")
+    # An all-digit level ("Archive/2024") is a valid name: the MH store,
+    # where a digit-only entry would be a message number, stores it under
+    # an escaped directory name (asimap.store.mh.paths).
 
 
 def parent_of(name: str) -> str | None:

@@ -3,7 +3,8 @@
 A mailbox is a directory under the MH root (nmh's folders), INBOX is
 ``inbox/``, and nesting is directory nesting.  Directories are found by
 walking the root on LIST (hidden and all-digit names are skipped: those
-are ours, nmh's, or message numbers).  The database adds what the file
+are ours, nmh's, or message numbers; an all-digit *mailbox* level lives in
+an escaped directory, :mod:`asimap.store.mh.paths`).  The database adds what the file
 system cannot say: subscriptions (which outlive their mailbox, RFC 3501
 section 6.3.6), special-use attributes (RFC 6154), and which directories
 are \\Noselect placeholders left by DELETE of a mailbox with inferiors
@@ -34,12 +35,14 @@ from asimap.store.mh.db import next_uidvalidity, transaction
 from asimap.store.mh.importer import import_legacy
 from asimap.store.mh.legacy import LegacyAccount
 from asimap.store.mh.paths import (
+    INBOX_DIR,
     canonical,
     check_mh_name,
     folder_path,
     is_folder_component,
     name_of_relpath,
 )
+from asimap.store.mh.profile import DEFAULT_PROTECTION, Protection
 from asimap.store.names import DELIMITER, INBOX, MAX_DEPTH, is_inferior, parent_of
 
 
@@ -56,40 +59,66 @@ class Account(Core):
         root: Path,
         unseen: tuple[str, ...],
         locking: bool,
+        protection: Protection = DEFAULT_PROTECTION,
     ) -> None:
         super().__init__(conn, root, unseen, locking)
+        #: Modes of new folders and files (the profile's Folder-Protect
+        #: and Msg-Protect).
+        self.protection = protection
+        self.message_mode = protection.file
         #: Folders already swept of temporary files by this process.
         self._swept: set[str] = set()
 
     # -- setting up ----------------------------------------------------------
 
-    def initialise(self, new_account: bool, legacy: LegacyAccount | None) -> None:
-        """Make INBOX exist; lay out a new account (GUIDE section 2: the
-        special-use folders) and adopt asimap 2.x state, once.
+    def initialise(self, lay_out: bool, legacy: LegacyAccount | None) -> None:
+        """Make INBOX exist, adopt asimap 2.x state once, and (``lay_out``)
+        create the special-use folders once.
 
-        The first initialisation commits together with the ``initialised``
-        mark, so an interrupted first start is simply done again.
+        Each step commits together with its mark in the ``account`` table,
+        so an interrupted first start is simply done again, and a finished
+        one is never repeated.
         """
-        (self.root / "inbox").mkdir(exist_ok=True)
+        files.make_folder(self.root / INBOX_DIR, self.protection.folder)
         done = self.conn.execute(
             "SELECT value FROM account WHERE key='initialised'"
         ).fetchone()
+        if done is None:
+            with transaction(self.conn):
+                if legacy is not None:
+                    import_legacy(self, legacy)
+                self.conn.execute(
+                    "INSERT INTO account (key, value) VALUES ('initialised', 1)"
+                )
+        if lay_out:
+            self._lay_out_special_use()
+
+    def _lay_out_special_use(self) -> None:
+        """asimap 2.x's special-use folders (docs/mh-layout.md): ``Junk``
+        (\\Junk), ``Archive`` (\\Archive), ``Sent Messages`` (\\Sent),
+        ``Drafts`` (\\Drafts) and ``Deleted Messages`` (\\Trash).
+
+        asimap 2.x made the missing ones at every start; we do it the first
+        time we serve a root -- a new account, an nmh root with only
+        ``inbox``, a root asimap 2.x served -- and record that we did, so a
+        folder the user deletes later stays deleted (2.x brought it back).
+        A folder that already has one of these names just gets the
+        attribute (RFC 6154 section 2), unless it has one already.
+        """
+        done = self.conn.execute(
+            "SELECT value FROM account WHERE key='special_use_laid_out'"
+        ).fetchone()
         if done is not None:
             return
-        if new_account:
-            for name, _ in NEW_ACCOUNT_FOLDERS:
-                (self.root / name).mkdir(exist_ok=True)
+        for name, _ in NEW_ACCOUNT_FOLDERS:
+            files.make_folder(folder_path(self.root, name), self.protection.folder)
         with transaction(self.conn):
-            # The well-known names get their attributes whether or not the
-            # folders existed before us.
             self.conn.executemany(
                 "INSERT OR IGNORE INTO special_use (name, attributes) VALUES (?, ?)",
                 NEW_ACCOUNT_FOLDERS,
             )
-            if legacy is not None:
-                import_legacy(self, legacy)
             self.conn.execute(
-                "INSERT INTO account (key, value) VALUES ('initialised', 1)"
+                "INSERT INTO account (key, value) VALUES ('special_use_laid_out', 1)"
             )
 
     # -- the folder tree -------------------------------------------------------
@@ -112,6 +141,8 @@ class Account(Core):
                     continue
                 relpath = prefix + entry.name
                 name = name_of_relpath(relpath)
+                if name is None:
+                    continue
                 try:
                     check_mh_name(name)
                 except InvalidMailboxName:
@@ -211,7 +242,7 @@ class Account(Core):
         if name == INBOX or (folder.is_dir() and name not in noselect):
             raise MailboxExists(f"Mailbox {name} already exists")
         # RFC 3501 section 6.3.3: missing superiors are created too.
-        folder.mkdir(parents=True, exist_ok=True)
+        files.make_folder(folder, self.protection.folder)
         with transaction(self.conn):
             self.conn.execute("DELETE FROM noselect WHERE name=?", (name,))
             for (mailbox_id,) in self.conn.execute(
@@ -294,7 +325,7 @@ class Account(Core):
         if is_inferior(new, old):
             raise OperationNotPermitted("Cannot rename a mailbox under itself")
         source = folder_path(self.root, old)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        files.make_folder(target.parent, self.protection.folder)
         os.rename(source, target)
         length = len(old)
         with transaction(self.conn):

@@ -147,6 +147,10 @@ class CoreBase:
     #: The account's limits (RFC 9208), set by ``MHStore.set_quota_limits``.
     quota_limits = QuotaLimits()
 
+    #: Mode of new message files: the profile's ``Msg-Protect`` (set by
+    #: the account, :mod:`asimap.store.mh.profile`).
+    message_mode = 0o600
+
     def __init__(
         self,
         conn: sqlite3.Connection,

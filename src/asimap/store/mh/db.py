@@ -13,16 +13,33 @@ the connection is used from the store's single worker thread only.
 
 Schema changes bump :data:`SCHEMA_VERSION`; :func:`open_database` applies
 the migrations in order.
+
+The database holds the From/To/Subject of every message, so it is as
+private as the messages: it is created with the profile's ``Msg-Protect``
+(nmh's default 600) before SQLite opens it, and SQLite gives the files it
+makes itself (``-wal``, ``-shm``, a ``-journal``) the mode of the database
+file, whenever it makes them (its unix VFS copies the mode of the main
+file, ``findCreateFileMode``), so a ``-wal`` recreated after a checkpoint
+or a restart is private too.  Files left world-readable by an older
+version are tightened when the database is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 DB_NAME = ".asimap-store.sqlite3"
+
+#: Files SQLite keeps beside the database, by suffix.
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+#: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
+DB_MODE = 0o600
 SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
@@ -160,10 +177,33 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
-def open_database(root: Path) -> tuple[sqlite3.Connection, bool]:
-    """Open (creating or migrating) the database; True if it is new."""
+def protect_database(path: Path, mode: int) -> bool:
+    """Give the database file and its side files exactly ``mode``; create
+    the database file (empty, which SQLite takes as a new database) when it
+    does not exist.  True if it was created."""
+    created = False
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        pass
+    else:
+        created = True
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    for file in (path, *(Path(f"{path}{suffix}") for suffix in SIDE_SUFFIXES)):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o777 != mode:
+                os.chmod(file, mode)
+    return created
+
+
+def open_database(root: Path, mode: int = DB_MODE) -> tuple[sqlite3.Connection, bool]:
+    """Open (creating or migrating) the database with file mode ``mode``
+    (module docstring); True if it is new."""
     path = root / DB_NAME
-    is_new = not path.exists()
+    is_new = protect_database(path, mode)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA journal_mode=WAL")
     # WAL with synchronous=NORMAL is durable against application crashes

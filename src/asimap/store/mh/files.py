@@ -8,6 +8,15 @@ temporary name removed and the directory fsynced, so after a crash the
 message is either absent or complete under its number (GUIDE section 4
 rule 1).  The leftover of a crash is a ``.asimap-tmp-*`` file, which no
 MH tool and no rescan reads.
+
+Modes: message files get the profile's ``Msg-Protect`` and folders its
+``Folder-Protect`` (:class:`asimap.store.mh.profile.Protection`), set
+exactly with ``fchmod``/``chmod`` after creation, because the mode given
+to ``open``/``mkdir`` is only an upper bound that the process umask
+lowers (and the umask is process-wide: changing it from one thread would
+race every other thread that creates a file).  Creation with the wanted
+mode first means a file is never, even for an instant, more open than
+the profile allows.
 """
 
 from __future__ import annotations
@@ -21,6 +30,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMP_PREFIX = ".asimap-tmp-"
+
+#: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
+MESSAGE_MODE = 0o600
+
+
+def make_folder(path: Path, mode: int) -> bool:
+    """Create directory ``path`` and its missing superiors, each with
+    exactly ``mode`` (``Folder-Protect``); True if ``path`` was created.
+
+    Directories that already exist keep their mode (the user chose it),
+    also when one appears between our check and our ``mkdir`` (nmh's
+    ``folder -create`` at the same moment).
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    created = False
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            continue
+        os.chmod(directory, mode)
+        created = directory == path
+    return created
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +111,29 @@ def message_numbers(folder: Path) -> dict[int, os.stat_result]:
     return found
 
 
-def write_temp(folder: Path, data: bytes, mtime_ns: int | None = None) -> Path:
-    """Write ``data`` to a fresh temporary file in ``folder`` and fsync it."""
+def _create_temp(folder: Path, mode: int) -> tuple[Path, int]:
+    """A new temporary file in ``folder`` with exactly ``mode``; its path
+    and an open descriptor for writing."""
     temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    return temp, fd
+
+
+def write_temp(
+    folder: Path,
+    data: bytes,
+    mtime_ns: int | None = None,
+    mode: int = MESSAGE_MODE,
+) -> Path:
+    """Write ``data`` to a fresh temporary file in ``folder`` and fsync it."""
+    temp, fd = _create_temp(folder, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -133,7 +190,11 @@ def next_free_number(folder: Path) -> int:
 
 
 def store_new(
-    folder: Path, data: bytes, start: int, mtime_ns: int | None = None
+    folder: Path,
+    data: bytes,
+    start: int,
+    mtime_ns: int | None = None,
+    mode: int = MESSAGE_MODE,
 ) -> tuple[int, os.stat_result]:
     """Write a new message durably; return its number and the stat of
     the file *we* wrote.
@@ -147,7 +208,7 @@ def store_new(
     With our own identity recorded, the next rescan sees the overwrite
     and gives inc's message a UID of its own.
     """
-    temp = write_temp(folder, data, mtime_ns)
+    temp = write_temp(folder, data, mtime_ns, mode)
     try:
         stat = os.stat(temp, follow_symlinks=False)
         number = claim_number(folder, temp, start)
@@ -164,13 +225,18 @@ YOUNG_NS = 10_000_000_000
 
 
 def link_or_copy(
-    source: Path, folder: Path, start: int, expected: FileIdentity | None = None
+    source: Path,
+    folder: Path,
+    start: int,
+    expected: FileIdentity | None = None,
+    mode: int = MESSAGE_MODE,
 ) -> tuple[int, os.stat_result]:
     """COPY of a message file into another folder.
 
     A hard link costs no space and keeps the bytes identical (refile does
-    the same); across file systems, or where links are refused, fall back
-    to a durable copy.
+    the same, and a link keeps the source's mode, as refile's does); across
+    file systems, or where links are refused, fall back to a durable copy
+    with ``mode``.
 
     A *young* source (changed less than :data:`YOUNG_NS` ago) is copied,
     not linked: nmh ``inc`` overwrites a number it thinks free with
@@ -191,16 +257,23 @@ def link_or_copy(
             ):
                 raise FileNotFoundError(source)
             data = handle.read()
-        return store_new(folder, data, start, stat.st_mtime_ns)
+        return store_new(folder, data, start, stat.st_mtime_ns, mode)
     try:
         number = claim_number(folder, source, start)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        shutil.copy2(source, temp)
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        temp, fd = _create_temp(folder, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle, open(source, "rb") as original:
+                shutil.copyfileobj(original, handle)
+                handle.flush()
+                os.utime(handle.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
         try:
             number = claim_number(folder, temp, start)
         finally:

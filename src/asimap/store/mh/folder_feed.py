@@ -75,6 +75,8 @@ class FolderTracker:
                 if not relpath:
                     continue
                 name = name_of_relpath(relpath)
+                if name is None:
+                    continue  # a message number or a hidden directory
                 if name not in known or not (store.root / relpath).is_dir():
                     suspicious = True
                     break

@@ -5,6 +5,18 @@ are validated twice: :func:`asimap.store.names.check_name` (shared by all
 stores) and here, where the resolved path must lie inside the resolved
 root and no component may be a symlink pointing out of it.  INBOX is the
 directory ``inbox`` (asimap 2.x and nmh's ``Inbox:`` default).
+
+All-digit levels (``Archive/2024``, which Thunderbird's archive and mbsync
+users bring from other servers) cannot be directories of the same name: to
+nmh an all-digit entry of a folder is a message number (``scan +Archive``
+would try to read the directory ``2024`` as message 2024, and ``folders``
+would not list it).  Such a level is stored with :data:`ESCAPE` in front
+(``Archive/#2024``), which nmh lists as an ordinary folder.  The escape is
+reversible because it is applied to exactly the levels made of *k* ``#``
+then digits (*k* >= 0), adding one ``#``; reading a directory made of *k*
+``#`` then digits with *k* >= 1 removes one.  Every
+other level is its own directory name, so folders that nmh users made
+(``#misc``, ``_2023``) keep their names.  docs/mh-layout.md tells users.
 """
 
 from __future__ import annotations
@@ -15,6 +27,36 @@ from asimap.store.base import InvalidMailboxName
 from asimap.store.names import DELIMITER, INBOX, check_name
 
 INBOX_DIR = "inbox"
+
+#: Put in front of a level that is all digits (and of one that already
+#: looks escaped), so that nmh sees a folder, not a message number.
+ESCAPE = "#"
+
+
+def is_message_number(part: str) -> bool:
+    """True if a directory entry is a message number to nmh: ASCII digits
+    only (nmh's ``isdigit`` in the C locale)."""
+    return part.isascii() and part.isdigit()
+
+
+def _needs_escape(level: str) -> bool:
+    """*k* ``#`` then digits, *k* >= 0: what :func:`escape_level` changes."""
+    return is_message_number(level.lstrip(ESCAPE))
+
+
+def escape_level(level: str) -> str:
+    """The directory name of one mailbox-name level."""
+    return ESCAPE + level if _needs_escape(level) else level
+
+
+def unescape_level(entry: str) -> str | None:
+    """The mailbox-name level of a directory name; None for a message
+    number (which is never a folder)."""
+    if is_message_number(entry):
+        return None
+    if entry.startswith(ESCAPE) and _needs_escape(entry):
+        return entry[len(ESCAPE) :]
+    return entry
 
 
 def canonical(name: str) -> str:
@@ -32,18 +74,24 @@ def canonical(name: str) -> str:
 
 def folder_relpath(name: str) -> str:
     """Relative folder path of a canonical mailbox name."""
-    head, sep, tail = name.partition(DELIMITER)
-    if head == INBOX:
-        return INBOX_DIR + sep + tail
-    return name
+    levels = [escape_level(level) for level in name.split(DELIMITER)]
+    if levels[0] == INBOX:
+        levels[0] = INBOX_DIR
+    return DELIMITER.join(levels)
 
 
-def name_of_relpath(relpath: str) -> str:
-    """Canonical mailbox name of a folder path relative to the root."""
-    head, sep, tail = relpath.partition(DELIMITER)
-    if head == INBOX_DIR:
-        return INBOX + sep + tail
-    return relpath
+def name_of_relpath(relpath: str) -> str | None:
+    """Canonical mailbox name of a folder path relative to the root, or
+    None for a path that is no folder (see :func:`is_folder_component`)."""
+    levels: list[str] = []
+    for depth, entry in enumerate(relpath.split(DELIMITER)):
+        level = unescape_level(entry)
+        if level is None or not is_folder_component(entry, depth == 0):
+            return None
+        levels.append(level)
+    if levels[0] == INBOX_DIR:
+        levels[0] = INBOX
+    return DELIMITER.join(levels)
 
 
 def check_mh_name(name: str) -> str:
@@ -82,9 +130,9 @@ def folder_path(root: Path, name: str) -> Path:
 
 
 def is_folder_component(part: str, top: bool) -> bool:
-    """Directory entries that are mailboxes: not hidden, not all digits,
-    and at the top no other spelling of ``inbox`` (it would be a second
-    INBOX)."""
-    if not part or part.startswith(".") or part.isdigit():
+    """Directory entries that are mailboxes: not hidden, not all digits
+    (a message number), and at the top no other spelling of ``inbox`` (it
+    would be a second INBOX)."""
+    if not part or part.startswith(".") or is_message_number(part):
         return False
     return not (top and part.upper() == INBOX and part != INBOX_DIR)

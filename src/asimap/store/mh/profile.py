@@ -1,15 +1,20 @@
 """The bits of the MH profile that change how a folder's files read.
 
 nmh finds its profile through ``$MH`` or ``~/.mh_profile`` (``mh-profile(5)``).
-Two entries matter to us:
+These entries matter to us:
 
 * ``Path:`` -- the MH root (relative paths are relative to ``$HOME``);
 * ``Unseen-Sequence:`` -- the sequence(s) ``inc`` adds new mail to and
   ``show`` removes read mail from.  We maintain all of them as the
-  complement of ``\\Seen``.
+  complement of ``\\Seen``;
+* ``Folder-Protect:`` / ``Msg-Protect:`` -- octal modes of new folders and
+  new message files (nmh's defaults: 700 and 600).  Mail is private, so we
+  create folders, message files *and* our database files (which hold the
+  From/To/Subject of every message) with them, whatever the umask.
 
 A server serves many roots, so a profile applies only to the root its
-``Path:`` names; every other root uses asimap 2.x's fixed ``unseen``.
+``Path:`` names; every other root uses asimap 2.x's fixed ``unseen`` and
+nmh's default modes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,32 @@ from pathlib import Path
 #: What asimap 2.x used, and nmh's conventional setting.
 DEFAULT_UNSEEN: tuple[str, ...] = ("unseen",)
 
+#: nmh's defaults for ``Folder-Protect`` and ``Msg-Protect`` (mh-profile(5)).
+DEFAULT_FOLDER_PROTECT = 0o700
+DEFAULT_MSG_PROTECT = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """Modes of what the store creates: folders, and files (messages,
+    temporary files, the database and its ``-wal``/``-shm``).
+
+    The owner always keeps read and write (and search, for folders): the
+    store could not work otherwise, so a profile that takes them away is
+    overridden for those bits only.
+    """
+
+    folder: int = DEFAULT_FOLDER_PROTECT
+    file: int = DEFAULT_MSG_PROTECT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", (self.folder & 0o777) | 0o700)
+        object.__setattr__(self, "file", (self.file & 0o777) | 0o600)
+
+
+#: nmh's defaults, for roots without a profile of their own.
+DEFAULT_PROTECTION = Protection()
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -29,6 +60,19 @@ class Profile:
 
     path: Path | None
     unseen: tuple[str, ...]
+    protection: Protection = DEFAULT_PROTECTION
+
+
+def parse_mode(text: str | None, default: int) -> int:
+    """An octal mode as nmh reads it (``atooi``); ``default`` when the
+    entry is missing or is not an octal number of at most 0o777."""
+    if not text:
+        return default
+    try:
+        mode = int(text.strip(), 8)
+    except ValueError:
+        return default
+    return mode if 0 <= mode <= 0o777 else default
 
 
 def parse_profile(text: str, home: Path) -> Profile:
@@ -52,7 +96,11 @@ def parse_profile(text: str, home: Path) -> Profile:
         if not path.is_absolute():
             path = home / path
     unseen = tuple(entries.get("unseen-sequence", "").split())
-    return Profile(path=path, unseen=unseen or DEFAULT_UNSEEN)
+    protection = Protection(
+        folder=parse_mode(entries.get("folder-protect"), DEFAULT_FOLDER_PROTECT),
+        file=parse_mode(entries.get("msg-protect"), DEFAULT_MSG_PROTECT),
+    )
+    return Profile(path=path, unseen=unseen or DEFAULT_UNSEEN, protection=protection)
 
 
 def find_profile(environ: Mapping[str, str] | None = None) -> Profile | None:
@@ -80,3 +128,15 @@ def unseen_sequences_for(root: Path, profile: Profile | None) -> tuple[str, ...]
     except OSError:
         return DEFAULT_UNSEEN
     return profile.unseen if same else DEFAULT_UNSEEN
+
+
+def protection_for(root: Path, profile: Profile | None) -> Protection:
+    """Modes for ``root``: the profile's when it is the profile of this
+    root, nmh's defaults otherwise."""
+    if profile is None or profile.path is None:
+        return DEFAULT_PROTECTION
+    try:
+        same = profile.path.resolve() == root.resolve()
+    except OSError:
+        return DEFAULT_PROTECTION
+    return profile.protection if same else DEFAULT_PROTECTION

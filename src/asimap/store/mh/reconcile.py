@@ -290,7 +290,9 @@ class Reconciler(CoreBase):
             )
             if fresh is None:
                 continue
-            num, stat = files.store_new(folder, fresh.data, start, fresh.mtime_ns)
+            num, stat = files.store_new(
+                folder, fresh.data, start, fresh.mtime_ns, self.message_mode
+            )
             start = num + 1
             self.fresh.forget(mailbox_id, row.num)
             self.fresh.remember(

@@ -29,11 +29,17 @@ from asimap.store.feed import FeedKind
 from asimap.store.mh import metadata, quota
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
+from asimap.store.mh.files import make_folder
 from asimap.store.mh.folder_feed import FolderTracker
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
-from asimap.store.mh.profile import Profile, find_profile, unseen_sequences_for
+from asimap.store.mh.profile import (
+    Profile,
+    find_profile,
+    protection_for,
+    unseen_sequences_for,
+)
 from asimap.store.mh.watch import FolderWatcher, make_watcher
 from asimap.store.mh.worker import Touched, Worker
 
@@ -48,15 +54,6 @@ T = TypeVar("T")
 #: How often replaced ``.mh_sequences`` inodes are checked for nmh writes
 #: (IDLE clients must see an nmh ``mark`` within a second).
 ORPHAN_CHECK_S = 0.5
-
-
-def _is_new_account(root: Path) -> bool:
-    """No database and nothing visible in the root: lay out a new account."""
-    if (root / DB_NAME).exists():
-        return False
-    if not root.exists():
-        return True
-    return not any(not entry.name.startswith(".") for entry in root.iterdir())
 
 
 class MHStore(Store):
@@ -86,8 +83,9 @@ class MHStore(Store):
         profile: Profile | None = None,
         watch: bool = True,
     ) -> MHStore:
-        """Open the MH root ``root`` (created with INBOX and the special-use
-        folders for a new account when ``create``).
+        """Open the MH root ``root`` (created when ``create``; the first time
+        we serve a root, ``create`` also makes the missing special-use
+        folders, :meth:`Account.initialise`).
 
         ``profile`` defaults to the one nmh would use (``$MH`` or
         ``~/.mh_profile``); it only matters when its ``Path:`` is ``root``.
@@ -96,26 +94,28 @@ class MHStore(Store):
         it, waiting mailboxes poll their folder every second.
         """
         root = root.expanduser()
+        profile = profile if profile else find_profile()
         if not root.exists():
             if not create:
                 raise MailboxNotFound(f"MH root {root} does not exist")
-            root.mkdir(parents=True, mode=0o700)
+            # The profile of the root to be, compared before it exists.
+            make_folder(root, protection_for(root, profile).folder)
         root = root.resolve()
-        unseen = unseen_sequences_for(root, profile if profile else find_profile())
+        unseen = unseen_sequences_for(root, profile)
+        protection = protection_for(root, profile)
         worker = Worker(name="asimap-mh")
 
         def setup() -> Account:
-            new_account = _is_new_account(root)
             legacy = None
             if not (root / DB_NAME).exists():
                 # Before our database exists: if asimap.db cannot be read
                 # now (LegacyDbUnreadable), we fail and try again next time
                 # rather than hand out new UIDVALIDITYs for good.
                 legacy = read_legacy_db(root / LEGACY_DB_NAME)
-            conn, _ = open_database(root)
-            account = Account(conn, root, unseen, locking)
+            conn, _ = open_database(root, protection.file)
+            account = Account(conn, root, unseen, locking, protection)
             try:
-                account.initialise(new_account and create, legacy)
+                account.initialise(create, legacy)
             except BaseException:
                 conn.close()
                 raise
@@ -209,6 +209,8 @@ class MHStore(Store):
         whether open or not, so that an nmh ``inc`` into any folder is
         published."""
         name = name_of_relpath(relpath.strip("/"))
+        if name is None:
+            return  # the root, a hidden directory or a message number
         opened = [m for m in list(self._mailboxes.values()) if m.name == name]
         if not opened and self.feed.active and name:
             # Opening does not rescan; the poll below does, and publishes

@@ -48,7 +48,11 @@ class Writer(Reconciler):
                 quota.check(self.conn, self.quota_limits, 1, len(data))
                 stored = self.normalise(mailbox_id, flags)
                 num, stat = files.store_new(
-                    folder, data, self._max_num(mailbox_id) + 1, seconds * 1_000_000_000
+                    folder,
+                    data,
+                    self._max_num(mailbox_id) + 1,
+                    seconds * 1_000_000_000,
+                    self.message_mode,
                 )
                 try:
                     uid = self._insert(
@@ -288,8 +292,8 @@ class Writer(Reconciler):
                 self._remove(source_id, source, [s for s, _ in pairs])
         return tuple(pairs)
 
-    @staticmethod
     def _copy_file(
+        self,
         source: Path,
         num: int,
         known: FileIdentity,
@@ -302,12 +306,14 @@ class Writer(Reconciler):
         is not the message we know (``known``)."""
         path = source / str(num)
         if source != target:
-            return files.link_or_copy(path, target, start, known)
+            return files.link_or_copy(path, target, start, known, self.message_mode)
         with open(path, "rb") as handle:
             if FileIdentity.of(os.fstat(handle.fileno())) != known:
                 raise FileNotFoundError(path)
             data = handle.read()
-        return files.store_new(target, data, start, seconds * 1_000_000_000)
+        return files.store_new(
+            target, data, start, seconds * 1_000_000_000, self.message_mode
+        )
 
     def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:
         self.conn.execute(
