@@ -218,3 +218,21 @@ def test_ipv6_loopback(server_factory: ServerFactory, tls_files: TlsFiles) -> No
     )
     assert client.login(USER, PASSWORD)[0] == "OK"
     client.logout()
+
+
+def test_big_messages_in_one_fetch_arrive_whole(
+    imap_server: ServerThread, tls_files: TlsFiles
+) -> None:
+    """Message data over 64 KiB is written as buffers of its own
+    (encoder.encode_parts): several in one FETCH arrive intact, in order."""
+    client = _imaps(imap_server, tls_files)
+    assert client.login(USER, PASSWORD)[0] == "OK"
+    bodies = [SAMPLE_MESSAGE + (b"%d" % n) * 150_000 + b"\r\n" for n in range(1, 4)]
+    for body in bodies:
+        assert client.append("INBOX", None, None, body)[0] == "OK"
+    client.select("INBOX")
+    typ, data = client.fetch("1:3", "(UID BODY.PEEK[] RFC822.SIZE)")
+    assert typ == "OK"
+    got = [item[1] for item in data if isinstance(item, tuple)]
+    assert got == bodies
+    assert client.logout()[0] == "BYE"

@@ -357,3 +357,29 @@ def test_adjacent_values_have_no_separator() -> None:
     )
     addresses = [Adjacent(((None, None, "a", "b"), (None, None, "c", "d")))]
     assert encode_value(addresses) == b'((NIL NIL "a" "b")(NIL NIL "c" "d"))'
+
+
+# -- big literals are written without copies ------------------------------------
+
+
+def test_encode_parts_joins_small_and_passes_big_literals_through() -> None:
+    from asimap.imap.encoder import SEPARATE_LITERAL, encode_parts
+    from asimap.imap.responses import Atom, Literal, Tagged, Untagged
+
+    big = b"x" * SEPARATE_LITERAL + b"\r\nend"
+    small = b"y" * 100 + b"\r\n"
+    responses = [
+        Untagged((1, Atom("FETCH"), (Atom("BODY[]"), Literal(small)))),
+        Untagged((2, Atom("FETCH"), (Atom("BODY[]"), Literal(big), Atom("UID"), 7))),
+        Untagged((3, Atom("FETCH"), (Atom("BODY[]"), Literal(big)))),
+        Tagged("a1", Status.OK, "FETCH completed"),
+    ]
+    parts = encode_parts(responses)
+    assert b"".join(parts) == b"".join(encode(r) for r in responses)
+    # The big message data is the caller's object, not a copy; the rest
+    # is joined into as few buffers as possible around it.
+    assert [part is big for part in parts] == [False, True, False, True, False]
+    assert encode(responses[1]) == b"".join(encode_parts(responses[1:2]))
+    assert encode_parts([responses[0], responses[3]]) == [
+        encode(responses[0]) + encode(responses[3])
+    ]

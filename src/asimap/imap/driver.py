@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from asimap.imap import commands
-from asimap.imap.encoder import encode
+from asimap.imap.encoder import encode, encode_parts
 from asimap.imap.limits import Limits
 from asimap.imap.parser import PendingCommand, describe_pending, parse_command
 from asimap.imap.reader import (
@@ -163,8 +163,9 @@ class ConnectionDriver:
     async def send(self, *responses: Response) -> None:
         for response in responses:
             self._note_authentication(response)
-        data = b"".join(encode(r, utf8=self._utf8) for r in responses)
-        await self._write(data)
+        # One write of every response (a FETCH batch is one TLS record
+        # run, one syscall); big message literals go uncopied.
+        await self._write(*encode_parts(responses, utf8=self._utf8))
 
     async def read_line(self) -> bytes | None:
         self._reader.set_raw_line_mode(True)
@@ -343,10 +344,11 @@ class ConnectionDriver:
             self._reader.reject_literal()
             await self.send(refusal)
 
-    async def _write(self, data: bytes) -> None:
-        self._tracer.on_server_bytes(data)
+    async def _write(self, *parts: bytes) -> None:
+        for part in parts:
+            self._tracer.on_server_bytes(part)
         try:
-            await self._pipe.send(data, self._idle_timeout())
+            await self._pipe.send(parts, self._idle_timeout())
         except ConnectionError:
             # Remembered so that the loop ends even if the session swallowed
             # the error while handling a command.

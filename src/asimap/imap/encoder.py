@@ -81,9 +81,51 @@ _DEFAULT_TEXT = {
 }
 
 
+#: Message data at least this long is not copied into the response bytes:
+#: :func:`encode_parts` hands it on as a buffer of its own (the socket
+#: writes it with writev), which saves two copies of every octet of a big
+#: FETCH and keeps one fewer copy of it in memory.
+SEPARATE_LITERAL = 64 * 1024
+
+
+class _Out(bytearray):
+    """Response bytes being written, and the big literals split off."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+
+    def take(self) -> list[bytes]:
+        """Everything written, in order, as few buffers as possible."""
+        if self:
+            self.parts.append(bytes(self))
+            self.clear()
+        parts, self.parts = self.parts, []
+        return parts
+
+
 def encode(response: Response, *, utf8: bool = False) -> bytes:
     """Serialise one response, CRLF included."""
-    out = bytearray()
+    parts = encode_parts((response,), utf8=utf8)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def encode_parts(responses: Sequence[Response], *, utf8: bool = False) -> list[bytes]:
+    """Serialise ``responses`` into buffers to write one after the other.
+
+    Small pieces are joined; a literal of :data:`SEPARATE_LITERAL` octets
+    or more is its own buffer, the caller's object itself, never copied.
+    Joined, the buffers are exactly ``b"".join(map(encode, responses))``.
+    """
+    out = _Out()
+    for response in responses:
+        _encode_into(out, response, utf8)
+    return out.take()
+
+
+def _encode_into(out: bytearray, response: Response, utf8: bool) -> None:
     if isinstance(response, Tagged):
         if not _TAG_RE.fullmatch(response.tag):
             raise ValueError(f"invalid tag {response.tag!r}")
@@ -113,7 +155,6 @@ def encode(response: Response, *, utf8: bool = False) -> bytes:
     else:
         raise TypeError(f"not a response: {response!r}")
     out += _CRLF
-    return bytes(out)
 
 
 def encode_value(value: Value, *, utf8: bool = False) -> bytes:
@@ -229,4 +270,13 @@ def _write_string(out: bytearray, data: bytes, utf8: bool) -> None:
 def _write_literal(out: bytearray, data: bytes, prefix: bytes) -> None:
     out += prefix
     out += b"{%d}\r\n" % len(data)
-    out += data
+    if (
+        isinstance(out, _Out)
+        and len(data) >= SEPARATE_LITERAL
+        and type(data) is bytes  # immutable: safe to write later
+    ):
+        out.parts.append(bytes(out))
+        out.clear()
+        out.parts.append(data)
+    else:
+        out += data

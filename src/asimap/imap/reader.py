@@ -238,6 +238,17 @@ class CommandReader:
         """Append received bytes; bytes after EOF are ignored."""
         if self._eof or self._state is _State.CLOSED or not data:
             return
+        if (
+            self._state is _State.LITERAL
+            and not self._buf
+            and len(data) < self._remaining
+        ):
+            # The middle of a big literal (a 25 MB APPEND arrives in
+            # thousands of chunks): straight into it, without passing
+            # through the input buffer and a slice of it.
+            self._literal += data
+            self._remaining -= len(data)
+            return
         if self._state is _State.DISCARD and not self._buf:
             # Count discarded literal bytes away at once, so that even a
             # driver that feeds several chunks before draining never holds
@@ -366,7 +377,8 @@ class CommandReader:
 
     def _step_literal(self) -> bool:
         taken = min(self._remaining, len(self._buf))
-        self._literal += self._buf[:taken]
+        with memoryview(self._buf) as view:
+            self._literal += view[:taken]  # no intermediate copy of the slice
         self._consume(taken)
         self._remaining -= taken
         if self._remaining:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from asimap.net.deflate import Deflater, Inflater
@@ -192,9 +192,13 @@ class Pipe(asyncio.Protocol):
         self._write_raw(data)
 
     def _write_raw(self, data: bytes) -> None:
+        self._check_open()
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def _check_open(self) -> None:
         if self._closed or self._transport is None or self._transport.is_closing():
             raise ConnectionResetError("connection closed")
-        self._transport.write(data)
 
     async def drain(self) -> None:
         """Wait until the transport accepts more data (write backpressure)."""
@@ -209,9 +213,13 @@ class Pipe(asyncio.Protocol):
         if self._closed:
             raise ConnectionResetError("connection closed")
 
-    async def send(self, data: bytes, timeout: float) -> None:
-        """Write ``data`` and wait at most ``timeout`` seconds until the
-        transport accepts more.
+    async def send(self, data: bytes | Sequence[bytes], timeout: float) -> None:
+        """Write ``data`` (bytes, or buffers to write one after the other)
+        and wait at most ``timeout`` seconds until the transport accepts
+        more.
+
+        Several buffers go to the transport in one ``writelines`` (one
+        ``writev`` where the loop supports it), without joining them.
 
         The bound is the client's idle allowance (RFC 3501 section 5.4,
         RFC 1939 section 3): a client that stops reading that long can be
@@ -220,11 +228,21 @@ class Pipe(asyncio.Protocol):
         compressed in a thread (zlib releases the GIL), so one big FETCH
         does not stall the other connections of the process.
         """
-        if self._deflater is not None and len(data) > COMPRESS_IN_THREAD:
-            data = await asyncio.to_thread(self._deflater.compress, data)
-            self._write_raw(data)
+        if not isinstance(data, bytes):
+            if len(data) == 1:
+                data = data[0]
+            elif self._deflater is not None:
+                data = b"".join(data)
+        if isinstance(data, bytes):
+            if self._deflater is not None and len(data) > COMPRESS_IN_THREAD:
+                data = await asyncio.to_thread(self._deflater.compress, data)
+                self._write_raw(data)
+            else:
+                self.write(data)
         else:
-            self.write(data)
+            self._check_open()
+            assert self._transport is not None
+            self._transport.writelines(data)
         try:
             async with asyncio.timeout(timeout):
                 await self.drain()
