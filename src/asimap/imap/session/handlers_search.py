@@ -17,7 +17,7 @@ as UIDs in the selected view, so ``$`` stays right across expunges.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -105,25 +105,31 @@ async def find(
 
 
 async def judge(
-    view: SelectedMailbox, key: c.SearchKey, pairs: list[tuple[int, int]]
-) -> dict[int, bool]:
-    """Whether ``key`` matches each ``(seq, uid)`` pair, by UID, loading
-    only what the key reads (as :func:`find`); messages whose data is gone
-    are left out.  RFC 5267 update contexts re-judge changed messages only.
-    Raises :class:`StoreError`.
+    view: SelectedMailbox,
+    keys: Sequence[c.SearchKey],
+    pairs: list[tuple[int, int]],
+) -> list[dict[int, bool]]:
+    """For each key, whether it matches each ``(seq, uid)`` pair, by UID.
+
+    RFC 5267 update contexts re-judge only the messages that changed, for
+    every context at once: the candidates are loaded once (with what the
+    costliest key reads, as :func:`find` would) and every key is evaluated
+    on them.  Messages whose data is gone are left out.  Raises
+    :class:`StoreError`.
     """
-    source = _source_for(key)
+    source = _costliest(_source_for(key) for key in keys)
     if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
         source = _Source.MESSAGE
     max_seq = view.exists
     max_uid = view.uids[-1] if view.uids else 0
-    verdicts: dict[int, bool] = {}
+    verdicts: list[dict[int, bool]] = [{} for _ in keys]
     for start in range(0, len(pairs), SEARCH_BATCH):
         batch = pairs[start : start + SEARCH_BATCH]
         for cand in await _candidates(view, batch, source):
-            verdicts[cand.uid] = matches(
-                key, cand, max_seq=max_seq, max_uid=max_uid, saved=view.saved
-            )
+            for key, verdict in zip(keys, verdicts, strict=True):
+                verdict[cand.uid] = matches(
+                    key, cand, max_seq=max_seq, max_uid=max_uid, saved=view.saved
+                )
     return verdicts
 
 

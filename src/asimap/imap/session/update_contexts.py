@@ -78,11 +78,22 @@ class UpdateContext:
     #: The result as UIDs: ascending for SEARCH, in sort order for SORT.
     members: array[int]
 
-    def has(self, uid: int) -> bool:
+    def among(self, uids: Sequence[int]) -> set[int]:
+        """Which of ``uids`` are members: a bisection each for SEARCH
+        (ascending); for SORT a scan per UID when they are few, else one
+        pass over the members."""
+        members = self.members
         if self.criteria is None:
-            index = bisect.bisect_left(self.members, uid)
-            return index < len(self.members) and self.members[index] == uid
-        return uid in self.members
+            found = set()
+            for uid in uids:
+                index = bisect.bisect_left(members, uid)
+                if index < len(members) and members[index] == uid:
+                    found.add(uid)
+            return found
+        if len(uids) <= BULK:
+            return {uid for uid in uids if uid in members}
+        wanted = set(uids)
+        return {uid for uid in members if uid in wanted}
 
 
 class Contexts:
@@ -116,7 +127,8 @@ class Contexts:
         gone = sorted(view.gone)
         responses: list[Response] = []
         for context in self._by_tag.values():
-            hits = [uid for uid in gone if context.has(uid)]
+            present = context.among(gone)
+            hits = [uid for uid in gone if uid in present]
             if not hits:
                 continue
             if context.criteria is None:
@@ -132,14 +144,22 @@ class Contexts:
         """Judge ``uids`` again for every context: REMOVEFROM for members
         that no longer match, ADDTO for non-members that now do."""
         pairs = [(view.seq_of(uid) or 0, uid) for uid in uids]
+        contexts = list(self._by_tag.values())
+        try:
+            # One load of the changed messages serves every context.
+            verdicts = await handlers_search.judge(
+                view, [context.key for context in contexts], pairs
+            )
+        except StoreError as exc:
+            # The next change re-judges the messages concerned; the client
+            # can always search again (appendix A.5).
+            log.warning("update contexts not updated: %r", exc)
+            return []
         responses: list[Response] = []
-        for context in list(self._by_tag.values()):
+        for context, verdict in zip(contexts, verdicts, strict=True):
             try:
-                verdicts = await handlers_search.judge(view, context.key, pairs)
-                items = await _changes(view, context, verdicts)
+                items = await _changes(view, context, verdict)
             except StoreError as exc:
-                # The next change re-judges the messages concerned; the
-                # client can always search again (appendix A.5).
                 log.warning("update context %s not updated: %r", context.tag, exc)
                 continue
             if items:
@@ -252,8 +272,9 @@ async def _changes(
     view: SelectedMailbox, context: UpdateContext, verdicts: dict[int, bool]
 ) -> list[tuple[str, _Pairs]]:
     """Apply the verdicts to ``context``: its REMOVEFROM and ADDTO items."""
-    leaving = [uid for uid, hit in verdicts.items() if not hit and context.has(uid)]
-    coming = [uid for uid, hit in verdicts.items() if hit and not context.has(uid)]
+    present = context.among(list(verdicts))
+    leaving = [uid for uid, hit in verdicts.items() if not hit and uid in present]
+    coming = [uid for uid, hit in verdicts.items() if hit and uid not in present]
     items: list[tuple[str, _Pairs]] = []
     if context.criteria is None:
         if leaving:
