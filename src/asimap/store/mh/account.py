@@ -32,6 +32,7 @@ from asimap.store.memory import NEW_ACCOUNT_FOLDERS, SPECIAL_USE
 from asimap.store.mh import files, objectids, seqfile
 from asimap.store.mh.core import Core
 from asimap.store.mh.db import next_uidvalidity, transaction
+from asimap.store.mh.freshness import WatchFeed
 from asimap.store.mh.importer import import_legacy
 from asimap.store.mh.legacy import LegacyAccount
 from asimap.store.mh.paths import (
@@ -60,8 +61,9 @@ class Account(Core):
         unseen: tuple[str, ...],
         locking: bool,
         protection: Protection = DEFAULT_PROTECTION,
+        feed: WatchFeed | None = None,
     ) -> None:
-        super().__init__(conn, root, unseen, locking)
+        super().__init__(conn, root, unseen, locking, feed)
         #: Modes of new folders and files (the profile's Folder-Protect
         #: and Msg-Protect).
         self.protection = protection

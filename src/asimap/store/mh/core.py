@@ -10,12 +10,16 @@ against nmh tools running at the same time we rely on atomic renames,
 
 Reconciling with MH tools
 -------------------------
-A folder is rescanned only when its directory mtime or its
-``.mh_sequences`` (mtime, size, inode) differ from what the last scan
-recorded.  File timestamps are coarse (a kernel tick), so a stamp taken
-less than :data:`~asimap.store.mh.corebase.RACY_NS` after the file changed
-is not trusted: the next check rescans (the "racy timestamp" rule git uses
-for its index).  The code is split by concern: :mod:`.corebase` (state,
+With the inotify watcher running, a folder is checked only when the
+watcher reported an event in it, and rescanned only when a file the event
+names is not what the database says (:mod:`.freshness`).  Without it (or
+when it cannot vouch: queue overflow, polling fallback) a folder is
+rescanned when its directory mtime or its ``.mh_sequences`` (mtime, size,
+inode) differ from what the last scan recorded.  File timestamps are
+coarse (a kernel tick), so a stamp taken less than
+:data:`~asimap.store.mh.corebase.RACY_NS` after the file changed is not
+trusted: the next check rescans (the "racy timestamp" rule git uses for
+its index).  The code is split by concern: :mod:`.corebase` (state,
 rows), :mod:`.reconcile` (rescans, sequence sync), :mod:`.writes` (jobs
 that change a folder) and this module (reading jobs).
 
@@ -145,16 +149,12 @@ class Core(Writer):
 
     def claim_recent(self, mailbox_id: int) -> frozenset[int]:
         folder = self.folder_of(mailbox_id)
+        self._ensure_current(mailbox_id, folder)
+        if not self._recent(mailbox_id):
+            return frozenset()  # no lock taken: nothing to write
         with seqfile.locked(folder, self.locking):
-            if not self._unchanged(mailbox_id, folder):
-                self._rescan(mailbox_id, folder)
-            claimed = frozenset(
-                uid
-                for (uid,) in self.conn.execute(
-                    "SELECT uid FROM messages WHERE mailbox_id=? AND recent=1",
-                    (mailbox_id,),
-                )
-            )
+            self._ensure_current(mailbox_id, folder)
+            claimed = self._recent(mailbox_id)
             if claimed:
                 with transaction(self.conn):
                     self.conn.execute(
@@ -164,9 +164,7 @@ class Core(Writer):
                     self._record_stamps(mailbox_id, folder)
         return claimed
 
-    def peek_recent(self, mailbox_id: int) -> frozenset[int]:
-        """The unclaimed recent UIDs, left unclaimed (EXAMINE)."""
-        self.refresh(mailbox_id)
+    def _recent(self, mailbox_id: int) -> frozenset[int]:
         return frozenset(
             uid
             for (uid,) in self.conn.execute(
@@ -174,6 +172,11 @@ class Core(Writer):
                 (mailbox_id,),
             )
         )
+
+    def peek_recent(self, mailbox_id: int) -> frozenset[int]:
+        """The unclaimed recent UIDs, left unclaimed (EXAMINE)."""
+        self.refresh(mailbox_id)
+        return self._recent(mailbox_id)
 
     def info(self, mailbox_id: int, uid: int) -> MessageInfo:
         row = self.conn.execute(

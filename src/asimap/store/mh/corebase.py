@@ -27,6 +27,7 @@ from asimap.store.base import (
 from asimap.store.mh import repair, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
+from asimap.store.mh.freshness import Freshness, WatchFeed
 from asimap.store.mh.paths import folder_path
 
 #: A stamp this close to "now" may hide a change in the same clock tick.
@@ -157,6 +158,7 @@ class CoreBase:
         root: Path,
         unseen: tuple[str, ...],
         locking: bool,
+        feed: WatchFeed | None = None,
     ) -> None:
         self.conn = conn
         self.root = root
@@ -182,6 +184,8 @@ class CoreBase:
         self.orphans = seqfile.OrphanWatch()
         #: Recent APPENDs, to put back one that nmh inc overwrites.
         self.fresh = repair.FreshAppends()
+        #: Which folders the database mirrors, by the watcher's word.
+        self.freshness = Freshness(root, feed)
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""

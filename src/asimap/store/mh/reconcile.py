@@ -7,12 +7,13 @@ the sequence file is read and written next to running nmh tools.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from asimap.store.mh import files, seqfile, sequences
+from asimap.store.mh import files, freshness, seqfile, sequences
 from asimap.store.mh.corebase import (
     _INSERT_MESSAGE,
     NMH_WAIT_LIMIT_S,
@@ -27,6 +28,8 @@ from asimap.store.mh.corebase import (
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 
+log = logging.getLogger(__name__)
+
 
 class Reconciler(CoreBase):
     """Rescans a folder into the database and writes the database back to
@@ -35,13 +38,72 @@ class Reconciler(CoreBase):
     # -- reconciling -------------------------------------------------------
 
     def refresh(self, mailbox_id: int) -> int:
-        """Rescan the folder if its directory or sequences changed; return
-        HIGHESTMODSEQ (what a waiter compares against)."""
+        """Rescan the folder if it changed; return HIGHESTMODSEQ (what a
+        waiter compares against)."""
         folder = self.folder_of(mailbox_id)
-        if not self._unchanged(mailbox_id, folder):
-            with seqfile.locked(folder, self.locking):
-                self._rescan(mailbox_id, folder)
+        self._ensure_current(mailbox_id, folder)
         return self.highest(mailbox_id)
+
+    def _ensure_current(self, mailbox_id: int, folder: Path) -> None:
+        """Bring the database in line with the folder when it may differ.
+
+        With a trusted watcher (:mod:`~asimap.store.mh.freshness`) a folder
+        with no event since it was last current costs nothing here, and one
+        whose events all match the database costs a ``stat`` per event.
+        Otherwise: the stamp check, and a rescan when it fails.
+        """
+        fresh = self.freshness
+        rescan = False
+        if fresh.trusted:
+            fresh.update()
+            names = fresh.pending(folder)
+            if names is not None:
+                if not names or self._names_match(mailbox_id, folder, names):
+                    fresh.mark_current(folder, mailbox_id)
+                    return
+                fresh.forget(folder)
+                rescan = True  # the events name a change the stamps may miss
+        with seqfile.locked(folder, self.locking):
+            if rescan or not self._unchanged(mailbox_id, folder):
+                self._rescan(mailbox_id, folder)
+        if mailbox_id not in self._foreign:
+            fresh.mark_current(folder, mailbox_id)
+
+    def _names_match(
+        self, mailbox_id: int, folder: Path, names: dict[str, int]
+    ) -> bool:
+        return mailbox_id not in self._foreign and freshness.names_match(
+            self.conn,
+            mailbox_id,
+            folder,
+            names,
+            self._synced.get(folder),
+            self._written.get(folder),
+        )
+
+    def end_job(self) -> dict[int, int]:
+        """What the worker calls after every job: :meth:`settle`, then the
+        mailboxes the job changed (:meth:`take_touched`)."""
+        try:
+            self.settle()
+        except Exception:
+            log.exception("checking watcher events failed; rechecking folders")
+            self.freshness.forget_all()
+        return self.take_touched()
+
+    def settle(self) -> None:
+        """At the end of every job: check the events on current folders
+        (our own writes' among them) while they are few, so that the next
+        command on the folder finds nothing to check."""
+        fresh = self.freshness
+        if not fresh.trusted:
+            return
+        fresh.update()
+        for folder, mailbox_id, names in fresh.to_check():
+            if self._names_match(mailbox_id, folder, names):
+                fresh.mark_current(folder, mailbox_id)
+            else:
+                fresh.forget(folder)
 
     def _unchanged(self, mailbox_id: int, folder: Path) -> bool:
         row = self.conn.execute(
@@ -306,6 +368,19 @@ class Reconciler(CoreBase):
             repaired[row.uid] = (num, stat)
         return repaired
 
+    def _keep_orphan(self, folder: Path, snapshot: seqfile.Snapshot) -> None:
+        """Watch the inode we just replaced (:class:`seqfile.OrphanWatch`),
+        and have the watcher report a tool's write into it: it has no name
+        in the folder, so no directory event would tell.  A write that came
+        before the watch shows as changed text."""
+        fd, before = snapshot.fd, snapshot.text
+        self.orphans.add(folder, snapshot)
+        if not self.freshness.watch_inode(folder, fd):
+            self.freshness.forget(folder)
+            return
+        if freshness.read_fd(fd) != before:
+            self.freshness.forget(folder)
+
     def _restore_unknown(
         self,
         folder: Path,
@@ -432,7 +507,7 @@ class Reconciler(CoreBase):
                         # tool's.)
                         seqfile.write_atomically(folder, wanted)
                         if snapshot is not None:
-                            self.orphans.add(folder, snapshot)
+                            self._keep_orphan(folder, snapshot)
                     self._written[folder] = _stamp(path)
             finally:
                 if snapshot is not None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +32,7 @@ from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.files import make_folder
 from asimap.store.mh.folder_feed import FolderTracker
+from asimap.store.mh.freshness import WatchFeed
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
@@ -104,6 +106,7 @@ class MHStore(Store):
         unseen = unseen_sequences_for(root, profile)
         protection = protection_for(root, profile)
         worker = Worker(name="asimap-mh")
+        feed = WatchFeed()
 
         def setup() -> Account:
             legacy = None
@@ -113,7 +116,7 @@ class MHStore(Store):
                 # rather than hand out new UIDVALIDITYs for good.
                 legacy = read_legacy_db(root / LEGACY_DB_NAME)
             conn, _ = open_database(root, protection.file)
-            account = Account(conn, root, unseen, locking, protection)
+            account = Account(conn, root, unseen, locking, protection, feed)
             try:
                 account.initialise(create, legacy)
             except BaseException:
@@ -126,11 +129,12 @@ class MHStore(Store):
         except BaseException:
             worker.shutdown()
             raise
-        worker.bind(core.take_touched)
+        worker.bind(core.end_job)
         store = cls(root, worker, core)
         if watch:
             # Setting up watches walks the tree: off the event loop.
-            store._start_watching(await asyncio.to_thread(make_watcher, root))
+            watcher = await asyncio.to_thread(partial(make_watcher, root, feed=feed))
+            store._start_watching(watcher)
         return store
 
     def _start_watching(self, watcher: FolderWatcher) -> None:

@@ -57,10 +57,14 @@ import os
 import stat
 import struct
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from asimap.store.mh.freshness import WatchFeed
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,11 @@ class WatchLimitReached(OSError):
 
 
 def make_watcher(
-    root: Path, *, debounce: float = 0.05, poll_interval: float = 1.0
+    root: Path,
+    *,
+    debounce: float = 0.05,
+    poll_interval: float = 1.0,
+    feed: WatchFeed | None = None,
 ) -> FolderWatcher:
     """The best watcher for ``root``: inotify, else polling (with a warning).
 
@@ -114,10 +122,14 @@ def make_watcher(
     folders), so a caller on a busy event loop may run it with
     :func:`asyncio.to_thread`: nothing here needs the loop until
     ``changes()`` is first iterated.
+
+    ``feed`` (inotify only) also receives every file event, so that the
+    store can trust the watcher instead of checking folders itself
+    (:mod:`asimap.store.mh.freshness`).
     """
     try:
         return make_inotify_watcher(
-            root, debounce=debounce, poll_interval=poll_interval
+            root, debounce=debounce, poll_interval=poll_interval, feed=feed
         )
     except (InotifyUnavailable, WatchLimitReached) as exc:
         if sys.platform.startswith("linux"):
@@ -126,13 +138,17 @@ def make_watcher(
 
 
 def make_inotify_watcher(
-    root: Path, *, debounce: float = 0.05, poll_interval: float = 1.0
+    root: Path,
+    *,
+    debounce: float = 0.05,
+    poll_interval: float = 1.0,
+    feed: WatchFeed | None = None,
 ) -> FolderWatcher:
     """An inotify watcher; raises :class:`InotifyUnavailable` or
     :class:`WatchLimitReached`.  ``poll_interval`` is used only if the watch
     limit is hit later and the watcher degrades to polling."""
     _require_directory(root)
-    return _Watcher(root, _InotifySource(root), debounce, poll_interval)
+    return _Watcher(root, _InotifySource(root, feed), debounce, poll_interval)
 
 
 def make_poll_watcher(
@@ -273,6 +289,7 @@ class _Watcher:
 # -- inotify backend ----------------------------------------------------------
 
 # <sys/inotify.h>; inotify(7).
+IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040
@@ -304,6 +321,10 @@ WATCH_MASK = (
     | IN_DONT_FOLLOW
     | IN_EXCL_UNLINK
 )
+
+#: A sequence-file inode we replaced but keep open: an nmh tool that had
+#: opened it before our rename writes its change into it.
+ORPHAN_MASK = IN_MODIFY | IN_CLOSE_WRITE
 
 #: struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
 _EVENT = struct.Struct("iIII")
@@ -360,12 +381,18 @@ class _InotifySource:
     state.  A directory renamed inside the tree is treated as removed from
     its old path and created at the new one (watches dropped, then added
     again), which keeps paths right without pairing move cookies.
+
+    The descriptor is read by the event loop and, through :meth:`drain`, by
+    the store's worker thread at the start and end of each job (so a job
+    sees a change made just before it, whatever the debounce); a lock keeps
+    the two readers from interleaving, and reports made on the worker
+    thread reach the loop through ``call_soon_threadsafe``.
     """
 
     backend = "inotify"
     coalesced = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, feed: WatchFeed | None = None) -> None:
         libc = _get_libc()
         fd = libc.init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
@@ -373,10 +400,16 @@ class _InotifySource:
             raise InotifyUnavailable(err, f"inotify_init1: {os.strerror(err)}")
         self._fd: int | None = fd
         self._root = root
+        self._feed = feed
         self._paths: dict[int, str] = {}
+        #: Watches on replaced sequence-file inodes, by descriptor: folder.
+        self._orphans: dict[int, str] = {}
         self._report: Report = lambda paths: None
         self._on_limit: Callable[[], None] = lambda: None
         self._reading = False
+        self._mutex = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         try:
             self._add_tree(ROOT)
         except BaseException:
@@ -390,19 +423,27 @@ class _InotifySource:
     def start(self, report: Report, on_limit: Callable[[], None]) -> None:
         assert self._fd is not None, "started after stop"
         self._report, self._on_limit = report, on_limit
-        asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._loop.add_reader(self._fd, self._on_readable)
         self._reading = True
+        if self._feed is not None:
+            self._feed.attach(self.drain, self.watch_inode)
         # Events queued before start() are in the kernel buffer; read them.
         self._on_readable()
 
     async def stop(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if self._reading:
-            asyncio.get_running_loop().remove_reader(fd)
-        os.close(fd)
-        self._paths.clear()
+        if self._feed is not None:
+            self._feed.detach()
+        with self._mutex:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            if self._reading:
+                asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            self._paths.clear()
+            self._orphans.clear()
 
     def _add_tree(self, top: str) -> list[str]:
         """Watch ``top`` and every folder below it; the folders now watched.
@@ -441,21 +482,53 @@ class _InotifySource:
                 del self._paths[wd]
                 inotify_rm_watch(self._fd, wd)
 
+    def watch_inode(self, folder: str, fd: int) -> None:
+        """Report writes into the open file ``fd`` (a sequence-file inode
+        we replaced, which has no name in any watched directory) as a
+        change of ``folder``.  The watch ends by itself when the last
+        descriptor of the unlinked inode closes (``IN_IGNORED``)."""
+        with self._mutex:
+            if self._fd is None:
+                raise OSError(errno.EBADF, "watcher stopped")
+            wd = inotify_add_watch(self._fd, Path(f"/proc/self/fd/{fd}"), ORPHAN_MASK)
+            self._orphans[wd] = folder
+
+    def drain(self) -> None:
+        """Read every queued event now (any thread; never blocks)."""
+        self._read()
+
     def _on_readable(self) -> None:
         """Drain the descriptor; called by the event loop, never blocks."""
-        try:
-            while self._fd is not None:
-                try:
-                    data = os.read(self._fd, _READ_SIZE)
-                except BlockingIOError:
-                    return
-                self._handle(data)
-        except WatchLimitReached:
-            # Stop reading now; the watcher replaces us and stops us later.
-            if self._fd is not None and self._reading:
-                asyncio.get_running_loop().remove_reader(self._fd)
-                self._reading = False
-            self._on_limit()
+        self._read()
+
+    def _read(self) -> None:
+        limit = False
+        with self._mutex:
+            try:
+                while self._fd is not None:
+                    try:
+                        data = os.read(self._fd, _READ_SIZE)
+                    except BlockingIOError:
+                        return
+                    self._handle(data)
+            except WatchLimitReached:
+                # Stop reading now; the watcher replaces us and stops us later.
+                if self._feed is not None:
+                    self._feed.detach()
+                if self._fd is not None and self._reading and self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._loop.remove_reader, self._fd)
+                    self._reading = False
+                limit = True
+        if limit:
+            self._to_loop(self._on_limit)
+
+    def _to_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the event loop (now, when we are on it)."""
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed
+                self._loop.call_soon_threadsafe(fn)
 
     def _handle(self, data: bytes) -> None:
         changed: set[str] = set()
@@ -466,27 +539,42 @@ class _InotifySource:
             name = data[offset : offset + length].rstrip(b"\0")
             offset += length
             if mask & IN_Q_OVERFLOW:
+                if self._feed is not None:
+                    self._feed.overflowed()
                 changed.update(self._resync())
                 continue
             self._event(wd, mask, os.fsdecode(name), changed)
         if changed:
-            self._report(changed)
+            report = self._report
+            self._to_loop(lambda: report(changed))
 
     def _event(self, wd: int, mask: int, name: str, changed: set[str]) -> None:
+        orphan = self._orphans.get(wd)
+        if orphan is not None:
+            if mask & IN_IGNORED:
+                del self._orphans[wd]
+            elif mask & ORPHAN_MASK:
+                changed.add(orphan)
+                self._lost(orphan)
+            return
         folder = self._paths.get(wd)
         if folder is None:  # a watch we already dropped; IN_IGNORED
             return
         if mask & IN_IGNORED:
             del self._paths[wd]
+            self._lost(folder)
             return
         if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
             changed.add(folder)
+            self._lost(folder)
             return
         if not mask & IN_ISDIR:
             # A file changed.  At the root that is not a folder (asimap.db,
             # the MH profile): nothing to report.
             if folder != ROOT:
                 changed.add(folder)
+                if self._feed is not None:
+                    self._feed.changed(folder, name, mask)
             return
         if not name or name.startswith("."):
             # Hidden directories are not MH folders (nmh skips them too).
@@ -495,11 +583,19 @@ class _InotifySource:
             return
         child = _join(folder, name)
         changed.update((folder, child))
+        affected = {child}
         if mask & (IN_DELETE | IN_MOVED_FROM):
-            changed.update(p for p in self._paths.values() if _is_within(p, child))
+            affected.update(p for p in self._paths.values() if _is_within(p, child))
             self._drop_tree(child)
         elif mask & (IN_CREATE | IN_MOVED_TO):
-            changed.update(self._add_tree(child))
+            affected.update(self._add_tree(child))
+        changed.update(affected)
+        for path in affected:
+            self._lost(path)
+
+    def _lost(self, folder: str) -> None:
+        if self._feed is not None:
+            self._feed.lost(folder)
 
     def _resync(self) -> list[str]:
         """After ``IN_Q_OVERFLOW`` anything may have happened: rebuild the

@@ -42,8 +42,7 @@ class Writer(Reconciler):
         folder = self.folder_of(mailbox_id)
         seconds, tz_minutes = from_datetime(internaldate)
         with seqfile.locked(folder, self.locking):
-            if not self._unchanged(mailbox_id, folder):
-                self._rescan(mailbox_id, folder)
+            self._ensure_current(mailbox_id, folder)
             with transaction(self.conn):
                 quota.check(self.conn, self.quota_limits, 1, len(data))
                 stored = self.normalise(mailbox_id, flags)
@@ -90,8 +89,7 @@ class Writer(Reconciler):
     ) -> StoreResult:
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
-            if not self._unchanged(mailbox_id, folder):
-                self._rescan(mailbox_id, folder)
+            self._ensure_current(mailbox_id, folder)
             with transaction(self.conn):
                 given = self.normalise(mailbox_id, flags)
                 wanted = sorted(set(uids))
@@ -147,8 +145,7 @@ class Writer(Reconciler):
     def expunge(self, mailbox_id: int, uids: Sequence[int] | None) -> tuple[int, ...]:
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
-            if not self._unchanged(mailbox_id, folder):
-                self._rescan(mailbox_id, folder)
+            self._ensure_current(mailbox_id, folder)
             among = None if uids is None else set(uids)
             doomed = [
                 uid
@@ -217,8 +214,7 @@ class Writer(Reconciler):
         # Copy what the source holds now: a file inc overwrote since our
         # last look is put back first (see _repair_overwritten).
         with seqfile.locked(source, self.locking):
-            if not self._unchanged(source_id, source):
-                self._rescan(source_id, source)
+            self._ensure_current(source_id, source)
         rows = [
             row
             for row in self.conn.execute(
@@ -239,8 +235,7 @@ class Writer(Reconciler):
                 self.conn, self.quota_limits, len(rows), sum(r[5] for r in rows)
             )
         with seqfile.locked(target, self.locking):
-            if not self._unchanged(target_id, target):
-                self._rescan(target_id, target)
+            self._ensure_current(target_id, target)
             with transaction(self.conn):
                 modseq = self._bump(target_id)
                 start = self._max_num(target_id) + 1

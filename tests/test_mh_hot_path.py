@@ -1,0 +1,210 @@
+"""Commands on an unchanged MH folder do not look at the folder at all.
+
+The server (in-process, MH store, inotify watcher, real TLS) trusts its
+watcher: a command on a folder nothing changed costs no directory listing,
+no access to ``.mh_sequences`` and no probe of nmh's lock; a STORE writes
+the sequence file but lists nothing.  The file system calls the server
+makes are counted by wrapping them for the duration of each command (the
+server's store runs in this process, on its worker thread).
+
+The other half: trusting the watcher must not make a command miss what an
+nmh tool did just before it -- the command after ``mark`` or ``inc``
+returns sees the change at once, without waiting for the watcher's
+debounce.
+"""
+
+from __future__ import annotations
+
+import builtins
+import fcntl
+import io
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_mh_live_imap import Live, RawClient, inc, live, message
+
+__all__ = ["live"]  # the fixture, imported for pytest
+
+SEQUENCES = ".mh_sequences"
+
+
+@dataclass
+class Calls:
+    """What the server did to the mail folders while counted."""
+
+    listings: list[str] = field(default_factory=list)
+    sequence_file: list[str] = field(default_factory=list)
+    lock_probes: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.listings.clear()
+        self.sequence_file.clear()
+        self.lock_probes.clear()
+
+
+@contextmanager
+def counted(root: Path) -> Iterator[Calls]:
+    """Count, in every thread, listings of directories under ``root``,
+    any access to a ``.mh_sequences`` by path (open, stat) and ``fcntl``
+    lock calls (nmh's lock, probed with ``F_GETLK``)."""
+    calls = Calls()
+    prefix = str(root)
+    lock = threading.Lock()
+    originals: dict[tuple[Any, str], Callable[..., Any]] = {}
+
+    def note(bucket: list[str], what: str) -> None:
+        with lock:
+            bucket.append(what)
+
+    def path_of(arg: Any) -> str:
+        try:
+            return os.fsdecode(arg)
+        except TypeError:
+            return ""
+
+    def wrap_listing(module: Any, name: str) -> None:
+        original = getattr(module, name)
+        originals[(module, name)] = original
+
+        def wrapper(path: Any = ".", *args: Any, **kwargs: Any) -> Any:
+            text = path_of(path)
+            if text.startswith(prefix):
+                note(calls.listings, f"{name}({text})")
+            return original(path, *args, **kwargs)
+
+        setattr(module, name, wrapper)
+
+    def wrap_path_call(module: Any, name: str) -> None:
+        original = getattr(module, name)
+        originals[(module, name)] = original
+
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            text = path_of(path)
+            if text.endswith(SEQUENCES) and text.startswith(prefix):
+                note(calls.sequence_file, f"{name}({text})")
+            return original(path, *args, **kwargs)
+
+        setattr(module, name, wrapper)
+
+    def wrap_lock(module: Any, name: str) -> None:
+        original = getattr(module, name)
+        originals[(module, name)] = original
+
+        def wrapper(fd: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
+            if name == "lockf" or op in (fcntl.F_GETLK, fcntl.F_SETLK, fcntl.F_SETLKW):
+                note(calls.lock_probes, f"{name}({op})")
+            return original(fd, op, *args, **kwargs)
+
+        setattr(module, name, wrapper)
+
+    for name in ("scandir", "listdir"):
+        wrap_listing(os, name)
+    for module, name in ((os, "open"), (os, "stat"), (io, "open"), (builtins, "open")):
+        wrap_path_call(module, name)
+    for name in ("fcntl", "lockf"):
+        wrap_lock(fcntl, name)
+    try:
+        yield calls
+    finally:
+        for (module, name), original in originals.items():
+            setattr(module, name, original)
+
+
+def settled(client: RawClient) -> None:
+    """Run every command once so that caches are warm and the folder's
+    own writes (SELECT's \\Recent claim, the STORE) are behind us."""
+    client.command("NOOP")
+    client.command("FETCH 1:* (FLAGS)")
+    client.command('SEARCH SUBJECT "m2"')
+    client.command("STORE 1 +FLAGS (\\Answered)")
+    client.command("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)")
+    client.command("NOOP")
+
+
+COMMANDS = (
+    "NOOP",
+    "FETCH 1:* (FLAGS)",
+    "UID FETCH 1:* (UID FLAGS)",
+    "STATUS INBOX (MESSAGES UNSEEN UIDNEXT HIGHESTMODSEQ)",
+    'SEARCH SUBJECT "m3"',
+    "SEARCH UNSEEN",
+    "CHECK",
+)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_on_unchanged_folder_touches_nothing(live: Live, command: str) -> None:
+    client = live.client()
+    settled(client)
+    root = live.nmh.root
+    with counted(root) as calls:
+        client.command(command)
+        client.command(command)  # and again right after: nothing is "racy"
+    assert calls.listings == [], calls
+    assert calls.sequence_file == [], calls
+    assert calls.lock_probes == [], calls
+
+
+def test_store_writes_sequences_but_lists_nothing(live: Live) -> None:
+    client = live.client()
+    settled(client)
+    with counted(live.nmh.root) as calls:
+        client.command("STORE 2 +FLAGS (\\Flagged)")
+        client.command("STORE 2:3 +FLAGS (\\Seen)")
+        client.command("STORE 3 -FLAGS (\\Seen)")
+    assert calls.listings == [], calls
+    assert calls.sequence_file, "a STORE must write .mh_sequences"
+    # Our own writes were checked at the end of their job: the next
+    # command finds the folder current.
+    with counted(live.nmh.root) as calls:
+        client.command("NOOP")
+        client.command("FETCH 1:* (FLAGS)")
+    assert calls.listings == [] and calls.sequence_file == [], calls
+    assert calls.lock_probes == [], calls
+
+
+def test_append_lists_nothing(live: Live) -> None:
+    client = live.client()
+    settled(client)
+    with counted(live.nmh.root) as calls:
+        for n in range(3):
+            client.append("INBOX", message(f"a{n}").replace(b"\n", b"\r\n"))
+        client.command("NOOP")
+    assert calls.listings == [], calls
+
+
+def test_mark_is_seen_by_the_very_next_command(live: Live) -> None:
+    """``mark`` returned: the next NOOP reports the flag, with no wait for
+    the watcher's debounce."""
+    client = live.client()
+    settled(client)
+    for n, flag in ((2, b"\\Flagged"), (3, b"\\Draft"), (4, b"\\Flagged")):
+        sequence = {b"\\Flagged": "flagged", b"\\Draft": "Draft"}[flag]
+        live.nmh("mark", "+inbox", str(n), "-sequence", sequence, "-add")
+        untagged, _ = client.command("NOOP")
+        found = [line for line in untagged if re.match(rb"\* %d FETCH" % n, line)]
+        assert found and flag in found[0], untagged
+
+
+def test_inc_and_rmm_are_seen_by_the_very_next_command(live: Live) -> None:
+    client = live.client()
+    settled(client)
+    inc(live.nmh, live.tmp, [message("fresh")])
+    untagged, _ = client.command("NOOP")
+    assert b"* 5 EXISTS" in untagged, untagged
+    live.nmh("rmm", "+inbox", "1")
+    untagged, _ = client.command("NOOP")
+    assert b"* 1 EXPUNGE" in untagged, untagged
+    # And a message rewritten in place (same name, no directory change).
+    path = live.nmh.root / "inbox" / "2"
+    path.write_bytes(path.read_bytes() + b"more\n")
+    untagged, _ = client.command("NOOP")
+    assert b"* 1 EXPUNGE" in untagged and b"* 4 EXISTS" in untagged, untagged
