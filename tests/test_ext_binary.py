@@ -104,13 +104,20 @@ async def test_nul_needs_literal8() -> None:
         C1 a\\x00b
         C1
         S1 b BAD NUL in literal
-        C1 c APPEND INBOX ~{5+}
+        C1 c APPEND INBOX ~{7+}
+        C1
         C1 a\\x00b
         C1
         S1 c OK [APPENDUID %? 1] Append completed
         C1 d STATUS INBOX (MESSAGES)
         S1 * STATUS "INBOX" (MESSAGES 1)
         S1 d OK Status completed
+        # A NUL in a header cannot be re-encoded (RFC 3516 4.3, RFC 5322
+        # 3.2.3 allows none): refused rather than served in a plain literal.
+        C1 e APPEND INBOX ~{5+}
+        C1 a\\x00b
+        C1
+        S1 e NO Message has a NUL byte outside a binary body part
         """,
     )
 
@@ -119,8 +126,9 @@ async def test_synchronizing_literal8_gets_a_continuation() -> None:
     await run_transcript(
         LOGIN
         + """
-        C1 b APPEND INBOX ~{5}
+        C1 b APPEND INBOX ~{7}
         S1 + Ready for literal
+        C1
         C1 x\\x00y
         C1
         S1 b OK [APPENDUID %? 1] Append completed

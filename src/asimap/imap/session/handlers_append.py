@@ -33,6 +33,7 @@ from asimap.imap.session.flags import normalize_flags
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name
 from asimap.imap.session.uidset import format_uid_list
+from asimap.message.reencode import reencode_binary_parts
 from asimap.store.base import Mailbox, OverQuota, StoreError, StoreMode, check_quota
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,14 @@ async def prepare(
             raise no("Cannot append an empty message")
         if len(data) > limit:
             raise no("Message too large", "TOOBIG")  # RFC 7889 section 4
+        if message.binary or b"\x00" in data:
+            # RFC 3516 4.3: binary parts are stored base64-encoded, so that
+            # BODY[]/RFC822 never carry NUL in a plain literal.
+            data = reencode_binary_parts(data)
+            if b"\x00" in data:
+                # Left in a header, a preamble or an encoded part: no
+                # encoding can carry it, and RFC 5322 allows it nowhere.
+                raise no("Message has a NUL byte outside a binary body part")
         prepared.append(PreparedMessage(data, flags, message.internaldate))
     return prepared
 
