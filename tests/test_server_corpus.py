@@ -124,7 +124,9 @@ def _decoded(encoding: bytes, body: bytes) -> bytes | None:
         except binascii.Error:
             return None
     if cte == b"QUOTED-PRINTABLE":
-        return quopri.decodestring(body)
+        # RFC 2045 6.7 rule 3: whitespace ending a line was added in
+        # transport and is deleted (quopri keeps it).
+        return quopri.decodestring(re.sub(rb"[ \t]+(\r?\n|$)", rb"\1", body))
     return None
 
 

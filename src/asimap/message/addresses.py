@@ -165,7 +165,15 @@ def _local_part(tokens: list[Token]) -> str:
 def _addr_spec(
     tokens: list[Token], name: bytes | None, route: bytes | None
 ) -> Address | None:
-    """Build an address from the tokens of ``local@domain``."""
+    """Build an address from the tokens of ``local@domain``; None when
+    there is none.
+
+    Tokens that are only CFWS (comments) make no address: ``group2: (foo)
+    ;`` is a group without members (RFC 5322 section 3.4), not a mailbox
+    named "foo".
+    """
+    if name is None and route is None and all(t.kind == "comment" for t in tokens):
+        return None
     comments = [t.text for t in tokens if t.kind == "comment"]
     if name is None and comments and comments[-1].strip():
         name = _enc(comments[-1].strip())  # obsolete "user@host (Name)"
@@ -178,8 +186,6 @@ def _addr_spec(
             t.text for t in tokens[at + 1 :] if t.kind in ("atom", "literal")
         )
     if not local and not domain:
-        if name is None and route is None and not tokens:
-            return None
         return Address(name, route, b"", b"")
     return Address(
         name,

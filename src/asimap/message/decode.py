@@ -57,10 +57,27 @@ def decode_transfer(data: bytes, cte: str) -> bytes | None:
     if cte == "base64":
         return decode_base64(data)
     if cte == "quoted-printable":
-        # binascii handles soft breaks "=\r\n" and "=\n" (RFC 2045 6.7 rule 5)
-        # and keeps invalid "=XY" sequences as they are, as 6.7 recommends.
-        return binascii.a2b_qp(data)
+        return decode_quoted_printable(data)
     return None
+
+
+#: Spaces and tabs that end a line (or the data).
+_TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n|\n|\r|\Z)")
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """Undo quoted-printable (RFC 2045 section 6.7).
+
+    Rule 3: whitespace at the end of an encoded line was added in transport
+    and must be deleted, so it goes first; that also turns ``= `` before a
+    line end into ``=``, a soft line break (rule 5).  binascii then joins
+    soft breaks (``=\r\n``, ``=\n``) and keeps invalid ``=XY`` sequences
+    as they are, as section 6.7 recommends.  Hard line breaks keep the
+    form they have in the message.
+    """
+    if b" " in data or b"\t" in data:
+        data = _TRAILING_WSP.sub(b"", data)
+    return binascii.a2b_qp(data)
 
 
 def _codec_for(charset: str | None) -> str | None:

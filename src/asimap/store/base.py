@@ -242,6 +242,13 @@ SUMMARY_HEADERS = (
 )
 
 
+#: Version of how :func:`summarize` derives a summary from a message.  A
+#: store that caches summaries drops those made by another version, so a
+#: fixed derivation (say, of ENVELOPE groups) is never answered from a
+#: cache filled by the old code.  Bump it whenever the output changes.
+SUMMARY_VERSION = 2
+
+
 @dataclass(frozen=True, slots=True)
 class MessageSummary:
     """What FETCH ENVELOPE/BODY/BODYSTRUCTURE/RFC822.SIZE/INTERNALDATE and

@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from asimap.store.base import SUMMARY_VERSION
+
 DB_NAME = ".asimap-store.sqlite3"
 
 #: Files SQLite keeps beside the database, by suffix.
@@ -237,7 +239,33 @@ def open_database(root: Path, mode: int = DB_MODE) -> tuple[sqlite3.Connection, 
                 conn.execute("ROLLBACK")
             conn.close()
             raise
+    try:
+        _drop_stale_summaries(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn, is_new
+
+
+def _drop_stale_summaries(conn: sqlite3.Connection) -> None:
+    """Forget cached summaries made by another :data:`SUMMARY_VERSION`.
+
+    They are a pure cache of the message files: dropping them costs one
+    parse per message on its next header FETCH/SEARCH/SORT, while keeping
+    them would serve answers the current code no longer gives.
+    """
+    row = conn.execute(
+        "SELECT value FROM account WHERE key='summary_version'"
+    ).fetchone()
+    if row is not None and row[0] == SUMMARY_VERSION:
+        return
+    with transaction(conn):
+        conn.execute("DELETE FROM summaries")
+        conn.execute(
+            "INSERT INTO account (key, value) VALUES ('summary_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (SUMMARY_VERSION,),
+        )
 
 
 class transaction:
