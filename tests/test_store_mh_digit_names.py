@@ -34,6 +34,7 @@ from asimap.store.mh.paths import (
 )
 from asimap.store.mh.profile import Profile
 from conftest import PASSWORD, USER, ServerFactory, TlsFiles, require_tool
+from legacy_asimap2 import build_legacy_db
 from test_clients_mbsync import (
     Synced,
     local_state,
@@ -312,3 +313,45 @@ def test_mbsync_copies_a_local_all_digit_folder(
     run_mbsync(config, tmp_path)
     assert local_state(local)["Archive/2024"].keys() == state["Archive/2024"].keys()
     assert server_state(server, tls_files) == state
+
+
+# -- roots asimap 2.x served ------------------------------------------------------
+
+
+async def test_asimap2_digit_directories_are_adopted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asimap 2.x stored ``Archive/2024`` as the directory ``Archive/2024``
+    (a message number to nmh); the first start renames it to the escaped
+    name, before the import looks up 2.x's UIDs, so nothing is lost."""
+    root = tmp_path / "Mail"
+    for folder in ("inbox", "Archive/2024", "Archive/2024/01", "2023", "1999"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "1").write_bytes(f"Subject: {folder}\r\n\r\n".encode())
+    (root / "#1999").mkdir()  # the escaped name is taken: 1999 stays put
+    build_legacy_db(
+        root / "asimap.db",
+        uid_vv=50,
+        mailboxes=[
+            {"name": "inbox", "uid_vv": 41, "uids": [3], "msg_keys": [1]},
+            {"name": "Archive/2024", "uid_vv": 42, "uids": [7], "msg_keys": [1]},
+        ],
+    )
+    store = await MHStore.open(root, profile=NO_PROFILE)
+    try:
+        names = {e.name for e in await store.list_mailboxes()}
+        assert {"Archive/2024", "Archive/2024/01", "2023", "1999"} <= names
+        archive = await store.mailbox("Archive/2024")
+        assert archive.uidvalidity == 42
+        assert [s.uid for s in await archive.states()] == [7]
+        assert (await archive.message(7)).subject() == "Archive/2024"
+        nested = await store.mailbox("Archive/2024/01")
+        [state] = await nested.states()
+        assert (await nested.message(state.uid)).subject() == "Archive/2024/01"
+        assert not await (await store.mailbox("1999")).states()  # the empty #1999
+    finally:
+        await store.close()
+    assert (root / "Archive" / "#2024" / "#01" / "1").is_file()
+    assert (root / "#2023" / "1").is_file()
+    assert (root / "1999" / "1").is_file()
+    assert "1999 not renamed" in caplog.text

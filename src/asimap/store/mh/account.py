@@ -14,6 +14,7 @@ are \\Noselect placeholders left by DELETE of a mailbox with inferiors
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -39,12 +40,16 @@ from asimap.store.mh.paths import (
     INBOX_DIR,
     canonical,
     check_mh_name,
+    escape_level,
     folder_path,
     is_folder_component,
+    is_message_number,
     name_of_relpath,
 )
 from asimap.store.mh.profile import DEFAULT_PROTECTION, Protection
 from asimap.store.names import DELIMITER, INBOX, MAX_DEPTH, is_inferior, parent_of
+
+log = logging.getLogger(__name__)
 
 
 def _is_within(name: str, top: str) -> bool:
@@ -86,6 +91,8 @@ class Account(Core):
             "SELECT value FROM account WHERE key='initialised'"
         ).fetchone()
         if done is None:
+            # Before the import, which looks the 2.x names up on disk.
+            self._escape_digit_directories()
             with transaction(self.conn):
                 if legacy is not None:
                     import_legacy(self, legacy)
@@ -94,6 +101,46 @@ class Account(Core):
                 )
         if lay_out:
             self._lay_out_special_use()
+
+    def _escape_digit_directories(self) -> None:
+        """Give directories named by digits only their escaped name, once.
+
+        asimap 2.x (Python's ``mailbox.MH``) made the IMAP name
+        ``Archive/2024`` the directory ``Archive/2024``, which nmh takes for
+        message 2024 of ``Archive`` and which our mapping never looks at
+        (:mod:`asimap.store.mh.paths`).  Renaming it to ``Archive/#2024``
+        keeps its IMAP name and makes it a folder for nmh too.  A directory
+        whose escaped name is taken is left alone (and stays invisible).
+        Runs at the first serve of a root only: it walks the whole tree.
+        """
+        stack = [(self.root, 1)]
+        while stack:
+            directory, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                continue
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                if is_message_number(entry.name):
+                    target = path.with_name(escape_level(entry.name))
+                    if os.path.lexists(target):
+                        log.warning("%s not renamed: %s exists", path, target.name)
+                        continue
+                    try:
+                        os.rename(path, target)
+                    except OSError as exc:
+                        log.warning("%s not renamed to %s: %s", path, target, exc)
+                        continue
+                    log.info("folder %s renamed to %s for nmh", path, target.name)
+                    path = target
+                stack.append((path, depth + 1))
 
     def _lay_out_special_use(self) -> None:
         """asimap 2.x's special-use folders (docs/mh-layout.md): ``Junk``
