@@ -63,12 +63,14 @@ def use_the_account(server: ServerThread, tls: TlsFiles, round_: int) -> None:
         client.logout()
 
 
-def start(server_factory: ServerFactory, tmp_path: Path) -> ServerThread:
+def start(
+    server_factory: ServerFactory, tmp_path: Path, workers: bool = False
+) -> ServerThread:
     from asimap.auth.hashers import make_password
 
     pwfile = tmp_path / "pwfile"
     pwfile.write_text(f"{USER}:{make_password(PASSWORD, iterations=1000)}:Mail\n")
-    return server_factory(pwfile=pwfile, store="mh", workers=False)
+    return server_factory(pwfile=pwfile, store="mh", workers=workers)
 
 
 def check_modes(root: Path, folder: int, file: int) -> None:
@@ -84,21 +86,23 @@ def check_modes(root: Path, folder: int, file: int) -> None:
     assert {DB_NAME, "inbox", "made/in/round0", "Junk/1"} <= set(found)
 
 
+@pytest.mark.parametrize("workers", [False, True], ids=["in-process", "workers"])
 def test_fresh_root_is_private_across_a_restart(
     tmp_path: Path,
     tls_files: TlsFiles,
     server_factory: ServerFactory,
     open_umask: None,
+    workers: bool,
 ) -> None:
     root = tmp_path / "Mail"
-    server = start(server_factory, tmp_path)
+    server = start(server_factory, tmp_path, workers)
     use_the_account(server, tls_files, 0)
     # While serving: the -wal and -shm SQLite made itself are there.
     assert (root / f"{DB_NAME}-wal").exists()
     check_modes(root, 0o700, 0o600)
     server.stop()
     assert not (root / f"{DB_NAME}-wal").exists()  # removed on close
-    server = start(server_factory, tmp_path)
+    server = start(server_factory, tmp_path, workers)
     use_the_account(server, tls_files, 1)
     assert (root / f"{DB_NAME}-wal").exists()  # made anew
     check_modes(root, 0o700, 0o600)
