@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from asimap.auth.account import Account
-from asimap.imap.session import update_contexts
+from asimap.imap.session import handlers_search, update_contexts
 from test_ext_special_use import MHWorld
 from transcript import World, append_lines, message, run_transcript
 
@@ -572,6 +572,37 @@ async def test_notify_delivers_updates_between_commands(world: World) -> None:
         S2 * 4 EXPUNGE
         S2 e OK %*
         S1 * 4 EXPUNGE
+        """,
+        world,
+        before=_five,
+    )
+
+
+async def test_a_failing_context_never_hides_mailbox_updates(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while a context is judged, the EXISTS (and the
+    rest of the refresh) still reaches the client."""
+
+    async def broken(*args: object) -> object:
+        raise RuntimeError("judging failed")
+
+    monkeypatch.setattr(handlers_search, "judge", broken)
+    await run_transcript(
+        BOTH
+        + """
+        C1 u SEARCH RETURN (UPDATE) ALL
+        S1 * ESEARCH (TAG "u")
+        S1 u OK Search completed
+        """
+        + append_lines(2, "p", "INBOX", message("new"))
+        + """
+        S2 * 6 EXISTS
+        S2 * %? RECENT
+        S2 p OK %*
+        C1 n NOOP
+        S1 * 6 EXISTS
+        S1 n OK %*
         """,
         world,
         before=_five,

@@ -9,6 +9,7 @@ mailbox is no longer selected").
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from asimap.imap import commands as c
@@ -18,6 +19,8 @@ from asimap.imap.session.context import Context
 from asimap.imap.session.errors import bad, no
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.update_contexts import Contexts, make_context
+
+log = logging.getLogger(__name__)
 
 UPDATE = "UPDATE"
 
@@ -58,9 +61,16 @@ async def start_updates(
     if contexts is None:
         contexts = Contexts()
         view.watcher = contexts
+    # RFC 5267 section 6: log context creation so that an administrator
+    # can see who holds many.
     if not contexts.add(context):
+        log.info("update context %r refused: %d live", cmd.tag, len(contexts))
         code = Code("NOUPDATE", (cmd.tag,))
         await ctx.io.send(UntaggedStatus(Status.NO, "Too many contexts", code))
+        return
+    log.debug(
+        "update context %r: %d messages, %d live", cmd.tag, len(found), len(contexts)
+    )
 
 
 async def handle_cancelupdate(ctx: Context, cmd: c.CancelUpdate) -> Tagged:

@@ -155,12 +155,20 @@ class Contexts:
             # can always search again (appendix A.5).
             log.warning("update contexts not updated: %r", exc)
             return []
+        except Exception:
+            # Never lose the EXISTS/FETCH/EXPUNGE this refresh already
+            # computed (the view has moved on) because of a context.
+            log.exception("update contexts not updated")
+            return []
         responses: list[Response] = []
         for context, verdict in zip(contexts, verdicts, strict=True):
             try:
                 items = await _changes(view, context, verdict)
             except StoreError as exc:
                 log.warning("update context %s not updated: %r", context.tag, exc)
+                continue
+            except Exception:
+                log.exception("update context %s not updated", context.tag)
                 continue
             if items:
                 responses.append(_response(context, items))
