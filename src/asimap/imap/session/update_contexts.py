@@ -143,8 +143,10 @@ class Contexts:
     ) -> list[Response]:
         """Judge ``uids`` again for every context: REMOVEFROM for members
         that no longer match, ADDTO for non-members that now do."""
-        pairs = [(view.seq_of(uid) or 0, uid) for uid in uids]
         contexts = list(self._by_tag.values())
+        if not contexts:
+            return []  # all cancelled: judge nothing
+        pairs = [(view.seq_of(uid) or 0, uid) for uid in uids]
         try:
             # One load of the changed messages serves every context.
             verdicts = await handlers_search.judge(
