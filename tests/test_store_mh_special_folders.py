@@ -123,8 +123,9 @@ async def test_existing_folder_gets_the_attribute_and_keeps_its_mail(
 async def test_an_interrupted_layout_is_finished_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Folders are made before the mark is committed: a crash in between
-    leaves the mark unset and the next start completes the layout."""
+    """Folders are made before the mark is committed: a failure (or a crash)
+    in between leaves the mark unset and the next start completes the
+    layout."""
     from asimap.store.mh import account
 
     root = tmp_path / "Mail"
@@ -139,8 +140,13 @@ async def test_an_interrupted_layout_is_finished_next_time(
         return real(path, mode)
 
     monkeypatch.setattr(account.files, "make_folder", flaky)
-    with pytest.raises(OSError, match="disk full"):
-        await MHStore.open(root, profile=Profile(path=None, unseen=()))
+    # The user still logs in; the folder that failed is missing for now.
+    store = await MHStore.open(root, profile=Profile(path=None, unseen=()))
+    try:
+        names = {e.name for e in await store.list_mailboxes()}
+    finally:
+        await store.close()
+    assert names == {"INBOX", *SPECIAL} - {"Drafts"}
     monkeypatch.setattr(account.files, "make_folder", real)
     store = await MHStore.open(root, profile=Profile(path=None, unseen=()))
     try:
@@ -148,3 +154,34 @@ async def test_an_interrupted_layout_is_finished_next_time(
     finally:
         await store.close()
     assert names == {"INBOX", *SPECIAL}
+
+
+async def test_a_link_out_of_the_root_under_a_special_name(tmp_path: Path) -> None:
+    """Never followed, never replaced, and the account still opens."""
+    root = tmp_path / "Mail"
+    (root / "inbox").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "Junk").symlink_to(outside)
+    store = await MHStore.open(root, profile=Profile(path=None, unseen=()))
+    try:
+        names = {e.name for e in await store.list_mailboxes()}
+    finally:
+        await store.close()
+    assert names == {"INBOX", *SPECIAL} - {"Junk"}
+    assert (root / "Junk").is_symlink() and not any(outside.iterdir())
+
+
+async def test_create_over_a_file_is_refused_cleanly(tmp_path: Path) -> None:
+    from asimap.store.base import OperationNotPermitted
+
+    root = tmp_path / "Mail"
+    store = await MHStore.open(root, profile=Profile(path=None, unseen=()))
+    try:
+        (root / "notes").write_text("not a folder")
+        for name in ("notes", "notes/sub"):
+            with pytest.raises(OperationNotPermitted, match="a file"):
+                await store.create(name)
+        assert (root / "notes").read_text() == "not a folder"
+    finally:
+        await store.close()

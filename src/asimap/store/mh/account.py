@@ -159,16 +159,29 @@ class Account(Core):
         ).fetchone()
         if done is not None:
             return
+        complete = True
         for name, _ in NEW_ACCOUNT_FOLDERS:
-            files.make_folder(folder_path(self.root, name), self.protection.folder)
+            try:
+                files.make_folder(folder_path(self.root, name), self.protection.folder)
+            except InvalidMailboxName as exc:
+                # A link out of the root under that name: never followed,
+                # never replaced; the account works without the folder.
+                log.warning("special-use folder %s not made: %s", name, exc)
+            except OSError as exc:
+                # Perhaps passing (a full disk): log in anyway, try again
+                # at the next start.
+                log.warning("special-use folder %s not made: %s", name, exc)
+                complete = False
         with transaction(self.conn):
             self.conn.executemany(
                 "INSERT OR IGNORE INTO special_use (name, attributes) VALUES (?, ?)",
                 NEW_ACCOUNT_FOLDERS,
             )
-            self.conn.execute(
-                "INSERT INTO account (key, value) VALUES ('special_use_laid_out', 1)"
-            )
+            if complete:
+                self.conn.execute(
+                    "INSERT INTO account (key, value) "
+                    "VALUES ('special_use_laid_out', 1)"
+                )
 
     # -- the folder tree -------------------------------------------------------
 
@@ -291,7 +304,16 @@ class Account(Core):
         if name == INBOX or (folder.is_dir() and name not in noselect):
             raise MailboxExists(f"Mailbox {name} already exists")
         # RFC 3501 section 6.3.3: missing superiors are created too.
-        files.make_folder(folder, self.protection.folder)
+        try:
+            files.make_folder(folder, self.protection.folder)
+        except (FileExistsError, NotADirectoryError):
+            raise OperationNotPermitted(
+                f"Cannot create {name}: a file in the MH root has its name"
+            ) from None
+        if not folder.is_dir():
+            raise OperationNotPermitted(
+                f"Cannot create {name}: a file in the MH root has its name"
+            )
         with transaction(self.conn):
             self.conn.execute("DELETE FROM noselect WHERE name=?", (name,))
             for (mailbox_id,) in self.conn.execute(
