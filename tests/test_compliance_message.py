@@ -222,3 +222,65 @@ async def test_binary_append_is_stored_without_nul(world: World) -> None:
     stored = await inbox.message((await inbox.states())[0].uid)
     assert stored.raw == STORED_MESSAGE
     assert b"\x00" not in stored.raw
+
+
+# -- 6. SEARCH FROM/TO/CC/BCC match the envelope (RFC 3501/9051 6.4.4) --------
+
+ADDRESS_MESSAGE = (
+    b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+    b"To: =?utf-8?q?J=C3=B6rg_Doe?= <jd@example.org>\r\n"
+    b"Cc: team: a@x.org, b (Bee) @ y.org;\r\n"
+    b"Subject: addresses\r\n"
+    b"\r\n"
+    b"body\r\n"
+)
+
+
+async def test_search_address_keys_match_the_envelope(world: World) -> None:
+    """FROM finds what ENVELOPE shows, ``(NIL NIL "user-from"
+    "domain.org")``, although the header text has comments in between
+    (Dovecot 2.3 gives the same answer to every SEARCH here); the summary
+    path (FROM alone) and the message path (with BODY) agree.  HEADER
+    matches the header text only."""
+    await _append(world, message_without_match(), ADDRESS_MESSAGE)
+    await run_transcript(
+        LOGIN1
+        + SELECT
+        + """
+        C1 b FETCH 2 (ENVELOPE)
+        S1 * 2 FETCH (ENVELOPE (NIL "addresses" ((NIL NIL "user-from" "domain.org")) %*
+        S1 b OK Fetch completed
+        C1 c SEARCH FROM user-from@domain.org
+        S1 * SEARCH 2
+        S1 c OK Search completed
+        C1 d SEARCH FROM "<USER-FROM@domain.org>" BODY body
+        S1 * SEARCH 2
+        S1 d OK Search completed
+        C1 e SEARCH CHARSET UTF-8 TO {17+}
+        C1 Jörg Doe <jd@exa
+        S1 * SEARCH 2
+        S1 e OK Search completed
+        C1 f SEARCH CC b@y.org
+        S1 * SEARCH 2
+        S1 f OK Search completed
+        C1 f2 SEARCH CC "Bee <b@y.org>"
+        S1 * SEARCH 2
+        S1 f2 OK Search completed
+        C1 g SEARCH OR CC team BCC nobody
+        S1 * SEARCH 2
+        S1 g OK Search completed
+        C1 h SEARCH NOT FROM domain.org
+        S1 * SEARCH 1
+        S1 h OK Search completed
+        C1 i SEARCH HEADER From user-from@domain.org
+        S1 * SEARCH
+        S1 i OK Search completed
+        """,
+        world,
+    )
+
+
+def message_without_match() -> bytes:
+    return (
+        b"From: other@example.net\r\nTo: x@example.net\r\nSubject: no\r\n\r\nbody\r\n"
+    )

@@ -57,10 +57,10 @@ def key(text: bytes) -> SearchKey:
         (b"OLD", SearchNot(SearchFlag("\\Recent"))),
         (b"KEYWORD $Junk", SearchFlag("$Junk")),
         (b"UNKEYWORD foo", SearchFlag("foo", set=False)),
-        (b"FROM smith", SearchHeader("From", "smith")),
-        (b'TO "a b"', SearchHeader("To", "a b")),
-        (b"CC {3}\r\nx y", SearchHeader("Cc", "x y")),
-        (b"BCC x", SearchHeader("Bcc", "x")),
+        (b"FROM smith", SearchHeader("From", "smith", True)),
+        (b'TO "a b"', SearchHeader("To", "a b", True)),
+        (b"CC {3}\r\nx y", SearchHeader("Cc", "x y", True)),
+        (b"BCC x", SearchHeader("Bcc", "x", True)),
         (b'SUBJECT ""', SearchHeader("Subject", "")),
         (b"HEADER X-Foo bar", SearchHeader("X-Foo", "bar")),
         (b'HEADER {5}\r\nX-Foo ""', SearchHeader("X-Foo", "")),
@@ -118,7 +118,7 @@ def test_rfc3501_examples() -> None:
         (
             SearchFlag("\\Flagged"),
             SearchDate(DateOp.SINCE, date(1994, 2, 1), False),
-            SearchNot(SearchHeader("From", "Smith")),
+            SearchNot(SearchHeader("From", "Smith", True)),
         )
     )
     s = search(b"A284 SEARCH CHARSET UTF-8 TEXT {6}\r\nXXXXXX")

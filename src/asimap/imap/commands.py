@@ -196,10 +196,13 @@ class SearchHeader:
 
     Matching is a case-insensitive substring test on the decoded field
     value; an empty ``value`` matches any message that has the field.
+    ``envelope`` marks FROM/TO/CC/BCC, which also match the envelope's
+    addresses (RFC 3501/9051 section 6.4.4).
     """
 
     field: str
     value: str
+    envelope: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ Semantics chosen where the RFCs leave room (all as Dovecot does):
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -48,6 +48,11 @@ from asimap.imap.commands import (
     SearchSequence,
     SearchSize,
     SearchText,
+)
+from asimap.message.envelope_addresses import (
+    EnvelopeAddress,
+    display_name,
+    text_of,
 )
 from asimap.message.model import Message
 
@@ -132,14 +137,40 @@ def _compare_date(op: DateOp, actual: date, wanted: date) -> bool:
     return actual >= wanted  # SINCE: "within or later than"
 
 
-def _header_matches(message: Message, field: str, value: str) -> bool:
-    values = message.header_values(field)
-    if not value:
+def _header_matches(message: Message, key: SearchHeader) -> bool:
+    values = message.header_values(key.field)
+    if not key.value:
         # RFC 3501 6.4.4 HEADER: an empty string matches every message that
         # has the field.
         return bool(values)
-    needle = value.casefold()
-    return any(needle in v.casefold() for v in values)
+    needle = key.value.casefold()
+    if any(needle in v.casefold() for v in values):
+        return True
+    if key.envelope:
+        # RFC 3501/9051 6.4.4: FROM/TO/CC/BCC match "the envelope
+        # structure's" field: ``name <mailbox@host>`` of each address, so
+        # ``<user (comment)@ (comment) domain.org>`` is found by
+        # ``user@domain.org`` as its ENVELOPE shows it.
+        addresses = message.addresses(key.field.lower())
+        return any(needle in text.casefold() for text in address_texts(addresses))
+    return False
+
+
+def address_texts(addresses: Iterable[EnvelopeAddress]) -> list[str]:
+    """``name <mailbox@host>`` (``<mailbox@host>`` without a name) of each
+    envelope address; a group's name for its start marker."""
+    texts: list[str] = []
+    for address in addresses:
+        _name, _route, mailbox, host = address
+        if mailbox is None:
+            continue  # a group's end marker
+        name = display_name(address)
+        if host is None:
+            texts.append(name or text_of(mailbox))  # group start: its name
+            continue
+        spec = f"<{text_of(mailbox)}@{text_of(host)}>"
+        texts.append(f"{name} {spec}" if name else spec)
+    return texts
 
 
 def _text_matches(message: Message, value: str, header: bool) -> bool:
@@ -199,7 +230,7 @@ def matches(
         actual = c.emailid if key.item == "EMAILID" else c.threadid
         return actual == key.value
     if isinstance(key, SearchHeader):
-        return _header_matches(_message(c), key.field, key.value)
+        return _header_matches(_message(c), key)
     if isinstance(key, SearchText):
         return _text_matches(_message(c), key.value, key.header)
     if isinstance(key, SearchSequence):

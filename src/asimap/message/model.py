@@ -23,6 +23,7 @@ from asimap.message.bodystructure import body_structures
 from asimap.message.dates import parse_sent_date
 from asimap.message.decode import decode_transfer, normalise_cte
 from asimap.message.envelope import envelope
+from asimap.message.envelope_addresses import EnvelopeAddress, value_addresses
 from asimap.message.mime import Part
 
 _MSG_ID = re.compile(r"<[^<>\s]*>")
@@ -154,6 +155,11 @@ class Message:
     def header_values(self, name: str) -> list[str]:
         """Every ``name`` field (case-insensitive), unfolded and decoded."""
         return [field.text() for field in self.root.headers.all(name)]
+
+    def addresses(self, field: str) -> tuple[EnvelopeAddress, ...]:
+        """The addresses of ENVELOPE field ``field`` ("from", "to", "cc",
+        "bcc", "sender", "reply-to"), groups included, for SEARCH."""
+        return value_addresses(self.envelope(), field)
 
     def header_text(self) -> str:
         """All header fields, decoded, for SEARCH TEXT."""

@@ -137,7 +137,8 @@ def _simple_key(reader: Reader, name: bytes) -> SearchKey:
         return fixed
     header = _HEADER_KEYS.get(name)
     if header is not None:
-        return SearchHeader(header, _text_value(reader))
+        # RFC 3501/9051 6.4.4: FROM/TO/CC/BCC match the envelope's field.
+        return SearchHeader(header, _text_value(reader), header != "Subject")
     dated = _DATE_KEYS.get(name)
     if dated is not None:
         reader.space()

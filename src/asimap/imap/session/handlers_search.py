@@ -29,6 +29,7 @@ from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.message.dates import parse_sent_date
+from asimap.message.envelope_addresses import EnvelopeAddress, wire_addresses
 from asimap.message.model import Message
 from asimap.store.base import (
     SUMMARY_HEADERS,
@@ -339,6 +340,10 @@ class SummaryMessage(Message):
         if folded not in SUMMARY_HEADERS:
             raise LookupError(f"header {name} is not in message summaries")
         return list(self._summary.headers.get(folded, ()))
+
+    def addresses(self, field: str) -> tuple[EnvelopeAddress, ...]:
+        # Message.addresses, from the envelope the summary caches.
+        return wire_addresses(self._summary.envelope.data)[field]
 
     def sent_date(self) -> date | None:
         # Message.sent_date: the first Date: field, decoded.

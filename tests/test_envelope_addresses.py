@@ -1,0 +1,57 @@
+"""The envelope address reader that SEARCH and SORT use (RFC 3501 7.4.2).
+
+Both of its paths -- the parsed message's ENVELOPE tree and the wire bytes
+a summary caches -- must give the same addresses for every message, or
+SEARCH FROM would answer differently on the memory and MH stores.
+"""
+
+from __future__ import annotations
+
+from asimap.message.envelope_addresses import (
+    ADDRESS_FIELDS,
+    parse_wire,
+    value_addresses,
+    wire_addresses,
+)
+from asimap.message.model import Message
+from asimap.message.wire import encode_summary_value
+from test_message_corpus import load_corpus
+
+
+def test_both_paths_agree_on_the_corpus() -> None:
+    for raw in load_corpus():
+        envelope = Message(raw).envelope()
+        wire = wire_addresses(encode_summary_value(envelope))
+        for field in ADDRESS_FIELDS:
+            assert wire[field] == value_addresses(envelope, field), field
+
+
+def test_groups_literals_and_escapes() -> None:
+    raw = (
+        b'From: "Q\\"uote\\\\d" <q@x.org>\r\n'
+        b"To: team: a@x.org, (only a comment) ;, empty:;\r\n"
+        b"Cc: =?utf-8?q?J=C3=B6rg?= <j@x.org>\r\n"
+        b"Subject: s\r\n\r\nbody\r\n"
+    )
+    envelope = Message(raw).envelope()
+    wire = wire_addresses(encode_summary_value(envelope))
+    assert wire["from"] == ((b'Q"uote\\d', None, b"q", b"x.org"),)
+    assert wire["to"] == (
+        (None, None, b"team", None),
+        (None, None, b"a", b"x.org"),
+        (None, None, None, None),
+        (None, None, b"empty", None),
+        (None, None, None, None),
+    )
+    assert wire["cc"] == ((b"=?utf-8?q?J=C3=B6rg?=", None, b"j", b"x.org"),)
+    assert wire["bcc"] == ()
+    assert wire == {f: value_addresses(envelope, f) for f in ADDRESS_FIELDS}
+
+
+def test_parse_wire_reads_literals_and_survives_damage() -> None:
+    assert parse_wire(b'(NIL "a" {3}\r\nx\x01y 12 ((NIL NIL "m" "h")))') == [
+        [None, b"a", b"x\x01y", 12, [[None, None, b"m", b"h"]]]
+    ]
+    assert parse_wire(b'(("a" NIL') == [[[b"a", None]]]
+    assert parse_wire(b"garbage") == []
+    assert wire_addresses(b"(NIL)") == {f: () for f in ADDRESS_FIELDS}
