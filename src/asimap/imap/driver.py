@@ -104,6 +104,11 @@ class Timeouts:
     handshake: float = 30.0
 
 
+#: How long a connection ended by a server shutdown may take to send its
+#: last bytes (a client that does not read them loses them).
+SHUTDOWN_FLUSH = 5.0
+
+
 class ConnectionDriver:
     """Runs one IMAP session over one :class:`Pipe` (implements ClientIO)."""
 
@@ -146,6 +151,8 @@ class ConnectionDriver:
         self._detached = False
         self._current: commands.Command | None = None
         self._pending_bye: str | None = None
+        #: Set by :meth:`shutdown`: the BYE text.
+        self._stopping: str | None = None
         self._broken = False
         self.peer_host: str = pipe.peer_host
         self.tls_active: bool = pipe.tls
@@ -227,7 +234,11 @@ class ConnectionDriver:
 
     def shutdown(self, bye_text: str = "Server shutting down") -> None:
         """Ask the connection to end: at once if it waits for the client,
-        after the running command otherwise."""
+        after the running command otherwise.  If the server then cancels
+        the running command (it took too long), the client still gets the
+        ``* BYE``, and what was written is flushed (bounded) before the
+        connection closes."""
+        self._stopping = bye_text
         self._pipe.interrupt(bye_text)
 
     def detach(self) -> tuple[Pipe, bytes]:
@@ -268,6 +279,10 @@ class ConnectionDriver:
         except Exception:
             log.exception("%s: internal error, closing the connection", self.peer_host)
             await self._say_bye("Internal error")
+        except asyncio.CancelledError:
+            # The server stops and this command ran past its grace period.
+            self._bye_now(self._stopping or "Server shutting down")
+            raise
         finally:
             await self._finish()
 
@@ -387,6 +402,18 @@ class ConnectionDriver:
         except Exception as exc:  # the peer may already be gone
             log.debug("%s: could not send BYE: %r", self.peer_host, exc)
 
+    def _bye_now(self, text: str) -> None:
+        """``* BYE`` without waiting: a cancelled command stopped between
+        two writes, each whole, so the stream is at a response boundary
+        (except under COMPRESS, where a cancelled compression in a thread
+        may have left the DEFLATE stream behind: nothing more is sent)."""
+        if self._detached or self.compression_active:
+            return
+        data = encode(UntaggedStatus(Status.BYE, text), utf8=self._utf8)
+        self._tracer.on_server_bytes(data)
+        with contextlib.suppress(ConnectionError):
+            self._pipe.write(data)
+
     async def _finish(self) -> None:
         if self._event_task is not None:
             await _cancel(self._event_task)
@@ -396,6 +423,11 @@ class ConnectionDriver:
         except Exception:
             log.exception("%s: error while closing the session", self.peer_host)
         if not self._detached:
+            if self._stopping is not None and not self._broken:
+                # Server shutdown: let the last responses and the BYE
+                # leave before the process exits (bounded).
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    await self._pipe.flush(SHUTDOWN_FLUSH)
             self._pipe.close()
         self._tracer.on_close()
 

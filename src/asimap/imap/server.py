@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 #: How long clients may take to finish their current command at shutdown.
 SHUTDOWN_GRACE = 5.0
+#: How long cancelled commands may take to end at shutdown: they only wait
+#: for store work already under way (which cannot be interrupted), then
+#: close their session and flush their last bytes.
+DRAIN_LIMIT = 30.0
 
 #: Called once per account when its store is first opened (quickstart demo
 #: mail, tests).
@@ -280,25 +284,22 @@ class ImapServer:
         await self._start_pop3(host)
         log.info("listening on %s: %s", host, self.ports)
 
-    async def stop(self) -> None:
-        """Close listeners, say BYE to every client, wait, then cancel."""
+    async def stop(self) -> bool:
+        """Close listeners, say BYE to every client, wait, then cancel
+        (:func:`drain`).  True when every session here has ended, so the
+        stores may be closed."""
         for listener in self._listeners:
             listener.close()
         for driver in list(self._drivers):
             driver.shutdown()
-        tasks = list(self._drivers.values())
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        drained = await drain(list(self._drivers.values()), "server")
         if self._workers is not None:
             await self._workers.shutdown()
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.wait_closed(), SHUTDOWN_GRACE)
         self._listeners.clear()
+        return drained
 
     async def __aenter__(self) -> ImapServer:
         await self.start()
@@ -471,6 +472,28 @@ class ImapServer:
         self._track(driver, driver.run())
 
 
+async def drain(tasks: list[asyncio.Task[None]], who: str) -> bool:
+    """Shutdown order for connection tasks already told to stop (their
+    drivers' ``shutdown``): stop accepting is done by the caller; here a
+    command running gets :data:`SHUTDOWN_GRACE` to finish (its tagged
+    response, then ``* BYE``); one still running is cancelled (the client
+    gets ``* BYE``) and awaited, at most :data:`DRAIN_LIMIT`, until its
+    session has closed.  Only then may the stores close: a store closed
+    under a session still using it fails that session's next store call.
+    Returns False if some task is still running at the end.
+    """
+    if not tasks:
+        return True
+    _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+    if not pending:
+        return True
+    log.info("%s: cancelling %d command(s) still running", who, len(pending))
+    for task in pending:
+        task.cancel()
+    _done, pending = await asyncio.wait(pending, timeout=DRAIN_LIMIT)
+    return not pending
+
+
 def _bound_port(server: asyncio.Server) -> int:
     sockets = server.sockets
     if not sockets:
@@ -517,9 +540,12 @@ async def serve(
     finally:
         if reloader is not None:
             reloader.cancel()
-        await server.stop()
-        if registry is not None:
+        drained = await server.stop()
+        if registry is not None and drained:
             await registry.close_all()
+        elif registry is not None:
+            log.warning("sessions still busy; exiting without closing the stores")
+        if registry is not None:
             # The authenticator's hashing threads: let running checks end.
             close = getattr(services.authenticator, "close", None)
             if callable(close):

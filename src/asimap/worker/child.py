@@ -56,9 +56,9 @@ from asimap.config import Config
 from asimap.imap import commands as imap_commands
 from asimap.imap.driver import ConnectionDriver, Pipe, Timeouts
 from asimap.imap.server import (
-    SHUTDOWN_GRACE,
     StoreRegistry,
     StoreSeeder,
+    drain,
     limits_for,
     quota_limits,
 )
@@ -222,8 +222,18 @@ class Worker:
         log.info("worker for %s ready (uid %d)", self._username, os.getuid())
         self._arm_linger()
         await self._stop.wait()
-        await self._close_connections()
-        await self._registry.close_all()
+        if await self._close_connections():
+            await self._registry.close_all()
+        else:
+            # A session still works with a store: closing the store under
+            # it is what logged "Cannot operate on a closed database".
+            # Leave it: every acknowledged change is already committed and
+            # the process ends now.
+            log.warning(
+                "worker for %s: sessions still busy; exiting without closing "
+                "the stores",
+                self._username,
+            )
         if self._channel is not None:
             self._channel.close()
         log.info("worker for %s exits", self._username)
@@ -405,17 +415,10 @@ class Worker:
             "worker %s: connection %d given back (UNAUTHENTICATE)", self._username, conn
         )
 
-    async def _close_connections(self) -> None:
-        """``* BYE`` to every client, bounded wait, then cancel."""
+    async def _close_connections(self) -> bool:
+        """End every connection before the stores close (see
+        :func:`asimap.imap.server.drain`); True once all have ended."""
         self._cancel_linger()
         for driver in list(self._connections.values()):
             driver.shutdown()
-        tasks = list(self._tasks)
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
-        for task in pending:
-            task.cancel()
-        if pending:
-            with contextlib.suppress(Exception):
-                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        return await drain(list(self._tasks), f"worker for {self._username}")

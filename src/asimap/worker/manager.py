@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from asimap.config import Config
-from asimap.imap.driver import Pipe
+from asimap.imap.driver import SHUTDOWN_FLUSH, Pipe
+from asimap.imap.server import DRAIN_LIMIT, SHUTDOWN_GRACE
 from asimap.imap.session.services import HandoffRefused, HandoffRequest
 from asimap.worker.protocol import Channel, ChannelClosed, Message
 from asimap.worker.relay import ReclaimFailed, Relay
@@ -67,8 +68,13 @@ log = logging.getLogger(__name__)
 
 #: How long a new worker may take to say it is ready.
 START_TIMEOUT = 15.0
-#: How long workers get to say goodbye to their clients at shutdown.
+#: How long the zygote gets to exit, and orphaned workers to be reaped.
 STOP_TIMEOUT = 10.0
+#: How long workers get to end their connections at shutdown: a command
+#: running gets a grace period, then is cancelled and awaited until its
+#: session closed, then the last bytes are flushed (see
+#: :func:`asimap.imap.server.drain`).
+WORKER_STOP_TIMEOUT = SHUTDOWN_GRACE + DRAIN_LIMIT + SHUTDOWN_FLUSH + 5.0
 #: A zygote that lived less than this died "at once": the next one waits.
 ZYGOTE_MIN_LIFE = 10.0
 #: Successive delays before restarting a zygote that keeps dying at once.
@@ -146,6 +152,8 @@ class WorkerManager:
         self._quick_deaths = 0
         self._respawner: asyncio.Task[None] | None = None
         self._reapers: set[asyncio.Future[None]] = set()
+        #: TLS relays not finished yet (flushed at shutdown).
+        self._relays: set[Relay] = set()
         self._requests = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._spawns: dict[int, asyncio.Future[int]] = {}
@@ -217,9 +225,13 @@ class WorkerManager:
                     worker.channel.send({"op": "shutdown"})
         waits = [asyncio.ensure_future(w.gone.wait()) for w in workers]
         if waits:
-            _done, pending = await asyncio.wait(waits, timeout=STOP_TIMEOUT)
+            _done, pending = await asyncio.wait(waits, timeout=WORKER_STOP_TIMEOUT)
             for waiter in pending:
                 waiter.cancel()
+        # What the workers wrote last (a BYE) reaches their TLS clients.
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_FLUSH
+        while self._relays and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
         for worker in workers:
             if worker.channel is not None:
                 worker.channel.close()
@@ -288,6 +300,8 @@ class WorkerManager:
         main_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         relay = Relay(transport)
         connection.relay = relay
+        self._relays.add(relay)
+        relay.on_done = lambda: self._relays.discard(relay)
         try:
             await relay.start(main_end)
         except BaseException:
@@ -509,6 +523,8 @@ class WorkerManager:
             log.info("connection not taken back after UNAUTHENTICATE: %s", exc)
             connection.pipe.close()
         finally:
+            if connection.relay is not None:
+                self._relays.discard(connection.relay)  # reclaimed: no done
             if worker_end is not None:
                 worker_end.close()
             message.close_fds()
