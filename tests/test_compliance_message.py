@@ -284,3 +284,46 @@ def message_without_match() -> bytes:
     return (
         b"From: other@example.net\r\nTo: x@example.net\r\nSubject: no\r\n\r\nbody\r\n"
     )
+
+
+# -- 7. SORT address keys agree with ENVELOPE (RFC 5256 3, RFC 5957 3) --------
+
+SORT_MESSAGES = (
+    b"From: =?utf-8?q?Zo=C3=AB?= <a@x.org>\r\nTo: t@x.org\r\n"
+    b"Cc: user2: blah@domain1.org;\r\nSubject: 1\r\n\r\nb\r\n",
+    b"From: bob <zed@x.org>\r\nTo: =?utf-8?q?Doe=2CJane?= <zz@x>\r\n"
+    b"Cc: b@x.org\r\nSubject: 2\r\n\r\nb\r\n",
+    b"From: empty:;\r\nTo: empty:;\r\nCc: empty:;\r\nSubject: 3\r\n\r\nb\r\n",
+    b"From: <carl@x.org>\r\nTo: Amy <yy@x>\r\nSubject: 4\r\n\r\nb\r\n",
+)
+
+
+async def test_sort_address_keys_follow_the_envelope(world: World) -> None:
+    """FROM/TO/CC sort by the first envelope address's addr-mailbox (a
+    group marker's is the group name: ``user2``, ``empty``);
+    DISPLAYFROM/DISPLAYTO by the RFC 2047-decoded display name, else
+    mailbox@host, else the group name.  Dovecot 2.3 gives exactly these
+    five orders for the same messages."""
+    await _append(world, *SORT_MESSAGES)
+    await run_transcript(
+        LOGIN1
+        + SELECT
+        + """
+        C1 d SORT (CC) UTF-8 ALL
+        S1 * SORT 4 2 3 1
+        S1 d OK Sort completed
+        C1 e SORT (FROM) UTF-8 ALL
+        S1 * SORT 1 4 3 2
+        S1 e OK Sort completed
+        C1 f SORT (DISPLAYFROM) UTF-8 ALL
+        S1 * SORT 2 4 3 1
+        S1 f OK Sort completed
+        C1 g SORT (TO) UTF-8 ALL
+        S1 * SORT 3 1 4 2
+        S1 g OK Sort completed
+        C1 h SORT (DISPLAYTO) UTF-8 ALL
+        S1 * SORT 4 2 3 1
+        S1 h OK Sort completed
+        """,
+        world,
+    )

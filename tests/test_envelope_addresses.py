@@ -9,16 +9,30 @@ from __future__ import annotations
 
 from asimap.message.envelope_addresses import (
     ADDRESS_FIELDS,
+    EnvelopeAddress,
+    _general_field,
+    first_wire_address,
     parse_wire,
     value_addresses,
-    wire_addresses,
+    wire_field,
 )
 from asimap.message.model import Message
 from asimap.message.wire import encode_summary_value
 from test_message_corpus import load_corpus
 
 
-def test_both_paths_agree_on_the_corpus() -> None:
+def wire_addresses(encoded: bytes) -> dict[str, tuple[EnvelopeAddress, ...]]:
+    """Every field through the fast path, checked against the general one."""
+    out = {}
+    for field in ADDRESS_FIELDS:
+        found = wire_field(encoded, field)
+        assert found == _general_field(encoded, field), field
+        assert first_wire_address(encoded, field) == (found[0] if found else None)
+        out[field] = found
+    return out
+
+
+def test_all_paths_agree_on_the_corpus() -> None:
     for raw in load_corpus():
         envelope = Message(raw).envelope()
         wire = wire_addresses(encode_summary_value(envelope))
@@ -55,3 +69,9 @@ def test_parse_wire_reads_literals_and_survives_damage() -> None:
     assert parse_wire(b'(("a" NIL') == [[[b"a", None]]]
     assert parse_wire(b"garbage") == []
     assert wire_addresses(b"(NIL)") == {f: () for f in ADDRESS_FIELDS}
+    # A literal (8-bit name) takes the general path.
+    encoded = (
+        b'(NIL NIL (({4}\r\nJ\xc3\xb6r NIL "j" "x.org")) NIL NIL NIL NIL NIL NIL NIL)'
+    )
+    assert wire_field(encoded, "from") == ((b"J\xc3\xb6r", None, b"j", b"x.org"),)
+    assert first_wire_address(encoded, "from") == (b"J\xc3\xb6r", None, b"j", b"x.org")

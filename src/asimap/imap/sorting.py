@@ -26,8 +26,15 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
+
+from asimap.message.envelope_addresses import (
+    EnvelopeAddress,
+    display_name,
+    first_wire_address,
+    text_of,
+)
 
 _T = TypeVar("_T")
 
@@ -42,6 +49,9 @@ class SortItem:
     size: int
     internaldate: datetime
     headers: Mapping[str, tuple[str, ...]]
+    #: The ENVELOPE as the summary caches it (wire bytes): the address keys
+    #: come from it, so SORT sees the addresses FETCH ENVELOPE reports.
+    envelope: bytes = b""
     #: Keys derived from the fields above, by name (see :func:`memoized`);
     #: never part of equality, shared by items of the same UID.
     memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
@@ -127,43 +137,39 @@ def casemap(text: str) -> str:
     return unicodedata.normalize("NFKD", mapped)
 
 
-def _first_address(item: SortItem, field: str) -> tuple[str, str]:
-    """``(display name, address)`` of the first address of a field.
+def _first_address(item: SortItem, field: str) -> EnvelopeAddress | None:
+    """The first address of an envelope field, a group marker included.
 
-    The summary holds the field *decoded*, so an encoded-word display name
-    may now contain a comma (``Skorstad,J=C3=B8rn <a@b>`` decodes to
-    ``Skorstad,Jørn <a@b>``), which splits it into a bogus first address
-    without ``@``.  When the first address has no domain but a later one
-    does, that later one is the real first address and everything before
-    its ``<`` its display name.
+    Read from the ENVELOPE (:mod:`~asimap.message.envelope_addresses`),
+    never by parsing the decoded header again: an encoded-word display
+    name may decode to a comma, and ``email.utils`` drops groups, both of
+    which made SORT disagree with ENVELOPE.
     """
-    value = item.header(field)
-    if not value:
-        return "", ""
-    pairs = getaddresses([value])
-    if not pairs:
-        return "", ""
-    if "@" not in pairs[0][1]:
-        for name, address in pairs[1:]:
-            if "@" in address:
-                bracket = value.find("<")
-                if bracket > 0:
-                    name = value[:bracket].strip().strip('"').strip()
-                return name, address
-    return pairs[0]
+    return first_wire_address(item.envelope, field) if item.envelope else None
 
 
 def _mailbox(item: SortItem, field: str) -> str:
-    """FROM/TO/CC: the addr-mailbox (local part) of the first address."""
-    address = _first_address(item, field)[1]
-    return casemap(address.rpartition("@")[0] if "@" in address else address)
+    """FROM/TO/CC (RFC 5256 section 3): the addr-mailbox of the first
+    address -- for ``Cc: user2: blah@domain1.org;`` the group marker's,
+    ``user2``; empty when there is no address."""
+    address = _first_address(item, field)
+    return casemap(text_of(address[2])) if address is not None else ""
 
 
 def _display(item: SortItem, field: str) -> str:
-    """DISPLAYFROM/DISPLAYTO (RFC 5957 section 3): the display name of the
-    first address, or its addr-spec when it has none."""
-    name, address = _first_address(item, field)
-    return casemap(name.strip() or address)
+    """DISPLAYFROM/DISPLAYTO (RFC 5957 section 3): the display name with
+    RFC 2047 decoded; when it is absent or empty, ``mailbox@host``; for a
+    group marker (no host), its addr-mailbox, the group's name; else ""."""
+    address = _first_address(item, field)
+    if address is None:
+        return ""
+    name = display_name(address)
+    if name:
+        return casemap(name)
+    _name, _route, mailbox, host = address
+    if mailbox is not None and host is not None:
+        return casemap(f"{text_of(mailbox)}@{text_of(host)}")
+    return casemap(text_of(mailbox))
 
 
 def sent_datetime(item: SortItem) -> datetime:

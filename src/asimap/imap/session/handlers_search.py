@@ -29,7 +29,7 @@ from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.message.dates import parse_sent_date
-from asimap.message.envelope_addresses import EnvelopeAddress, wire_addresses
+from asimap.message.envelope_addresses import EnvelopeAddress, wire_field
 from asimap.message.model import Message
 from asimap.store.base import (
     SUMMARY_HEADERS,
@@ -343,7 +343,7 @@ class SummaryMessage(Message):
 
     def addresses(self, field: str) -> tuple[EnvelopeAddress, ...]:
         # Message.addresses, from the envelope the summary caches.
-        return wire_addresses(self._summary.envelope.data)[field]
+        return wire_field(self._summary.envelope.data, field)
 
     def sent_date(self) -> date | None:
         # Message.sent_date: the first Date: field, decoded.

@@ -42,16 +42,14 @@ def check_sort_charset(charset: str) -> None:
         raise bad_charset()
 
 
-#: The summary fields SORT and THREAD read (RFC 5256, RFC 5957).
+#: The summary fields SORT and THREAD read (RFC 5256); the address keys
+#: (FROM, TO, CC, DISPLAYFROM, DISPLAYTO) read the envelope instead.
 SORT_FIELDS = (
-    "cc",
     "date",
-    "from",
     "in-reply-to",
     "message-id",
     "references",
     "subject",
-    "to",
 )
 
 
@@ -65,6 +63,7 @@ class _Facts:
     size: int
     internaldate: datetime
     headers: Mapping[str, tuple[str, ...]]
+    envelope: bytes
     memo: dict[str, object] = field(default_factory=dict)
     item: SortItem | None = None
 
@@ -117,7 +116,7 @@ async def load_items(
             raise store_error_response(exc) from exc
         for s in summaries:
             headers = {k: s.headers[k] for k in SORT_FIELDS if k in s.headers}
-            facts[s.uid] = _Facts(s.size, s.internaldate, headers)
+            facts[s.uid] = _Facts(s.size, s.internaldate, headers, s.envelope.data)
     items: list[SortItem] = []
     for f in found:
         known = facts.get(f.uid)
@@ -132,6 +131,7 @@ async def load_items(
                 known.size,
                 known.internaldate,
                 known.headers,
+                known.envelope,
                 known.memo,
             )
         items.append(item)
