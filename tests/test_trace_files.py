@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import poplib
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from asimap.ops import trace_files
 from asimap.ops.trace import FileTracer
 from asimap.ops.trace_files import UserTraceFile, open_user_trace_dir
+from conftest import PASSWORD, USER, ServerFactory, TlsFiles
 
 
 def _pop3_trace(client: list[bytes], server: list[bytes], one_byte: bool) -> list[str]:
@@ -111,3 +114,40 @@ def test_user_folder_is_private_and_never_a_symlink(tmp_path: Path) -> None:
     (traces / "mallory").symlink_to(elsewhere)
     with pytest.raises(OSError):
         open_user_trace_dir(traces, "mallory", None)
+
+
+def test_pop3_session_in_process_is_traced_with_the_password_redacted(
+    server_factory: ServerFactory, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    trace_dir = tmp_path / "traces"
+    server = server_factory(
+        trace=True, trace_dir=trace_dir, enable_pop3=True, pop3_port=0
+    )
+    client = poplib.POP3_SSL(
+        "127.0.0.1",
+        server.ports["pop3s"],
+        context=tls_files.client_context(),
+        timeout=10,
+    )
+    client.user(USER)
+    client.pass_(PASSWORD)
+    assert client.stat() == (0, 0)
+    client.quit()
+    deadline = time.monotonic() + 10
+    while not (files := list(trace_dir.glob("*.jsonl"))) or not files[
+        0
+    ].read_text().rstrip().endswith('"event": "close"}'):
+        assert time.monotonic() < deadline, files
+        time.sleep(0.05)
+    (path,) = files
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0]["listener"] == "pop3s" and records[-1]["event"] == "close"
+    client_lines = [r["data"] for r in records if r.get("dir") == "c"]
+    assert client_lines == [
+        f"USER {USER}\\r\\n",
+        "PASS ***\\r\\n",
+        "STAT\\r\\n",
+        "QUIT\\r\\n",
+    ]
+    server_text = "".join(r["data"] for r in records if r.get("dir") == "s")
+    assert server_text.startswith("+OK") and "+OK 0 0" in server_text

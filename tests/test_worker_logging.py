@@ -95,3 +95,34 @@ def test_sighup_reaches_a_running_worker(setup: MailSetup, tls_files: TlsFiles) 
             client.close()
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_a_worker_that_cannot_open_the_new_log_file_logs_to_stdout(
+    setup: MailSetup, tls_files: TlsFiles
+) -> None:
+    if not IS_ROOT:
+        pytest.skip("as a user the worker can open whatever the main process can")
+    before = setup.base / "before.log"
+    before.touch(mode=0o666)
+    os.chmod(before, 0o666)
+    private = setup.base / "private"
+    private.mkdir(mode=0o700)  # root's only: the worker cannot log there
+    after = private / "after.log"
+    config = setup.base / "asimapd_log.json"
+    _log_config(config, before)
+    server = Asimapd(setup, tls_files.cert, tls_files.key, f"--log-config={config}")
+    try:
+        first = _login(server)
+        worker = server.wait_for_worker("demo")
+        _log_config(config, after)
+        server.process.send_signal(signal.SIGHUP)
+        _wait_for(server.log_path, "cannot use the new logging configuration")
+        second = _login(server)  # the worker still logs: to stdout
+        _wait_for(server.log_path, "worker demo: imap connection 2")
+        assert "worker demo: imap connection 2" not in after.read_text()
+        assert "reloaded password file" in after.read_text()  # main could
+        assert server.wait_for_worker("demo") == worker
+        for client in (first, second):
+            client.close()
+    finally:
+        assert server.stop() == 0, server.log()
