@@ -273,6 +273,41 @@ def test_transcript_of_digit_names(raw: RawClient, tmp_path: Path) -> None:
     assert not {"Archive/2025/01", "1999"} & listed
 
 
+def read_lines(client: RawClient, count: int) -> list[bytes]:
+    """The next ``count`` lines (a guard against hanging, not a timing test),
+    then whatever else arrives within a short quiet period."""
+    lines = []
+    for _ in range(count):
+        line = client.read_line(10)
+        if not line:
+            break
+        lines.append(line)
+    return lines + [line for _, line in client.collect(0.5)]
+
+
+def test_notify_reports_digit_names(raw: RawClient, tmp_path: Path) -> None:
+    """RFC 5465 sections 5.2 and 5.4 under IMAP names: nmh's changes in
+    escaped directories reach a NOTIFY client as ``Archive/2024``."""
+    raw.command('CREATE "Archive/2024"')
+    initial, _ = raw.command(
+        "NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName))"
+    )
+    assert any(b'"Archive/2024"' in line for line in initial), initial
+    tools = make_tools(tmp_path, tmp_path / "Mail", None)
+    mbox = tmp_path / "n.mbox"
+    mbox.write_bytes(mbox_of([mh_message("n1")]))
+    tools.nmh("inc", "+Archive/#2024", "-file", str(mbox), "-notruncate")
+    assert read_lines(raw, 1) == [b'* STATUS "Archive/2024" (UIDNEXT 2 MESSAGES 1)']
+    tools.nmh("folder", "-create", "+Archive/#2025")
+    created = read_lines(raw, 1)
+    # The parent's LIST may follow (its children changed, RFC 5465 5.4).
+    assert created[0] == b'* LIST (\\HasNoChildren) "/" "Archive/2025"', created
+    tools.nmh("rmf", "-nointeractive", "+Archive/#2025")
+    removed = read_lines(raw, 1)
+    assert removed[0] == b'* LIST (\\NonExistent) "/" "Archive/2025"', removed
+    assert not any(b"#" in line for line in created + removed)
+
+
 # -- mbsync from a local Maildir --------------------------------------------------
 
 

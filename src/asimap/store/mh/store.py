@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -140,11 +141,19 @@ class MHStore(Store):
     def _start_watching(self, watcher: FolderWatcher) -> None:
         self._watcher = watcher
         self.watching = True
+        # A fresh context: a task copies its creator's, and the store is
+        # opened inside a session's LOGIN, whose ORIGIN would otherwise mark
+        # every change nmh makes as that session's own -- and RFC 5465
+        # section 5 has a client not told of its own changes (NOTIFY).
         self._watch_task = asyncio.create_task(
-            self._follow(watcher), name=f"mh-watch {self.root}"
+            self._follow(watcher),
+            name=f"mh-watch {self.root}",
+            context=contextvars.Context(),
         )
         self._orphan_task = asyncio.create_task(
-            self._check_orphans(), name=f"mh-orphans {self.root}"
+            self._check_orphans(),
+            name=f"mh-orphans {self.root}",
+            context=contextvars.Context(),
         )
 
     async def _check_orphans(self) -> None:
