@@ -72,6 +72,16 @@ def _check_session(client: LineClient, inbox: Path) -> None:
     envelopes = client.command(b"e", b"FETCH 1:3 ENVELOPE")
     assert envelopes[-1].startswith(b"e "), envelopes
     assert b"SERVERBUG" not in envelopes[-1]
+    # Any other command that needs the content says the same (SEARCH).
+    searched = client.command(b"x", b"SEARCH BODY nothing-like-this")
+    assert searched[-1] == b"x " + REFUSAL, searched
+    # COPY is all or nothing (RFC 3501 section 6.4.7).
+    assert client.command(b"k", b"CREATE Target")[-1].startswith(b"k OK")
+    copied = client.command(b"c", b"COPY 1:3 Target")
+    assert copied[-1] == b"c " + REFUSAL, copied
+    status = client.command(b"t", b"STATUS Target (MESSAGES)")
+    assert b"(MESSAGES 0)" in status[0], status
+    assert not [p for p in (inbox.parent / "Target").iterdir() if p.name.isdigit()]
     # The session survives and the other messages are still served.
     assert client.command(b"h", b"FETCH 3 BODY[]")[-1] == b"h OK Fetch completed"
     assert client.command(b"n", b"NOOP")[-1].startswith(b"n OK")

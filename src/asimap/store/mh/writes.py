@@ -26,6 +26,7 @@ from asimap.store.mh.corebase import (
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.reconcile import Reconciler
+from asimap.store.mh.unreadable import unreadable
 
 
 class Writer(Reconciler):
@@ -239,11 +240,15 @@ class Writer(Reconciler):
             with transaction(self.conn):
                 modseq = self._bump(target_id)
                 start = self._max_num(target_id) + 1
+                # Files made so far: removed if the COPY fails half-way
+                # (an unreadable message), so that it adds nothing at all
+                # (RFC 3501 section 6.4.7), as the rolled-back rows say.
+                made: list[Path] = []
                 for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
                     known = FileIdentity(ino, size, mtime)
                     try:
                         new_num, stat = self._copy_file(
-                            source, num, known, target, start, seconds
+                            source, num, known, target, start, seconds, uid, made
                         )
                     except FileNotFoundError:
                         # The file under that number is no longer this
@@ -266,6 +271,8 @@ class Writer(Reconciler):
                                 target,
                                 start,
                                 seconds,
+                                uid,
+                                made,
                             )
                         except FileNotFoundError:
                             continue
@@ -295,12 +302,35 @@ class Writer(Reconciler):
         target: Path,
         start: int,
         seconds: int,
+        uid: int,
+        made: list[Path],
     ) -> tuple[int, os.stat_result]:
         """Copy message ``num`` of ``source`` into ``target`` (first free
         number >= ``start``); FileNotFoundError when the file under ``num``
-        is not the message we know (``known``)."""
+        is not the message we know (``known``).  Any other failure removes
+        the files in ``made`` (this COPY's, whose rows the transaction
+        rolls back) and, for a source file we may not read, raises
+        :class:`MessageUnreadable`; the new file is added to ``made``."""
         path = source / str(num)
-        if source != target:
+        try:
+            new_num, stat = self._copy_one(path, known, target, start, seconds)
+        except FileNotFoundError:
+            raise  # the caller looks again
+        except OSError as exc:
+            for done in made:
+                done.unlink(missing_ok=True)
+            if isinstance(exc, PermissionError) and not os.access(
+                path, os.R_OK, effective_ids=True
+            ):
+                raise unreadable(uid, path, exc) from None
+            raise
+        made.append(target / str(new_num))
+        return new_num, stat
+
+    def _copy_one(
+        self, path: Path, known: FileIdentity, target: Path, start: int, seconds: int
+    ) -> tuple[int, os.stat_result]:
+        if path.parent != target:
             return files.link_or_copy(path, target, start, known, self.message_mode)
         with open(path, "rb") as handle:
             if FileIdentity.of(os.fstat(handle.fileno())) != known:
