@@ -178,3 +178,20 @@ def test_imaplib_sees_the_private_folders(
         assert (typ, data) == ("OK", [b"1"])
     finally:
         client.logout()
+
+
+async def test_directories_above_a_new_root_are_not_made_private(
+    tmp_path: Path,
+) -> None:
+    """Only the mail root is the user's; the directories above it that we
+    make on the way (a shared ``/srv/mail``) keep the ordinary mode."""
+    old = os.umask(0o022)
+    try:
+        root = tmp_path / "srv" / "mail" / "alice"
+        store = await MHStore.open(root, profile=Profile(path=None, unseen=()))
+        await store.close()
+    finally:
+        os.umask(old)
+    assert root.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "srv").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "srv" / "mail").stat().st_mode & 0o777 == 0o755

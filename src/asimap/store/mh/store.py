@@ -101,6 +101,9 @@ class MHStore(Store):
         if not root.exists():
             if not create:
                 raise MailboxNotFound(f"MH root {root} does not exist")
+            # Directories above the root are not mail: they keep the
+            # default mode (a private one could lock other users out).
+            root.parent.mkdir(parents=True, exist_ok=True)
             # The profile of the root to be, compared before it exists.
             make_folder(root, protection_for(root, profile).folder)
         root = root.resolve()
