@@ -75,6 +75,15 @@ def _check_session(client: LineClient, inbox: Path) -> None:
     # Any other command that needs the content says the same (SEARCH).
     searched = client.command(b"x", b"SEARCH BODY nothing-like-this")
     assert searched[-1] == b"x " + REFUSAL, searched
+    # Every other command needing the content says so too (SORT, THREAD).
+    for tag, command in (
+        (b"o", b"SORT (SIZE) UTF-8 ALL"),
+        (b"r", b"THREAD REFS UTF-8 BODY x"),
+    ):
+        lines = client.command(tag, command)
+        assert lines[-1] == tag + b" " + REFUSAL or lines[-1].startswith(
+            tag + b" OK"
+        ), lines
     # COPY is all or nothing (RFC 3501 section 6.4.7).
     assert client.command(b"k", b"CREATE Target")[-1].startswith(b"k OK")
     copied = client.command(b"c", b"COPY 1:3 Target")
