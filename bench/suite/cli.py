@@ -194,6 +194,8 @@ def measure(
             for key, value in values.items():
                 if key == "_counts":
                     run.notes.append(f"result sizes {value}")
+                elif key == "_notes":
+                    run.notes.extend(value)
                 elif key == "_report":
                     run.notes.extend(_report_notes(value))
                 else:

@@ -24,7 +24,7 @@ from bench.imapload.scenario import Mix, SessionSettings
 from bench.imapload.stats import percentile
 from bench.mh_large_data import DataSet, build, corpus_messages
 from bench.suite.model import Metric, Scale
-from bench.suite.servers import Account, Asimapd, Running, pss_kib
+from bench.suite.servers import Account, Asimapd, Running, comm, pss_kib
 
 PASSWORD = "secret"
 _UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
@@ -239,10 +239,26 @@ def idle_accounts(ctx: Context) -> list[Account]:
     return _accounts([f"idle{i}" for i in range(1, ctx.scale.idle_users + 1)], data)
 
 
-async def _settle_pss(server: Running) -> int:
-    """PSS once the processes stopped moving (lazy frees, late workers)."""
+async def _settle_pss(server: Running) -> dict[int, int]:
+    """PSS by process once they stopped moving (lazy frees, late workers)."""
     await asyncio.sleep(1.0)
-    return pss_kib(server.pids())
+    return {pid: pss_kib([pid]) for pid in server.pids()}
+
+
+def _by_role(server: Running, pss: dict[int, int]) -> dict[str, int]:
+    """PSS summed by process role (main, zygote, workers; Dovecot's by name)."""
+    out: dict[str, int] = {}
+    pids = server.pids()
+    for pid, kib in pss.items():
+        name = comm(pid)
+        if pids and pid == pids[0]:
+            role = "main"
+        elif name.startswith("asimap-w:"):
+            role = "workers"
+        else:
+            role = name
+        out[role] = out.get(role, 0) + kib
+    return out
 
 
 async def _stamp(waiter: Awaitable[object], started: float) -> float:
@@ -288,9 +304,16 @@ async def idle(server: Running, ctx: Context) -> dict[str, Any]:
                     )
                 latencies.extend(arrived)
         ordered = sorted(latencies)
+        before, after = _by_role(server, baseline), _by_role(server, loaded)
+        n = s.idle_connections
+        split = ", ".join(
+            f"{role} {(after[role] - before.get(role, 0)) / n:.0f}"
+            for role in sorted(after, key=lambda r: before.get(r, 0) - after[r])[:4]
+        )
         return {
-            "per_conn_kib": (loaded - baseline) / s.idle_connections,
-            "total_per_conn_kib": loaded / s.idle_connections,
+            "per_conn_kib": (sum(loaded.values()) - sum(baseline.values())) / n,
+            "total_per_conn_kib": sum(loaded.values()) / n,
+            "_notes": [f"KiB per connection added, by process: {split}"],
             "p50_ms": percentile(ordered, 50) * 1000,
             "p99_ms": percentile(ordered, 99) * 1000,
             "max_ms": ordered[-1] * 1000 if ordered else 0.0,
