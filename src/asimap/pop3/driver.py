@@ -21,10 +21,12 @@ nothing is deleted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 
-from asimap.imap.driver import Timeouts
+from asimap.imap.driver import SHUTDOWN_FLUSH, Timeouts
 from asimap.imap.session.services import Services
 from asimap.net.pipe import Pipe, StopReading
 from asimap.net.pipe_feeder import PipeFeeder
@@ -75,6 +77,10 @@ class Pop3Driver:
             on_client_bytes=tracer.on_client_bytes,
         )
         self._detached = False
+        #: Set by :meth:`shutdown`: the goodbye text.
+        self._stopping: str | None = None
+        #: Whether the command being run has sent anything yet.
+        self._answered = False
         #: Set when a timeout or shutdown interrupted a SASL exchange; the
         #: connection ends once the command has been answered.
         self._pending_stop: str | None = None
@@ -86,6 +92,7 @@ class Pop3Driver:
     # Pop3IO ------------------------------------------------------------------
 
     async def send(self, data: bytes) -> None:
+        self._answered = True
         self._tracer.on_server_bytes(data)
         await self._pipe.send(data, self._idle_timeout())
 
@@ -123,7 +130,11 @@ class Pop3Driver:
 
     def shutdown(self, bye_text: str = "Server shutting down") -> None:
         """End the connection: at once if it waits for the client, after
-        the running command otherwise.  Nothing is committed."""
+        the running command otherwise.  Nothing is committed.  If the
+        server then cancels the command (it took too long), the client gets
+        ``-ERR [SYS/TEMP]`` as its answer when nothing of one was sent yet,
+        and what was written is flushed (bounded) before closing."""
+        self._stopping = bye_text
         self._pipe.interrupt(bye_text)
 
     def detach(self) -> tuple[Pipe, bytes]:
@@ -154,12 +165,20 @@ class Pop3Driver:
         except Exception:
             log.exception("%s: pop3 internal error, closing", self.peer_host)
             await self._say_goodbye("Internal error")
+        except asyncio.CancelledError:
+            # The server stops and this command ran past its grace period.
+            self._goodbye_now(self._stopping or "Server shutting down")
+            raise
         finally:
             try:
                 await self._session.close()
             except Exception:
                 log.exception("%s: error while closing a pop3 session", self.peer_host)
             if not self._detached:
+                if self._stopping is not None:
+                    # Let the last answer leave before the process exits.
+                    with contextlib.suppress(TimeoutError, ConnectionError):
+                        await self._pipe.flush(SHUTDOWN_FLUSH)
                 self._pipe.close()
             self._tracer.on_close()
 
@@ -168,6 +187,7 @@ class Pop3Driver:
     async def _serve_one(self) -> bool:
         event = await self._feeder.next_event()
         if isinstance(event, Line):
+            self._answered = False
             keep = await self._session.handle(parse_line(event.data))
             if self._pending_stop is not None:
                 raise StopReading(self._pending_stop)
@@ -181,6 +201,17 @@ class Pop3Driver:
         if self._session.authenticated:
             return self._timeouts.authenticated
         return self._timeouts.unauthenticated
+
+    def _goodbye_now(self, text: str) -> None:
+        """The cancelled command's answer, without waiting -- only if none
+        of it was sent: a partial multi-line answer cannot be ended with
+        an ``-ERR`` (the client would take it as message text)."""
+        if self._detached or self._answered:
+            return
+        data = err(text, Code.SYS_TEMP)
+        self._tracer.on_server_bytes(data)
+        with contextlib.suppress(ConnectionError):
+            self._pipe.write(data)
 
     async def _say_goodbye(self, text: str) -> None:
         """RFC 1939 has no unsolicited responses; like Dovecot we send one
