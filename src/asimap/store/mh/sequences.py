@@ -81,18 +81,32 @@ def check_keyword(keyword: str, unseen_names: Iterable[str]) -> None:
 # -- parsing and formatting ---------------------------------------------------
 
 
-def parse_ranges(text: str) -> set[int]:
+#: Most message numbers one file may name in all: a garbage file must not
+#: exhaust memory (every number costs a set entry), yet a real folder of
+#: millions of messages still reads.
+MAX_NUMBERS = 10_000_000
+
+
+def _is_number(text: str) -> bool:
+    # ASCII only: str.isdigit() is also true for "²", which int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def parse_ranges(text: str, budget: list[int] | None = None) -> set[int]:
     """``"1-3 5"`` -> ``{1, 2, 3, 5}``; malformed tokens are skipped (nmh
-    itself complains but we must keep serving the folder)."""
+    itself complains but we must keep serving the folder), and so are
+    ranges beyond what is left of ``budget[0]`` numbers (spent here)."""
+    left = budget if budget is not None else [MAX_NUMBERS]
     numbers: set[int] = set()
     for token in text.split():
         low, dash, high = token.partition("-")
-        if not low.isdigit() or (dash and not high.isdigit()):
+        if not _is_number(low) or (dash and not _is_number(high)):
             continue
         start = int(low)
         end = int(high) if dash else start
-        if end < start or end - start > 10_000_000:
+        if end < start or end - start >= left[0]:
             continue
+        left[0] -= end - start + 1
         numbers.update(range(start, end + 1))
     return numbers
 
@@ -125,13 +139,14 @@ def parse(text: str) -> SequenceFile:
     """Parse ``.mh_sequences`` text (continuation lines included)."""
     result = SequenceFile()
     current: str | None = None
+    budget = [MAX_NUMBERS]
     for line in text.splitlines():
         if not line.strip():
             current = None
             continue
         if line[0] in " \t" and current is not None:
             # Continuation of the previous sequence (nmh m_getfld folding).
-            result.sequences[current] |= parse_ranges(line)
+            result.sequences[current] |= parse_ranges(line, budget)
             result.raw_lines[current] += "\n" + line
             continue
         name, colon, rest = line.partition(":")
@@ -140,8 +155,13 @@ def parse(text: str) -> SequenceFile:
             current = None
             continue
         current = name
-        result.sequences.setdefault(name, set()).update(parse_ranges(rest))
-        result.raw_lines[name] = line
+        result.sequences.setdefault(name, set()).update(parse_ranges(rest, budget))
+        # A name on several lines keeps every line, so that a sequence we
+        # write back verbatim keeps all the numbers we read; leading blanks
+        # go, or the line would continue whatever precedes it when written.
+        line = line.lstrip(" \t")
+        previous = result.raw_lines.get(name)
+        result.raw_lines[name] = line if previous is None else previous + "\n" + line
     return result
 
 

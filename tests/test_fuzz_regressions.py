@@ -1,0 +1,72 @@
+"""Defects the fuzzers found, each pinned by the input that showed it.
+
+Every test here failed before its fix; the inputs are also in the seed
+corpus of their target (``tests/fuzz/corpus/``), so the fuzz runs replay
+them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from asimap.store.mh import MHStore, sequences
+from asimap.store.mh.profile import Profile
+
+
+def test_mh_sequences_with_a_non_ascii_digit_still_parse() -> None:
+    """ "²" is a digit to str.isdigit() but not to int(): the parser raised
+    ValueError, and the MH store could not open the folder at all."""
+    parsed = sequences.parse("unseen: 2 \u00b2 3-\u00b9\nflagged: 1\n")
+    assert parsed.sequences == {"unseen": {2}, "flagged": {1}}
+
+
+def test_a_folder_with_such_a_sequence_file_is_served(tmp_path: Path) -> None:
+    root = tmp_path / "Mail"
+    (root / "inbox").mkdir(parents=True)
+    for number in (1, 2):
+        (root / "inbox" / str(number)).write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    (root / "inbox" / ".mh_sequences").write_text("unseen: 2 \u00b2\nflagged: 1\n")
+
+    async def flags() -> list[frozenset[str]]:
+        store = await MHStore.open(root, profile=Profile(path=None, unseen=("unseen",)))
+        try:
+            inbox = await store.mailbox("INBOX")
+            return [state.flags for state in await inbox.states()]
+        finally:
+            await store.close()
+
+    assert asyncio.run(flags())[0] >= {"\\Flagged"}
+
+
+def test_a_sequence_on_several_lines_is_written_back_whole() -> None:
+    """A sequence we do not interpret is written back verbatim; when its
+    name had two lines only the last was kept, losing the first's numbers."""
+    parsed = sequences.parse("odd name: 7\nodd name: 9\n")
+    assert parsed.sequences["odd name"] == {7, 9}
+    kept = sequences.preserved_lines(parsed, ("unseen",))
+    again = sequences.parse(sequences.format_file({}, kept))
+    assert again.sequences["odd name"] == {7, 9}
+
+
+def test_a_preserved_line_with_leading_blanks_stays_its_own_sequence() -> None:
+    """Written back after another line, ``\\t%: 4`` continued it instead."""
+    parsed = sequences.parse("\t%: 4\n\n\x01: 5\n")
+    kept = sequences.preserved_lines(parsed, ("unseen",))
+    again = sequences.parse(sequences.format_file({}, kept))
+    assert again.sequences == {"%": {4}, "\x01": {5}}
+
+
+def test_garbage_ranges_are_bounded_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each line may name ten million numbers, a set entry each (about
+    half a gigabyte): a handful of such lines exhausted the worker's
+    memory.  The whole file may name at most MAX_NUMBERS (made small here
+    to keep the test light)."""
+    monkeypatch.setattr(sequences, "MAX_NUMBERS", 1000)
+    text = "".join(f"s{i}: 1-1000\n" for i in range(40))
+    parsed = sequences.parse(text)
+    total = sum(len(numbers) for numbers in parsed.sequences.values())
+    assert total == 1000
+    assert parsed.sequences["s0"] == set(range(1, 1001))
