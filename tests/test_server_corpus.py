@@ -30,6 +30,7 @@ from imapclient.response_parser import parse_fetch_response
 from imapclient.response_types import BodyData
 
 from conftest import PASSWORD, USER, ServerThread, TlsFiles
+from imap_grammar import Strict
 from test_message_corpus import CORPUS, load_corpus
 
 MAILBOX = "corpus"
@@ -230,139 +231,7 @@ def _fetch_binary(
     return found
 
 
-# --- imaplib and a strict checker of the body grammar ---------------------------
-
-
-class Strict:
-    """Recursive descent over RFC 3501's ``body`` (section 9), strict on
-    spacing: exactly one SP between items, none inside a multipart's run
-    of bodies.  Raises ValueError with the offset of the first error."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def fail(self, what: str) -> ValueError:
-        near = self.data[max(0, self.pos - 30) : self.pos + 30]
-        return ValueError(f"{what} at {self.pos}: {near!r}")
-
-    def peek(self) -> int:
-        if self.pos >= len(self.data):
-            raise self.fail("unexpected end")
-        return self.data[self.pos]
-
-    def expect(self, token: bytes) -> None:
-        if not self.data.startswith(token, self.pos):
-            raise self.fail(f"expected {token!r}")
-        self.pos += len(token)
-
-    def value(self) -> Any:
-        """nil / number / quoted / literal / atom / parenthesised list."""
-        char = self.peek()
-        if char == ord("("):
-            self.pos += 1
-            items: list[Any] = []
-            while self.peek() != ord(")"):
-                if items:
-                    self.expect(b" ")
-                items.append(self.value())
-            self.pos += 1
-            return items
-        if char == ord('"'):
-            self.pos += 1
-            out = bytearray()
-            while (c := self.peek()) != ord('"'):
-                if c in (ord("\r"), ord("\n")):
-                    raise self.fail("CR/LF in quoted string")
-                if c == ord("\\"):
-                    self.pos += 1
-                    if self.peek() not in (ord('"'), ord("\\")):
-                        raise self.fail("bad escape")
-                out.append(self.peek())
-                self.pos += 1
-            self.pos += 1
-            return bytes(out)
-        if char in (ord("{"), ord("~")):  # literal, literal8 (RFC 3516)
-            match = re.compile(rb"~?\{(\d+)\}\r\n").match(self.data, self.pos)
-            if match is None:
-                raise self.fail("bad literal")
-            size = int(match.group(1))
-            end = match.end() + size
-            if end > len(self.data):
-                raise self.fail("literal runs past the data")
-            self.pos = end
-            return self.data[match.end() : end]
-        match = re.compile(rb"[^\s()\"{}\\%*\]]+").match(self.data, self.pos)
-        if match is None:
-            raise self.fail("expected a value")
-        self.pos = match.end()
-        return match.group(0)
-
-    def string(self) -> bytes:
-        """A quoted string or literal: what media types must be."""
-        if self.peek() not in (ord('"'), ord("{")):
-            raise self.fail("expected a string")
-        value: bytes = self.value()
-        return value
-
-    def body(self) -> None:
-        self.expect(b"(")
-        if self.peek() == ord("("):
-            # body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
-            while self.peek() == ord("("):
-                self.body()
-            self.expect(b" ")
-            self.string()  # media-subtype
-            self.extensions()
-            return
-        kind = self.string().upper()
-        self.expect(b" ")
-        subtype = self.string().upper()
-        for _ in range(5):  # params id description encoding size
-            self.expect(b" ")
-            self.value()
-        if kind == b"MESSAGE" and subtype in (b"RFC822", b"GLOBAL"):
-            self.expect(b" ")
-            envelope = self.value()  # envelope
-            if not isinstance(envelope, list) or len(envelope) != 10:
-                raise self.fail("envelope of 10 fields expected")
-            self.expect(b" ")
-            self.body()
-            self.expect(b" ")
-            self.value()  # body-fld-lines
-        elif kind == b"TEXT":
-            self.expect(b" ")
-            self.value()  # body-fld-lines
-        self.extensions()
-
-    def fetch_items(self) -> dict[bytes, Any]:
-        """``N (NAME value NAME value ...)`` as imaplib hands it over."""
-        match = re.compile(rb"\d+ \(").match(self.data)
-        if match is None:
-            raise self.fail("expected a FETCH response")
-        self.pos = match.end()
-        items: dict[bytes, Any] = {}
-        name_re = re.compile(rb"[A-Z0-9.]+(\[[^\]]*\](<\d+>)?)?")
-        while True:
-            name = name_re.match(self.data, self.pos)
-            if name is None:
-                raise self.fail("expected an item name")
-            self.pos = name.end()
-            self.expect(b" ")
-            items[name.group(0)] = self.value()
-            if self.peek() == ord(")"):
-                self.pos += 1
-                break
-            self.expect(b" ")
-        if self.pos != len(self.data):
-            raise self.fail("data after the response")
-        return items
-
-    def extensions(self) -> None:
-        while self.peek() == ord(" "):
-            self.pos += 1
-            self.value()
-        self.expect(b")")
+# --- imaplib and the strict checker of the body grammar (imap_grammar) -----
 
 
 def _imaplib_responses(data: list[Any]) -> list[bytes]:
