@@ -146,7 +146,7 @@ def _header_matches(message: Message, key: SearchHeader) -> bool:
     needle = key.value.casefold()
     if any(needle in v.casefold() for v in values):
         return True
-    if key.envelope:
+    if key.envelope and message.may_match_addresses(needle):
         # RFC 3501/9051 6.4.4: FROM/TO/CC/BCC match "the envelope
         # structure's" field: ``name <mailbox@host>`` of each address, so
         # ``<user (comment)@ (comment) domain.org>`` is found by

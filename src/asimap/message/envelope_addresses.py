@@ -155,6 +155,52 @@ def first_wire_address(envelope: bytes, field: str) -> EnvelopeAddress | None:
     return (_string(name), _string(route), _string(mailbox), _string(host))
 
 
+def _after_subject(envelope: bytes) -> int:
+    """Where the address lists of an encoded ENVELOPE start (after its
+    Date and Subject strings, quoted or literal), or -1."""
+    if not envelope.startswith(b"("):
+        return -1
+    pos = 1
+    for _ in range(2):
+        match = _TOKEN.match(envelope, pos)
+        if match is None:
+            return -1
+        if match.group(5) is not None:  # a literal: skip its octets
+            pos = match.end() + int(match.group(5))
+        elif match.group(3) is not None or match.group(4) is not None:
+            pos = match.end()  # NIL or a quoted string
+        else:
+            return -1
+    return pos
+
+
+def may_contain(envelope: bytes, needle: str) -> bool:
+    """False only if no ``name <mailbox@host>`` text of the encoded
+    ``envelope`` can contain ``needle`` (already casefolded).
+
+    A cheap necessary condition that lets SEARCH FROM skip reading the
+    addresses of most messages: each piece of the needle between the
+    characters the text adds (space, ``<``, ``@``, ``>``) lies inside one
+    name, mailbox or host, and those appear verbatim in the envelope
+    bytes -- unless an encoded-word, an escape or a literal (8-bit) may
+    change them, in which case the answer is True.  Without those, every
+    text is ASCII, so a needle that is not can never match.
+    """
+    start = _after_subject(envelope)
+    if start < 0:
+        return True
+    tail = envelope[start:]  # the address lists, In-Reply-To, Message-ID
+    if b"=?" in tail or b"\\" in tail or b"{" in tail:
+        return True
+    try:
+        folded = needle.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    lowered = tail.lower()
+    pieces = folded.replace(b"<", b" ").replace(b">", b" ").replace(b"@", b" ")
+    return all(piece in lowered for piece in pieces.split(b" ") if piece)
+
+
 def value_addresses(envelope: Value, field: str) -> tuple[EnvelopeAddress, ...]:
     """The addresses of ``field`` in an ENVELOPE tree (as the message
     model builds it: each list is ``[Adjacent(addresses)]`` or None)."""

@@ -161,6 +161,11 @@ class Message:
         "bcc", "sender", "reply-to"), groups included, for SEARCH."""
         return value_addresses(self.envelope(), field)
 
+    def may_match_addresses(self, needle: str) -> bool:
+        """False only when no address text can contain ``needle``
+        (casefolded): a shortcut for stores' summaries; always True here."""
+        return True
+
     def header_text(self) -> str:
         """All header fields, decoded, for SEARCH TEXT."""
         if self._header_text is None:

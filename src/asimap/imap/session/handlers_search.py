@@ -29,7 +29,11 @@ from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.message.dates import parse_sent_date
-from asimap.message.envelope_addresses import EnvelopeAddress, wire_field
+from asimap.message.envelope_addresses import (
+    EnvelopeAddress,
+    may_contain,
+    wire_field,
+)
 from asimap.message.model import Message
 from asimap.store.base import (
     SUMMARY_HEADERS,
@@ -344,6 +348,9 @@ class SummaryMessage(Message):
     def addresses(self, field: str) -> tuple[EnvelopeAddress, ...]:
         # Message.addresses, from the envelope the summary caches.
         return wire_field(self._summary.envelope.data, field)
+
+    def may_match_addresses(self, needle: str) -> bool:
+        return may_contain(self._summary.envelope.data, needle)
 
     def sent_date(self) -> date | None:
         # Message.sent_date: the first Date: field, decoded.
