@@ -208,3 +208,28 @@ def test_inc_and_rmm_are_seen_by_the_very_next_command(live: Live) -> None:
     path.write_bytes(path.read_bytes() + b"more\n")
     untagged, _ = client.command("NOOP")
     assert b"* 1 EXPUNGE" in untagged and b"* 4 EXISTS" in untagged, untagged
+
+
+def test_grouped_sequences_are_the_per_message_ones() -> None:
+    """The grouped build an APPEND uses gives exactly the per-message one."""
+    import random
+
+    from asimap.store.mh import sequences
+
+    rng = random.Random(7)
+    pool = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "work"]
+    triples = [
+        (num, frozenset(f for f in pool if rng.random() < 0.3), rng.random() < 0.2)
+        for num in rng.sample(range(1, 5000), 800)
+    ]
+    groups: dict[tuple[frozenset[str], bool], list[int]] = {}
+    for num, flags, recent in triples:
+        groups.setdefault((flags, recent), []).append(num)
+    grouped = [
+        (flags, recent, " ".join(map(str, nums)))
+        for (flags, recent), nums in groups.items()
+    ]
+    unseen = ("unseen", "new")
+    assert sequences.build_grouped(grouped, unseen) == sequences.build_sequences(
+        triples, unseen
+    )

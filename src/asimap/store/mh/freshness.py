@@ -28,7 +28,9 @@ command on a current folder with no event costs no directory listing, no
 Anything the feed cannot vouch for -- no watcher, the poll backend, an
 overflowed inotify queue (every folder), a folder removed or moved, a
 tool's write into a sequence inode we had replaced -- leaves the folder
-not current, and the job falls back to the stamp check and rescan.
+not current, and the job falls back to the stamp check and rescan; a
+folder that had an event while not current, or whose events did not
+match, is rescanned (a message rewritten in place moves no stamp).
 """
 
 from __future__ import annotations
@@ -154,6 +156,11 @@ class Freshness:
         self._current: dict[Path, int] = {}
         #: Events on current folders not checked yet.
         self._pending: dict[Path, dict[str, int]] = {}
+        #: Folders that had an event while not current, or whose events
+        #: did not match: the stamp check cannot be trusted to see what
+        #: changed (a message rewritten in place moves no stamp), so the
+        #: next check rescans.
+        self._stale: set[Path] = set()
 
     @property
     def trusted(self) -> bool:
@@ -177,6 +184,7 @@ class Freshness:
         for rel, names in events.items():
             folder = self.root / rel if rel else self.root
             if folder not in self._current:
+                self._stale.add(folder)
                 continue
             pending = self._pending.setdefault(folder, {})
             for name, mask in names.items():
@@ -200,6 +208,14 @@ class Freshness:
             return None
         return self._pending.get(folder, {})
 
+    def is_stale(self, folder: Path) -> bool:
+        """An event came that no check has accounted for: rescan."""
+        return folder in self._stale
+
+    def rescanned(self, folder: Path) -> None:
+        """A rescan began after the last :meth:`update`."""
+        self._stale.discard(folder)
+
     def mark_current(self, folder: Path, mailbox_id: int) -> None:
         """The database mirrors ``folder`` as of the last :meth:`update`
         (later changes arrive as events)."""
@@ -209,8 +225,10 @@ class Freshness:
             self._pending.pop(folder, None)
 
     def forget(self, folder: Path) -> None:
+        """``folder`` differs from the database (or may): rescan it."""
         self._current.pop(folder, None)
         self._pending.pop(folder, None)
+        self._stale.add(folder)
 
     def forget_all(self) -> None:
         self._current.clear()

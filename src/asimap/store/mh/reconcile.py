@@ -63,8 +63,10 @@ class Reconciler(CoreBase):
                     return
                 fresh.forget(folder)
                 rescan = True  # the events name a change the stamps may miss
+        rescan = rescan or fresh.is_stale(folder)
         with seqfile.locked(folder, self.locking):
             if rescan or not self._unchanged(mailbox_id, folder):
+                fresh.rescanned(folder)
                 self._rescan(mailbox_id, folder)
         if mailbox_id not in self._foreign:
             fresh.mark_current(folder, mailbox_id)
@@ -436,6 +438,24 @@ class Reconciler(CoreBase):
 
     # -- writing sequences ---------------------------------------------------
 
+    def _our_sequences(self, mailbox_id: int) -> dict[str, set[int]]:
+        """The sequences the database wants (:func:`sequences.build_sequences`).
+
+        Grouped by flag set in SQL: a folder has a handful of distinct
+        (flags, recent) pairs, so each APPEND to a big folder costs set
+        unions of parsed number lists, not a Python pass with a flag decode
+        per message.
+        """
+        groups = [
+            (decode_flags(flags), bool(recent), numbers)
+            for flags, recent, numbers in self.conn.execute(
+                "SELECT flags, recent, group_concat(num, ' ') FROM messages "
+                "WHERE mailbox_id=? GROUP BY flags, recent",
+                (mailbox_id,),
+            )
+        ]
+        return sequences.build_grouped(groups, self.unseen)
+
     def _write_sequences(
         self,
         mailbox_id: int,
@@ -461,14 +481,7 @@ class Reconciler(CoreBase):
         """
         path = folder / seqfile.SEQUENCES_FILE
         base = text if text is not None else self._synced.get(folder)
-        triples = [
-            (num, decode_flags(flags), bool(recent))
-            for num, flags, recent in self.conn.execute(
-                "SELECT num, flags, recent FROM messages WHERE mailbox_id=?",
-                (mailbox_id,),
-            )
-        ]
-        ours = sequences.build_sequences(triples, self.unseen)
+        ours = self._our_sequences(mailbox_id)
         for attempt in range(WRITE_RETRIES):
             snapshot: seqfile.Snapshot | None = None
             if self.locking:

@@ -285,6 +285,25 @@ def build_sequences(
     return sequences
 
 
+def build_grouped(
+    groups: Iterable[tuple[frozenset[str], bool, str]],
+    unseen_names: tuple[str, ...],
+) -> dict[str, set[int]]:
+    """:func:`build_sequences` for messages grouped by ``(flags, recent)``,
+    each group's numbers as one space-separated string."""
+    sequences: dict[str, set[int]] = {}
+    for flags, recent, text in groups:
+        numbers = set(map(int, text.split()))
+        names = [FLAG_TO_SEQUENCE.get(flag, flag) for flag in flags]
+        if "\\Seen" not in flags:
+            names.extend(unseen_names)
+        if recent:
+            names.append(RECENT_SEQUENCE)
+        for name in names:
+            sequences.setdefault(name, set()).update(numbers)
+    return sequences
+
+
 def merge_sequences(
     base: Mapping[str, set[int]],
     theirs: Mapping[str, set[int]],
