@@ -75,6 +75,11 @@ class OverQuota(StoreError):
     """The operation would exceed a quota (NO [OVERQUOTA], RFC 9208)."""
 
 
+class StorageDenied(StoreError):
+    """The file system refused a write (EACCES, EPERM, EROFS: a read-only
+    folder or file system): NO [NOPERM] (RFC 5530 section 3)."""
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaLimits:
     """The account's limits (RFC 9208 section 5): None = no limit.

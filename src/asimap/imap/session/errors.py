@@ -48,7 +48,12 @@ def store_error_response(
     elif isinstance(error, base.InvalidMailboxName | base.OperationNotPermitted):
         code = "CANNOT"
     elif isinstance(error, base.OverQuota):
+        # Also a full disk or file system quota (store/mh/space.py).
         code = "OVERQUOTA"
+    elif isinstance(error, base.StorageDenied):
+        # RFC 5530 section 3: the user may not do this here; Dovecot
+        # answers a read-only folder the same way.
+        code = "NOPERM"
     elif isinstance(error, base.MailboxHasChildren):
         code = "HASCHILDREN"
     elif isinstance(error, base.MessageGone):

@@ -60,7 +60,7 @@ from asimap.imap.session import (
 )
 from asimap.imap.session.capabilities import capabilities
 from asimap.imap.session.context import Context
-from asimap.imap.session.errors import CommandFailed
+from asimap.imap.session.errors import CommandFailed, store_error_response
 from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name, names_in_utf8
 from asimap.imap.session.notifier import refresh_selected
@@ -196,6 +196,11 @@ class Session:
                 return await handler(self._ctx, command)
         except CommandFailed as failure:
             return Tagged(command.tag, failure.status, failure.text, failure.code)
+        except StoreError as error:
+            # A store error a handler did not map itself (a full disk met
+            # while reading, store/mh/space.py): still NO with its code.
+            mapped = store_error_response(error)
+            return Tagged(command.tag, mapped.status, mapped.text, mapped.code)
         except Exception:
             log.exception("%s failed", name)
             return Tagged(command.tag, Status.NO, "Internal error", Code("SERVERBUG"))
@@ -214,6 +219,11 @@ class Session:
                     unsolicited=False,
                     fetch_new=not isinstance(command, _CREATING_COMMANDS),
                 )
+        except StoreError as error:
+            # Logged where it arose (a full disk: store/mh/space.py); the
+            # changes are reported with the next command.
+            log.debug("could not report mailbox changes: %s", error)
+            return []
         except Exception:
             log.exception("could not report mailbox changes")
             return []

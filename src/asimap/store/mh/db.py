@@ -289,8 +289,20 @@ class transaction:
         if not self._outer:
             return
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT refused (SQLITE_FULL on a full disk) leaves the
+                # transaction open: end it, or the next job would run inside.
+                self._rollback()
+                raise
         else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (SQLITE_FULL,
+        # SQLITE_IOERR...): a ROLLBACK then fails and would hide the error.
+        if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
 

@@ -182,7 +182,8 @@ class MHMailbox(Mailbox):
     ) -> int:
         raw, wanted = bytes(data), list(flags)
         return await self._store.call(
-            lambda: self._store.core.append(self.mailbox_id, raw, wanted, internaldate)
+            lambda: self._store.core.append(self.mailbox_id, raw, wanted, internaldate),
+            adds=True,
         )
 
     async def store(
@@ -221,8 +222,11 @@ class MHMailbox(Mailbox):
         wanted = sorted(set(uids))
         if isinstance(destination, MHMailbox) and destination._store is self._store:
             target = destination.mailbox_id
+            # A MOVE (to Trash) is how many clients delete: it may use the
+            # room kept for deletions on a full disk; a COPY adds (space.py).
             return await self._store.call(
-                lambda: self._store.core.copy(self.mailbox_id, wanted, target, move)
+                lambda: self._store.core.copy(self.mailbox_id, wanted, target, move),
+                adds=not move,
             )
         # Another store: through its public interface.
         pairs: list[tuple[int, int]] = []

@@ -43,6 +43,7 @@ from asimap.store.mh.profile import (
     protection_for,
     unseen_sequences_for,
 )
+from asimap.store.mh.space import Space
 from asimap.store.mh.watch import FolderWatcher, make_watcher
 from asimap.store.mh.worker import Touched, Worker
 
@@ -66,6 +67,8 @@ class MHStore(Store):
         self.root = root
         self.core = core
         self._worker = worker
+        #: The room kept so that deletions work on a full disk.
+        self.space = Space(root)
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._orphan_task: asyncio.Task[None] | None = None
@@ -201,9 +204,14 @@ class MHStore(Store):
 
     # -- jobs ------------------------------------------------------------------
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the worker, then wake mailboxes it changed."""
-        result, touched = await self._worker.run(fn)
+    async def call(self, fn: Callable[[], T], *, adds: bool = False) -> T:
+        """Run ``fn`` on the worker, then wake mailboxes it changed.
+
+        ``adds``: the job adds mail, so it may not use the room kept for
+        deletions on a full disk (:mod:`asimap.store.mh.space`).
+        """
+        space = self.space
+        result, touched = await self._worker.run(lambda: space.run(fn, adds=adds))
         self._wake(touched)
         if isinstance(result, BaseException):
             raise result
@@ -245,7 +253,7 @@ class MHStore(Store):
     async def create(self, name: str, special_use: Iterable[str] = ()) -> None:
         uses = list(special_use)
         async with self.folders.own_change():
-            await self.call(lambda: self.core.create(name, uses))
+            await self.call(lambda: self.core.create(name, uses), adds=True)
         self.feed.publish(FeedKind.CREATED, name)
 
     async def delete(self, name: str) -> None:
@@ -256,7 +264,7 @@ class MHStore(Store):
     async def rename(self, old: str, new: str) -> None:
         try:
             async with self.folders.own_change():
-                await self.call(lambda: self.core.rename(old, new))
+                await self.call(lambda: self.core.rename(old, new), adds=True)
             if old.upper() == "INBOX":
                 # RFC 5465 section 5.4: a renamed INBOX is a new mailbox.
                 self.feed.publish(FeedKind.CREATED, new)
@@ -322,7 +330,7 @@ class MHStore(Store):
             metadata.write(core.conn, mailbox_id, given)
             return canonical
 
-        name = await self.call(put)
+        name = await self.call(put, adds=any(v is not None for v in given.values()))
         self.feed.publish(FeedKind.METADATA, name, entries=tuple(given))
 
     async def prepare_feed(self) -> None:

@@ -1,0 +1,232 @@
+"""A full or refusing file system: clean errors, and room left to delete.
+
+When the disk holding an MH root fills up, every write fails: the message
+file of an APPEND, the ``.mh_sequences`` that a STORE rewrites through a
+temporary file and a rename, and the SQLite write-ahead log that every
+change appends to (UIDs, flags, tombstones).  Left alone, that means a
+user can no longer *delete* mail to make room, since flagging
+``\\Deleted`` and expunging need those same writes.
+
+So each account keeps a **reserve**: a file ``.asimap-reserve`` of
+:data:`RESERVE_BYTES` at the root, allocated (``posix_fallocate``, real
+blocks, not a sparse file) while there is room.  Jobs are of two kinds:
+
+* jobs that *add* mail (APPEND, COPY, CREATE, SETMETADATA...) never touch
+  the reserve.  A full disk fails them with
+  :class:`DiskFull` (``NO [OVERQUOTA]``), and while the reserve is not in
+  place they are refused before they start, so that they cannot eat the
+  room that deletion needs;
+* every other job (STORE, EXPUNGE, MOVE, DELETE, and the reads, which
+  may write cache rows) that fails on a full disk releases the reserve and
+  runs once more, using the freed room.
+
+After a successful job, a released reserve is put back as soon as the
+room exists again (freed by the expunge itself, or by the administrator).
+
+The errors: ENOSPC and EDQUOT (and SQLite's SQLITE_FULL, which is how it
+reports ENOSPC on its files) become :class:`DiskFull`, a kind of
+:class:`~asimap.store.base.OverQuota`: RFC 5530 section 3 defines
+OVERQUOTA as "the user would be over quota after the operation", which is
+what a filesystem quota (EDQUOT) says, and what a full disk means to the
+user (delete something); SERVERBUG is "a bug in itself", which a full
+disk is not.  Dovecot's errno mapping makes the same choice (ENOSPC and
+EDQUOT are its "no quota" error) though its Maildir save path answers a
+full disk with ``NO [SERVERBUG]``; the RFC wins.  EACCES, EPERM and EROFS
+on a write become :class:`~asimap.store.base.StorageDenied`
+(``NO [NOPERM]``), as Dovecot answers a read-only folder.  Each cause is
+logged once, when it starts, not at every retry of every client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from asimap.store.base import OverQuota, StorageDenied
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
+
+#: How many causes are remembered as logged.
+_REMEMBERED = 256
+
+#: The reserve's name at the MH root (hidden: no MH tool lists it).
+RESERVE_NAME = ".asimap-reserve"
+
+#: How much room is kept for deletions.  A STORE or EXPUNGE rewrites some
+#: database pages (4 KiB frames in the write-ahead log) and one
+#: ``.mh_sequences``; 1 MiB covers flag changes on tens of thousands of
+#: messages.  An EXPUNGE also frees its message files *before* it writes
+#: the database, so it gains room as it goes.
+RESERVE_BYTES = 1024 * 1024
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+#: sqlite3's error code for "database or disk is full".
+_SQLITE_FULL = 13
+
+
+class DiskFull(OverQuota):
+    """The file system holding the mail is full (ENOSPC) or the user's
+    file system quota is used up (EDQUOT): ``NO [OVERQUOTA]``."""
+
+
+def classify(exc: BaseException) -> OverQuota | StorageDenied | None:
+    """The store error a low-level write failure stands for, or None when
+    ``exc`` is something else (left to propagate as it is)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return DiskFull("Not enough disk space")
+        return None
+    if not isinstance(exc, OSError) or isinstance(exc, FileNotFoundError):
+        return None
+    if exc.errno == errno.EDQUOT:
+        return DiskFull("Not enough disk quota")
+    if exc.errno == errno.ENOSPC:
+        return DiskFull("Not enough disk space")
+    if exc.errno in _DENIED_ERRNOS:
+        return StorageDenied(f"Permission denied: {os.strerror(exc.errno or 0)}")
+    return None
+
+
+class Space:
+    """The reserve of one account and the rule of module doc.
+
+    Used from the store's worker thread only (jobs run one at a time);
+    the lock only guards against a caller on another thread.
+    """
+
+    def __init__(self, root: Path, size: int = RESERVE_BYTES) -> None:
+        self.root = root
+        self.size = size
+        self.path = root / RESERVE_NAME
+        self._lock = threading.Lock()
+        #: The causes already logged (until the disk recovers), bounded.
+        self._reported: set[tuple[str, str]] = set()
+        self.held = self._present()
+        #: True when the reserve cannot exist here for a reason other than
+        #: room (a read-only root): then adding jobs are not held back.
+        self.unsupported = False
+
+    def _present(self) -> bool:
+        try:
+            return self.path.stat().st_size >= self.size
+        except OSError:
+            return False
+
+    # -- the reserve ---------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Put the reserve in place if the room exists; True if it is."""
+        with self._lock:
+            if self.held:
+                return True
+            temp = self.root / f"{RESERVE_NAME}.new"
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    _allocate(fd, self.size)
+                finally:
+                    os.close(fd)
+                os.replace(temp, self.path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                self.unsupported = exc.errno not in _FULL_ERRNOS
+                return False
+            self.held = True
+            self.unsupported = False
+            if self._reported:
+                log.info("%s: disk space available again, reserve restored", self.root)
+                self._reported.clear()
+            return True
+
+    def release(self) -> bool:
+        """Free the reserve's room for a deletion; True if it was held."""
+        with self._lock:
+            if not self.held:
+                return False
+            self.held = False
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+    # -- running jobs --------------------------------------------------------
+
+    def run(self, fn: Callable[[], T], *, adds: bool = False) -> T:
+        """Run job ``fn`` under the rule of the module doc (worker thread)."""
+        if adds and not self.held and not self.restore() and not self.unsupported:
+            # Not even the reserve could be put back: no room to add.
+            raise self._report(DiskFull("Not enough disk space"), ("ENOSPC", ""))
+        try:
+            result = fn()
+        except Exception as exc:
+            error = classify(exc)
+            if error is None:
+                raise
+            self._report(error, _cause(exc))
+            if adds or not isinstance(error, DiskFull) or not self.release():
+                raise error from exc
+            log.warning("%s: reserve released so that deletions can proceed", self.root)
+            try:
+                result = fn()
+            except Exception as again:
+                error = classify(again)
+                if error is None:
+                    raise
+                raise error from again
+        if not self.held:
+            self.restore()
+        return result
+
+    def _report(self, error: E, cause: tuple[str, str]) -> E:
+        """Log ``error`` the first time its cause is seen (module doc)."""
+        if cause not in self._reported:
+            if len(self._reported) >= _REMEMBERED:
+                self._reported.clear()
+            self._reported.add(cause)
+            name, where = cause
+            log.warning(
+                "%s: %s (%s)%s", self.root, error, name, f" in {where}" if where else ""
+            )
+        return error
+
+
+def _cause(exc: BaseException) -> tuple[str, str]:
+    """What to log once: a full disk is one cause however it shows
+    (ENOSPC on a message file, SQLITE_FULL on the database); a refused
+    write is one per errno and directory."""
+    if isinstance(exc, OSError) and exc.errno in _DENIED_ERRNOS:
+        where = os.path.dirname(os.fsdecode(exc.filename)) if exc.filename else ""
+        return errno.errorcode.get(exc.errno or 0, "?"), where
+    if isinstance(exc, OSError) and exc.errno == errno.EDQUOT:
+        return "EDQUOT", ""
+    return "ENOSPC", ""
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Give ``fd`` ``size`` bytes of real blocks (not a sparse file).
+
+    Where the file system offers no ``fallocate``, zeros are written.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    chunk = bytes(64 * 1024)
+    for _ in range(0, size, len(chunk)):
+        os.write(fd, chunk)
+    os.fsync(fd)
