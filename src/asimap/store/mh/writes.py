@@ -44,17 +44,19 @@ class Writer(Reconciler):
         seconds, tz_minutes = from_datetime(internaldate)
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
-            with transaction(self.conn):
-                quota.check(self.conn, self.quota_limits, 1, len(data))
-                stored = self.normalise(mailbox_id, flags)
-                num, stat = files.store_new(
-                    folder,
-                    data,
-                    self._max_num(mailbox_id) + 1,
-                    seconds * 1_000_000_000,
-                    self.message_mode,
-                )
-                try:
+            made: list[int] = []
+            try:
+                with transaction(self.conn):
+                    quota.check(self.conn, self.quota_limits, 1, len(data))
+                    stored = self.normalise(mailbox_id, flags)
+                    num, stat = files.store_new(
+                        folder,
+                        data,
+                        self._max_num(mailbox_id) + 1,
+                        seconds * 1_000_000_000,
+                        self.message_mode,
+                    )
+                    made.append(num)
                     uid = self._insert(
                         mailbox_id,
                         num,
@@ -73,11 +75,16 @@ class Writer(Reconciler):
                         FileIdentity.of(stat),
                     )
                     self._write_sequences(mailbox_id, folder)
-                except BaseException:
+                    self._record_stamps(mailbox_id, folder)
+            except BaseException:
+                # Not recorded (the COMMIT itself may fail: a full disk),
+                # so not acknowledged: the file goes, or a rescan would
+                # give it a UID the client never heard of.
+                for num in made:
+                    self.fresh.forget(mailbox_id, num)
                     with contextlib.suppress(FileNotFoundError):
                         (folder / str(num)).unlink()
-                    raise
-                self._record_stamps(mailbox_id, folder)
+                raise
         return uid
 
     def store(
@@ -237,58 +244,64 @@ class Writer(Reconciler):
             )
         with seqfile.locked(target, self.locking):
             self._ensure_current(target_id, target)
-            with transaction(self.conn):
-                modseq = self._bump(target_id)
-                start = self._max_num(target_id) + 1
-                # Files made so far: removed if the COPY fails half-way
-                # (an unreadable message), so that it adds nothing at all
-                # (RFC 3501 section 6.4.7), as the rolled-back rows say.
-                made: list[Path] = []
-                for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
-                    known = FileIdentity(ino, size, mtime)
-                    try:
-                        new_num, stat = self._copy_file(
-                            source, num, known, target, start, seconds, uid, made
-                        )
-                    except FileNotFoundError:
-                        # The file under that number is no longer this
-                        # message: look again (a tool renumbered it, or inc
-                        # overwrote it and the rescan puts ours back).
-                        with seqfile.locked(source, self.locking):
-                            self._rescan(source_id, source, waited=True)
-                        where = self.conn.execute(
-                            "SELECT num, ino, size, mtime_ns FROM messages "
-                            "WHERE mailbox_id=? AND uid=?",
-                            (source_id, uid),
-                        ).fetchone()
-                        if where is None:
-                            continue  # removed by a tool: nothing to copy
+            # Files made so far: removed if the COPY fails half-way (an
+            # unreadable message, a full disk, its COMMIT refused), so that
+            # it adds nothing at all (RFC 3501 section 6.4.7), as the
+            # rolled-back rows say.
+            made: list[Path] = []
+            try:
+                with transaction(self.conn):
+                    modseq = self._bump(target_id)
+                    start = self._max_num(target_id) + 1
+                    for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
+                        known = FileIdentity(ino, size, mtime)
                         try:
                             new_num, stat = self._copy_file(
-                                source,
-                                where[0],
-                                FileIdentity(where[1], where[2], where[3]),
-                                target,
-                                start,
-                                seconds,
-                                uid,
-                                made,
+                                source, num, known, target, start, seconds, uid, made
                             )
                         except FileNotFoundError:
-                            continue
-                    start = new_num + 1
-                    new_uid = self._insert(
-                        target_id,
-                        new_num,
-                        stat,
-                        decode_flags(flags),
-                        (seconds, tz_minutes),
-                        modseq,
-                    )
-                    self._copy_summary(source_id, uid, target_id, new_uid)
-                    pairs.append((uid, new_uid))
-                self._write_sequences(target_id, target)
-                self._record_stamps(target_id, target)
+                            # The file under that number is no longer this
+                            # message: look again (a tool renumbered it, or inc
+                            # overwrote it and the rescan puts ours back).
+                            with seqfile.locked(source, self.locking):
+                                self._rescan(source_id, source, waited=True)
+                            where = self.conn.execute(
+                                "SELECT num, ino, size, mtime_ns FROM messages "
+                                "WHERE mailbox_id=? AND uid=?",
+                                (source_id, uid),
+                            ).fetchone()
+                            if where is None:
+                                continue  # removed by a tool: nothing to copy
+                            try:
+                                new_num, stat = self._copy_file(
+                                    source,
+                                    where[0],
+                                    FileIdentity(where[1], where[2], where[3]),
+                                    target,
+                                    start,
+                                    seconds,
+                                    uid,
+                                    made,
+                                )
+                            except FileNotFoundError:
+                                continue
+                        start = new_num + 1
+                        new_uid = self._insert(
+                            target_id,
+                            new_num,
+                            stat,
+                            decode_flags(flags),
+                            (seconds, tz_minutes),
+                            modseq,
+                        )
+                        self._copy_summary(source_id, uid, target_id, new_uid)
+                        pairs.append((uid, new_uid))
+                    self._write_sequences(target_id, target)
+                    self._record_stamps(target_id, target)
+            except BaseException:
+                for done in made:
+                    done.unlink(missing_ok=True)
+                raise
         if move and pairs:
             with seqfile.locked(source, self.locking):
                 self._remove(source_id, source, [s for s, _ in pairs])
