@@ -493,11 +493,22 @@ class MemoryStore(Store):
                 self.feed.publish(FeedKind.CREATED, parent)
 
     def _create(self, name: str, special_use: frozenset[str]) -> None:
-        """Create ``name`` and its missing parents (RFC 3501 6.3.3)."""
-        self._create_parents(name)
+        """Create ``name`` and its missing parents (RFC 3501 6.3.3).
+
+        All or nothing: every mailbox object is made before any is added,
+        so a failure half-way (memory) leaves no parent behind.
+        """
+        explicit = set(self._mailboxes) | self._noselect
+        made = {
+            parent: self._new_mailbox(parent)
+            for parent in ancestors_of(name)
+            if parent not in explicit
+        }
+        made[name] = self._new_mailbox(name, special_use)
         self._noselect.discard(name)
-        self._mailboxes[name] = self._new_mailbox(name, special_use)
-        self.feed.publish(FeedKind.CREATED, name)
+        self._mailboxes.update(made)
+        for created in made:
+            self.feed.publish(FeedKind.CREATED, created)
 
     # -- the Store interface -------------------------------------------------
 

@@ -305,29 +305,36 @@ class Account(Core):
             raise MailboxExists(f"Mailbox {name} already exists")
         # RFC 3501 section 6.3.3: missing superiors are created too.
         try:
-            files.make_folder(folder, self.protection.folder)
+            created = files.make_folders(folder, self.protection.folder)
         except (FileExistsError, NotADirectoryError):
             raise OperationNotPermitted(
                 f"Cannot create {name}: a file in the MH root has its name"
             ) from None
-        if not folder.is_dir():
-            raise OperationNotPermitted(
-                f"Cannot create {name}: a file in the MH root has its name"
-            )
-        with transaction(self.conn):
-            self.conn.execute("DELETE FROM noselect WHERE name=?", (name,))
-            for (mailbox_id,) in self.conn.execute(
-                "SELECT id FROM mailboxes WHERE name=?", (name,)
-            ).fetchall():
-                self.conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
-                self.touched[mailbox_id] = 2**63 - 1
-            if uses:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO special_use (name, attributes) "
-                    "VALUES (?, ?)",
-                    (name, " ".join(sorted(uses))),
+        try:
+            if not folder.is_dir():
+                raise OperationNotPermitted(
+                    f"Cannot create {name}: a file in the MH root has its name"
                 )
-        self.open_mailbox(name)
+            # One transaction for every row, the mailbox's own included:
+            # CREATE is all or nothing (a full disk refusing the COMMIT
+            # leaves neither rows nor directories behind).
+            with transaction(self.conn):
+                self.conn.execute("DELETE FROM noselect WHERE name=?", (name,))
+                for (mailbox_id,) in self.conn.execute(
+                    "SELECT id FROM mailboxes WHERE name=?", (name,)
+                ).fetchall():
+                    self.conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
+                    self.touched[mailbox_id] = 2**63 - 1
+                if uses:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO special_use (name, attributes) "
+                        "VALUES (?, ?)",
+                        (name, " ".join(sorted(uses))),
+                    )
+                self.open_mailbox(name)
+        except BaseException:
+            files.remove_folders(created)
+            raise
 
     def delete(self, name: str) -> None:
         name = check_mh_name(name)

@@ -43,6 +43,14 @@ def make_folder(path: Path, mode: int) -> bool:
     also when one appears between our check and our ``mkdir`` (nmh's
     ``folder -create`` at the same moment).
     """
+    return path in make_folders(path, mode)
+
+
+def make_folders(path: Path, mode: int) -> list[Path]:
+    """:func:`make_folder`, returning the directories it created, top
+    first, so that a caller whose later step fails can take them back
+    (:func:`remove_folders`).  If a ``mkdir`` fails, those made before
+    it are removed: nothing is left half made (a full disk)."""
     missing: list[Path] = []
     current = path
     while not current.exists():
@@ -50,15 +58,27 @@ def make_folder(path: Path, mode: int) -> bool:
         if current.parent == current:
             break
         current = current.parent
-    created = False
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, mode)
-        except FileExistsError:
-            continue
-        os.chmod(directory, mode)
-        created = directory == path
+    created: list[Path] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, mode)
+            except FileExistsError:
+                continue
+            created.append(directory)
+            os.chmod(directory, mode)
+    except BaseException:
+        remove_folders(created)
+        raise
     return created
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Undo :func:`make_folders`: remove ``created`` deepest first, each
+    only if still empty (someone may have put mail there meanwhile)."""
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 @dataclass(frozen=True, slots=True)
