@@ -1,0 +1,110 @@
+"""Storage faults met by the stores themselves (in-process).
+
+* A disk that fills up at *any* step of an APPEND or a delivery (the
+  message file, ``.mh_sequences``, the database's COMMIT): the message is
+  either stored and acknowledged, or refused with
+  :class:`~asimap.store.mh.space.DiskFull` and not on disk at all -- nmh's
+  ``scan`` never sees a message that got no UID.
+* CREATE is all or nothing in the memory store too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from asimap.store.base import OverQuota
+from asimap.store.memory import MemoryStore
+from asimap.store.mh.delivery import deliver
+from asimap.store.mh.profile import Profile
+from asimap.store.mh.space import RESERVE_NAME, DiskFull
+from asimap.store.mh.store import MHStore
+from tmpfs import fill, tmpfs
+
+PAGE = 4096
+
+
+def _message(n: int, size: int = 200) -> bytes:
+    return (
+        f"From: a@example.org\r\nSubject: m{n}\r\nMessage-ID: <m{n}@x>\r\n\r\n".encode()
+        + b"x" * size
+        + b"\r\n"
+    )
+
+
+@pytest.fixture
+def mail_root(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "Mail", "2m") as root:
+        yield root
+
+
+@pytest.fixture
+async def store(mail_root: Path) -> AsyncIterator[MHStore]:
+    opened = await MHStore.open(
+        mail_root, profile=Profile(path=mail_root, unseen=("unseen",)), watch=False
+    )
+    yield opened
+    await opened.close()
+
+
+def _message_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.isdigit())
+
+
+async def test_disk_full_at_any_step_of_append_leaves_nothing(
+    store: MHStore, mail_root: Path
+) -> None:
+    """Leave 0, 1, 2... pages free and APPEND: whichever write meets the
+    full disk (message file, sequences, WAL at COMMIT), the answer is
+    either a UID for a stored message or DiskFull with nothing stored."""
+    inbox = await store.mailbox("INBOX")
+    acked: set[int] = set()
+    for n in range(3):
+        acked.add(await inbox.append(_message(n)))
+    filler = fill(mail_root)
+    size = filler.stat().st_size
+    refused = 0
+    for pages in range(12):
+        os.truncate(filler, max(0, size - pages * PAGE))
+        try:
+            uid = await inbox.append(_message(100 + pages, 3000))
+        except DiskFull as exc:
+            assert str(exc) == "Not enough disk space"
+            refused += 1
+        else:
+            assert uid not in acked
+            acked.add(uid)
+        await inbox.poll()
+        uids = {state.uid for state in await inbox.states()}
+        assert uids == acked, pages
+        assert len(_message_files(mail_root / "inbox")) == len(acked), pages
+        assert not list((mail_root / "inbox").glob(".asimap-tmp-*"))
+        os.truncate(filler, size)
+    assert refused, "the disk never filled"
+    # Delivery (rcvstore's way, LMTP's entry point) says the same.
+    with pytest.raises(OverQuota):
+        await deliver(store, "INBOX", _message(999))
+    filler.unlink()
+    uid = await deliver(store, "INBOX", _message(999))
+    assert uid == max(acked) + 1
+    assert (mail_root / RESERVE_NAME).stat().st_size > 0
+
+
+async def test_memory_create_is_all_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure making the mailbox itself leaves none of its parents."""
+    store = MemoryStore()
+    original = store._new_mailbox
+
+    def failing(name: str, special_use: frozenset[str] = frozenset()) -> object:
+        if name == "a/b/c":
+            raise MemoryError
+        return original(name, special_use)
+
+    monkeypatch.setattr(store, "_new_mailbox", failing)
+    with pytest.raises(MemoryError):
+        await store.create("a/b/c")
+    names = {entry.name for entry in await store.list_mailboxes()}
+    assert names == {"INBOX"}
