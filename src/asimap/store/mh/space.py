@@ -105,9 +105,13 @@ class Space:
     the lock only guards against a caller on another thread.
     """
 
-    def __init__(self, root: Path, size: int = RESERVE_BYTES) -> None:
+    def __init__(
+        self, root: Path, size: int = RESERVE_BYTES, mode: int = 0o600
+    ) -> None:
         self.root = root
         self.size = size
+        #: The profile's ``Msg-Protect``, as every file we make at the root.
+        self.mode = mode
         self.path = root / RESERVE_NAME
         self._lock = threading.Lock()
         #: The causes already logged (until the disk recovers), bounded.
@@ -132,8 +136,9 @@ class Space:
                 return True
             temp = self.root / f"{RESERVE_NAME}.new"
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode)
                 try:
+                    os.fchmod(fd, self.mode)
                     _allocate(fd, self.size)
                 finally:
                     os.close(fd)

@@ -68,7 +68,7 @@ class MHStore(Store):
         self.core = core
         self._worker = worker
         #: The room kept so that deletions work on a full disk.
-        self.space = Space(root)
+        self.space = Space(root, mode=core.protection.file)
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._orphan_task: asyncio.Task[None] | None = None
