@@ -94,7 +94,9 @@ def classify(exc: BaseException) -> OverQuota | StorageDenied | None:
     if exc.errno == errno.ENOSPC:
         return DiskFull("Not enough disk space")
     if exc.errno in _DENIED_ERRNOS:
-        return StorageDenied(f"Permission denied: {os.strerror(exc.errno or 0)}")
+        # "Permission denied", "Operation not permitted", "Read-only file
+        # system": the reason, without the path.
+        return StorageDenied(os.strerror(exc.errno or 0))
     return None
 
 
