@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asimap.imap.encoder import MAX_QUOTED, encode, encode_value
+from asimap.imap.encoder import MAX_QUOTED, NUL_REPLACEMENT, encode, encode_value
 from asimap.imap.responses import (
     Atom,
     Code,
@@ -111,7 +111,9 @@ def decode_all(data: bytes, utf8: bool = False) -> Any:
 
 def expected(value: Value) -> Any:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return value.encode("utf-8").replace(b"\x00", NUL_REPLACEMENT)
+    if isinstance(value, bytes):
+        return value.replace(b"\x00", NUL_REPLACEMENT)
     if isinstance(value, Atom):
         return ("atom", value.text)
     if isinstance(value, Literal):
@@ -143,14 +145,16 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5), max_le
 @settings(max_examples=500)
 @given(data=st.binary(max_size=1100), utf8=st.booleans())
 def test_any_bytes_round_trip_as_string(data: bytes, utf8: bool) -> None:
+    """Every byte but NUL, which no string may carry (RFC 3501 4.3)."""
     encoded = encode_value(data, utf8=utf8)
-    assert decode_all(encoded, utf8) == data
+    assert b"\x00" not in encoded
+    assert decode_all(encoded, utf8) == data.replace(b"\x00", NUL_REPLACEMENT)
 
 
 @settings(max_examples=300)
 @given(text=st.text(max_size=50), utf8=st.booleans())
 def test_any_text_round_trips_as_string(text: str, utf8: bool) -> None:
-    assert decode_all(encode_value(text, utf8=utf8), utf8) == text.encode("utf-8")
+    assert decode_all(encode_value(text, utf8=utf8), utf8) == expected(text)
 
 
 @settings(max_examples=300)
@@ -182,9 +186,13 @@ def test_quoted_escapes() -> None:
     assert encode_value("tab\there") == b'"tab\there"'
 
 
-def test_crlf_and_nul_force_literal() -> None:
+def test_crlf_force_literal_and_nul_is_replaced() -> None:
     assert encode_value(b"a\r\nb") == b"{4}\r\na\r\nb"
-    assert encode_value(b"a\x00b", utf8=True) == b"{3}\r\na\x00b"
+    # RFC 3501 section 4.3: CHAR8 excludes NUL, so not even a literal may
+    # carry it; a header field with one (stored by nmh) is still served.
+    assert encode_value(b"a\x00b", utf8=True) == b'"a\xef\xbf\xbdb"'
+    assert encode_value(b"a\x00b") == b"{5}\r\na\xef\xbf\xbdb"
+    assert encode_value(Literal(b"a\x00b")) == b"{3}\r\na\x00b"
 
 
 def test_8bit_is_literal_unless_utf8_mode_and_valid_utf8() -> None:

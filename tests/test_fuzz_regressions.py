@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from asimap.imap.encoder import encode_value
+from asimap.message import wire
+from asimap.message.model import Message
 from asimap.store.mh import MHStore, sequences
 from asimap.store.mh.profile import Profile
+from imap_grammar import check_body, check_envelope
 
 
 def test_mh_sequences_with_a_non_ascii_digit_still_parse() -> None:
@@ -70,3 +74,21 @@ def test_garbage_ranges_are_bounded_per_file(monkeypatch: pytest.MonkeyPatch) ->
     total = sum(len(numbers) for numbers in parsed.sequences.values())
     assert total == 1000
     assert parsed.sequences["s0"] == set(range(1, 1001))
+
+
+def test_a_nul_in_a_header_field_does_not_reach_the_wire() -> None:
+    """A message stored by nmh with a NUL in its Subject: ENVELOPE sent it
+    in a plain literal, which RFC 3501 section 4.3 forbids (CHAR8 excludes
+    NUL); it is now U+FFFD, and BODY[] still has the stored bytes."""
+    raw = b"Subject: \x00 hi\r\nFrom: a\x00b <a@b>\r\nContent-ID: <\x00>\r\n\r\nx\r\n"
+    message = Message(raw)
+    for utf8 in (False, True):
+        envelope = encode_value(message.envelope(), utf8=utf8)
+        check_envelope(envelope, utf8=utf8)
+        assert "\ufffd hi".encode() in envelope
+        check_body(encode_value(message.bodystructure(), utf8=utf8), utf8=utf8)
+    # The summary cache (what FETCH ENVELOPE answers from) has its own encoder.
+    wire.clear_memos()
+    check_envelope(wire.encode_summary_value(message.envelope()))
+    check_body(wire.encode_summary_value(message.bodystructure()))
+    assert message.section(None) == raw

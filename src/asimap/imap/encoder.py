@@ -10,9 +10,10 @@ section 9):
   LF or NUL, 7-bit unless UTF-8 mode is on *and* the bytes are valid UTF-8
   (RFC 6855 section 3, RFC 9051 ``QUOTED-CHAR =/ UTF8-2 / UTF8-3 /
   UTF8-4``), and not longer than :data:`MAX_QUOTED` bytes.  Anything else
-  becomes a ``{n}`` literal, which can carry any byte (strictly CHAR8
-  excludes NUL; like every server we send message bytes verbatim, and the
-  session uses :class:`Literal8` when it must promise binary).
+  becomes a ``{n}`` literal.  A NUL, which neither form may carry (CHAR8
+  excludes it), becomes U+FFFD in a string; message data
+  (:class:`Literal`) is sent verbatim, and the session uses
+  :class:`Literal8` when it must promise binary.
 * Atoms and raw text are validated and raise ValueError when they would
   break syntax: such a value is a bug in our code, never client input.
 * Response *text* is human-readable: it is sanitized instead (controls and
@@ -257,8 +258,22 @@ def _quotable(data: bytes, utf8: bool) -> bool:
     return True
 
 
+#: What a NUL inside a string becomes: U+FFFD REPLACEMENT CHARACTER.
+NUL_REPLACEMENT = "\ufffd".encode()
+
+
 def _write_string(out: bytearray, data: bytes, utf8: bool) -> None:
-    """Write a string as quoted (RFC 3501 section 4.3) or as a literal."""
+    """Write a string as quoted (RFC 3501 section 4.3) or as a literal.
+
+    No string can carry NUL: QUOTED-CHAR and CHAR8 (the octets of a
+    literal) both exclude it (RFC 3501 and RFC 9051 sections 4.3 and 9).
+    Strings come from header fields (ENVELOPE, BODYSTRUCTURE) of messages
+    that nmh or a delivery agent stored as they were, so a NUL is replaced
+    by U+FFFD (as UTF-8, so a UTF-8 string stays one) instead of breaking
+    the response; message data goes out as Literal or Literal8.
+    """
+    if b"\x00" in data:
+        data = data.replace(b"\x00", NUL_REPLACEMENT)
     if _quotable(data, utf8):
         out += b'"'
         out += data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from asimap.imap.encoder import MAX_QUOTED, encode_value
+from asimap.imap.encoder import MAX_QUOTED, NUL_REPLACEMENT, encode_value
 from asimap.imap.responses import Adjacent, Value
 
 #: RFC 3501 section 9: a quoted string holds ``TEXT-CHAR`` (any 7-bit CHAR
@@ -43,6 +43,10 @@ def _string(data: bytes) -> bytes:
             # RFC 3501 section 9: quoted-specials are backslash-escaped.
             data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
         return b'"' + data + b'"'
+    if b"\x00" in data:
+        # No string may carry NUL (RFC 3501 section 4.3): as the general
+        # encoder, U+FFFD instead.
+        data = data.replace(b"\x00", NUL_REPLACEMENT)
     return b"{%d}\r\n" % len(data) + data
 
 

@@ -250,8 +250,9 @@ SUMMARY_HEADERS = (
 #: Version of how :func:`summarize` derives a summary from a message.  A
 #: store that caches summaries drops those made by another version, so a
 #: fixed derivation (say, of ENVELOPE groups) is never answered from a
-#: cache filled by the old code.  Bump it whenever the output changes.
-SUMMARY_VERSION = 2
+#: cache filled by the old code.  Bump it whenever the output changes
+#: (3: a NUL in a header field is sent as U+FFFD).
+SUMMARY_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
