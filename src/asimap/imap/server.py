@@ -45,6 +45,7 @@ from asimap.net.admission import (
     admit,
     default_max_prelogin,
 )
+from asimap.ops.coredump import forbid_core_dumps
 from asimap.ops.openfiles import raise_open_file_limit
 from asimap.ops.trace import Tracer, tracer_factory
 from asimap.pop3.driver import Pop3Driver
@@ -626,7 +627,8 @@ def run(
     settings that cannot work (store kind, certificate) are checked before,
     so a bad configuration fails without starting anything.
     """
-    # Before the zygote forks, so that every worker inherits the limit.
+    # Before the zygote forks, so that every worker inherits the limits.
+    forbid_core_dumps()
     raise_open_file_limit(config.max_connections)
     zygote: ZygoteHandle | None = None
     if config.workers:

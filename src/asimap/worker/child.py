@@ -64,6 +64,7 @@ from asimap.imap.server import (
 )
 from asimap.imap.session import Session
 from asimap.imap.session.services import Services
+from asimap.ops.coredump import forbid_core_dumps
 from asimap.ops.trace import NoTracing, TracerFactory
 from asimap.ops.trace_files import UserTraceFile, open_user_trace_dir
 from asimap.pop3 import commands as pop3_commands
@@ -94,6 +95,8 @@ def worker_main(
         tracers = _user_tracers(config, username, identity)
         if identity is not None:
             drop_privileges(identity)
+            # A change of uid resets the dumpable flag (asimap.ops.coredump).
+            forbid_core_dumps()
             with contextlib.suppress(KeyError):
                 os.environ["HOME"] = pwd.getpwuid(identity.uid).pw_dir
     except PrivilegeError as exc:

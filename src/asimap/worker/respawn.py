@@ -81,6 +81,10 @@ def spawn_zygote(config: Config, seed: StoreSeeder | None) -> ZygoteHandle:
 def main(argv: list[str]) -> int:
     """The new zygote's process: read the configuration, become the zygote."""
     fd = int(argv[1])
+    # exec made this process dumpable again (asimap.ops.coredump).
+    from asimap.ops.coredump import forbid_core_dumps
+
+    forbid_core_dumps()
     config, seed = pickle.load(sys.stdin.buffer)
     # Workers must not inherit the configuration pipe as their stdin.
     null = os.open(os.devnull, os.O_RDONLY)
