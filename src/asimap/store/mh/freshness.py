@@ -290,11 +290,7 @@ def _sequences_match(
                 return True
         except FileNotFoundError:
             pass
-    try:
-        text = path.read_bytes().decode("utf-8", "replace")
-    except FileNotFoundError:
-        text = ""
-    return text == synced
+    return seqfile.read_text(folder) == synced
 
 
 def _message_matches(

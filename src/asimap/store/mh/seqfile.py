@@ -35,6 +35,7 @@ So nmh always locks, and never renames the file.  What follows for us:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -60,6 +61,25 @@ READ_LIMIT_S = 2.0
 def stamp_of(stat: os.stat_result) -> str:
     """What identifies a file's content cheaply (mtime, size, inode)."""
     return f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+
+
+def _open(path: Path, flags: int) -> int:
+    """Open the sequence file, never through a symlink.
+
+    A ``.mh_sequences`` that is a symlink was put there by someone who can
+    write the folder, and may point anywhere the worker's uid can reach
+    (design.md section 4, rule 3: no path leaves the mail root): it is
+    treated as no file, so its target is neither read nor written, and our
+    next write replaces the link itself (:func:`write_atomically`).
+    """
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileNotFoundError(
+                errno.ENOENT, "sequence file is a symlink", str(path)
+            ) from None
+        raise
 
 
 def _read_fd(fd: int) -> str:
@@ -110,7 +130,7 @@ def held_by_other(folder: Path) -> bool:
     """True while another process (an nmh tool between its read and its
     in-place write) holds a write lock on the folder's sequence file."""
     try:
-        fd = os.open(folder / SEQUENCES_FILE, os.O_RDONLY)
+        fd = _open(folder / SEQUENCES_FILE, os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -143,8 +163,13 @@ def locked(folder: Path, enabled: bool) -> Iterator[None]:
     target = folder / SEQUENCES_FILE
     while True:
         try:
-            fd = os.open(target, os.O_RDWR)
+            fd = _open(target, os.O_RDWR)
         except FileNotFoundError:
+            if target.is_symlink():
+                # Not a file of this folder (see _open): nothing to lock,
+                # and the write replaces the link.
+                yield
+                return
             # Nothing to lock yet: create it empty (nmh reads that as "no
             # sequences").
             with contextlib.suppress(FileExistsError):
@@ -187,9 +212,13 @@ def read_text(folder: Path) -> str:
     if fd is not None:
         return _read_fd(fd)
     try:
-        return (folder / SEQUENCES_FILE).read_bytes().decode("utf-8", "replace")
+        fd = _open(folder / SEQUENCES_FILE, os.O_RDONLY)
     except FileNotFoundError:
         return ""
+    try:
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def write_locked(folder: Path, text: str) -> None:
@@ -272,7 +301,7 @@ def read_unlocked(folder: Path, limit_s: float = READ_LIMIT_S) -> Snapshot | Non
     deadline = time.monotonic() + limit_s
     while True:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = _open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         before = stamp_of(os.fstat(fd))
