@@ -290,3 +290,37 @@ def test_append_until_full_then_expunge_then_append(
         assert "SERVERBUG" not in log and "Traceback" not in log, log
         assert log.count("Not enough disk space") <= 2, log
         assert "disk space available again" in log, log
+
+
+def test_login_and_deletion_after_a_restart_on_a_full_disk(
+    full: Full, setup: MailSetup, tls_files: TlsFiles
+) -> None:
+    """Opening the account writes too (SQLite's ``-wal`` and ``-shm``):
+    a server (or worker) started on the full disk still lets the user in
+    to delete mail."""
+    full.client.close()
+    full.server.stop()
+    # As after a stop with room to spare: SQLite's side files are gone.
+    os.unlink(full.filler)
+    database = full.root / ".asimap-store.sqlite3"
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert not Path(f"{database}-shm").exists()
+    fill(full.root)
+    server = Asimapd(setup, tls_files.cert, tls_files.key)
+    try:
+        client = LineClient(server.tls_socket())
+        assert client.line().startswith(b"* OK")
+        login = client.command(b"a", b"LOGIN demo demo")
+        assert login[-1].startswith(b"a OK"), login
+        assert client.command(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
+        flagged = client.command(b"f", b"STORE 1:3 +FLAGS.SILENT (\\Deleted)")
+        assert flagged[-1] == b"f OK Store completed", flagged
+        expunged = client.command(b"e", b"EXPUNGE")
+        assert expunged[-1] == b"e OK Expunge completed", expunged
+        assert _uids(client, b"INBOX") == sorted(full.acked)[3:]
+        client.close()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()

@@ -71,8 +71,22 @@ RESERVE_BYTES = 1024 * 1024
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
-#: sqlite3's error code for "database or disk is full".
+#: sqlite3's error codes for "database or disk is full" and "disk I/O
+#: error" (the primary code, in the low byte of an extended one).
 _SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+#: Less free room than this is "no room" (SQLite's ``-shm`` takes 32 KiB).
+_NO_ROOM = 64 * 1024
+
+
+def _no_room(root: Path | None) -> bool:
+    if root is None:
+        return False
+    try:
+        stat = os.statvfs(root)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < _NO_ROOM
 
 
 class DiskFull(OverQuota):
@@ -80,11 +94,22 @@ class DiskFull(OverQuota):
     file system quota is used up (EDQUOT): ``NO [OVERQUOTA]``."""
 
 
-def classify(exc: BaseException) -> OverQuota | StorageDenied | None:
+def classify(
+    exc: BaseException, root: Path | None = None
+) -> OverQuota | StorageDenied | None:
     """The store error a low-level write failure stands for, or None when
-    ``exc`` is something else (left to propagate as it is)."""
+    ``exc`` is something else (left to propagate as it is).
+
+    SQLite reports ENOSPC on its database and log as SQLITE_FULL, but on
+    the shared-memory index (``-shm``, made when the database is opened)
+    as an I/O error: one met while the file system under ``root`` has no
+    room left is the full disk too.
+    """
     if isinstance(exc, sqlite3.OperationalError):
-        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == _SQLITE_FULL:
+            return DiskFull("Not enough disk space")
+        if code is not None and code & 0xFF == _SQLITE_IOERR and _no_room(root):
             return DiskFull("Not enough disk space")
         return None
     if not isinstance(exc, OSError) or isinstance(exc, FileNotFoundError):
@@ -179,7 +204,7 @@ class Space:
         try:
             result = fn()
         except Exception as exc:
-            error = classify(exc)
+            error = classify(exc, self.root)
             if error is None:
                 raise
             self._report(error, _cause(exc))
@@ -189,7 +214,7 @@ class Space:
             try:
                 result = fn()
             except Exception as again:
-                error = classify(again)
+                error = classify(again, self.root)
                 if error is None:
                     raise
                 raise error from again

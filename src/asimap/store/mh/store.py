@@ -63,12 +63,14 @@ ORPHAN_CHECK_S = 0.5
 class MHStore(Store):
     """All folders of one MH root."""
 
-    def __init__(self, root: Path, worker: Worker, core: Account) -> None:
+    def __init__(
+        self, root: Path, worker: Worker, core: Account, space: Space | None = None
+    ) -> None:
         self.root = root
         self.core = core
         self._worker = worker
         #: The room kept so that deletions work on a full disk.
-        self.space = Space(root, mode=core.protection.file)
+        self.space = space or Space(root, mode=core.protection.file)
         self._mailboxes: dict[int, MHMailbox] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._orphan_task: asyncio.Task[None] | None = None
@@ -131,13 +133,17 @@ class MHStore(Store):
                 raise
             return account
 
+        # Opening writes too (SQLite's -wal and -shm, the special-use
+        # folders): on a full disk it may use the reserve, or a user could
+        # not even log in to delete mail (space.py).
+        space = Space(root, mode=protection.file)
         try:
-            core = await worker.call(setup)
+            core = await worker.call(lambda: space.run(setup))
         except BaseException:
             worker.shutdown()
             raise
         worker.bind(core.end_job)
-        store = cls(root, worker, core)
+        store = cls(root, worker, core, space)
         if watch:
             # Setting up watches walks the tree: off the event loop.
             watcher = await asyncio.to_thread(partial(make_watcher, root, feed=feed))
