@@ -15,8 +15,11 @@ a group starts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from asimap.message.limits import MAX_ADDRESSES
 
 MISSING_MAILBOX = b"MISSING_MAILBOX"
 MISSING_DOMAIN = b"MISSING_DOMAIN"
@@ -101,9 +104,10 @@ def _slow_token(text: str, pos: int) -> tuple[Token | None, int]:
     return Token("atom", text[pos:end]), end
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split an address header value into tokens (RFC 5322 section 3.2)."""
-    tokens: list[Token] = []
+def iter_tokens(text: str) -> Iterator[Token]:
+    """The tokens of an address header value, one at a time (RFC 5322
+    section 3.2): a parser that stops after :data:`MAX_ADDRESSES` never
+    tokenizes the rest of a huge field."""
     pos = 0
     length = len(text)
     fast = _FAST_TOKEN.match
@@ -112,7 +116,7 @@ def tokenize(text: str) -> list[Token]:
         if match is None:
             token, pos = _slow_token(text, pos)
             if token is not None:
-                tokens.append(token)
+                yield token
             continue
         pos = match.end()
         index = match.lastindex
@@ -120,12 +124,16 @@ def tokenize(text: str) -> list[Token]:
             continue  # whitespace
         value = match.group(index)
         if index == 5:
-            tokens.append(Token(value, value))
+            yield Token(value, value)
         elif index == 4:
-            tokens.append(Token("literal", "[" + value + "]"))
+            yield Token("literal", "[" + value + "]")
         else:
-            tokens.append(Token(_FAST_KINDS[index - 1], value))
-    return tokens
+            yield Token(_FAST_KINDS[index - 1], value)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split an address header value into tokens (RFC 5322 section 3.2)."""
+    return list(iter_tokens(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,26 +233,38 @@ def _mailbox(tokens: list[Token]) -> Address | None:
     return _addr_spec(tokens, None, None)
 
 
-def parse_addresses(text: str) -> list[Address | Group]:
-    """Parse an address list, groups included; junk is skipped, not fatal."""
-    tokens = tokenize(text)
+def parse_addresses(
+    text: str, limit: int = MAX_ADDRESSES, truncated: bool = False
+) -> list[Address | Group]:
+    """Parse an address list, groups included; junk is skipped, not fatal.
+
+    At most ``limit`` addresses are parsed (group members count, group
+    markers do not); an open group is then closed.  ``truncated`` says
+    that ``text`` is the start of a longer value, so its last, possibly
+    cut, mailbox is dropped rather than reported half.
+    """
     items: list[Address | Group] = []
     group_name: bytes | None = None
     members: list[Address] = []
     current: list[Token] = []
     in_angle = False
+    count = 0
 
     def flush() -> None:
+        nonlocal count
         address = _mailbox(current) if current else None
         current.clear()
-        if address is None:
+        if address is None or count >= limit:
             return
+        count += 1
         if group_name is not None:
             members.append(address)
         else:
             items.append(address)
 
-    for token in tokens:
+    for token in iter_tokens(text):
+        if count >= limit:
+            break
         kind = token.kind
         if kind == "<":
             in_angle = True
@@ -264,6 +284,8 @@ def parse_addresses(text: str) -> list[Address | Group]:
             group_name, members = None, []
         else:
             current.append(token)
+    if truncated:
+        current.clear()  # the cut-off end of the value
     flush()
     if group_name is not None:  # unterminated group: close it anyway
         items.append(Group(group_name, tuple(members)))

@@ -44,9 +44,18 @@ def _language(part: Part) -> Value:
     return [_b(tag) for tag in tags] or None
 
 
+#: Encodings that leave the bytes as they are (RFC 2045 section 6.2).
+_IDENTITY = frozenset({b"7BIT", b"8BIT", b"BINARY"})
+
+
 def _encoding(part: Part) -> bytes:
     value = part.headers.value("Content-Transfer-Encoding")
-    return value.upper() if value else b"7BIT"
+    encoding = value.upper() if value else b"7BIT"
+    if part.is_opaque and encoding not in _IDENTITY:
+        # A leaf past a limit holds a container's bytes, which BINARY
+        # returns as they are: say so, whatever its header claimed.
+        return b"BINARY"
+    return encoding
 
 
 def body_structures(part: Part) -> tuple[Value, Value]:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from asimap.imap.responses import Adjacent, Value
 from asimap.message.addresses import Address, Group, parse_addresses
 from asimap.message.headers import Headers
+from asimap.message.limits import MAX_MEMO_TEXT
 
 
 def _address_value(address: Address) -> Value:
@@ -23,24 +24,36 @@ def address_list(headers: Headers, name: str) -> list[Value] | None:
     field is absent or holds no address.
 
     RFC 3501 section 9 writes the list as ``"(" 1*address ")"``: the
-    addresses are adjacent, without SP between them.
+    addresses are adjacent, without SP between them.  A huge field gives
+    its first :data:`~asimap.message.limits.MAX_ADDRESSES` addresses.
     """
-    text = headers.latin1(name)
-    if text is None:
+    field = headers.first(name)
+    if field is None:
         return None
-    parsed = _parsed_list(text)
+    text = field.latin1()
+    if field.truncated:
+        parsed = _build_list(text, truncated=True)
+    elif len(text) <= MAX_MEMO_TEXT:
+        parsed = _parsed_list(text)
+    else:
+        parsed = _build_list(text)
     return None if parsed is None else [parsed]
 
 
 @lru_cache(maxsize=4096)
 def _parsed_list(text: str) -> Adjacent | None:
-    """The addresses of one field value, memoised: the same From:, To: and
-    Cc: values recur across a folder (a list's address, the owner's own
-    address), and parsing them is most of the cost of an ENVELOPE.  The
-    result is immutable (tuples and frozen dataclasses), so sharing it is
-    safe; the bound keeps memory flat."""
+    """The addresses of one short field value, memoised: the same From:,
+    To: and Cc: values recur across a folder (a list's address, the
+    owner's own address), and parsing them is most of the cost of an
+    ENVELOPE.  The result is immutable (tuples and frozen dataclasses), so
+    sharing it is safe; the bound on entries and on their length
+    (:data:`~asimap.message.limits.MAX_MEMO_TEXT`) keeps memory flat."""
+    return _build_list(text)
+
+
+def _build_list(text: str, truncated: bool = False) -> Adjacent | None:
     out: list[Value] = []
-    for item in parse_addresses(text):
+    for item in parse_addresses(text, truncated=truncated):
         if isinstance(item, Group):
             # RFC 3501 7.4.2: group start (NIL NIL name NIL), end all NIL.
             out.append((None, None, item.name, None))

@@ -25,7 +25,8 @@ EnvelopeAddress = tuple[bytes | None, bytes | None, bytes | None, bytes | None]
 ADDRESS_FIELDS = {"from": 2, "sender": 3, "reply-to": 4, "to": 5, "cc": 6, "bcc": 7}
 
 _TOKEN = re.compile(
-    rb'[ ]*(?:(\()|(\))|(NIL)|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n|(\d+))', re.DOTALL
+    rb'[ ]*(?:(\()|(\))|(NIL)|"([^"\\]*(?:\\.[^"\\]*)*)"|\{(\d+)\}\r\n|(\d+))',
+    re.DOTALL,
 )
 _QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
 
@@ -92,7 +93,11 @@ def _general_field(envelope: bytes, field: str) -> tuple[EnvelopeAddress, ...]:
 # 8-bit or very long string) -- nearly all of them -- are matched by one
 # regular expression per field, so that SORT FROM over a big folder costs
 # about what parsing the From: header did.
-_STRING = rb'(?:NIL|"(?:[^"\\]|\\.)*")'
+#: A quoted string as an "unrolled loop": runs of plain characters are one
+#: single-character repetition, which the regex engine matches without
+#: keeping state per character (``(?:[^"\\]|\\.)*`` kept some for every
+#: character: tens of megabytes over a long address list).
+_STRING = rb'(?:NIL|"[^"\\]*(?:\\.[^"\\]*)*")'
 _ADDRESS = rb"\(" + rb" ".join([_STRING] * 4) + rb"\)"
 _LIST = rb"(?:NIL|\((?:" + _ADDRESS + rb")+\))"
 _ADDRESS_RE = re.compile(rb"\((" + rb") (".join([_STRING] * 4) + rb")\)", re.DOTALL)

@@ -12,6 +12,7 @@ import re
 from operator import itemgetter
 
 from asimap.message.decode import bytes_to_text, decode_words
+from asimap.message.limits import MAX_FIELD_BYTES, MAX_HEADER_FIELDS
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _LINE_ENDS = re.compile(rb"[\r\n]+")
@@ -63,13 +64,45 @@ def unfold(value: bytes) -> bytes:
     return _LINE_ENDS.sub(b" ", _FOLD.sub(b"", value)).strip(_WSP_AND_ENDS)
 
 
+_NAME = re.compile(rb"([^\x00-\x20\x7f:]+)[ \t]*:")
+#: The line end that ends a field: one not followed by a continuation.
+_FIELD_END = re.compile(rb"\n(?![ \t])")
+
+
+def _bounded_fields(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """The first ``MAX_HEADER_FIELDS`` fields of a block with many lines,
+    as ``_FIELD.findall`` gives them.
+
+    Each field's end is found with a search for the next line end that
+    no SP/TAB follows, rather than by ``_FIELD`` itself: its repetition
+    of continuation lines keeps state per line, hundreds of megabytes for
+    one field folded over a million lines.
+    """
+    found: list[tuple[bytes, bytes, bytes]] = []
+    pos, length = 0, len(block)
+    while pos < length and len(found) < MAX_HEADER_FIELDS:
+        end_match = _FIELD_END.search(block, pos)
+        end = length if end_match is None else end_match.end()
+        named = _NAME.match(block, pos, end)
+        if named is None:
+            found.append((block[pos:end], b"", b""))
+        else:
+            found.append((block[pos:end], named.group(), named.group(1)))
+        pos = end
+    return found
+
+
 class HeaderField:
     """One header field.
 
     ``name`` is the field name as written (empty for a line that is not a
     field at all, such as an mbox ``From`` line or a stray continuation);
     ``raw`` is the whole field verbatim; ``value`` is the unfolded value
-    (RFC 5322 section 2.2.3), outer whitespace stripped, still undecoded.
+    (RFC 5322 section 2.2.3), outer whitespace stripped, still undecoded,
+    of at most :data:`~asimap.message.limits.MAX_FIELD_BYTES` octets of the
+    stored value (``truncated`` says whether there was more): everything
+    that interprets a field works on ``value``, so a 60 MB field costs a
+    bounded amount to parse, while ``raw`` still serves it whole.
 
     ``value`` is computed on first use: a message has dozens of fields
     (Received, DKIM-Signature...) that only a few commands ever read, and
@@ -89,8 +122,15 @@ class HeaderField:
     @property
     def value(self) -> bytes:
         if self._value is None:
-            self._value = unfold(self.raw[self._value_start :])
+            start = self._value_start
+            self._value = unfold(self.raw[start : start + MAX_FIELD_BYTES])
         return self._value
+
+    @property
+    def truncated(self) -> bool:
+        """True when ``value`` is only the first ``MAX_FIELD_BYTES`` of
+        a longer stored value (its end may cut an address or a word)."""
+        return len(self.raw) - self._value_start > MAX_FIELD_BYTES
 
     @property
     def key(self) -> str:
@@ -127,12 +167,21 @@ class Headers:
     and indexed with ``dict(zip(...))``; a :class:`HeaderField` is made only
     for a field someone asks for (a multipart's parts are asked about their
     ``Content-*`` fields, nothing else).
+
+    At most :data:`~asimap.message.limits.MAX_HEADER_FIELDS` fields are
+    indexed: a 60 MB header of one-line fields would otherwise become ten
+    million tuples.  Only a block with that many lines (each field has at
+    least one) is split the slower, stoppable way.
     """
 
     __slots__ = ("_fields", "_first", "_found", "_keys", "_made")
 
     def __init__(self, block: bytes) -> None:
-        found: list[tuple[bytes, bytes, bytes]] = _FIELD.findall(block)
+        found: list[tuple[bytes, bytes, bytes]]
+        if block.count(b"\n") < MAX_HEADER_FIELDS:
+            found = _FIELD.findall(block)
+        else:
+            found = _bounded_fields(block)
         if found and not found[-1][0]:
             found.pop()  # the empty match at the end of the block
         self._found = found

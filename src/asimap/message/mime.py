@@ -15,20 +15,39 @@ follows RFC 2045/2046 and tolerates what real mail does wrong:
   way; an empty ``multipart`` would be invalid in BODYSTRUCTURE).
 * ``message/rfc822`` (and ``message/global``, RFC 6532) bodies are parsed as
   messages of their own.
-* nesting stops at :data:`MAX_DEPTH`; a deeper container is served as an
-  opaque ``application/octet-stream`` leaf.
+* nesting stops at :data:`~asimap.message.limits.MAX_MIME_DEPTH`: a
+  container at that depth is served as an opaque
+  ``application/octet-stream`` leaf of its whole body;
+* at most :data:`~asimap.message.limits.MAX_MIME_PARTS` entities are
+  parsed: when they run out inside a multipart, its last parsed part takes
+  the rest of the multipart's body, as an opaque leaf.
+
+Both limits are explained in ``docs/reliability.md``; construction never
+recurses deeper than the depth limit, whatever the input.
 """
 
 from __future__ import annotations
 
 from asimap.message.headers import Headers, split_header
+from asimap.message.limits import MAX_MIME_DEPTH, MAX_MIME_PARTS
 from asimap.message.params import StructuredValue, parse_content_type
 
-#: Deepest nesting of multiparts / encapsulated messages we descend into.
-MAX_DEPTH = 100
+#: Deepest nesting of multiparts / encapsulated messages we descend into
+#: (the name other modules and tests know it by).
+MAX_DEPTH = MAX_MIME_DEPTH
 
 _MESSAGE_SUBTYPES = frozenset({"rfc822", "global"})
 _DEFAULT_TYPE = StructuredValue("text/plain", (("charset", "US-ASCII"),))
+_OPAQUE_TYPE = StructuredValue("application/octet-stream", ())
+
+
+class _Budget:
+    """The entities a message may still have (shared by its whole tree)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
 
 
 class Part:
@@ -61,7 +80,13 @@ class Part:
         end: int,
         depth: int = 0,
         default_type: str = "text/plain",
+        budget: _Budget | None = None,
+        opaque: bool = False,
     ) -> None:
+        if budget is None:
+            budget = _Budget(MAX_MIME_PARTS)
+        if not opaque:
+            budget.left -= 1
         self.data = data
         self.start = start
         self.end = end
@@ -77,34 +102,64 @@ class Part:
             else:
                 parsed = ("text", "plain", _DEFAULT_TYPE)
         self.type, self.subtype, self.content_type = parsed
-        if self.type == "multipart":
-            self._parse_multipart(depth)
+        if opaque:
+            self._make_opaque()
+        elif self.type == "multipart":
+            self._parse_multipart(depth, budget)
         elif self.type == "message" and self.subtype in _MESSAGE_SUBTYPES:
-            if depth >= MAX_DEPTH:
+            if depth >= MAX_DEPTH or budget.left <= 0:
                 self._make_opaque()
             else:
-                self.message = Part(data, self.body_start, end, depth + 1)
+                self.message = Part(
+                    data, self.body_start, end, depth + 1, budget=budget
+                )
 
     # -- construction ------------------------------------------------------
 
     def _make_opaque(self) -> None:
+        """Serve this entity as one leaf of its whole body (past a limit)."""
         self.type, self.subtype = "application", "octet-stream"
-        self.content_type = StructuredValue("application/octet-stream", ())
+        self.content_type = _OPAQUE_TYPE
 
-    def _parse_multipart(self, depth: int) -> None:
+    @property
+    def is_opaque(self) -> bool:
+        """True for a leaf made opaque by a limit (depth or part count)."""
+        return self.content_type is _OPAQUE_TYPE
+
+    def _parse_multipart(self, depth: int, budget: _Budget) -> None:
         boundary = self.content_type.param("boundary")
-        if depth >= MAX_DEPTH:
+        if depth >= MAX_DEPTH or budget.left <= 0:
             self._make_opaque()
             return
-        spans = split_multipart(self.data, self.body_start, self.end, boundary)
+        spans, overflow = split_multipart_bounded(
+            self.data, self.body_start, self.end, boundary, budget.left
+        )
         if not spans:
             self.type, self.subtype, self.content_type = "text", "plain", _DEFAULT_TYPE
             return
         # RFC 2046 5.1.5: in a digest the parts default to message/rfc822.
         child_default = "message/rfc822" if self.subtype == "digest" else "text/plain"
-        self.children = [
-            Part(self.data, s, e, depth + 1, child_default) for s, e in spans
-        ]
+        children: list[Part] = []
+        last = len(spans) - 1
+        for index, (start, end) in enumerate(spans):
+            if budget.left <= 0 or (budget.left == 1 and (index < last or overflow)):
+                # The budget ends here: this part takes the rest of the
+                # multipart's body, opaque, so no byte becomes unreachable.
+                children.append(
+                    Part(
+                        self.data,
+                        start,
+                        spans[last][1],
+                        depth + 1,
+                        budget=budget,
+                        opaque=True,
+                    )
+                )
+                break
+            children.append(
+                Part(self.data, start, end, depth + 1, child_default, budget)
+            )
+        self.children = children
 
     # -- views ---------------------------------------------------------------
 
@@ -197,8 +252,16 @@ def split_multipart(
     part ends before it (RFC 2046 section 5.1.1).  An empty list means no
     boundary line was found.
     """
+    return split_multipart_bounded(data, start, end, boundary, None)[0]
+
+
+def split_multipart_bounded(
+    data: bytes, start: int, end: int, boundary: str | None, limit: int | None
+) -> tuple[list[tuple[int, int]], bool]:
+    """:func:`split_multipart` returning at most ``limit`` spans: when more
+    parts follow, the last span runs to ``end`` and the flag is True."""
     if not boundary:
-        return []
+        return [], False
     needle = b"--" + boundary.encode("latin-1", errors="replace")
     spans: list[tuple[int, int]] = []
     part_start = -1
@@ -216,9 +279,12 @@ def split_multipart(
                     part_end -= 1
             spans.append((part_start, part_end))
         if close:  # close-delimiter: the rest is epilogue
-            return spans
+            return spans, False
+        if limit is not None and len(spans) >= limit:
+            spans[-1] = (spans[-1][0], end)  # more parts follow: take them
+            return spans, True
         part_start = pos = next_line
     if part_start >= 0:
         # Missing close-delimiter: the last part runs to the end (tolerated).
         spans.append((part_start, end))
-    return spans
+    return spans, False

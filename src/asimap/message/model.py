@@ -128,7 +128,8 @@ class Message:
         found = sections.resolve(self.root, part)
         if found is None:
             raise PartNotFound(".".join(map(str, part)))
-        if found.children or found.message is not None:
+        if found.children or found.message is not None or found.is_opaque:
+            # A leaf past a limit is a container's bytes: undone as is.
             data = found.body
         else:
             cte = normalise_cte(found.headers.latin1("Content-Transfer-Encoding"))

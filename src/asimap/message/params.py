@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+
+from asimap.message.memo import ShortMemo
 
 _TOKEN = re.compile(r"""[^\s()<>@,;:\\"/\[\]?=]+""")
 
@@ -109,7 +110,7 @@ def parse_params(text: str, pos: int) -> tuple[tuple[str, str], ...]:
     return tuple(params)
 
 
-@lru_cache(maxsize=4096)
+@ShortMemo
 def parse_content_type(text: str | None) -> tuple[str, str, StructuredValue] | None:
     """Parse Content-Type into ``(type, subtype, value)``, lower-cased type
     and subtype; None when absent or unparseable, in which case RFC 2045
@@ -117,7 +118,8 @@ def parse_content_type(text: str | None) -> tuple[str, str, StructuredValue] | N
 
     Memoised (the result is immutable): every part of every message is
     parsed when a folder is first summarised, and a few values
-    (``text/plain; charset=us-ascii``...) make up most of them."""
+    (``text/plain; charset=us-ascii``...) make up most of them; long
+    values are not kept (:class:`~asimap.message.memo.ShortMemo`)."""
     if text is None:
         return None
     pos = _skip_space_and_comments(text, 0)
@@ -136,7 +138,7 @@ def parse_content_type(text: str | None) -> tuple[str, str, StructuredValue] | N
     return maintype, subtype, StructuredValue(f"{maintype}/{subtype}", params)
 
 
-@lru_cache(maxsize=4096)
+@ShortMemo
 def parse_disposition(text: str | None) -> StructuredValue | None:
     """Parse Content-Disposition (RFC 2183); None when absent or empty."""
     if text is None:

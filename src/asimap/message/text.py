@@ -10,7 +10,12 @@ from __future__ import annotations
 import html
 import re
 
-from asimap.message.decode import decode_charset, decode_transfer, normalise_cte
+from asimap.message.decode import (
+    bytes_to_text,
+    decode_charset,
+    decode_transfer,
+    normalise_cte,
+)
 from asimap.message.mime import Part
 from asimap.message.params import parse_disposition
 
@@ -50,13 +55,18 @@ def part_text(part: Part) -> str:
 
 def body_text(root: Part) -> str:
     """The text of every text/* part, and the headers of encapsulated
-    messages (they are part of the outer message's body)."""
+    messages (they are part of the outer message's body).  A leaf made
+    opaque by a limit (:mod:`asimap.message.limits`) is read as raw text:
+    the structure below it is not interpreted, but its words are still
+    the message's."""
     chunks: list[str] = []
     for part in root.walk():
         if part.type == "text" and not part.children and part.message is None:
             chunks.append(part_text(part))
         elif part.message is not None:
             chunks.append(header_text(part.message))
+        elif part.is_opaque:
+            chunks.append(bytes_to_text(part.body))
     return "\n".join(chunks)
 
 

@@ -19,6 +19,7 @@ import re
 
 from asimap.imap.encoder import MAX_QUOTED, NUL_REPLACEMENT, encode_value
 from asimap.imap.responses import Adjacent, Value
+from asimap.message.limits import MAX_MEMO_TEXT
 
 #: RFC 3501 section 9: a quoted string holds ``TEXT-CHAR`` (any 7-bit CHAR
 #: but NUL, CR and LF); without UTF8=ACCEPT nothing else may be quoted and
@@ -29,9 +30,12 @@ _QUOTABLE_7BIT = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
 #: Encoded forms of short strings and of address lists, memoised: the same
 #: ``"TEXT" "PLAIN" ("CHARSET" "US-ASCII")`` and the same From:/To: lists
 #: recur in every message of a folder.  Bounded: once full, nothing more is
-#: added (what is in there stays correct forever -- encoding is pure).
+#: added (what is in there stays correct forever -- encoding is pure), and
+#: only short lists are kept (a hostile To: of 10,000 addresses is neither
+#: repeated nor worth a megabyte held for the life of the process).
 _MEMO_LIMIT = 4096
 _SHORT = 32
+_MEMO_ITEMS = 16
 _strings: dict[bytes, bytes] = {}
 _lists: dict[Adjacent, bytes] = {}
 
@@ -80,7 +84,9 @@ def _write(out: list[bytes], value: Value) -> None:
     elif isinstance(value, Adjacent):
         # Address lists are tuples of tuples (hashable, memoised); the
         # parts of a multipart are lists (not hashable, written each time).
-        hashable = bool(value.values) and isinstance(value.values[0], tuple)
+        hashable = 0 < len(value.values) <= _MEMO_ITEMS and isinstance(
+            value.values[0], tuple
+        )
         try:
             encoded = _lists.get(value) if hashable else None
         except TypeError:  # a list somewhere inside after all
@@ -90,7 +96,7 @@ def _write(out: list[bytes], value: Value) -> None:
             for item in value.values:
                 _write(inner, item)
             encoded = b"".join(inner)
-            if hashable and len(_lists) < _MEMO_LIMIT:
+            if hashable and len(_lists) < _MEMO_LIMIT and len(encoded) <= MAX_MEMO_TEXT:
                 _lists[value] = encoded
         out.append(encoded)
     else:

@@ -251,8 +251,9 @@ SUMMARY_HEADERS = (
 #: store that caches summaries drops those made by another version, so a
 #: fixed derivation (say, of ENVELOPE groups) is never answered from a
 #: cache filled by the old code.  Bump it whenever the output changes
-#: (3: a NUL in a header field is sent as U+FFFD).
-SUMMARY_VERSION = 3
+#: (3: a NUL in a header field is sent as U+FFFD; 4: hostile messages are
+#: interpreted only up to :mod:`asimap.message.limits`).
+SUMMARY_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from asimap.imap.parser.tokens import (
     decode_text,
     fail,
 )
+from asimap.message.limits import MAX_MIME_DEPTH
 
 _ITEM_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 _PART_RE = re.compile(rb"[0-9]+(?:\.[0-9]+)*")
@@ -88,9 +89,17 @@ _TEXTS = {
 }
 
 
+#: Most numbers in a section part: one more than the deepest structure the
+#: message model parses (:data:`~asimap.message.limits.MAX_MIME_DEPTH`), so
+#: every part a BODYSTRUCTURE shows can be named, and ``.1`` below its
+#: deepest leaf too; each number has at most 10 digits and a dot.
+MAX_PART_NUMBERS = MAX_MIME_DEPTH + 2
+
+
 def _part(raw: bytes) -> tuple[int, ...]:
     """section-part = nz-number *("." nz-number)."""
-    numbers = tuple(int(n) for n in raw.split(b".")) if len(raw) < 200 else ()
+    short = len(raw) <= 11 * MAX_PART_NUMBERS and raw.count(b".") < MAX_PART_NUMBERS
+    numbers = tuple(int(n) for n in raw.split(b".")) if short else ()
     if not numbers or any(n == 0 or n > MAX_NUMBER for n in numbers):
         fail("Invalid section part number")
     return numbers

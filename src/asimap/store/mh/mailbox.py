@@ -41,6 +41,12 @@ POLL_SECONDS = 1.0
 #: Parsed messages kept per mailbox (FETCH of bodies re-reads beyond it).
 MESSAGE_CACHE = 64
 
+#: Octets of raw messages that cache may hold: 64 messages near the 64 MiB
+#: APPENDLIMIT, each held with its parsed header copies, would be gigabytes
+#: kept after the FETCH that read them.  A message larger than this is
+#: parsed for the command that asks and then let go.
+MESSAGE_CACHE_BYTES = 16 * 1024 * 1024
+
 #: UIDs per worker job in :meth:`MHMailbox.summaries`: a few hundred
 #: milliseconds of cold summary building at most, a negligible number of
 #: jobs when the summaries are cached.
@@ -148,9 +154,12 @@ class MHMailbox(Mailbox):
             return cached
         raw = await self._store.call(lambda: core.read(self.mailbox_id, uid))
         message = Message(raw)
+        if message.size > MESSAGE_CACHE_BYTES:
+            return message
         self._messages[uid] = message
-        while len(self._messages) > MESSAGE_CACHE:
-            self._messages.popitem(last=False)
+        cached_bytes = sum(m.size for m in self._messages.values())
+        while len(self._messages) > MESSAGE_CACHE or cached_bytes > MESSAGE_CACHE_BYTES:
+            cached_bytes -= self._messages.popitem(last=False)[1].size
         return message
 
     async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
