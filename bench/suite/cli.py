@@ -198,6 +198,12 @@ def measure(
                     run.notes.extend(value)
                 elif key == "_report":
                     run.notes.extend(_report_notes(value))
+                    run.detail["per_command"] = {
+                        label: {
+                            k: stats[k] for k in ("count", "errors", "p50_ms", "p99_ms")
+                        }
+                        for label, stats in value["per_command"].items()
+                    }
                 else:
                     run.values[key] = float(value)
         except Exception as exc:  # one server failing must not lose the rest

@@ -106,6 +106,8 @@ class ServerRun:
     notes: list[str] = field(default_factory=list)
     problem: str = ""
     seconds: float = 0.0
+    #: Raw extras for --json (the load generator's per-command figures).
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
