@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.suite.model import Metric, Scale, ServerRun, WorkloadResult
+from bench.suite.servers import python_version, server_python
 
 BEGIN = "<!-- bench.suite results: begin (rewritten by python -m bench.suite) -->"
 END = "<!-- bench.suite results: end -->"
@@ -112,7 +113,8 @@ def document_block(
         BEGIN,
         "",
         f"Run of {started} UTC, scale `{scale.name}`, asimap commit `{commit}`,"
-        f" {dovecot}; {machine()}.  Ratios are asimap/Dovecot: above 1 is"
+        f" {dovecot}; {machine()}; asimapd ran on {server_python()}"
+        f" ({python_version(server_python())}).  Ratios are asimap/Dovecot: above 1 is"
         " better for commands/s and MB/s, below 1 for times and memory.",
         "",
     ]

@@ -4,10 +4,13 @@
   process per user (each drops to the owner of its mail root, ``nobody``),
   MH store, implicit TLS on its port (RFC 8314).
 * ``asimap-user``: the same command run by an ordinary user, as the
-  quickstart does (workers on, but nobody to switch to).  The venv's
-  interpreter usually lives under a home an ordinary user cannot enter, so
-  this one runs the system ``python3.11`` with the venv's packages on its
-  path.
+  quickstart does (workers on, but nobody to switch to).
+
+Both run the system's ``python3`` (Debian's is built with PGO and LTO, as
+a packaged install would run; a self-built interpreter without them is
+much slower, and the venv's usually lives under a home an ordinary user
+cannot enter) with the venv's packages on its path; ``SUITE_PYTHON``
+names another interpreter.
 * ``dovecot``: a private Dovecot (:mod:`bench.dovecot`), Maildir, implicit
   TLS on its ``imaps`` listener.
 
@@ -161,7 +164,7 @@ class Asimapd:
         self.tls_port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("TRACE", "DEBUG")}
         env.update(self.extra_env)
-        python = sys.executable
+        python = server_python()
         user: int | None = None
         if self.as_user:
             if os.geteuid() != 0:
@@ -169,13 +172,8 @@ class Asimapd:
             user = NOBODY
             for path in (base / "pwfile", cert, key):
                 os.chown(path, NOBODY, NOBODY)
-            python = _system_python()
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(REPO / "src"), *_venv_site_packages()]
-            )
             env["HOME"] = str(base)
-        else:
-            env["PYTHONPATH"] = str(REPO / "src")
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *_venv_site_packages()])
         self.version = f"asimap {git_commit()}"
         command = [
             python,
@@ -250,11 +248,30 @@ class Asimapd:
             self.base = None
 
 
-def _system_python() -> str:
-    for candidate in ("/usr/bin/python3.11", "/usr/bin/python3"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise RuntimeError("asimap-user needs a system python3 readable by nobody")
+def python_version(python: str) -> str:
+    """``3.11.2`` for the interpreter at ``python``."""
+    try:
+        out = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return out.stdout.strip() or "?"
+
+
+def server_python() -> str:
+    """The interpreter that runs asimapd (see the module doc)."""
+    chosen = os.environ.get("SUITE_PYTHON")
+    if chosen:
+        return chosen
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidate = f"/usr/bin/{version}"
+    if os.access(candidate, os.X_OK):
+        return candidate
+    return sys.executable
 
 
 def _venv_site_packages() -> list[str]:
