@@ -10,7 +10,11 @@ The answer is ``None`` for *every* failure -- unknown user, wrong password,
 unusable password -- so it never tells whether a user exists
 (the ``Authenticator`` contract in ``asimap.auth.account``).  Timing is
 kept alike too: an unknown user or an unusable password still costs one
-verification against a dummy hash made with the default hasher.
+verification, against a stand-in hash that costs what the real users'
+hashes cost -- a usable hash of the password file, of the most common
+algorithm and iteration count (the result is ignored), so that an account
+made with fewer or more iterations than our default does not stand out by
+its answer time; a generated default hash only when no entry is usable.
 
 Order of checks for one attempt:
 
@@ -98,6 +102,7 @@ class PasswordFileAuthenticator:
         self._failure_delay = failure_delay
         self._verify = verify
         self._dummy_hash = dummy_hash
+        self._stand_in: tuple[int, str] | None = None  # (generation, hash)
         self._dummy_lock = threading.Lock()
         self._sleep = sleep
         self._cache_generation = -1
@@ -263,10 +268,44 @@ class PasswordFileAuthenticator:
             return self._scram_iterations[1]
 
     def _get_dummy_hash(self) -> str:
+        """The hash an unknown user's password is checked against (see the
+        module doc); chosen again when the password file changes."""
         with self._dummy_lock:
-            if self._dummy_hash is None:
-                self._dummy_hash = hashers.make_password(secrets.token_urlsafe(16))
-            return self._dummy_hash
+            if self._dummy_hash is not None:  # given by a test
+                return self._dummy_hash
+            generation = self._pwfile.generation
+            if self._stand_in is None or self._stand_in[0] != generation:
+                self._stand_in = (generation, self._pick_stand_in())
+            return self._stand_in[1]
+
+    def _pick_stand_in(self) -> str:
+        usable = [
+            entry.password_hash
+            for entry in self._pwfile.entries()
+            if hashers.is_usable(entry.password_hash)
+        ]
+        if not usable:
+            return hashers.make_password(secrets.token_urlsafe(16))
+        costs = Counter(_cost_of(encoded) for encoded in usable)
+        common = costs.most_common(1)[0][0]
+        return next(encoded for encoded in usable if _cost_of(encoded) == common)
+
+
+def _cost_of(encoded: str) -> str:
+    """Algorithm and work factor of a Django hash, without salt and digest:
+    ``pbkdf2_sha256$1000000``, ``bcrypt_sha256$$2b$12``; the algorithm
+    alone for the cheap legacy ones."""
+    algorithm = hashers.identify_algorithm(encoded)
+    if algorithm.startswith("pbkdf2_"):
+        return "$".join(encoded.split("$")[:2])
+    if algorithm.startswith("bcrypt"):
+        return encoded[: encoded.rfind("$")]
+    fields = encoded.split("$")
+    if algorithm == "argon2":  # argon2$argon2id$v=19$m=..,t=..,p=..$salt$hash
+        return "$".join(fields[:-2])
+    if algorithm == "scrypt" and len(fields) == 6:  # scrypt$n$salt$r$p$hash
+        return "$".join((fields[0], fields[1], fields[3], fields[4]))
+    return algorithm
 
 
 def _failure_reason(entry: PasswordEntry | None) -> str:
