@@ -29,6 +29,7 @@ from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.freshness import Freshness, WatchFeed
 from asimap.store.mh.paths import folder_path
+from asimap.store.mh.seqcache import OurSequences
 
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
@@ -186,6 +187,8 @@ class CoreBase:
         self.fresh = repair.FreshAppends()
         #: Which folders the database mirrors, by the watcher's word.
         self.freshness = Freshness(root, feed)
+        #: The sequences the rows want, kept between APPENDs.
+        self.our_sequences = OurSequences(conn)
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""

@@ -25,7 +25,7 @@ from asimap.store.mh.corebase import (
     _Row,
     _stamp,
 )
-from asimap.store.mh.db import decode_flags, encode_flags, transaction
+from asimap.store.mh.db import encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 
 log = logging.getLogger(__name__)
@@ -441,19 +441,12 @@ class Reconciler(CoreBase):
     def _our_sequences(self, mailbox_id: int) -> dict[str, set[int]]:
         """The sequences the database wants (:func:`sequences.build_sequences`).
 
-        Grouped by flag set in SQL: a folder has a handful of distinct
-        (flags, recent) pairs, so each APPEND to a big folder costs set
-        unions of parsed number lists, not a Python pass with a flag decode
-        per message.
+        From the numbers grouped by flag set (a folder has a handful of
+        distinct (flags, recent) pairs), kept between APPENDs
+        (:mod:`~asimap.store.mh.seqcache`): set unions, not a Python pass
+        with a flag decode per message.
         """
-        groups = [
-            (decode_flags(flags), bool(recent), numbers)
-            for flags, recent, numbers in self.conn.execute(
-                "SELECT flags, recent, group_concat(num, ' ') FROM messages "
-                "WHERE mailbox_id=? GROUP BY flags, recent",
-                (mailbox_id,),
-            )
-        ]
+        groups = self.our_sequences.groups(mailbox_id)
         return sequences.build_grouped(groups, self.unseen)
 
     def _write_sequences(

@@ -27,6 +27,7 @@ Reading and writing the file next to running nmh tools is
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,16 +115,24 @@ def parse_ranges(text: str, budget: list[int] | None = None) -> set[int]:
 def format_ranges(numbers: Iterable[int]) -> str:
     """``{1, 2, 3, 5}`` -> ``"1-3 5"`` (the compact form nmh writes)."""
     ordered = sorted(set(numbers))
+    if not ordered:
+        return ""
+    if ordered[-1] - ordered[0] == len(ordered) - 1:
+        # One run (the unseen sequence of a folder being filled): no walk.
+        return _run(ordered[0], ordered[-1])
+    # Where a run ends: the number after it is not one more.  One pass in
+    # a comprehension (the APPEND to a big folder formats every sequence).
+    ends = [i for i, (a, b) in enumerate(itertools.pairwise(ordered)) if b != a + 1]
     parts: list[str] = []
-    index = 0
-    while index < len(ordered):
-        start = end = ordered[index]
-        while index + 1 < len(ordered) and ordered[index + 1] == end + 1:
-            index += 1
-            end = ordered[index]
-        parts.append(str(start) if start == end else f"{start}-{end}")
-        index += 1
+    start = 0
+    for end in (*ends, len(ordered) - 1):
+        parts.append(_run(ordered[start], ordered[end]))
+        start = end + 1
     return " ".join(parts)
+
+
+def _run(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
 
 
 @dataclass
@@ -286,14 +295,13 @@ def build_sequences(
 
 
 def build_grouped(
-    groups: Iterable[tuple[frozenset[str], bool, str]],
+    groups: Mapping[tuple[frozenset[str], bool], set[int]],
     unseen_names: tuple[str, ...],
 ) -> dict[str, set[int]]:
-    """:func:`build_sequences` for messages grouped by ``(flags, recent)``,
-    each group's numbers as one space-separated string."""
+    """:func:`build_sequences` for message numbers grouped by ``(flags,
+    recent)``."""
     sequences: dict[str, set[int]] = {}
-    for flags, recent, text in groups:
-        numbers = set(map(int, text.split()))
+    for (flags, recent), numbers in groups.items():
         names = [FLAG_TO_SEQUENCE.get(flag, flag) for flag in flags]
         if "\\Seen" not in flags:
             names.extend(unseen_names)

@@ -57,6 +57,7 @@ class Writer(Reconciler):
                         self.message_mode,
                     )
                     made.append(num)
+                    before = self.our_sequences.token()
                     uid = self._insert(
                         mailbox_id,
                         num,
@@ -65,6 +66,7 @@ class Writer(Reconciler):
                         (seconds, tz_minutes),
                         self._bump(mailbox_id),
                     )
+                    self.our_sequences.added(mailbox_id, before, num, stored, True)
                     # nmh inc may still overwrite this number in place.
                     self.fresh.remember(
                         mailbox_id,
@@ -75,8 +77,10 @@ class Writer(Reconciler):
                         FileIdentity.of(stat),
                     )
                     self._write_sequences(mailbox_id, folder)
-                    self._record_stamps(mailbox_id, folder)
+                    with self.our_sequences.rows_untouched(mailbox_id):
+                        self._record_stamps(mailbox_id, folder)
             except BaseException:
+                self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
                 # so not acknowledged: the file goes, or a rescan would
                 # give it a UID the client never heard of.
