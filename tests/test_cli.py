@@ -57,6 +57,7 @@ def test_defaults_match_the_contract() -> None:
     assert config.workers is True
     assert config.worker_linger == 1800
     assert config.max_workers == 1000
+    assert config.worker_memory_limit == 1024**3
     assert config.max_connections == 1000
     assert config.allow_root_mail is False
     assert config.quota_storage is None
@@ -79,6 +80,13 @@ FLAGS_AND_ENV = [
     ("--workers", "WORKERS", "off", "workers", False),
     ("--worker-linger", "WORKER_LINGER", "2.5", "worker_linger", 2.5),
     ("--max-workers", "MAX_WORKERS", "7", "max_workers", 7),
+    (
+        "--worker-memory-limit",
+        "WORKER_MEMORY_LIMIT",
+        "512M",
+        "worker_memory_limit",
+        512 * 1024**2,
+    ),
     ("--max-connections", "MAX_CONNECTIONS", "10000", "max_connections", 10000),
     (
         "--max-prelogin-connections",
@@ -109,6 +117,21 @@ def test_each_setting_from_flag_env_and_dotenv(
     assert getattr(load_config([], {var: value}), field) == expected
     (tmp_path / ".env").write_text(f"{var}={value}\n")
     assert getattr(load_config([], {}), field) == expected
+
+
+def test_worker_memory_limit_spellings_and_off() -> None:
+    def limit(argv: list[str], env: dict[str, str]) -> int | None:
+        return load_config(argv, env, dotenv_path=None).worker_memory_limit
+
+    assert limit(["--worker-memory-limit=2GiB"], {}) == 2 * 1024**3
+    assert limit([], {"WORKER_MEMORY_LIMIT": "1073741824"}) == 1024**3
+    assert limit(["--worker-memory-limit=off"], {}) is None
+    assert limit([], {"WORKER_MEMORY_LIMIT": "0"}) is None
+    # A flag wins over the variable, "off" included, both ways.
+    assert limit(["--worker-memory-limit=off"], {"WORKER_MEMORY_LIMIT": "1G"}) is None
+    assert limit(["--worker-memory-limit=256M"], {"WORKER_MEMORY_LIMIT": "off"}) == (
+        256 * 1024**2
+    )
 
 
 def test_precedence_flag_over_env_over_dotenv(tmp_path: Path) -> None:
@@ -190,6 +213,9 @@ def test_empty_env_value_means_unset() -> None:
         ({"QUOTA_STORAGE": "5X"}, "QUOTA_STORAGE"),
         ({"QUOTA_STORAGE": "1.5G"}, "QUOTA_STORAGE"),
         ({"QUOTA_MESSAGES": "0"}, "QUOTA_MESSAGES"),
+        ({"WORKER_MEMORY_LIMIT": "lots"}, "WORKER_MEMORY_LIMIT"),
+        ({"WORKER_MEMORY_LIMIT": "1.5G"}, "WORKER_MEMORY_LIMIT"),
+        ({"WORKER_MEMORY_LIMIT": "10M"}, "WORKER_MEMORY_LIMIT"),
     ],
 )
 def test_bad_env_values(env: dict[str, str], message: str) -> None:

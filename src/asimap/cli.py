@@ -14,6 +14,7 @@ typo in a unit file fails at start-up instead of being silently ignored.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -125,6 +126,32 @@ def parse_size(name: str, value: str) -> int:
     if octets < 1024:
         raise ConfigError(f"{name}: must be at least 1K, got {value!r}")
     return octets
+
+
+_MEMORY = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?")
+
+
+def parse_memory(name: str, value: str) -> int | None:
+    """A memory limit in octets, or with a binary suffix (``1G``, ``512M``,
+    ``512MiB``); ``0``, ``off`` or ``none`` for no limit (None)."""
+    text = value.strip().upper()
+    if text in ("0", "OFF", "NONE", "UNLIMITED"):
+        return None
+    match = _MEMORY.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"{name}: not a size like 1G or 512M (or off): {value!r}")
+    suffix = match.group(2)
+    octets = int(match.group(1)) * (1024 ** ("KMGT".index(suffix) + 1) if suffix else 1)
+    if octets < 64 * 1024**2:
+        raise ConfigError(f"{name}: must be at least 64M (or off), got {value!r}")
+    return octets
+
+
+def _memory_flag(name: str, value: str) -> int:
+    """``--worker-memory-limit``: as :func:`parse_memory`, with "off" as
+    :data:`_NO_LIMIT` (argparse's None means "not given")."""
+    octets = parse_memory(name, value)
+    return _NO_LIMIT if octets is None else octets
 
 
 def parse_store(name: str, value: str) -> str:
@@ -256,6 +283,13 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
         help="most worker processes at once (MAX_WORKERS; default 1000)",
     )
     add(
+        "--worker-memory-limit",
+        type=_argparse_type(_memory_flag),
+        metavar="SIZE",
+        help="most memory one worker may use (1G, 512M; off for no limit) "
+        "(WORKER_MEMORY_LIMIT; default 1G)",
+    )
+    add(
         "--allow-root-mail",
         action="store_true",
         default=None,
@@ -287,6 +321,20 @@ def build_parser(prog: str = "asimapd") -> argparse.ArgumentParser:
 
 def _optional_path(value: str | None) -> Path | None:
     return None if value is None else Path(value)
+
+
+#: ``--worker-memory-limit`` given as "off": no limit, unlike "not given".
+_NO_LIMIT = -1
+
+
+def _memory_limit(flag: int | None, env_value: str | None, d: Config) -> int | None:
+    """The flag's value, else the variable's, else the default; ``off``
+    (parsed to None) in the flag or variable means no limit."""
+    if flag is not None:
+        return None if flag == _NO_LIMIT else flag
+    if env_value is not None and env_value.strip():
+        return parse_memory("WORKER_MEMORY_LIMIT", env_value)
+    return d.worker_memory_limit
 
 
 def load_config(
@@ -383,6 +431,9 @@ def load_config(
         ),
         max_workers=pick(
             setting(args.max_workers, "MAX_WORKERS", parse_count), d.max_workers
+        ),
+        worker_memory_limit=_memory_limit(
+            args.worker_memory_limit, env.get("WORKER_MEMORY_LIMIT"), d
         ),
         allow_root_mail=pick(
             setting(args.allow_root_mail, "ALLOW_ROOT_MAIL", parse_bool),

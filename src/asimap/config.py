@@ -53,6 +53,10 @@ class Config:
     worker_linger: float = 30 * 60
     #: Most workers alive at once; a login beyond it is refused for now.
     max_workers: int = 1000
+    #: Most memory one worker may use, in octets (``RLIMIT_DATA``, set in
+    #: the worker after fork, see :mod:`asimap.worker.memory`); None = no
+    #: limit.  One user's hostile mail cannot exhaust the host.
+    worker_memory_limit: int | None = 1024**3
     #: Run as root, a worker takes the identity of its mail root's owner;
     #: a root-owned mail root is refused unless this is set.
     allow_root_mail: bool = False

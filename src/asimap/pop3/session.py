@@ -18,6 +18,7 @@ unauthenticated idle timeout bounds how long such a client can stay.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -95,6 +96,11 @@ class Pop3Session:
             return err(str(exc), Code.SYS_TEMP)
         except (ConnectionError, TimeoutError):
             raise
+        except MemoryError:
+            # The worker's memory limit (asimap.worker.memory).
+            gc.collect()
+            log.warning("pop3: %s ran out of memory", type(command).__name__)
+            return err("Not enough memory for this command", Code.SYS_TEMP)
         except Exception:
             log.exception("pop3: internal error in %r", command)
             return err("Internal error", Code.SYS_TEMP)

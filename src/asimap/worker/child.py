@@ -69,6 +69,7 @@ from asimap.ops.trace import NoTracing, TracerFactory
 from asimap.ops.trace_files import UserTraceFile, open_user_trace_dir
 from asimap.pop3 import commands as pop3_commands
 from asimap.pop3.driver import Pop3Driver
+from asimap.worker.memory import apply_memory_limit
 from asimap.worker.privileges import (
     Identity,
     PrivilegeError,
@@ -104,6 +105,7 @@ def worker_main(
         with contextlib.suppress(OSError):
             send_blocking(sock, {"op": "failed", "error": str(exc)})
         return 1
+    apply_memory_limit(config.worker_memory_limit)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     loop_factory = None
     with contextlib.suppress(ImportError):

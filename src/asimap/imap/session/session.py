@@ -20,6 +20,7 @@ COPY by sequence number (RFC 3501 section 7.4.1).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -196,6 +197,18 @@ class Session:
                 return await handler(self._ctx, command)
         except CommandFailed as failure:
             return Tagged(command.tag, failure.status, failure.text, failure.code)
+        except MemoryError:
+            # The worker's memory limit (asimap.worker.memory): this command
+            # needed more.  What it built is garbage now; collect it, so
+            # that the next command starts from where this one did.
+            gc.collect()
+            log.warning("%s ran out of memory (the worker's limit)", name)
+            return Tagged(
+                command.tag,
+                Status.NO,
+                "Not enough memory for this command",
+                Code("LIMIT"),
+            )
         except StoreError as error:
             # A store error a handler did not map itself (a full disk met
             # while reading, store/mh/space.py): still NO with its code.
