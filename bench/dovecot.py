@@ -176,10 +176,17 @@ class DovecotServer:
     """
 
     def __init__(
-        self, users: Sequence[Credentials], *, binary: str = "dovecot"
+        self,
+        users: Sequence[Credentials],
+        *,
+        binary: str = "dovecot",
+        extra_config: str = "",
     ) -> None:
         self.users = list(users)
         self.binary = binary
+        #: Appended to the rendered configuration; a setting given again
+        #: here overrides the one above it (Dovecot keeps the last value).
+        self.extra_config = extra_config
         self.host = "127.0.0.1"
         self.port = 0
         #: Implicit TLS (RFC 8314), as asimap's default port serves.
@@ -234,6 +241,7 @@ class DovecotServer:
             render_config(
                 root, self.port, uid, gid, self.version, cert, key, self.tls_port
             )
+            + self.extra_config.replace("{root}", str(root))
         )
         # The master daemonizes; pipes would be inherited and never close,
         # so its early output goes to a file next to the log.

@@ -251,6 +251,21 @@ body
     assert m.section(Section((1,))) == b"body\r\n"  # part 1 of a single part
 
 
+def test_header_fields_of_a_message_without_blank_line_add_none() -> None:
+    """RFC 9051 section 6.4.5: the blank line is included in all header
+    fetches "except in the case of a message that has no body and no
+    blank line" - a subset must not invent one (found by the differential
+    test against Dovecot)."""
+    m = Message(b"From: a@example.org\r\nSubject: headers only\r\n")
+    assert m.section(Section((), SectionText.HEADER)) == m.raw
+    fields = m.section(Section((), SectionText.HEADER_FIELDS, ("Subject",)))
+    assert fields == b"Subject: headers only\r\n"
+    others = m.section(Section((), SectionText.HEADER_FIELDS_NOT, ("Subject",)))
+    assert others == b"From: a@example.org\r\n"
+    empty = Message(b"\r\nbody only\r\n")
+    assert empty.section(Section((), SectionText.HEADER_FIELDS, ("X",))) == b"\r\n"
+
+
 def test_group_syntax_and_hard_names() -> None:
     raw = crlf(
         r"""From: "Doe, John \"JD\" \\ Jr." <john.doe@example.com>

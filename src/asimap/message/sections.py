@@ -38,16 +38,25 @@ def _field_with_line_end(field: HeaderField) -> bytes:
     return raw if raw.endswith(b"\n") else raw + b"\r\n"
 
 
+def _ends_with_blank_line(header: bytes) -> bool:
+    """Whether the header as stored ends with the empty line that
+    separates it from a body (an empty header is that line alone)."""
+    return header in (b"\r\n", b"\n") or header.endswith((b"\n\r\n", b"\n\n"))
+
+
 def header_fields(part: Part, names: tuple[str, ...], exclude: bool) -> bytes:
     """``HEADER.FIELDS`` / ``HEADER.FIELDS.NOT``: matching fields verbatim,
-    in message order, followed by the empty line (RFC 3501 6.4.5)."""
+    in message order, followed by the empty line - RFC 9051 section 6.4.5:
+    "the blank line is included in all header fetches, except in the case
+    of a message that has no body and no blank line"."""
     wanted = {name.lower() for name in names}
     chosen = [
         _field_with_line_end(field)
         for field in part.headers.fields
         if (field.name != "" and field.key in wanted) != exclude
     ]
-    return b"".join(chosen) + b"\r\n"
+    blank = b"\r\n" if _ends_with_blank_line(part.header_bytes) else b""
+    return b"".join(chosen) + blank
 
 
 def extract(root: Part, section: Section) -> bytes:
