@@ -155,16 +155,20 @@ def _continuations(diff: FieldDiff) -> bool:
     return bool(split) and split <= set(joined)
 
 
-def _tab_kept(diff: FieldDiff) -> bool:
-    """ENVELOPE subject: asimap keeps a folded line's tab, Dovecot makes
-    it a space."""
-    return (
+_WHITESPACE = re.compile(rb"[ \t]+")
+
+
+def _whitespace_kept(diff: FieldDiff) -> bool:
+    """ENVELOPE strings: asimap keeps the whitespace of folded lines as it
+    is (tabs, runs of spaces), Dovecot makes each run one space."""
+    if not (
         diff.item == b"ENVELOPE"
         and isinstance(diff.ours, String)
         and isinstance(diff.theirs, String)
-        and b"\t" in diff.ours.value
-        and diff.ours.value.replace(b"\t", b" ") == diff.theirs.value
-    )
+    ):
+        return False
+    mine, other = diff.ours.value, diff.theirs.value
+    return mine != other and _WHITESPACE.sub(b" ", mine) == other
 
 
 def _empty_group_member(diff: FieldDiff) -> bool:
@@ -202,7 +206,7 @@ def _literal_length(lines: list[str], section: str) -> int | None:
     prefix = f"    BINARY[{section}] "
     for line in lines:
         if line.startswith(prefix):
-            match = re.match(r"\{(\d+)\}", line[len(prefix) :])
+            match = re.match(r"~?\{(\d+)\}", line[len(prefix) :])
             if match:
                 return int(match[1])
             return None
@@ -396,12 +400,13 @@ KNOWN: tuple[Known, ...] = (
         theirs=r"^    BODY\[HEADER\.FIELDS ",
     ),
     Known(
-        key="unfolding-keeps-tab",
+        key="unfolding-keeps-whitespace",
         verdict="ours-right",
-        summary="ENVELOPE subject keeps the tab of a folded line",
-        reason="RFC 5322 section 2.2.3: unfolding removes only the CRLF",
+        summary="ENVELOPE keeps the whitespace of folded lines (tabs, runs)",
+        reason="RFC 5322 section 2.2.3: unfolding removes only the CRLF; "
+        "the whitespace that follows stays (Dovecot makes each run one space)",
         where=r" UID FETCH \d+ (\(FLAGS|ALL|FULL)",
-        field_rule=_tab_kept,
+        field_rule=_whitespace_kept,
     ),
     Known(
         key="status-nonexistent-code",

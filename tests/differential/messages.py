@@ -262,6 +262,25 @@ body
 }
 
 
+# Added last, so the UIDs above stay as known.py names them.
+EDGE["group-sort-1"] = b"""From: zz@example.org
+Cc: user2: blah@domain1.org;
+To: empty:;
+Subject: sort by group
+Date: Fri, 12 Jan 2024 10:00:00 +0000
+
+x
+"""
+EDGE["group-sort-2"] = b"""From: =?utf-8?q?Aaron?= <zz-second@example.org>
+Cc: mmm@example.org
+To: "Bob" <bob@example.org>
+Subject: sort by group 2
+Date: Fri, 12 Jan 2024 11:00:00 +0000
+
+x
+"""
+
+
 def edge_messages() -> list[Message]:
     return [
         Message(name, _crlf(raw), flags_for(n), date_for(n))

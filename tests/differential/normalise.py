@@ -123,7 +123,7 @@ def normalise(tag: bytes, responses: list[bytes], command: bytes = b"") -> Canon
     listed: list[list[str]] = []
     optional = _optional_list_attributes(command)
     for response in responses:
-        lines = _normalise_one(tag, response)
+        lines = _normalise_one(tag, response, command)
         if lines and lines[0].startswith(("* LIST ", "* LSUB ")):
             # RFC 9051 6.3.9: LIST replies in any order; RFC 5819 section
             # 2: each STATUS goes with the LIST before it.
@@ -182,7 +182,7 @@ def _drop_attributes(line: str, optional: tuple[str, ...]) -> str:
     return match[1] + " ".join(kept) + match[3]
 
 
-def _normalise_one(tag: bytes, response: bytes) -> list[str]:
+def _normalise_one(tag: bytes, response: bytes, command: bytes) -> list[str]:
     words = response.split(b" ", 3)
     is_tagged = words[0] == tag
     if len(words) >= 2 and (
@@ -193,6 +193,9 @@ def _normalise_one(tag: bytes, response: bytes) -> list[str]:
         return [] if status is None else [status]
     nodes = parse(response.removesuffix(b"\r\n"))
     if len(nodes) >= 2 and nodes[0] == Atom(b"*"):
+        if nodes[1] == Atom(b"ESEARCH") and b"SORT " in command.upper():
+            # RFC 5267 section 3.2: an ESORT ALL is in sort order.
+            return [render_all(_esearch(nodes, ordered=True))]
         nodes = _untagged(nodes)
         if len(nodes) == 4 and nodes[2] == Atom(b"FETCH"):
             assert isinstance(nodes[3], Group)
@@ -317,7 +320,7 @@ def _search(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     return (*nodes[:2], *numbers, *fixed_rest)
 
 
-def _esearch(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+def _esearch(nodes: tuple[Node, ...], ordered: bool = False) -> tuple[Node, ...]:
     out: list[Node] = list(nodes[:2])
     index = 2
     if index < len(nodes) and isinstance(nodes[index], Group):
@@ -330,7 +333,7 @@ def _esearch(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     fixed: list[tuple[Node, Node]] = []
     for name, value in pairs:
         upper = name.value.upper() if isinstance(name, Atom) else b""
-        if upper == b"ALL" and isinstance(value, Atom):
+        if upper == b"ALL" and isinstance(value, Atom) and not ordered:
             value = Atom(canonical_set(value.value))
         elif upper == b"MODSEQ":
             value = Atom(b"<modseq>")

@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .normalise import Exchange, normalise
+from .normalise import label_of
 from .servers import PASSWORD, USER, Endpoint
 from .sessions import Session
+from .wire import WireError
 
 _VARIABLE = re.compile(rb"\$\{(\w+)\}")
 _CAPTURES = {
@@ -42,8 +44,15 @@ def run_session(endpoint: Endpoint, session: Session) -> Transcript:
         if not login[-1].startswith(b"d0 OK"):
             raise AssertionError(f"{endpoint.name} refused the login: {login!r}")
         for index, command in enumerate(session.commands, start=1):
-            sent = _VARIABLE.sub(lambda m: values.get(m[1], b"0"), command)
-            answer = client.run(tag_of(index), sent)
+            # Only the command line: literal data (an APPENDed shell
+            # script, say) may hold "${...}" too.
+            line, crlf, data = command.partition(b"\r\n")
+            sent = _VARIABLE.sub(lambda m: values.get(m[1], b"0"), line) + crlf + data
+            try:
+                answer = client.run(tag_of(index), sent)
+            except WireError as exc:
+                where = label_of(session.name, index, command)
+                raise WireError(f"{endpoint.name}: {where}: {exc}") from exc
             for response in answer:
                 for name, pattern in _CAPTURES.items():
                     match = pattern.search(response)

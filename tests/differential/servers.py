@@ -12,6 +12,7 @@ and subscribed on first login as asimap does.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ def asimap_server(*, workers: bool = True) -> Iterator[Endpoint]:
         server = Asimapd(setup, cert, key, *args)
         try:
             yield Endpoint("asimap", "127.0.0.1", server.ports["imaps"], "tls")
+        except BaseException:
+            tail = "\n".join(server.log().splitlines()[-40:])
+            sys.stderr.write(f"asimapd log (last lines):\n{tail}\n")
+            raise
         finally:
             try:
                 server.stop()

@@ -202,6 +202,10 @@ def sort_session(box: str) -> Session:
     for criteria in SORT_CRITERIA:
         commands.append(b"SORT " + criteria + b" UTF-8 ALL")
         commands.append(b"UID SORT " + criteria + b" UTF-8 ALL")
+    # RFC 5267 ESORT: ALL in sort order, MIN/MAX/COUNT.
+    commands.append(b"SORT RETURN (MIN MAX COUNT) (DATE) UTF-8 ALL")
+    commands.append(b"UID SORT RETURN (ALL) (SUBJECT) UTF-8 ALL")
+    commands.append(b"UID SORT RETURN (ALL COUNT) (REVERSE FROM) UTF-8 UNSEEN")
     commands.append(b"SORT (SUBJECT) US-ASCII SEEN")
     commands.append(b"UID SORT (DATE) UTF-8 OR FLAGGED FROM ettus")
     for algorithm in THREAD_ALGORITHMS:
@@ -368,6 +372,37 @@ def recent_session() -> Session:
     )
 
 
+#: A message whose second part is binary with NUL octets (RFC 3516 APPEND).
+BINARY_MESSAGE = (
+    b"From: nul@example.org\r\nSubject: NUL in a binary part\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+    b"--z\r\nContent-Type: text/plain\r\n\r\ntext\r\n"
+    b"--z\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\n"
+    + bytes(range(0, 256))
+    + b"\r\n--z--\r\n"
+)
+
+
+def binary_session() -> Session:
+    """Issue 10 point 2: NUL must never reach a plain literal (RFC 9051
+    section 4.3); only BINARY answered as literal8 may carry it."""
+    append = b"APPEND binary ~{%d}\r\n%s" % (len(BINARY_MESSAGE), BINARY_MESSAGE)
+    return Session(
+        "binary",
+        (
+            b"CREATE binary",
+            append,
+            b"SELECT binary",
+            b"FETCH 1 (BODYSTRUCTURE RFC822.SIZE)",
+            b"FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])",
+            b"FETCH 1 (BODY.PEEK[2])",
+            b"FETCH 1 (BODY.PEEK[])",
+            b"CLOSE",
+        ),
+    )
+
+
 def all_sessions(corpus: list[Message], edge: list[Message]) -> Iterator[Session]:
     yield setup_session({CORPUS_BOX: corpus, EDGE_BOX: edge, WORK_BOX: []})
     yield fetch_session("fetch-edge", EDGE_BOX, edge)
@@ -378,6 +413,7 @@ def all_sessions(corpus: list[Message], edge: list[Message]) -> Iterator[Session
     yield sort_session(EDGE_BOX)
     yield list_session()
     yield recent_session()
+    yield binary_session()
     yield condstore_enabled_by_command()
     yield condstore_session()
     yield qresync_session()

@@ -37,7 +37,7 @@ class RawClient:
     """One connection; ``run(tag, command)`` returns the raw responses."""
 
     def __init__(
-        self, host: str, port: int, *, security: str, timeout: float = 60
+        self, host: str, port: int, *, security: str, timeout: float = 300
     ) -> None:
         raw = socket.create_connection((host, port), timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
