@@ -47,6 +47,7 @@ def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
     for verdict in run.verdicts.values():
         per_entry.update(verdict.used)
     unexplained = [v for v in run.verdicts.values() if not v.clean]
+    known_only = len(exchanges) - identical - len(unexplained)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         BEGIN,
@@ -56,7 +57,7 @@ def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
         "",
         f"- commands compared: **{len(exchanges)}**",
         f"- identical after normalisation: **{identical}**",
-        f"- different, every difference known: **{len(exchanges) - identical - len(unexplained)}**",
+        f"- different, every difference known: **{known_only}**",
         f"- different and not yet explained: **{len(unexplained)}**",
         "",
         "| known difference | verdict | commands | reason |",
@@ -67,9 +68,8 @@ def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
         if entry.point is not None:
             verdict += f" (issue 10 point {entry.point})"
         reason = entry.reason.replace("|", "\\|")
-        lines.append(
-            f"| {entry.summary} | {verdict} | {per_entry.get(entry.key, 0)} | {reason} |"
-        )
+        count = per_entry.get(entry.key, 0)
+        lines.append(f"| {entry.summary} | {verdict} | {count} | {reason} |")
     if unexplained:
         lines += ["", "Not yet explained (first lines of each difference):", ""]
         for verdict in unexplained[:40]:

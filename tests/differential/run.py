@@ -6,8 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .normalise import Exchange, normalise
-from .normalise import label_of
+from .normalise import Exchange, label_of, normalise
 from .servers import PASSWORD, USER, Endpoint
 from .sessions import Session
 from .wire import WireError
