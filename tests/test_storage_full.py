@@ -324,3 +324,24 @@ def test_login_and_deletion_after_a_restart_on_a_full_disk(
     finally:
         server.stop()
     assert "Traceback" not in server.log(), server.log()
+
+
+def test_rename_on_a_full_disk_changes_nothing(full: Full) -> None:
+    """RENAME is all or nothing: refused, the mailbox keeps its name,
+    directory and UIDs; INBOX's special RENAME leaves no empty mailbox."""
+    client = full.client
+    before = _uids(client, b"INBOX")
+    renamed = client.command(b"r", b"RENAME Old New/Sub")
+    assert renamed[-1] == b"r " + FULL, renamed
+    moved = client.command(b"i", b"RENAME INBOX Saved")
+    assert moved[-1] == b"i " + FULL, moved
+    listed = client.command(b"l", b'LIST "" *')
+    assert [line for line in listed if line.endswith(b'"Old"')], listed
+    assert not [line for line in listed if b"New" in line or b"Saved" in line]
+    assert (full.root / "Old").is_dir() and not (full.root / "New").exists()
+    assert not (full.root / "Saved").exists()
+    assert _uids(client, b"INBOX") == before
+    os.unlink(full.filler)
+    again = client.command(b"r2", b"RENAME Old New/Sub")
+    assert again[-1].startswith(b"r2 OK"), again
+    assert (full.root / "New" / "Sub").is_dir()

@@ -403,16 +403,28 @@ class Account(Core):
         if is_inferior(new, old):
             raise OperationNotPermitted("Cannot rename a mailbox under itself")
         source = folder_path(self.root, old)
-        files.make_folder(target.parent, self.protection.folder)
-        os.rename(source, target)
+        created = files.make_folders(target.parent, self.protection.folder)
+        try:
+            os.rename(source, target)
+        except BaseException:
+            files.remove_folders(created)
+            raise
         length = len(old)
-        with transaction(self.conn):
-            for table in ("mailboxes", "special_use", "noselect"):
-                self.conn.execute(
-                    f"UPDATE {table} SET name = ? || substr(name, ?) "
-                    "WHERE name = ? OR substr(name, 1, ?) = ?",
-                    (new, length + 1, old, length + 1, old + DELIMITER),
-                )
+        try:
+            with transaction(self.conn):
+                for table in ("mailboxes", "special_use", "noselect"):
+                    self.conn.execute(
+                        f"UPDATE {table} SET name = ? || substr(name, ?) "
+                        "WHERE name = ? OR substr(name, 1, ?) = ?",
+                        (new, length + 1, old, length + 1, old + DELIMITER),
+                    )
+        except BaseException:
+            # The rows still say ``old`` (a full disk refused the COMMIT):
+            # so must the directory, or the next scan would see a new
+            # mailbox with new UIDs.  RENAME is all or nothing.
+            os.rename(target, source)
+            files.remove_folders(created)
+            raise
 
     # -- subscriptions -------------------------------------------------------
 
