@@ -10,17 +10,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from asimap.store.base import OverQuota
+from asimap.store.base import OverQuota, StorageDenied
 from asimap.store.memory import MemoryStore
 from asimap.store.mh.delivery import deliver
 from asimap.store.mh.profile import Profile
-from asimap.store.mh.space import RESERVE_NAME, DiskFull
+from asimap.store.mh.space import RESERVE_NAME, DiskFull, Space, classify
 from asimap.store.mh.store import MHStore
 from tmpfs import fill, tmpfs
 
@@ -108,3 +110,47 @@ async def test_memory_create_is_all_or_nothing(monkeypatch: pytest.MonkeyPatch) 
         await store.create("a/b/c")
     names = {entry.name for entry in await store.list_mailboxes()}
     assert names == {"INBOX"}
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "text"),
+    [
+        (OSError(errno.ENOSPC, "x"), DiskFull, "Not enough disk space"),
+        (OSError(errno.EDQUOT, "x"), DiskFull, "Not enough disk quota"),
+        (PermissionError(errno.EACCES, "x"), StorageDenied, "Permission denied"),
+        (OSError(errno.EROFS, "x"), StorageDenied, "Read-only file system"),
+        (OSError(errno.EIO, "x"), None, ""),
+        (FileNotFoundError(errno.ENOENT, "x"), None, ""),
+        (ValueError("x"), None, ""),
+    ],
+)
+def test_write_errors_map_to_store_errors(
+    error: BaseException, kind: type[Exception] | None, text: str
+) -> None:
+    """EDQUOT cannot be made on a tmpfs here: the mapping, checked alone
+    (RFC 5530 OVERQUOTA for both, NOPERM for a refused write)."""
+    mapped = classify(error)
+    if kind is None:
+        assert mapped is None
+    else:
+        assert isinstance(mapped, kind) and str(mapped) == text
+
+
+async def test_sqlite_io_error_counts_as_full_only_without_room(
+    mail_root: Path,
+) -> None:
+    """SQLite reports ENOSPC on its ``-shm`` as an I/O error."""
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = sqlite3.SQLITE_IOERR_SHMSIZE  # type: ignore[attr-defined]
+    assert classify(error, mail_root) is None
+    filler = fill(mail_root)
+    assert isinstance(classify(error, mail_root), DiskFull)
+    filler.unlink()
+
+
+def test_a_root_refusing_the_reserve_does_not_hold_mail_back(tmp_path: Path) -> None:
+    """A reserve that cannot exist for another reason than room (a
+    read-only root) must not make every APPEND look like a full disk."""
+    space = Space(tmp_path / "missing")
+    assert not space.restore() and space.unsupported
+    assert space.run(lambda: 42, adds=True) == 42
