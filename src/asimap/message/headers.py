@@ -69,7 +69,9 @@ _NAME = re.compile(rb"([^\x00-\x20\x7f:]+)[ \t]*:")
 _FIELD_END = re.compile(rb"\n(?![ \t])")
 
 
-def _bounded_fields(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
+def _bounded_fields(
+    block: bytes, start: int, length: int
+) -> list[tuple[bytes, bytes, bytes]]:
     """The first ``MAX_HEADER_FIELDS`` fields of a block with many lines,
     as ``_FIELD.findall`` gives them.
 
@@ -79,9 +81,9 @@ def _bounded_fields(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
     one field folded over a million lines.
     """
     found: list[tuple[bytes, bytes, bytes]] = []
-    pos, length = 0, len(block)
+    pos = start
     while pos < length and len(found) < MAX_HEADER_FIELDS:
-        end_match = _FIELD_END.search(block, pos)
+        end_match = _FIELD_END.search(block, pos, length)
         end = length if end_match is None else end_match.end()
         named = _NAME.match(block, pos, end)
         if named is None:
@@ -176,12 +178,15 @@ class Headers:
 
     __slots__ = ("_fields", "_first", "_found", "_keys", "_made")
 
-    def __init__(self, block: bytes) -> None:
+    def __init__(self, block: bytes, start: int = 0, end: int | None = None) -> None:
+        # ``block[start:end]`` is the header: a message's part passes the
+        # whole message and offsets, so a huge header is not copied first.
+        stop = len(block) if end is None else end
         found: list[tuple[bytes, bytes, bytes]]
-        if block.count(b"\n") < MAX_HEADER_FIELDS:
-            found = _FIELD.findall(block)
+        if block.count(b"\n", start, stop) < MAX_HEADER_FIELDS:
+            found = _FIELD.findall(block, start, stop)
         else:
-            found = _bounded_fields(block)
+            found = _bounded_fields(block, start, stop)
         if found and not found[-1][0]:
             found.pop()  # the empty match at the end of the block
         self._found = found

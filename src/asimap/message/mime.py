@@ -91,7 +91,7 @@ class Part:
         self.start = start
         self.end = end
         self.header_end, self.body_start = split_header(data, start, end)
-        self.headers = Headers(data[start : self.header_end])
+        self.headers = Headers(data, start, self.header_end)
         self.children: list[Part] = []
         self.message: Part | None = None
         parsed = parse_content_type(self.headers.latin1("Content-Type"))
