@@ -325,3 +325,72 @@ def test_a_message_file_swapped_for_a_symlink_is_not_read_through(
     for path in setup.roots["demo"].rglob("*"):
         if path.is_file() and not path.is_symlink() and path.suffix != ".sqlite3":
             assert SECRET not in path.read_bytes(), path
+
+
+#: Files and folders of the store itself that a user could replace by a
+#: symlink out of the root: (entry in the root, whether it is a folder).
+PLANTED = [
+    (".asimap-store.sqlite3", False),
+    (".asimap-store.sqlite3-wal", False),
+    (".asimap-store.sqlite3-shm", False),
+    ("inbox", True),
+    ("Drafts", True),
+]
+
+
+@pytest.mark.parametrize(("entry", "folder"), PLANTED, ids=[p[0] for p in PLANTED])
+def test_store_files_planted_as_symlinks_are_not_followed(
+    setup: MailSetup, tls_files: TlsFiles, entry: str, folder: bool
+) -> None:
+    """The store's own database (and its side files), INBOX and a
+    special-use folder, each a symlink to a world-writable target outside
+    before the first login.  Serving may refuse the account, but must not
+    read, write, create or change the mode of anything outside."""
+    target = setup.base / "target"
+    if folder:
+        target.mkdir(mode=0o777)
+        (target / "1").write_bytes(OUTSIDE_MESSAGE)
+        os.chmod(target, 0o777)
+        os.chmod(target / "1", 0o666)
+    else:
+        target.write_bytes(b"")
+        os.chmod(target, 0o666)
+    # Owned by the user: as another account's file would be where every
+    # account belongs to one service uid (asimapd not started as root), so
+    # only the server's own rule keeps it out of reach.
+    _chown_tree(target, UIDS["demo"])
+    root = setup.roots["demo"]
+    (root / entry).symlink_to(target)
+    _chown_tree(root, UIDS["demo"])
+    before = _tree(setup.base, root)
+    server = Asimapd(setup, tls_files.cert, tls_files.key)
+    try:
+        client = LineClient(server.tls_socket())
+        assert client.line().startswith(b"* OK")
+        login = client.command(b"l", b"LOGIN demo demo")
+        if login[-1].startswith(b"l OK"):
+            answers: list[bytes] = []
+            for tag, command in (
+                (b"s", b"SELECT INBOX"),
+                (b"f", b"FETCH 1:* BODY.PEEK[]"),
+                (b"a", b"APPEND INBOX " + _literal(MESSAGE)),
+                (b"d", b"APPEND Drafts " + _literal(MESSAGE)),
+                (b"t", b"STORE 1:* +FLAGS (\\Seen)"),
+                (b"x", b"STATUS Drafts (MESSAGES)"),
+                (b"L", b'LIST "" "*"'),
+            ):
+                answers += client.command(tag, command)
+            _assert_no_secret(answers)
+        else:  # a refused store says why
+            assert login[-1].startswith(b"l NO [NOPERM]"), login
+            assert "is a symbolic link" in server.log()
+        client.close()
+    finally:
+        assert server.stop() == 0, server.log()
+    after = _tree(setup.base, root)
+    changed = {
+        path: (before.get(path), after.get(path))
+        for path in before.keys() | after.keys()
+        if before.get(path) != after.get(path) and not path.endswith(".log")
+    }
+    assert not changed, changed

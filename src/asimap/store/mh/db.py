@@ -26,14 +26,17 @@ version are tightened when the database is opened.
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from asimap.store.base import SUMMARY_VERSION
+from asimap.store.base import SUMMARY_VERSION, StorageDenied
+
+log = logging.getLogger(__name__)
 
 DB_NAME = ".asimap-store.sqlite3"
 
@@ -195,10 +198,37 @@ def protect_database(path: Path, mode: int) -> bool:
         finally:
             os.close(fd)
     for file in (path, *(Path(f"{path}{suffix}") for suffix in SIDE_SUFFIXES)):
-        with contextlib.suppress(FileNotFoundError):
-            if file.stat().st_mode & 0o777 != mode:
-                os.chmod(file, mode)
+        _protect_file(file, mode)
     return created
+
+
+def _protect_file(file: Path, mode: int) -> None:
+    """Give one existing database file ``mode``, through a descriptor that
+    was not opened through a symlink.
+
+    A database file (or side file) that is a symlink was planted by
+    someone who can write the mail root, and may point at a file of
+    another account where every account belongs to one uid: SQLite would
+    write there, and a chmod would change its mode.  The store is refused
+    instead (``NO [NOPERM]`` to the login), never followed (design.md
+    section 4, rule 3: no path leaves the mail root).
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            log.error("%s is a symbolic link: the store is not opened", file)
+            raise StorageDenied(
+                f"{file.name} in the mail root is a symbolic link; not following it"
+            ) from None
+        raise
+    try:
+        if os.fstat(fd).st_mode & 0o777 != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def open_database(root: Path, mode: int = DB_MODE) -> tuple[sqlite3.Connection, bool]:
