@@ -333,6 +333,8 @@ PLANTED = [
     (".asimap-store.sqlite3", False),
     (".asimap-store.sqlite3-wal", False),
     (".asimap-store.sqlite3-shm", False),
+    (".asimap-reserve", False),
+    (".asimap-reserve.new", False),
     ("inbox", True),
     ("Drafts", True),
 ]
@@ -353,7 +355,7 @@ def test_store_files_planted_as_symlinks_are_not_followed(
         os.chmod(target, 0o777)
         os.chmod(target / "1", 0o666)
     else:
-        target.write_bytes(b"")
+        target.write_bytes(b"precious data of someone else\n")
         os.chmod(target, 0o666)
     # Owned by the user: as another account's file would be where every
     # account belongs to one service uid (asimapd not started as root), so

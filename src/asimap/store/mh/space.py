@@ -163,7 +163,16 @@ class Space:
                 return True
             temp = self.root / f"{RESERVE_NAME}.new"
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode)
+                # A leftover of a crash goes, and so does a symlink planted
+                # under this name: opening through it would truncate and
+                # fill a file outside the mail root.
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+                fd = os.open(
+                    temp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                    self.mode,
+                )
                 try:
                     os.fchmod(fd, self.mode)
                     _allocate(fd, self.size)
