@@ -1,0 +1,134 @@
+"""Nobody is served as someone else: not by command injection before TLS,
+not by an authorization identity, not by a variant spelling of a name.
+
+Security review (docs/security.md, "Logins"), against a real ``asimapd`` in
+worker mode with a plain IMAP port (STARTTLS) and a plain POP3 port (STLS):
+
+* commands pipelined in the same packet as STARTTLS or STLS
+  (CVE-2011-0411) are discarded: no login happens, no worker is started;
+* demo's credentials with the authorization identity ``other`` (SASL
+  PLAIN's authzid, SCRAM's ``a=``), in IMAP and POP3, are refused and
+  start no worker for ``other``; so is demo's password under variant
+  spellings of ``other`` (case, spaces, a NUL).
+
+Which worker serves whom is read from ``/proc`` (``asimap-w:<user>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import TlsFiles
+from scram_client import ScramClient
+from worker_harness import Asimapd, LineClient, MailSetup, mail_setup
+
+
+@pytest.fixture
+def server(tls_files: TlsFiles) -> Iterator[Asimapd]:
+    setup: MailSetup
+    with mail_setup() as setup:
+        daemon = Asimapd(
+            setup,
+            tls_files.cert,
+            tls_files.key,
+            "--enable-pop3",
+            "--pop3-port=0",
+            "--pop3-stls-port=0",
+        )
+        try:
+            yield daemon
+        finally:
+            assert daemon.stop() == 0, daemon.log()
+
+
+def _upgrade(server: Asimapd, raw: socket.socket) -> LineClient:
+    tls = server.client_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    return LineClient(tls)
+
+
+def _read_line(raw: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = raw.recv(1)  # byte by byte: nothing after the line is taken
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def test_commands_pipelined_with_starttls_or_stls_never_run(server: Asimapd) -> None:
+    raw = socket.create_connection(("127.0.0.1", server.ports["imap"]), 10)
+    assert _read_line(raw).startswith(b"* OK")
+    raw.sendall(b"a STARTTLS\r\nb LOGIN demo demo\r\nc SELECT INBOX\r\n")
+    assert _read_line(raw).startswith(b"a OK")
+    imap = _upgrade(server, raw)
+    answer = imap.command(b"d", b"NOOP")
+    assert answer == [b"d OK NOOP completed"], answer  # no b, no c
+    assert imap.command(b"e", b"SELECT INBOX")[-1].startswith(b"e BAD")
+
+    raw = socket.create_connection(("127.0.0.1", server.ports["pop3"]), 10)
+    assert _read_line(raw).startswith(b"+OK")
+    raw.sendall(b"STLS\r\nUSER demo\r\nPASS demo\r\n")
+    assert _read_line(raw).startswith(b"+OK")
+    pop3 = _upgrade(server, raw)
+    pop3.send(b"STAT\r\n")
+    assert pop3.line().startswith(b"-ERR")
+    assert server.workers() == {}, "a pipelined login reached a worker"
+    assert "login: user" not in server.log()
+    # The connections still work: TLS is up and a real login succeeds.
+    assert imap.command(b"f", b"LOGIN demo demo")[-1].startswith(b"f OK")
+    server.wait_for_worker("demo")
+    imap.close()
+    pop3.close()
+
+
+def _plain(authzid: str, user: str, password: str) -> bytes:
+    return base64.b64encode(f"{authzid}\0{user}\0{password}".encode())
+
+
+def _imap(server: Asimapd) -> LineClient:
+    client = LineClient(server.tls_socket())
+    assert client.line().startswith(b"* OK")
+    return client
+
+
+def test_no_one_is_served_as_another_user(server: Asimapd) -> None:
+    client = _imap(server)
+    refused: list[bytes] = []
+    refused += client.command(
+        b"a", b"AUTHENTICATE PLAIN " + _plain("other", "demo", "demo")
+    )
+    scram = ScramClient("demo", "demo", gs2_header="n,a=other,")
+    client.send(
+        b"s AUTHENTICATE SCRAM-SHA-256 " + base64.b64encode(scram.first()) + b"\r\n"
+    )
+    refused += client.until_tagged(b"s")
+    for tag, name in (
+        (b"b", b"OTHER"),
+        (b"c", b"Other"),
+        (b"d", b'" other"'),
+        (b"e", b'"other "'),
+    ):
+        refused += client.command(tag, b"LOGIN " + name + b" demo")
+    client.send(b"g LOGIN {6+}\r\nother\x00 demo\r\n")
+    refused += client.until_tagged(b"g")
+    tagged = [line for line in refused if not line.startswith((b"*", b"+"))]
+    assert len(tagged) == 7, refused
+    assert all(b" NO " in line or b" BAD " in line for line in tagged), tagged
+
+    pop3 = LineClient(server.tls_socket("pop3s"))
+    assert pop3.line().startswith(b"+OK")
+    pop3.send(b"AUTH PLAIN " + _plain("other", "demo", "demo") + b"\r\n")
+    assert pop3.line().startswith(b"-ERR")
+    pop3.send(b"USER OTHER\r\nPASS demo\r\n")
+    assert pop3.line().startswith(b"+OK")  # USER never tells (RFC 1939)
+    assert pop3.line().startswith(b"-ERR")
+    assert "other" not in server.workers(), server.workers()
+    # demo's own login on the same connection still works, as demo.
+    assert client.command(b"h", b"LOGIN demo demo")[-1].startswith(b"h OK")
+    assert set(server.workers()) == {"demo"}
+    client.close()
+    pop3.close()
