@@ -172,6 +172,24 @@ def test_nesting_stops_at_the_limit_as_one_opaque_leaf() -> None:
     assert message.binary((*path, 1, 1)) == opaque
     # SEARCH reads the opaque bytes as text: the words are the message's.
     assert "the bottom line" in message.body_text()
+    # The summary cache's encoder writes the same bytes.
+    assert encode_summary_value(message.bodystructure()) == encoded
+
+
+def test_encapsulated_messages_nest_to_the_same_limit() -> None:
+    levels = [
+        b"From: a@example.org\r\nSubject: level %d\r\n"
+        b"Content-Type: message/rfc822\r\n\r\n" % level
+        for level in range(2_000)
+    ]
+    raw = b"".join(levels) + b"From: b@example.org\r\n\r\nthe bottom line\r\n"
+    message = Message(raw)
+    encoded = encode_value(message.bodystructure())
+    check_body(encoded)
+    assert encode_summary_value(message.bodystructure()) == encoded
+    assert encoded.count(b'"MESSAGE" "RFC822"') == MAX_MIME_DEPTH
+    assert b'"APPLICATION" "OCTET-STREAM"' in encoded
+    assert "the bottom line" in message.body_text()
 
 
 def test_the_part_budget_gives_the_rest_to_one_opaque_part() -> None:
