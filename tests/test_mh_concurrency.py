@@ -1,12 +1,16 @@
 """Five IMAP clients and an nmh loop on the same MH folders for 60 seconds.
 
-The issue's concurrency test: the clients APPEND, STORE +/-FLAGS, COPY and
-UID EXPUNGE while a loop runs nmh's ``inc``, ``rmm`` and ``mark`` on the
-same ``inbox``.  Every actor only changes messages it owns (the ones it
-appended or inc'ed), so a model of everything that was acknowledged is
-exact.  At the end, what IMAP *and* nmh (``scan``, ``pick``, ``mark -list``)
-see must equal the model: no acknowledged message lost or duplicated, no
-acknowledged flag change lost, no UID given to two messages.
+The issue's concurrency test (issue 10 points 12 and 13): the clients
+APPEND, STORE +/-FLAGS, COPY and UID EXPUNGE while a loop runs, round
+after round, ``inc -file chunk.mbox -notruncate +inbox``, ``mark N1
+-sequence flagged -add``, ``mark N2 -sequence unseen -delete`` and ``rmm
+-unlink N3`` (sometimes a keyword ``mark`` too) on the same ``inbox``.
+Every actor only changes messages it owns (the ones it appended or
+inc'ed), so a model of everything that was acknowledged is exact.  At the
+end, what IMAP *and* nmh (``scan``, ``pick``, ``mark -list``) see must
+equal the model: every nmh change stands, every APPEND that got an
+APPENDUID and was not expunged by its client is there under that UID with
+its bytes, no message is duplicated, no UID names two messages.
 
 The run lasts ``ASIMAP_CONCURRENCY_SECONDS`` (default 60) without MH
 locking and half of that with ``ENABLE_MH_FILE_LOCKING`` (nmh then
@@ -40,6 +44,7 @@ CLIENT_FLAGS = ("\\Flagged", "\\Answered", "\\Seen", "\\Draft", "shared")
 _FETCH_UID = re.compile(rb"UID (\d+)")
 _FETCH_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
 _MESSAGE_ID = re.compile(rb"Message-ID: (<[^>]+>)", re.IGNORECASE)
+_BODY_LITERAL = re.compile(rb"BODY\[\] \{(\d+)\}\r\n")
 
 
 @dataclass
@@ -50,6 +55,11 @@ class Model:
     #: inbox: Message-ID -> flags (IMAP-owned) or {nmhkw}/{} (nmh-owned).
     inbox: dict[str, set[str]] = field(default_factory=dict)
     nmh_owned: set[str] = field(default_factory=set)
+    #: Every acknowledged nmh change, in order: (operation, Message-ID).
+    nmh_ops: list[tuple[str, str]] = field(default_factory=list)
+    #: INBOX UID -> (Message-ID, bytes) of every APPEND acknowledged with
+    #: an APPENDUID and not yet expunged by its client.
+    appended: dict[int, tuple[str, bytes]] = field(default_factory=dict)
     #: copies folder: multiset of (Message-ID, flags at COPY time).
     copies: Counter[tuple[str, frozenset[str]]] = field(default_factory=Counter)
     #: (folder, UID) -> Message-ID, for every pair anyone was told.
@@ -136,10 +146,12 @@ def imap_client(
                 serial += 1
                 mid = f"<c{number}-{serial}@load.test>"
                 given = set(rng.sample(CLIENT_FLAGS, rng.randint(0, 2)))
-                uid = client.append("INBOX", message(mid), " ".join(sorted(given)))
+                data = message(mid)
+                uid = client.append("INBOX", data, " ".join(sorted(given)))
                 owned[uid], flags[uid] = mid, given
                 with model.lock:
                     model.inbox[mid] = set(given)
+                    model.appended[uid] = (mid, data)
                     model.counts["append"] += 1
                 model.saw("INBOX", uid, mid)
             elif choice < 0.70:
@@ -170,6 +182,7 @@ def imap_client(
                 with model.lock:
                     for uid in doomed:
                         model.inbox.pop(owned.pop(uid))
+                        del model.appended[uid]
                         del flags[uid]
                     model.counts["expunge"] += len(doomed)
             else:
@@ -186,9 +199,15 @@ def imap_client(
 
 
 def nmh_loop(nmh: Nmh, tmp: Path, model: Model, until: float) -> None:
-    """``inc`` of small mboxes, ``rmm`` and ``mark`` of its own messages."""
+    """The issue's loop, each round: ``inc -file chunk.mbox -notruncate
+    +inbox``, ``mark N1 -sequence flagged -add``, ``mark N2 -sequence
+    unseen -delete`` (nmh's "mark as read"), ``rmm -unlink N3`` -- and
+    in some rounds a keyword ``mark`` (add or delete) as well.  N1, N2 and
+    N3 are messages this loop inc'ed (found by Message-ID with ``pick``);
+    every change is recorded in the model and later checked."""
     rng = random.Random(99)
     owned: list[str] = []
+    unread: set[str] = set()
     marked: set[str] = set()
     serial = 0
 
@@ -197,49 +216,102 @@ def nmh_loop(nmh: Nmh, tmp: Path, model: Model, until: float) -> None:
         assert len(out) == 1, (mid, out)
         return out[0]
 
+    def note(op: str, mid: str, add: str = "", remove: str = "") -> None:
+        """Record an acknowledged nmh change (``rmm``: the message goes)."""
+        with model.lock:
+            if op.startswith("rmm"):
+                model.inbox.pop(mid)
+            else:
+                flags = model.inbox.setdefault(mid, set())
+                flags.update({add} - {""})
+                flags.difference_update({remove})
+            model.counts[op.split()[0]] += 1
+            model.nmh_ops.append((op, mid))
+
     try:
         while time.monotonic() < until:
             # A person at a shell, very busy: leave the clients some room.
             time.sleep(rng.uniform(0.01, 0.05))
-            choice = rng.random()
-            if choice < 0.4 or len(owned) < 3:
-                mids = []
-                for _ in range(rng.randint(1, 3)):
-                    serial += 1
-                    mids.append(f"<n-{serial}@load.test>")
-                mbox = tmp / f"in-{serial}.mbox"
-                mbox.write_bytes(mbox_of([message(m, lf=True) for m in mids]))
-                nmh("inc", "+inbox", "-file", str(mbox), "-silent")
-                owned.extend(mids)
-                with model.lock:
-                    for mid in mids:
-                        model.inbox[mid] = set()
-                        model.nmh_owned.add(mid)
-                    model.counts["inc"] += len(mids)
-            elif choice < 0.6:
-                mid = owned.pop(rng.randrange(len(owned)))
-                nmh("rmm", "+inbox", number_of(mid))
-                marked.discard(mid)
-                with model.lock:
-                    model.inbox.pop(mid)
-                    model.counts["rmm"] += 1
-            else:
+            mids = []
+            for _ in range(rng.randint(1, 3)):
+                serial += 1
+                mids.append(f"<n-{serial}@load.test>")
+            chunk = tmp / "chunk.mbox"
+            chunk.write_bytes(mbox_of([message(m, lf=True) for m in mids]))
+            nmh("inc", "-file", str(chunk), "-notruncate", "+inbox", "-silent")
+            owned.extend(mids)
+            unread.update(mids)
+            with model.lock:
+                model.nmh_owned.update(mids)
+            for mid in mids:
+                note("inc", mid)
+            if len(owned) < 4:
+                continue
+            n1 = rng.choice(owned)
+            nmh("mark", number_of(n1), "-sequence", "flagged", "-add", "+inbox")
+            note("mark flagged -add", n1, add="\\Flagged")
+            if unread:
+                n2 = rng.choice(sorted(unread))
+                nmh("mark", number_of(n2), "-sequence", "unseen", "-delete", "+inbox")
+                unread.discard(n2)
+                note("mark unseen -delete", n2, add="\\Seen")
+            n3 = owned.pop(rng.randrange(len(owned)))
+            nmh("rmm", "-unlink", number_of(n3), "+inbox")
+            unread.discard(n3)
+            marked.discard(n3)
+            note("rmm -unlink", n3)
+            if rng.random() < 0.3:
                 mid = rng.choice(owned)
-                add = rng.random() < 0.6
+                add = mid not in marked
                 action = "-add" if add else "-delete"
-                if not add and mid not in marked:
-                    continue  # nmh refuses to delete from a missing sequence
                 nmh("mark", "+inbox", number_of(mid), "-sequence", NMH_KEYWORD, action)
                 (marked.add if add else marked.discard)(mid)
-                with model.lock:
-                    model.inbox[mid] = {NMH_KEYWORD} if mid in marked else set()
-                    model.counts["mark"] += 1
+                change = {"add" if add else "remove": NMH_KEYWORD}
+                note(f"mark {NMH_KEYWORD} {action}", mid, **change)
     except BaseException as exc:
         with model.lock:
             model.errors.append(f"nmh loop: {exc!r}")
 
 
 # -- the test -----------------------------------------------------------------
+
+
+def fetch_bodies(client: RawClient) -> dict[int, bytes]:
+    """UID -> BODY[] of every message of the selected mailbox."""
+    untagged, _ = client.command("UID FETCH 1:* (UID BODY.PEEK[])", timeout=60)
+    bodies: dict[int, bytes] = {}
+    for line in untagged:
+        uid = _FETCH_UID.search(line)
+        literal = _BODY_LITERAL.search(line)
+        if uid is None or literal is None:
+            continue
+        start = literal.end()
+        bodies[int(uid.group(1))] = line[start : start + int(literal.group(1))]
+    return bodies
+
+
+def lost_nmh_changes(
+    model: Model, flags_now: dict[str, frozenset[str]]
+) -> dict[str, list[str]]:
+    """Every nmh change the server undid or lost, by kind (``flags_now``:
+    Message-ID -> flags, as IMAP reports them at the end)."""
+    lost: dict[str, list[str]] = {}
+    for op, mid in model.nmh_ops:
+        expected = model.inbox.get(mid)
+        now = flags_now.get(mid)
+        if op.startswith("rmm"):
+            bad = now is not None
+        elif op == "inc":
+            bad = expected is not None and now is None
+        elif expected is None or now is None:
+            continue  # removed later (rmm), judged there
+        else:
+            name = op.split()[1]
+            flag = {"flagged": "\\Flagged", "unseen": "\\Seen"}.get(name, name)
+            bad = (flag in expected) != (flag in now)
+        if bad:
+            lost.setdefault(op, []).append(mid)
+    return lost
 
 
 def _numbers(text: str) -> set[int]:
@@ -260,7 +332,10 @@ def _numbers(text: str) -> set[int]:
 #: whose ceiling ignores numbers the tools added), a merged tool change
 #: that a nested import left out of the database, the stat of an APPEND
 #: taken after inc could overwrite it, and APPENDs that inc overwrites in
-#: place (put back under a fresh number with the same UID).
+#: place (put back under a fresh number with the same UID).  Issue 10
+#: point 12: nmh's "mark as read" merged as two separate sequences (left
+#: in neither, then undone), and the put-back rule taking nmh's "mark as
+#: read" of its newest message for a stale tool's drop.
 
 
 @pytest.mark.timeout(SECONDS + 240)
@@ -319,6 +394,7 @@ def test_clients_and_nmh_agree_with_the_model(
     check.command(f"LOGIN {USER} {PASSWORD}")
     check.command("SELECT INBOX")
     inbox = fetch_all(check)
+    bodies = fetch_bodies(check)
     check.command(f"SELECT {COPIES}")
     copies = fetch_all(check)
     check.command("LOGOUT")
@@ -330,6 +406,22 @@ def test_clients_and_nmh_agree_with_the_model(
         for uid, _, mid in listing:
             model.saw(folder, uid, mid)
     assert not model.uid_conflicts, model.uid_conflicts[:10]
+
+    # Every nmh change stands (issue 10 point 12), and every APPEND that
+    # got an APPENDUID and that its client did not expunge is still there,
+    # under that UID, with the same bytes (point 13).
+    flags_now = {mid: flags for _, flags, mid in inbox}
+    lost = lost_nmh_changes(model, flags_now)
+    made = Counter(op for op, _ in model.nmh_ops)
+    assert lost == {}, {
+        op: f"{len(m)} of {made[op]}: {m[:5]}" for op, m in lost.items()
+    }
+    missing = {
+        uid: mid
+        for uid, (mid, data) in model.appended.items()
+        if bodies.get(uid) != data
+    }
+    assert missing == {}, f"{len(missing)} acknowledged APPENDs lost: {missing}"
 
     seen_ids = Counter(mid for _, _, mid in inbox)
     assert [m for m, n in seen_ids.items() if n > 1] == [], "duplicated messages"

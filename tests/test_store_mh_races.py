@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from asimap.store.base import StoreMode
-from asimap.store.mh import MHStore, corebase, files, seqfile, sequences
-from test_store_mh_nmh import Nmh, message, sequence, uid_flags
+from asimap.store.mh import MHStore, corebase, files, freshness, seqfile, sequences
+from asimap.store.mh.profile import Profile
+from test_store_mh_nmh import NMH_BIN, Nmh, mbox_of, message, sequence, uid_flags
 
 pytest_plugins = ["test_store_mh_nmh"]
 
@@ -32,6 +36,33 @@ def inc_overwrite(path: Path, subject: str) -> None:
         os.write(fd, message(subject).replace(b"\r\n", b"\n") + b"extra\n")
     finally:
         os.close(fd)
+
+
+def tool_before_reads(
+    monkeypatch: pytest.MonkeyPatch, actions: dict[int, Callable[[], object]]
+) -> Callable[[], int]:
+    """Run ``actions[n]`` just before the store's n-th read of
+    ``.mh_sequences`` (a rescan's, or a write's before it merges), as a
+    tool that wrote between two of our steps.  Returns a function that
+    stops it and tells how many reads there were."""
+    calls = 0
+    read = seqfile.read_unlocked
+
+    def read_after_tool(folder: Path, limit_s: float = 2.0) -> object:
+        nonlocal calls
+        calls += 1
+        action = actions.get(calls)
+        if action is not None:
+            action()
+        return read(folder, limit_s)
+
+    monkeypatch.setattr(seqfile, "read_unlocked", read_after_tool)
+
+    def stop() -> int:
+        monkeypatch.setattr(seqfile, "read_unlocked", read)
+        return calls
+
+    return stop
 
 
 async def test_append_overwritten_by_inc_right_after_the_link(
@@ -116,25 +147,15 @@ async def test_tool_change_met_by_an_import_rescan_is_not_dropped(
     inbox = await store.mailbox("INBOX")
     uids = [await inbox.append(message(f"m{n}")) for n in range(3)]
     await inbox.states()
-    read = seqfile.read_unlocked
-    calls = 0
-    actions: dict[int, Callable[[], object]] = {
-        1: lambda: nmh("mark", "+inbox", "1", "-sequence", "kwa", "-add"),
-        3: lambda: nmh("mark", "+inbox", "2", "-sequence", "kwb", "-add"),
-    }
-
-    def read_after_tool(folder: Path, limit_s: float = 2.0) -> object:
-        nonlocal calls
-        calls += 1
-        action = actions.get(calls)
-        if action is not None:
-            action()
-        return read(folder, limit_s)
-
-    monkeypatch.setattr(seqfile, "read_unlocked", read_after_tool)
+    stop = tool_before_reads(
+        monkeypatch,
+        {
+            1: lambda: nmh("mark", "+inbox", "1", "-sequence", "kwa", "-add"),
+            3: lambda: nmh("mark", "+inbox", "2", "-sequence", "kwb", "-add"),
+        },
+    )
     await inbox.store([uids[2]], StoreMode.ADD, ["\\Flagged"])
-    monkeypatch.setattr(seqfile, "read_unlocked", read)
-    assert calls >= 3
+    assert stop() >= 3
     await inbox.store([uids[2]], StoreMode.REMOVE, ["\\Flagged"])
     flags = await uid_flags(inbox)
     assert "kwa" in flags[uids[0]]
@@ -187,7 +208,7 @@ async def test_drop_by_a_stale_tool_then_inc_keeps_our_flags(
 
 
 async def test_nmh_write_into_a_replaced_inode_wakes_a_waiter(
-    nmh: Nmh, store: MHStore
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A tool that opened ``.mh_sequences`` just before our rename writes
     into the old inode, which has no name: no watcher event.  A waiting
@@ -195,6 +216,13 @@ async def test_nmh_write_into_a_replaced_inode_wakes_a_waiter(
     inbox = await store.mailbox("INBOX")
     uids = [await inbox.append(message(f"m{n}")) for n in range(2)]
     path = nmh.root / "inbox" / ".mh_sequences"
+
+    def lock_unavailable(
+        folder: Path, temp: Path, stamp: str, limit_s: float = 2.0
+    ) -> tuple[str, int]:
+        return seqfile.BUSY, -1  # nmh's lock could not be had: we rename
+
+    monkeypatch.setattr(seqfile, "swap_locked", lock_unavailable)
     fd = os.open(path, os.O_RDWR)  # the tool opens the file ...
     try:
         await inbox.store([uids[1]], StoreMode.ADD, ["\\Flagged"])  # we rename
@@ -214,3 +242,260 @@ async def test_nmh_write_into_a_replaced_inode_wakes_a_waiter(
         await waiter
     assert "kw" in (await uid_flags(inbox))[uids[0]]
     assert sequence(nmh, "inbox", "kw") == {1}
+
+
+@pytest.fixture(params=[False, True], ids=["nolock", "lockf"])
+async def either_store(
+    request: pytest.FixtureRequest, nmh: Nmh
+) -> AsyncIterator[MHStore]:
+    """The store in both modes: without locking, and with
+    ``ENABLE_MH_FILE_LOCKING`` (nmh's fcntl lock)."""
+    opened = await MHStore.open(
+        nmh.root,
+        profile=Profile(path=nmh.root, unseen=("unseen",)),
+        locking=request.param,
+    )
+    yield opened
+    await opened.close()
+
+
+async def test_mark_as_read_of_the_newest_message_stands(
+    nmh: Nmh, either_store: MHStore, tmp_path: Path
+) -> None:
+    """nmh's "mark as read" of the newest message, which is in no other
+    sequence, takes it out of every sequence: that is a deliberate change,
+    not the drop of a tool whose folder scan predates the message."""
+    inbox = await either_store.mailbox("INBOX")
+    await inbox.append(message("ours"), ["\\Seen"])
+    mbox = tmp_path / "chunk.mbox"
+    mbox.write_bytes(mbox_of("n1", "n2"))
+    nmh("inc", "-file", str(mbox), "-notruncate", "+inbox", "-silent")
+    before = await uid_flags(inbox)
+    assert [before[uid] for uid in sorted(before)] == [{"\\Seen"}, set(), set()]
+    await inbox.claim_recent()  # a session selected INBOX: no Recent left
+    nmh("mark", "3", "-sequence", "unseen", "-delete", "+inbox")
+    flags = await uid_flags(inbox)
+    assert [flags[uid] for uid in sorted(flags)] == [{"\\Seen"}, set(), {"\\Seen"}]
+    assert sequence(nmh, "inbox", "unseen") == {2}
+
+
+async def test_mark_as_read_met_by_our_write_stands(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nmh marks a message read (``mark -sequence unseen -delete``: out of
+    ``unseen``, never into ``Seen``) just before a STORE of ours reads the
+    file to write it: the merge must keep the message read.  It used to
+    merge the two sequences separately, leave the message in neither, and
+    the import rescan, finding the file equal to that merge, kept it
+    unseen -- the next write put it back into ``unseen``."""
+    monkeypatch.setattr(corebase, "RACY_NS", 0)  # no racy-stamp rescan
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"m{n}")) for n in range(3)]
+    await inbox.claim_recent()
+    await inbox.states()
+    stop = tool_before_reads(
+        monkeypatch,
+        {1: lambda: nmh("mark", "+inbox", "1", "-sequence", "unseen", "-delete")},
+    )
+    await inbox.store([uids[2]], StoreMode.ADD, ["\\Flagged"])
+    assert stop() >= 1
+    await inbox.store([uids[2]], StoreMode.REMOVE, ["\\Flagged"])
+    flags = await uid_flags(inbox)
+    assert [flags[uid] for uid in uids] == [{"\\Seen"}, set(), set()]
+    assert sequence(nmh, "inbox", "unseen") == {2, 3}
+    assert sequence(nmh, "inbox", "Seen") == {1}
+
+
+def test_merge_treats_seen_and_unseen_as_one_flag() -> None:
+    """Three-way merge of ``\\Seen``: the tool's change to either sequence
+    wins over the database, and the result is complementary."""
+    base = {"Seen": {1}, "unseen": {2, 3, 4}, "flagged": {4}}
+    # The tool: 2 read (left unseen only), 1 unread (joined unseen only),
+    # 5 inc'ed (new, unseen); the database meanwhile flagged 3.
+    theirs = {"Seen": {1}, "unseen": {1, 3, 4, 5}, "flagged": {4}}
+    ours = {"Seen": {1}, "unseen": {2, 3, 4}, "flagged": {3, 4}}
+    merged = sequences.merge_sequences(base, theirs, ours, ("unseen",))
+    assert merged == {"Seen": {2}, "unseen": {1, 3, 4, 5}, "flagged": {3, 4}}
+    # A change the tool made only to Seen decides too.
+    theirs = {"Seen": {1, 3}, "unseen": {2, 3, 4}, "flagged": {4}}
+    merged = sequences.merge_sequences(base, theirs, ours, ("unseen",))
+    assert merged["Seen"] == {1, 3} and merged["unseen"] == {2, 4}
+    # Untouched by the tool: ours stands (the database read message 4).
+    ours = {"Seen": {1, 4}, "unseen": {2, 3}, "flagged": {4}}
+    merged = sequences.merge_sequences(base, base, ours, ("unseen",))
+    assert merged == ours
+
+
+async def test_append_overwritten_by_inc_then_unlinked_is_put_back(
+    nmh: Nmh, either_store: MHStore
+) -> None:
+    """inc overwrites the number of our acknowledged APPEND, and nmh's
+    ``rmm -unlink`` removes inc's message (found by its Message-ID) before
+    any rescan of ours: our message must survive, same UID, same bytes."""
+    inbox = await either_store.mailbox("INBOX")
+    first = await inbox.append(message("first"))
+    ours = message("ours")
+    uid = await inbox.append(ours, ["\\Flagged"])
+    inc_overwrite(nmh.root / "inbox" / "2", "incd")
+    [number] = nmh("pick", "+inbox", "--subject", "incd", "-list").split()
+    nmh("rmm", "-unlink", number, "+inbox")
+    states = await uid_flags(inbox)
+    assert sorted(states) == [first, uid]
+    assert states[uid] == {"\\Flagged"}
+    assert (await inbox.message(uid)).raw == ours
+    scanned = nmh("scan", "+inbox", "-format", "%(msg) %{subject}").split("\n")
+    assert sorted(line.split()[1] for line in scanned if line) == ["first", "ours"]
+    assert sequence(nmh, "inbox", "flagged") == {3}
+
+
+async def test_overwritten_append_outlives_its_time(
+    nmh: Nmh, either_store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept bytes of an APPEND expire after a while; but if inc has
+    overwritten the APPEND in place by then (no directory change, and no
+    sequence change yet: inc may still be waiting for the lock), the
+    entry must not be dropped before the rescan that puts it back."""
+    monkeypatch.setattr(corebase, "RACY_NS", 0)  # no racy-stamp rescan
+    either_store.core.fresh.lifetime_s = 0.2
+    inbox = await either_store.mailbox("INBOX")
+    ours = message("ours")
+    uid = await inbox.append(ours, ["\\Seen"])
+    inc_overwrite(nmh.root / "inbox" / "1", "incd")
+    await asyncio.sleep(0.4)  # the entry's time is up
+    await inbox.append(message("later"))  # its job forgets expired entries
+    states = await uid_flags(inbox)
+    assert (await inbox.message(uid)).raw == ours
+    assert states[uid] == {"\\Seen"}
+    subjects = []
+    for other in states:
+        raw = (await inbox.message(other)).raw
+        subjects.append(raw.split(b"Subject: ")[1].split(b"\n")[0].strip())
+    assert sorted(subjects) == [b"incd", b"later", b"ours"]
+
+
+async def test_inc_between_our_listing_and_our_read_stays_unseen(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """inc writes its message file just after a rescan listed the folder
+    and adds it to ``unseen`` before the rescan reads ``.mh_sequences``:
+    the file names a number we have no row for.  Our write must keep it in
+    ``unseen`` (it used to drop it, so nmh's "mark as read" that followed
+    found nothing to remove and the message came back unread)."""
+    monkeypatch.setattr(corebase, "RACY_NS", 0)  # no racy-stamp rescan
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message("ours"), ["\\Seen"])
+    await inbox.claim_recent()
+    mbox = tmp_path / "chunk.mbox"
+    mbox.write_bytes(mbox_of("incd"))
+    listing = files.message_numbers
+    calls = 0
+
+    def listing_then_inc(folder: Path) -> object:
+        nonlocal calls
+        found = listing(folder)
+        calls += 1
+        if calls == 1:
+            nmh("inc", "-file", str(mbox), "-notruncate", "+inbox", "-silent")
+        return found
+
+    nmh("mark", "+inbox", "1", "-sequence", "kw", "-add")  # a rescan follows
+    monkeypatch.setattr(files, "message_numbers", listing_then_inc)
+    await inbox.states()
+    monkeypatch.setattr(files, "message_numbers", listing)
+    assert calls >= 1
+    assert sequence(nmh, "inbox", "unseen") == {2}
+    nmh("mark", "+inbox", "2", "-sequence", "unseen", "-delete")
+    flags = await uid_flags(inbox)
+    assert sorted(flags.values(), key=len) == [{"\\Seen"}, {"\\Seen", "kw"}]
+
+
+async def test_nmh_meeting_our_rewrite_reopens_the_new_file(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An nmh ``mark`` that opens ``.mh_sequences`` while we rewrite it
+    must act on the file we leave, not on the one we replace: otherwise
+    its change lands in an unnamed inode and the file lacks it until our
+    next look -- and any tool reading the file meanwhile acts on a stale
+    view (issue 10 point 12).  We hold nmh's lock on the old file until
+    our rename, so ``mark`` fails its lock, reopens the path a second
+    later (nmh ``lkopen_fcntl``) and changes the new file."""
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"m{n}")) for n in range(2)]
+    await inbox.claim_recent()
+    await inbox.states()
+    folder = nmh.root / "inbox"
+    replace = os.replace
+    tools: list[subprocess.Popen[bytes]] = []
+
+    def replace_while_nmh_runs(source: Path, target: Path) -> None:
+        if Path(target).name == ".mh_sequences" and not tools:
+            argv = ["+inbox", "1", "-sequence", "unseen", "-delete"]
+            tools.append(subprocess.Popen([str(NMH_BIN / "mark"), *argv], env=nmh.env))
+            time.sleep(0.5)  # mark opens the file and tries nmh's lock
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_while_nmh_runs)
+    await inbox.store([uids[1]], StoreMode.ADD, ["\\Flagged"])
+    monkeypatch.setattr(os, "replace", replace)
+    assert tools and tools[0].wait(timeout=30) == 0
+    # The file as nmh left it has both changes, before any look of ours.
+    parsed = sequences.parse((folder / ".mh_sequences").read_text())
+    assert parsed.sequences["unseen"] == {2}
+    assert parsed.sequences["flagged"] == {2}
+    flags = await uid_flags(inbox)
+    assert [flags[uid] for uid in uids] == [{"\\Seen"}, {"\\Flagged"}]
+
+
+async def test_mark_as_read_of_a_message_inc_wrote_over_ours_stands(
+    nmh: Nmh, either_store: MHStore
+) -> None:
+    """inc writes its message over the number of our newest APPEND (same
+    inode), and nmh marks inc's message read before our next look.  Our
+    message is put back elsewhere; inc's is read: its number leaving every
+    sequence is nmh's doing, not the drop of a tool that never saw our
+    file (the inode is ours, the file is not)."""
+    inbox = await either_store.mailbox("INBOX")
+    first = await inbox.append(message("first"), ["\\Seen"])
+    ours = await inbox.append(message("ours"))
+    await inbox.claim_recent()
+    await inbox.states()
+    inc_overwrite(nmh.root / "inbox" / "2", "incd")
+    nmh("mark", "+inbox", "2", "-sequence", "unseen", "-delete")
+    flags = await uid_flags(inbox)
+    [incd] = [uid for uid in flags if uid not in (first, ours)]
+    assert b"Subject: incd" in (await inbox.message(incd)).raw
+    assert b"Subject: ours" in (await inbox.message(ours)).raw
+    assert (flags[first], flags[ours], flags[incd]) == ({"\\Seen"}, set(), {"\\Seen"})
+    assert sequence(nmh, "inbox", "unseen") == {3}
+
+
+def _locked_by_another_process(folder: Path) -> bool:
+    """Whether a process other than the asking one sees a lock on the
+    folder's sequence file (POSIX locks never conflict within a process)."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from asimap.store.mh import seqfile; "
+        "print(seqfile.held_by_other(Path(sys.argv[1])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.strip() == "True"
+
+
+def test_checking_a_watcher_event_keeps_nmh_lock(tmp_path: Path) -> None:
+    """With ``ENABLE_MH_FILE_LOCKING`` a job holds nmh's lock while it
+    checks the watcher's events; reading ``.mh_sequences`` for that check
+    through a descriptor of its own and closing it dropped the lock (POSIX
+    record locks belong to the process and the file), and nmh then wrote
+    under the job, which rewrote the file over it (flag changes of
+    ``mark`` lost in the concurrency test)."""
+    (tmp_path / ".mh_sequences").write_text("unseen: 1\n")
+    with seqfile.locked(tmp_path, True):
+        assert _locked_by_another_process(tmp_path)
+        assert not freshness._sequences_match(tmp_path, 0x2, "flagged: 1\n", None)
+        assert _locked_by_another_process(tmp_path)

@@ -170,7 +170,12 @@ def test_settle_seen_flips_on_one_sided_changes() -> None:
     assert not seq.settle_seen(neither, previous_seen=True)
     assert not seq.settle_seen(both, previous_seen=True)
     assert seq.settle_seen(both, previous_seen=False)
-    assert not seq.settle_seen(neither, previous_seen=None)  # new mail
+    # A message we did not know: seen exactly when not in unseen (nmh and
+    # asimap 2.x agree; new mail is in unseen, put there by inc).
+    unseen_only = seq.FileFlags(frozenset(), in_seen=False, in_unseen=True)
+    assert seq.settle_seen(neither, previous_seen=None)
+    assert not seq.settle_seen(unseen_only, previous_seen=None)
+    assert not seq.settle_seen(both, previous_seen=None)
 
 
 def test_profile_unseen_sequences_apply_to_their_root(tmp_path: Path) -> None:

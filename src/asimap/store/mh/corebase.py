@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -37,6 +38,10 @@ RACY_NS = 50_000_000
 #: A message file this new may have been created after a tool's folder
 #: scan (see :meth:`Core._restore_unknown`).
 YOUNG_NS = 10_000_000_000
+
+#: Most message files remembered per folder as created by us (a COPY of
+#: a whole big folder keeps only its newest).
+CREATED_LIMIT = 65_536
 
 #: Merge attempts when a tool keeps rewriting the file under us.
 WRITE_RETRIES = 20
@@ -189,11 +194,49 @@ class CoreBase:
         self.freshness = Freshness(root, feed)
         #: The sequences the rows want, kept between APPENDs.
         self.our_sequences = OurSequences(conn)
+        #: Per folder, message files we created (APPEND, COPY, put-back)
+        #: in the last :data:`YOUNG_NS`: number -> (identity, when).  Only
+        #: these can be dropped by a tool whose folder scan predates them.
+        self._created: dict[Path, OrderedDict[int, tuple[FileIdentity, int]]] = {}
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""
         touched, self.touched = self.touched, {}
         return touched
+
+    def _note_created(self, folder: Path, num: int, stat: os.stat_result) -> None:
+        """Remember that we just created message ``num`` (see
+        :meth:`_young_created`); entries older than :data:`YOUNG_NS` go."""
+        now = time.monotonic_ns()
+        created = self._created.setdefault(folder, OrderedDict())
+        created.pop(num, None)
+        created[num] = (FileIdentity.of(stat), now)
+        while created:
+            oldest = next(iter(created.values()))
+            if oldest[1] >= now - YOUNG_NS and len(created) <= CREATED_LIMIT:
+                break
+            created.popitem(last=False)
+
+    def _young_created(self, folder: Path) -> set[int]:
+        """Numbers of message files we created less than :data:`YOUNG_NS`
+        ago and that still are those files: same inode, size and mtime --
+        a file nmh ``inc`` wrote over ours in place keeps our inode, but it
+        is inc's message, and nmh's changes to it are nmh's own."""
+        created = self._created.get(folder)
+        if not created:
+            return set()
+        since = time.monotonic_ns() - YOUNG_NS
+        young: set[int] = set()
+        for num, (identity, when) in created.items():
+            if when < since:
+                continue
+            try:
+                stat = os.stat(folder / str(num), follow_symlinks=False)
+                if FileIdentity.of(stat) == identity:
+                    young.add(num)
+            except FileNotFoundError:
+                continue
+        return young
 
     # -- mailbox rows ------------------------------------------------------
 

@@ -7,19 +7,20 @@ the sequence file is read and written next to running nmh tools.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISREG
 
-from asimap.store.mh import files, freshness, seqfile, sequences
+from asimap.store.mh import files, freshness, repair, seqfile, sequences
 from asimap.store.mh.corebase import (
     _INSERT_MESSAGE,
     NMH_WAIT_LIMIT_S,
     QUIET_LIMIT_S,
     WRITE_RETRIES,
-    YOUNG_NS,
     CoreBase,
     _is_quiet,
     _Row,
@@ -115,6 +116,8 @@ class Reconciler(CoreBase):
             return False
         if not self.locking and self.orphans.pending(folder):
             return False  # a tool wrote into a file we had replaced
+        if self.fresh.suspect(mailbox_id):
+            return False  # inc rewrote an APPEND of ours in place: repair it
         stat = os.stat(folder)
         seq = _stamp(folder / seqfile.SEQUENCES_FILE)
         return bool(stat.st_mtime_ns == row[0] and seq == row[1])
@@ -329,7 +332,14 @@ class Reconciler(CoreBase):
                     ],
                 )
             self._save_spelling(mailbox_id, spelling)
-            self._write_sequences(mailbox_id, folder, text)
+            if initial:
+                # The first scan imports the file as it is and adds nothing
+                # of ours to it: a first login leaves .mh_sequences byte
+                # for byte as nmh left it (issue 10 point 11: no Seen
+                # sequence written for every message nmh users read).
+                self._synced[folder] = text
+            else:
+                self._write_sequences(mailbox_id, folder, text)
             self._record_stamps(mailbox_id, folder)
 
     def _repair_overwritten(
@@ -357,17 +367,23 @@ class Reconciler(CoreBase):
             num, stat = files.store_new(
                 folder, fresh.data, start, fresh.mtime_ns, self.message_mode
             )
+            self._note_created(folder, num, stat)
             start = num + 1
             self.fresh.forget(mailbox_id, row.num)
+            identity = FileIdentity.of(stat)
             self.fresh.remember(
                 mailbox_id,
                 num,
                 row.uid,
                 fresh.data,
                 fresh.mtime_ns,
-                FileIdentity.of(stat),
+                identity,
+                repair.hold(folder / str(num), identity),
             )
             repaired[row.uid] = (num, stat)
+        # Entries of rows that are gone now (expunged) have nothing left
+        # to put back.
+        self.fresh.forget_missing(mailbox_id, {*matched, *repaired})
         return repaired
 
     def _keep_orphan(self, folder: Path, snapshot: seqfile.Snapshot) -> None:
@@ -392,17 +408,19 @@ class Reconciler(CoreBase):
         """``theirs`` (a tool's rewrite of ``base``) without the drops of
         messages the tool never saw (:func:`sequences.restore_unseen_by_tool`).
 
-        "Young" is a message file whose inode changed less than
-        :data:`YOUNG_NS` before now: a tool's scan-to-write takes
-        milliseconds, and the rescan that meets its write follows it
-        closely, because every job of ours checks the folder first.
+        Only messages *we* created shortly before (APPEND, COPY, a
+        put-back: :meth:`_young_created`) can be such drops: a tool's
+        scan-to-write takes milliseconds (seconds when it waits for our
+        lock), and the rescan that meets its write follows it closely,
+        because every job of ours checks the folder first.  A message an
+        nmh tool created (``inc``) is never restored: its number leaving
+        every sequence is nmh's own doing -- ``mark -sequence unseen
+        -delete`` of the newest inc'ed message looked exactly like a drop
+        and was undone (issue 10 point 12).
         """
-        now = time.time_ns()
-        young = {
-            num
-            for num, stat in files.message_numbers(folder).items()
-            if now - stat.st_ctime_ns < YOUNG_NS
-        }
+        young = self._young_created(folder)
+        if not young:
+            return theirs
         return sequences.restore_unseen_by_tool(base, theirs, young)
 
     def _fold_orphans(
@@ -429,6 +447,7 @@ class Reconciler(CoreBase):
                 sequences.interpreted(base, self.unseen),
                 sequences.interpreted(theirs, self.unseen),
                 current,
+                self.unseen,
             )
         merged = sequences.SequenceFile(
             sequences={**current, **{n: parsed.sequences[n] for n in kept}},
@@ -448,6 +467,110 @@ class Reconciler(CoreBase):
         """
         groups = self.our_sequences.groups(mailbox_id)
         return sequences.build_grouped(groups, self.unseen)
+
+    def _replace(
+        self,
+        folder: Path,
+        snapshot: seqfile.Snapshot | None,
+        wanted: str,
+        attempt: int,
+    ) -> bool:
+        """Without locking: replace the file ``snapshot`` read by ``wanted``
+        under nmh's lock (:func:`seqfile.swap_locked`); False when a tool
+        changed the file or holds its lock (merge again).  The last
+        attempt writes anyway: our change must reach the file, and the
+        orphan watch keeps the tool's."""
+        last = attempt == WRITE_RETRIES - 1
+        if snapshot is None or not wanted:
+            if not last and _stamp(folder / seqfile.SEQUENCES_FILE) != (
+                "missing" if snapshot is None else snapshot.stamp
+            ):
+                return False
+            seqfile.write_atomically(folder, wanted)
+            if snapshot is not None:
+                self._keep_orphan(folder, snapshot)
+            return True
+        temp = seqfile.write_temp(folder, wanted)
+        read = seqfile.Snapshot(snapshot.text, -1, snapshot.stamp)
+        # Closing any descriptor of a file drops this process's lock on
+        # it: the read's own goes before the lock is taken.
+        snapshot.close()
+        # A tool holding the lock is between its read and its write:
+        # merge again after it rather than wait here.
+        outcome, fd = seqfile.swap_locked(folder, temp, read.stamp, limit_s=0.05)
+        if outcome == seqfile.REPLACED:
+            read.fd = fd
+            self._keep_orphan(folder, read)
+            return True
+        if not last:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            return False
+        kept = seqfile.read_unlocked(folder, limit_s=0)
+        os.replace(temp, folder / seqfile.SEQUENCES_FILE)
+        if kept is not None:
+            self._keep_orphan(folder, kept)
+        return True
+
+    def _merged_text(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        base: str | None,
+        current: str,
+        ours: dict[str, set[int]],
+    ) -> str:
+        """The file to write: ``ours`` (the database), with every change a
+        tool made since ``base`` merged in, and the memberships of numbers
+        we have no row for yet kept; marks the mailbox for an import when
+        the result holds something the database lacks."""
+        current_parsed = sequences.parse(current)
+        merged = ours
+        if base is not None and current != base:
+            base_parsed = sequences.parse(base)
+            theirs = self._restore_unknown(folder, base_parsed, current_parsed)
+            merged = sequences.merge_sequences(
+                sequences.interpreted(base_parsed, self.unseen),
+                sequences.interpreted(theirs, self.unseen),
+                ours,
+                self.unseen,
+            )
+            self._foreign.add(mailbox_id)
+        # Every message of the database is in Seen or in unseen.
+        known: set[int] = set().union(*ours.values())
+        strangers = self._strangers(folder, current_parsed, known)
+        if strangers:
+            merged = sequences.keep_strangers(
+                merged,
+                sequences.interpreted(current_parsed, self.unseen),
+                strangers,
+            )
+            self._foreign.add(mailbox_id)  # import them right away
+        return sequences.format_file(
+            merged, sequences.preserved_lines(current_parsed, self.unseen)
+        )
+
+    @staticmethod
+    def _strangers(
+        folder: Path,
+        parsed: sequences.SequenceFile,
+        known: set[int],
+    ) -> set[int]:
+        """Numbers in the file's sequences that have a message file but no
+        row (:func:`sequences.keep_strangers`)."""
+        listed: set[int] = set().union(*parsed.sequences.values())
+        if not listed:
+            return set()
+        listed -= known
+        found: set[int] = set()
+        for num in listed:
+            try:
+                mode = os.stat(folder / str(num), follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if S_ISREG(mode):
+                found.add(num)
+        return found
 
     def _write_sequences(
         self,
@@ -484,36 +607,12 @@ class Reconciler(CoreBase):
                 snapshot = seqfile.read_unlocked(folder)
                 current = "" if snapshot is None else snapshot.text
             try:
-                current_parsed = sequences.parse(current)
-                merged = ours
-                if base is not None and current != base:
-                    base_parsed = sequences.parse(base)
-                    theirs = self._restore_unknown(folder, base_parsed, current_parsed)
-                    merged = sequences.merge_sequences(
-                        sequences.interpreted(base_parsed, self.unseen),
-                        sequences.interpreted(theirs, self.unseen),
-                        ours,
-                    )
-                    self._foreign.add(mailbox_id)
-                wanted = sequences.format_file(
-                    merged, sequences.preserved_lines(current_parsed, self.unseen)
-                )
+                wanted = self._merged_text(mailbox_id, folder, base, current, ours)
                 if wanted != current:
                     if self.locking:
                         seqfile.write_locked(folder, wanted)
-                    else:
-                        read_stamp = "missing" if snapshot is None else snapshot.stamp
-                        moved = _stamp(path) != read_stamp or seqfile.held_by_other(
-                            folder
-                        )
-                        if moved and attempt < WRITE_RETRIES - 1:
-                            continue  # a tool is writing or wrote: merge again
-                        # (The last attempt writes anyway: our change must
-                        # reach the file, and the orphan watch keeps the
-                        # tool's.)
-                        seqfile.write_atomically(folder, wanted)
-                        if snapshot is not None:
-                            self._keep_orphan(folder, snapshot)
+                    elif not self._replace(folder, snapshot, wanted, attempt):
+                        continue  # a tool is writing or wrote: merge again
                     self._written[folder] = _stamp(path)
             finally:
                 if snapshot is not None:

@@ -255,6 +255,17 @@ def write_atomically(folder: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
         return
+    temp = write_temp(folder, text)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+def write_temp(folder: Path, text: str) -> Path:
+    """``text`` in a new temporary file in ``folder``, fsynced."""
     temp = folder / f"{_TEMP_PREFIX}seq-{secrets.token_hex(8)}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -262,11 +273,77 @@ def write_atomically(folder: Path, text: str) -> None:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+    return temp
+
+
+#: :func:`swap_locked` outcomes.
+REPLACED, MOVED, BUSY = "replaced", "moved", "busy"
+
+
+def swap_locked(
+    folder: Path, temp: Path, stamp: str, limit_s: float = READ_LIMIT_S
+) -> tuple[str, int]:
+    """Rename ``temp`` over ``.mh_sequences`` while holding nmh's lock on
+    the file it replaces, provided that file is still the one we read
+    (``stamp``); without ``ENABLE_MH_FILE_LOCKING``.
+
+    A bare rename orphaned the write of an nmh tool that had opened the
+    old file just before: we fold such a write back in later
+    (:class:`OrphanWatch`), but until then the file lacks the tool's
+    change, and a tool that reads it meanwhile acts on that stale view
+    (issue 10 point 12: ``inc``'s addition to ``unseen`` went into an
+    orphan, the ``mark -sequence unseen -delete`` that followed read the
+    file without it and changed nothing, and the message stayed unread).
+    Here the old file is locked before the rename and *stays* locked: the
+    descriptor is returned, and the caller keeps it open (the orphan
+    watch) until the old file can matter no more.  A tool that opened the
+    old file fails its ``F_SETLK``, and nmh then reopens the path a second
+    later (``lkopen_fcntl``) and gets the new file.  The lock is taken
+    without waiting and held for a ``fstat`` and a ``rename``, so a tool
+    working on the current file is never kept waiting by it; and the file
+    is still replaced by rename, so readers that take no lock never see it
+    torn.
+
+    Returns ``(REPLACED, fd)``; ``(MOVED, -1)`` when the file changed (or
+    went) since it was read; ``(BUSY, -1)`` when a tool held the lock for
+    ``limit_s`` (it is between its read and its write) or the file system
+    has no locks.  ``temp`` is left in place unless replaced.
+    """
+    target = folder / SEQUENCES_FILE
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            fd = _open(target, os.O_RDWR)
+        except FileNotFoundError:
+            return MOVED, -1
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                return BUSY, -1  # no locks here (ENOLCK)
+            if time.monotonic() > deadline:
+                return BUSY, -1
+            time.sleep(0.001)
+            continue
+        try:
+            now = os.fstat(fd)
+            same = os.stat(target).st_ino == now.st_ino
+        except FileNotFoundError:
+            same = False
+        if not same or stamp_of(now) != stamp:
+            os.close(fd)
+            return MOVED, -1
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            os.close(fd)
+            raise
+        return REPLACED, fd
 
 
 # -- without our lock ------------------------------------------------------------

@@ -250,25 +250,31 @@ def settle_seen(
 ) -> bool:
     """Decide ``\\Seen`` from the ``Seen`` and unseen sequences.
 
-    They should be complementary.  When they agree, that is the answer.
-    When a tool changed only one of them (nmh's ``show`` removes a message
-    from ``unseen`` but never adds it to ``Seen``), the state *flips* from
-    what we knew.  A message we did not know yet is unseen unless the file
-    says plainly that it was seen (new mail must look new).
+    A message we did not know yet (``previous_seen`` None: the first scan
+    of a folder, or a file a tool added) is seen exactly when it is not
+    in the unseen sequence(s), whether or not a ``Seen`` sequence exists:
+    nmh and asimap 2.x agree (``show`` takes a message out of ``unseen``
+    and never writes ``Seen``), so an nmh user's read archive stays read
+    (issue 10 point 11), and nmh's "mark as read" of a message that
+    ``inc`` just delivered stands even when our first look at the
+    message comes after it (point 12).  New mail looks new because
+    ``inc`` and ``rcvstore`` put it in ``unseen``.
 
-    ``base`` is what the file said about this message when we last read
-    it (``None``: not listed), when ``base_known``.  When the file still
-    says the same, nothing flipped since: the state we knew stands.  That
-    keeps the answer stable when we could not write the complementary
-    sequence back yet (the folder was busy), instead of flipping again at
-    every rescan.
+    For a message we knew, the two sequences should be complementary.
+    When they agree, that is the answer.  When a tool changed only one of
+    them (``show``), the state *flips* from what we knew.  ``base`` is
+    what the file said about this message when we last read it (``None``:
+    not listed), when ``base_known``.  When the file still says the same,
+    nothing flipped since: the state we knew stands.  That keeps the
+    answer stable when we could not write the complementary sequence back
+    yet (the folder was busy), instead of flipping again at every rescan.
     """
     in_seen = file_flags.in_seen if file_flags else False
     in_unseen = file_flags.in_unseen if file_flags else False
+    if previous_seen is None:
+        return not in_unseen
     if in_seen != in_unseen:
         return in_seen
-    if previous_seen is None:
-        return False
     if base_known:
         was = (base.in_seen, base.in_unseen) if base else (False, False)
         if was == (in_seen, in_unseen):
@@ -316,6 +322,7 @@ def merge_sequences(
     base: Mapping[str, set[int]],
     theirs: Mapping[str, set[int]],
     ours: Mapping[str, set[int]],
+    unseen_names: tuple[str, ...] = (),
 ) -> dict[str, set[int]]:
     """Three-way merge of interpreted sequences, number by number.
 
@@ -326,6 +333,10 @@ def merge_sequences(
     else our state does.  So neither side's update is lost when both wrote
     between two of our scans -- the next rescan brings the tool's changes
     into the database.
+
+    ``\\Seen`` is one flag kept in two sequences, ``Seen`` and the unseen
+    ones (``unseen_names``), and is merged as that one flag: see
+    :func:`_merge_seen`.
     """
     merged: dict[str, set[int]] = {}
     for name in set(base) | set(theirs) | set(ours):
@@ -333,7 +344,85 @@ def merge_sequences(
         numbers = (o - (b - t)) | (t - b)
         if numbers:
             merged[name] = numbers
+    if unseen_names:
+        _merge_seen(base, theirs, ours, merged, unseen_names)
     return merged
+
+
+def _merge_seen(
+    base: Mapping[str, set[int]],
+    theirs: Mapping[str, set[int]],
+    ours: Mapping[str, set[int]],
+    merged: dict[str, set[int]],
+    unseen_names: tuple[str, ...],
+) -> None:
+    """Settle ``\\Seen`` of every message the database has, in ``merged``.
+
+    Merged sequence by sequence, nmh's "mark as read" (``show``, or
+    ``mark -sequence unseen -delete``: the message leaves ``unseen`` and
+    never joins ``Seen``) gives a message in *neither* sequence; the
+    rescan that imports the merge then finds the file equal to its base
+    (the merge result) and keeps the old state -- the tool's change was
+    undone by our next write (issue 10 point 12: lost most of the time
+    while IMAP clients wrote).  Here the flag is merged as one value:
+    unchanged by the tool, ours stands; changed in an unseen sequence,
+    the tool's unseen membership decides (nmh's own reading); changed in
+    ``Seen`` only, that decides.  The two sequences leave the merge
+    complementary, so the rescan that follows reads the tool's answer.
+    """
+
+    def split(side: Mapping[str, set[int]]) -> tuple[set[int], set[int]]:
+        unseen: set[int] = set()
+        for name in unseen_names:
+            unseen |= side.get(name, set())
+        return set(side.get("Seen", ())), unseen
+
+    seen_b, unseen_b = split(base)
+    seen_t, unseen_t = split(theirs)
+    seen_o, unseen_o = split(ours)
+    known = seen_o | unseen_o  # every message of the database
+    # Set algebra, not a loop: a merge may cover a 100,000-message folder.
+    by_unseen = (unseen_t ^ unseen_b) & known
+    by_seen = ((seen_t ^ seen_b) & known) - by_unseen
+    seen_now = (
+        (seen_o - by_unseen - by_seen) | (by_unseen - unseen_t) | (by_seen & seen_t)
+    )
+    for name, wanted in (
+        ("Seen", seen_now),
+        *((name, known - seen_now) for name in unseen_names),
+    ):
+        numbers = (merged.get(name, set()) - known) | wanted
+        if numbers:
+            merged[name] = numbers
+        else:
+            merged.pop(name, None)
+
+
+def keep_strangers(
+    merged: Mapping[str, set[int]],
+    theirs: Mapping[str, set[int]],
+    strangers: set[int],
+) -> dict[str, set[int]]:
+    """``merged`` with the memberships of ``strangers`` -- numbers the
+    database has no row for but whose files exist -- as ``theirs`` (the
+    file) has them.
+
+    Such a number is a message a tool (``inc``) created after our folder
+    listing: its file appeared, then the tool added it to ``unseen``, and
+    our rescan read that file.  Written from the database alone, the
+    number would leave every sequence, and the mail would look read to
+    nmh and, once imported, to IMAP (issue 10 point 12: one of the lost
+    "mark as read"s was such a message: nmh then found it not in
+    ``unseen`` and its mark changed nothing).
+    """
+    result: dict[str, set[int]] = {}
+    for name in set(merged) | set(theirs):
+        numbers = (merged.get(name, set()) - strangers) | (
+            theirs.get(name, set()) & strangers
+        )
+        if numbers:
+            result[name] = numbers
+    return result
 
 
 def interpreted(

@@ -360,5 +360,7 @@ class MHStore(Store):
         with contextlib.suppress(Exception):
             await self._worker.call(self.core.orphans.close)
         with contextlib.suppress(Exception):
+            await self._worker.call(self.core.fresh.close)
+        with contextlib.suppress(Exception):
             await self._worker.call(self.core.conn.close)
         self._worker.shutdown()

@@ -19,7 +19,7 @@ from asimap.store.base import (
     StoreResult,
     apply_store_mode,
 )
-from asimap.store.mh import files, quota, seqfile
+from asimap.store.mh import files, quota, repair, seqfile
 from asimap.store.mh.corebase import (
     from_datetime,
 )
@@ -58,6 +58,7 @@ class Writer(Reconciler):
                     )
                     made.append(num)
                     before = self.our_sequences.token()
+                    self._note_created(folder, num, stat)
                     uid = self._insert(
                         mailbox_id,
                         num,
@@ -68,13 +69,15 @@ class Writer(Reconciler):
                     )
                     self.our_sequences.added(mailbox_id, before, num, stored, True)
                     # nmh inc may still overwrite this number in place.
+                    identity = FileIdentity.of(stat)
                     self.fresh.remember(
                         mailbox_id,
                         num,
                         uid,
                         data,
                         seconds * 1_000_000_000,
-                        FileIdentity.of(stat),
+                        identity,
+                        repair.hold(folder / str(num), identity),
                     )
                     self._write_sequences(mailbox_id, folder)
                     with self.our_sequences.rows_untouched(mailbox_id):
@@ -289,6 +292,7 @@ class Writer(Reconciler):
                                 )
                             except FileNotFoundError:
                                 continue
+                        self._note_created(target, new_num, stat)
                         start = new_num + 1
                         new_uid = self._insert(
                             target_id,
