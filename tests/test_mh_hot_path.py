@@ -304,3 +304,36 @@ def test_format_ranges_matches_a_plain_walk() -> None:
     cases += [{n for n in range(1, 400) if rng.random() < p} for p in (0.1, 0.5, 0.9)]
     for numbers in cases:
         assert sequences.format_ranges(numbers) == plain(numbers), numbers
+
+
+async def test_opening_a_folder_fills_its_summaries_in_the_background(
+    tmp_path: Path,
+) -> None:
+    """A folder nmh filled has no summaries; opening it (SELECT lists its
+    states) builds them without any SEARCH or SORT asking, so the first
+    one does not wait for all of them."""
+    import asyncio
+    import time
+
+    from asimap.store.mh import MHStore
+    from asimap.store.mh.profile import Profile
+    from store_conformance import corpus_messages
+
+    folder = tmp_path / "Mail" / "inbox"
+    folder.mkdir(parents=True)
+    raws = corpus_messages(20)
+    for number in range(1, 251):
+        (folder / str(number)).write_bytes(raws[number % len(raws)])
+    store = await MHStore.open(
+        tmp_path / "Mail", profile=Profile(path=None, unseen=("unseen",))
+    )
+    try:
+        inbox = await store.mailbox("INBOX")
+        core = store.core
+        assert len(await inbox.states()) == 250
+        deadline = time.monotonic() + 30
+        while await store.call(lambda: core.unsummarised(inbox.mailbox_id)):
+            assert time.monotonic() < deadline, "summaries not filled"
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()

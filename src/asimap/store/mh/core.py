@@ -237,6 +237,19 @@ class Core(Writer):
             (mailbox_id, *uids),
         ).fetchall()
 
+    def unsummarised(self, mailbox_id: int) -> list[int]:
+        """UIDs with no (current) cached summary, newest first: what a
+        background fill builds (:meth:`MHMailbox.states`)."""
+        return [
+            uid
+            for (uid,) in self.conn.execute(
+                "SELECT m.uid FROM messages m LEFT JOIN summaries s "
+                "ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
+                "WHERE m.mailbox_id=? AND s.emailid IS NULL ORDER BY m.uid DESC",
+                (mailbox_id,),
+            )
+        ]
+
     def summaries(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageSummary]:
         """Summaries from the cache; messages not cached yet are parsed once
         here (on the worker thread) and cached for good."""

@@ -12,6 +12,7 @@ file watcher, a waiting mailbox polls its folder once a second.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -35,6 +36,8 @@ from asimap.store.base import (
 if TYPE_CHECKING:
     from asimap.store.mh.store import MHStore
 
+log = logging.getLogger(__name__)
+
 #: How often a waiting mailbox checks its folder when no watcher runs.
 POLL_SECONDS = 1.0
 
@@ -52,6 +55,10 @@ MESSAGE_CACHE_BYTES = 16 * 1024 * 1024
 #: jobs when the summaries are cached.
 SUMMARY_JOB = 500
 
+#: UIDs per job of the background fill: about a tenth of a second, so a
+#: command of another connection waits at most that long behind it.
+FILL_JOB = 100
+
 
 class MHMailbox(Mailbox):
     """An MH folder; UIDs and MODSEQs from the store's database."""
@@ -66,6 +73,9 @@ class MHMailbox(Mailbox):
         self._highest = 0
         self._changed = asyncio.Event()
         self._messages: OrderedDict[int, Message] = OrderedDict()
+        self._fill: asyncio.Task[None] | None = None
+        #: HIGHESTMODSEQ when a fill last found nothing to build.
+        self._filled_at = -1
 
     # -- change notification -------------------------------------------------
 
@@ -110,7 +120,50 @@ class MHMailbox(Mailbox):
         return status
 
     async def states(self) -> tuple[MessageState, ...]:
-        return await self._store.call(lambda: self._store.core.states(self.mailbox_id))
+        states = await self._store.call(
+            lambda: self._store.core.states(self.mailbox_id)
+        )
+        self.start_fill()
+        return states
+
+    # -- summaries in the background --------------------------------------------
+
+    def start_fill(self) -> None:
+        """Build the summaries this folder lacks, in the background.
+
+        Called when a session opens the folder (SELECT, EXAMINE and POP3
+        list its states).  A folder filled by nmh ``inc`` has no summary
+        yet, and the first SEARCH on a header, SORT or THREAD used to build
+        them all while the client waited (minutes for 100,000 messages);
+        filled while the user reads, newest first, it is ready or nearly so
+        when asked.  Small jobs (:data:`FILL_JOB`) queue with everybody
+        else's, so no command waits behind more than one of them.
+        """
+        if self._filled_at == self._highest:
+            return  # nothing new since the last fill
+        if self._fill is None or self._fill.done():
+            self._fill = asyncio.create_task(
+                self._fill_summaries(), name=f"mh-fill {self.name}"
+            )
+            self._store.fills.add(self._fill)
+            self._fill.add_done_callback(self._store.fills.discard)
+
+    async def _fill_summaries(self) -> None:
+        core = self._store.core
+        try:
+            highest = self._highest
+            missing = await self._store.call(
+                partial(core.unsummarised, self.mailbox_id)
+            )
+            if not missing:
+                self._filled_at = highest
+            for start in range(0, len(missing), FILL_JOB):
+                chunk = missing[start : start + FILL_JOB]
+                await self._store.call(partial(core.summaries, self.mailbox_id, chunk))
+        except MailboxNotFound:
+            pass
+        except Exception:
+            log.exception("background summaries of %s failed", self.name)
 
     async def changes_since(self, modseq: int) -> Changes:
         changes = await self._store.call(

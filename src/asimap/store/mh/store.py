@@ -75,6 +75,8 @@ class MHStore(Store):
         self._watch_task: asyncio.Task[None] | None = None
         self._orphan_task: asyncio.Task[None] | None = None
         self._watcher: FolderWatcher | None = None
+        #: Background summary fills (:meth:`MHMailbox.start_fill`).
+        self.fills: set[asyncio.Task[None]] = set()
         #: Folders made or removed by MH tools, for the change feed.
         self.folders = FolderTracker(self)
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
@@ -343,6 +345,10 @@ class MHStore(Store):
         await self.folders.prepare()
 
     async def close(self) -> None:
+        for fill in list(self.fills):
+            fill.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fill
         if self._orphan_task is not None:
             self._orphan_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
