@@ -330,10 +330,29 @@ class transaction:
             self._rollback()
 
     def _rollback(self) -> None:
+        global _rollbacks
+        # Counted first: whatever was read inside the transaction is void
+        # (see :func:`rollbacks`).
+        _rollbacks += 1
         # SQLite may already have rolled back by itself (SQLITE_FULL,
         # SQLITE_IOERR...): a ROLLBACK then fails and would hide the error.
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+
+_rollbacks = 0
+
+
+def rollbacks() -> int:
+    """How many :class:`transaction` blocks rolled back so far (any
+    connection of this process).
+
+    A cache of rows keyed on ``total_changes`` needs it: SQLite counts the
+    rows a statement changed, and a ROLLBACK that undoes them does not
+    count them back, so rows read inside a rolled-back transaction would
+    look current (a STORE refused on a full disk reappearing later).
+    """
+    return _rollbacks
 
 
 def next_uidvalidity(conn: sqlite3.Connection) -> int:

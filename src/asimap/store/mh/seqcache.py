@@ -13,8 +13,10 @@ row changed and the groups are exact.  An APPEND adds its one row to the
 groups itself (:meth:`OurSequences.added`), and a few statements known
 not to touch ``messages`` (stamps, keyword spellings) are let through
 (:meth:`OurSequences.rows_untouched`); anything else -- a STORE, an
-EXPUNGE, a rescan, a rollback -- moves the counter or drops the entry, and
-the next write reads the rows again.
+EXPUNGE, a rescan -- moves the counter or drops the entry, and the next
+write reads the rows again.  A rollback does not move ``total_changes``
+back, so the count of rollbacks is part of the token too
+(:func:`asimap.store.mh.db.rollbacks`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from asimap.store.mh.db import decode_flags
+from asimap.store.mh.db import decode_flags, rollbacks
 
 #: A group: the flags and \\Recent of its messages.
 Key = tuple[frozenset[str], bool]
@@ -40,12 +42,15 @@ class OurSequences:
     def __init__(self, conn: sqlite3.Connection, limit: int = LIMIT) -> None:
         self._conn = conn
         self._limit = limit
-        self._entries: OrderedDict[int, tuple[tuple[int, int], dict[Key, set[int]]]]
+        self._entries: OrderedDict[
+            int, tuple[tuple[int, int, int], dict[Key, set[int]]]
+        ]
         self._entries = OrderedDict()
 
-    def _token(self) -> tuple[int, int]:
+    def _token(self) -> tuple[int, int, int]:
         (version,) = self._conn.execute("PRAGMA data_version").fetchone()
-        return self._conn.total_changes, int(version)
+        # A rollback does not move total_changes back (db.rollbacks).
+        return self._conn.total_changes, int(version), rollbacks()
 
     def groups(self, mailbox_id: int) -> dict[Key, set[int]]:
         """The groups as the rows are now (read again when they may have
@@ -69,14 +74,14 @@ class OurSequences:
             self._entries.popitem(last=False)
         return groups
 
-    def token(self) -> tuple[int, int]:
+    def token(self) -> tuple[int, int, int]:
         """Where the change counter is now (pass to :meth:`added`)."""
         return self._token()
 
     def added(
         self,
         mailbox_id: int,
-        before: tuple[int, int],
+        before: tuple[int, int, int],
         num: int,
         flags: frozenset[str],
         recent: bool,
