@@ -237,11 +237,27 @@ def write_locked(folder: Path, text: str) -> None:
         write_atomically(folder, text)
         return
     data = text.encode("utf-8")
-    written = 0
-    while written < len(data):
-        written += os.pwrite(fd, data[written:], written)
+    size = os.fstat(fd).st_size
+    if len(data) > size:
+        # The room first: on a full disk this fails before any old byte
+        # changes, and the file is cut back to what it was.  Written the
+        # other way round, the new text stopped half-way and the file
+        # held its head without its tail -- sequences lost, flags changed
+        # by a STORE that answered NO.
+        try:
+            _pwrite_all(fd, data[size:], size)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    _pwrite_all(fd, data[:size], 0)
     os.ftruncate(fd, len(data))
     os.fsync(fd)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    written = 0
+    while written < len(data):
+        written += os.pwrite(fd, data[written:], offset + written)
 
 
 def write_atomically(folder: Path, text: str) -> None:
