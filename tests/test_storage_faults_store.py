@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from asimap.store.base import OverQuota, StorageDenied
+from asimap.store.base import OverQuota, StorageDenied, StoreMode
 from asimap.store.memory import MemoryStore
 from asimap.store.mh.delivery import deliver
 from asimap.store.mh.profile import Profile
@@ -154,3 +154,44 @@ def test_a_root_refusing_the_reserve_does_not_hold_mail_back(tmp_path: Path) -> 
     space = Space(tmp_path / "missing")
     assert not space.restore() and space.unsupported
     assert space.run(lambda: 42, adds=True) == 42
+
+
+@pytest.mark.parametrize("locking", [False, True], ids=["nolock", "lockf"])
+async def test_store_refused_for_room_changes_no_flag(
+    mail_root: Path, locking: bool
+) -> None:
+    """A STORE that cannot write ``.mh_sequences`` (no room and no
+    reserve left) answers DiskFull and changes nothing, then or later:
+    with locking the file (rewritten in place, as nmh does) keeps its old
+    text instead of the head of the new one, and the sequences kept in
+    memory forget what the rolled-back transaction had read."""
+    inbox = mail_root / "inbox"
+    inbox.mkdir()
+    for n in (1, 2, 3):
+        (inbox / str(n)).write_bytes(_message(n))
+    # Just under a page: the new text needs a second one.
+    pad = " ".join(str(n) for n in range(1, 4000, 2))[:4060]
+    (inbox / ".mh_sequences").write_text(f"cur: {pad[: pad.rindex(' ')]}\n")
+    store = await MHStore.open(
+        mail_root,
+        locking=locking,
+        profile=Profile(path=mail_root, unseen=("unseen",)),
+        watch=False,
+    )
+    try:
+        box = await store.mailbox("INBOX")
+        before = sorted((s.uid, s.flags) for s in await box.states())
+        text = (inbox / ".mh_sequences").read_text()
+        store.space.release()
+        filler = fill(mail_root)
+        with pytest.raises(DiskFull):
+            await box.store([1, 2, 3], StoreMode.ADD, ["\\Flagged", "\\Answered"])
+        assert (inbox / ".mh_sequences").read_text() == text
+        filler.unlink()
+        await box.poll()
+        assert sorted((s.uid, s.flags) for s in await box.states()) == before
+        assert "flagged" not in (inbox / ".mh_sequences").read_text()
+        await box.store([2], StoreMode.ADD, ["\\Flagged"])
+        assert "flagged: 2" in (inbox / ".mh_sequences").read_text()
+    finally:
+        await store.close()
