@@ -67,3 +67,20 @@ def test_pss_counts_a_process_tree() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_partial_run_keeps_the_other_workloads(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(
+        f"intro\n\n{BEGIN}\n\nold machine\n\n### 1. One\n\nold one\n\n"
+        f"### 3. Three\n\nold three\n{END}\n\noutro\n"
+    )
+    rewrite_document(doc, f"{BEGIN}\n\nnew machine\n\n### 2. Two\n\nnew two\n{END}")
+    text = doc.read_text()
+    assert "old machine" not in text and "new machine" in text
+    assert text.index("old one") < text.index("new two") < text.index("old three")
+    rewrite_document(doc, f"{BEGIN}\n\nnewer\n\n### 1. One\n\nnew one\n{END}")
+    text = doc.read_text()
+    assert "old one" not in text and text.count("### 1. One") == 1
+    assert "new two" in text and "old three" in text
+    assert text.startswith("intro\n\n") and text.endswith("\n\noutro\n")

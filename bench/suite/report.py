@@ -109,28 +109,60 @@ def document_block(
     commit: str,
     dovecot: str,
 ) -> str:
+    """The results block of one run; see :func:`merge_block` for keeping
+    the workloads a run did not measure."""
     parts = [
         BEGIN,
         "",
-        f"Run of {started} UTC, scale `{scale.name}`, asimap commit `{commit}`,"
-        f" {dovecot}; {machine()}; asimapd ran on {server_python()}"
-        f" ({python_version(server_python())}).  Ratios are asimap/Dovecot: above 1 is"
-        " better for commands/s and MB/s, below 1 for times and memory.",
+        f"{dovecot}; {machine()}; asimapd runs on {server_python()}"
+        f" ({python_version(server_python())}).  Ratios are asimap/Dovecot:"
+        " above 1 is better for commands/s and MB/s, below 1 for times and"
+        " memory.",
         "",
     ]
+    stamp = f"Measured {started} UTC, asimap commit `{commit}`, scale `{scale.name}`."
     for result in results:
-        parts.append(workload_table(result, servers))
+        table = workload_table(result, servers)
+        title, _, rest = table.partition("\n")
+        parts.append(f"{title}\n\n{stamp}\n{rest}")
     parts.append(END)
     return "\n".join(parts)
 
 
+def _sections(block: str) -> dict[str, str]:
+    """``### title`` -> that section's text, from a results block."""
+    inner = block.partition(BEGIN)[2].partition(END)[0]
+    sections: dict[str, str] = {}
+    for chunk in inner.split("\n### ")[1:]:
+        title = chunk.split("\n", 1)[0]
+        sections[title] = "### " + chunk.rstrip() + "\n"
+    return sections
+
+
+def merge_block(old: str, new: str) -> str:
+    """``new``, plus the workload sections of ``old`` that ``new`` lacks,
+    in workload order (titles start with their number)."""
+    sections = _sections(old)
+    sections.update(_sections(new))
+    inner = new.partition(BEGIN)[2].partition(END)[0]
+    head = ("\n" + inner).partition("\n### ")[0].strip()
+
+    def order(title: str) -> tuple[int, str]:
+        number = title.split(".", 1)[0]
+        return (int(number) if number.isdigit() else 99, title)
+
+    body = "\n".join(sections[title] for title in sorted(sections, key=order))
+    return f"{BEGIN}\n\n{head}\n\n{body}{END}" if body else f"{BEGIN}\n\n{head}\n{END}"
+
+
 def rewrite_document(path: Path, block: str) -> None:
-    """Replace the marked block (or append it) and write atomically."""
+    """Put ``block`` in place of the marked one (keeping the sections of
+    workloads this run did not measure), or append it; atomically."""
     text = path.read_text() if path.exists() else ""
     if BEGIN in text and END in text:
         head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
+        old, _, tail = rest.partition(END)
+        text = head + merge_block(BEGIN + old + END, block) + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     temp = path.with_suffix(".md.new")
