@@ -246,3 +246,69 @@ def test_forbid_core_dumps_makes_a_process_undumpable() -> None:
             os._exit(code)
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _memory(pid: int) -> bytes:
+    """Every readable mapping of ``pid`` that it can write (heap, stacks,
+    data of the interpreter and libraries), read as root."""
+    chunks: list[bytes] = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5] if len(fields) > 5 else ""
+            perms = fields[1]
+            if "r" not in perms or (path.startswith("/") and "w" not in perms):
+                continue  # code and read-only data of files hold nothing of ours
+            if path in ("[vvar]", "[vsyscall]"):
+                continue
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except (OSError, OverflowError, ValueError):
+                continue
+    return b"".join(chunks)
+
+
+def test_workers_and_zygote_hold_no_tls_key_and_no_password(
+    server: Asimapd, tls_files: TlsFiles
+) -> None:
+    """What a worker's user could find in the worker's memory if a bug let
+    them read it: neither the TLS private key (loaded by the main process
+    only) nor any password (the main process verifies; the worker gets a
+    one-time token)."""
+    if not IS_ROOT:
+        pytest.skip("reading another process's memory needs root")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = serialization.load_pem_private_key(tls_files.key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    # As DER holds it, and as OpenSSL's BIGNUM does on x86-64 (64-bit
+    # little-endian limbs, least significant first: the bytes reversed).
+    forms = (scalar, scalar[::-1])
+    pem_lines = [
+        line.encode()
+        for line in tls_files.key.read_text().splitlines()
+        if line and not line.startswith("-----")
+    ]
+    clients = _imap_logins(server) + _pop3_logins(server)
+    demo = _imap(server)
+    assert demo.command(b"a", b"LOGIN demo demo")[-1].startswith(b"a OK")
+    server.wait_for_worker("demo")
+    pids = _process_ids(server)
+    del pids["main"]  # it holds the key by design, and sees passwords
+    assert {"zygote", "worker demo", "worker other"} <= set(pids)
+    # Control: the main process's memory does hold the key.
+    main_memory = _memory(server.pid)
+    assert any(form in main_memory for form in forms)
+    for name, pid in pids.items():
+        memory = _memory(pid)
+        assert len(memory) > 1_000_000, name  # really read
+        assert not any(form in memory for form in forms), f"TLS key in {name}"
+        assert not any(line in memory for line in pem_lines), name
+        for secret in (RIGHT.encode(), WRONG.encode(), _plain_blob("other", RIGHT)):
+            assert secret not in memory, f"{secret!r} in {name}"
+    for client in [*clients, demo]:
+        client.close()

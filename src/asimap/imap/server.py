@@ -624,8 +624,9 @@ def run(
     prints its instructions then); ``seed`` fills a new account's store
     (in its worker, or here with ``--workers=off``).  In worker mode the
     zygote is forked first, while this process has no loop and no thread;
-    settings that cannot work (store kind, certificate) are checked before,
-    so a bad configuration fails without starting anything.
+    the store kind is checked before the fork and the certificate right
+    after it (never before: the key would be copied into every worker), so
+    a bad configuration fails before any client is served.
     """
     # Before the zygote forks, so that every worker inherits the limits.
     forbid_core_dumps()
@@ -634,13 +635,21 @@ def run(
     if config.workers:
         try:
             StoreRegistry(config.store)
-            make_server_context(config.cert, config.key)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except ValueError as exc:
             log.error("asimapd cannot run: %s", exc)
             return 1
         from asimap.worker.zygote import start_zygote
 
         zygote = start_zygote(config, seed)
+        # The certificate is checked only after the fork: the private key,
+        # once loaded, stays in this process's memory, and every worker (run
+        # as its user) is a copy of the zygote's (docs/security.md).
+        try:
+            make_server_context(config.cert, config.key)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("asimapd cannot run: %s", exc)
+            _stop_zygote(zygote)
+            return 1
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
