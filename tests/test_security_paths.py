@@ -71,6 +71,8 @@ HOSTILE: list[bytes] = [
     b"outside",  # a symlink the user made to a directory outside
     b"outside/sub",
     b"otherlink",  # a symlink to the other user's INBOX
+    b"Archive/deep",  # a symlink one level down, to the outside folder
+    b"Archive/deep/x",
 ]
 
 
@@ -193,6 +195,7 @@ def _plant(setup: MailSetup) -> Path:
     (root / "Archive").mkdir()
     (root / "Archive" / "1").write_bytes(MESSAGE)
     (root / "Archive" / ".mh_sequences").symlink_to(writable)
+    (root / "Archive" / "deep").symlink_to(outside)
     _chown_tree(root, UIDS["demo"])
     return outside
 
@@ -246,7 +249,10 @@ def test_no_command_reaches_outside_the_mail_root(
         assert client.command(b"s2", b"SELECT INBOX")[-1].startswith(b"s2 OK")
         listed = client.command(b"L", b'LIST "" "*"')
         _assert_no_secret(listed)
-        assert not any(b'"outside"' in line or b"otherlink" in line for line in listed)
+        assert not any(
+            b"outside" in line or b"otherlink" in line or b"deep" in line
+            for line in listed
+        ), listed
         failures: list[str] = []
         for number, name in enumerate(HOSTILE):
             for command, must_fail in _commands(name):

@@ -297,6 +297,10 @@ def test_workers_and_zygote_hold_no_tls_key_and_no_password(
     demo = _imap(server)
     assert demo.command(b"a", b"LOGIN demo demo")[-1].startswith(b"a OK")
     server.wait_for_worker("demo")
+    hashes = {
+        line.split(":")[0]: line.split(":")[1].encode()
+        for line in server.log_path.parent.joinpath("pwfile").read_text().splitlines()
+    }
     pids = _process_ids(server)
     del pids["main"]  # it holds the key by design, and sees passwords
     assert {"zygote", "worker demo", "worker other"} <= set(pids)
@@ -310,5 +314,8 @@ def test_workers_and_zygote_hold_no_tls_key_and_no_password(
         assert not any(line in memory for line in pem_lines), name
         for secret in (RIGHT.encode(), WRONG.encode(), _plain_blob("other", RIGHT)):
             assert secret not in memory, f"{secret!r} in {name}"
+        # Nor the password file's hashes (only the main process reads it).
+        for user, encoded in hashes.items():
+            assert encoded not in memory, f"{user}'s hash in {name}"
     for client in [*clients, demo]:
         client.close()
