@@ -499,3 +499,33 @@ def test_checking_a_watcher_event_keeps_nmh_lock(tmp_path: Path) -> None:
         assert _locked_by_another_process(tmp_path)
         assert not freshness._sequences_match(tmp_path, 0x2, "flagged: 1\n", None)
         assert _locked_by_another_process(tmp_path)
+
+
+async def test_file_inc_wrote_over_an_expunged_message_is_new_mail(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inc writes over our message's number just after an EXPUNGE of it
+    checked the folder: the file stays (it is inc's), and it must come in
+    as new mail -- not with the flags of the message we expunged, whose
+    \\Deleted would let the next EXPUNGE remove inc's message."""
+    inbox = await store.mailbox("INBOX")
+    keep = await inbox.append(message("keep"), ["\\Seen"])
+    doomed = await inbox.append(message("doomed"), ["\\Flagged", "\\Seen"])
+    await inbox.claim_recent()
+    await inbox.store([doomed], StoreMode.ADD, ["\\Deleted"])
+    core = store.core
+    ensure = core._ensure_current
+
+    def ensure_then_inc(mailbox_id: int, folder: Path) -> None:
+        ensure(mailbox_id, folder)
+        inc_overwrite(folder / "2", "incd")
+
+    monkeypatch.setattr(core, "_ensure_current", ensure_then_inc)
+    assert await inbox.expunge() == (doomed,)
+    monkeypatch.setattr(core, "_ensure_current", ensure)
+    flags = await uid_flags(inbox)
+    [incd] = [uid for uid in flags if uid != keep]
+    assert b"Subject: incd" in (await inbox.message(incd)).raw
+    assert flags[incd] == frozenset()
+    assert sequence(nmh, "inbox", "unseen") == {2}
+    assert await inbox.expunge() == ()

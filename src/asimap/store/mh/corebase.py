@@ -198,6 +198,10 @@ class CoreBase:
         #: in the last :data:`YOUNG_NS`: number -> (identity, when).  Only
         #: these can be dropped by a tool whose folder scan predates them.
         self._created: dict[Path, OrderedDict[int, tuple[FileIdentity, int]]] = {}
+        #: Per folder, numbers whose row an expunge removed while the file
+        #: under the number was a tool's (inc wrote over ours): their
+        #: sequence memberships in the file are our message's, not theirs.
+        self._not_ours: dict[Path, set[int]] = {}
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""

@@ -546,6 +546,13 @@ class Reconciler(CoreBase):
                 strangers,
             )
             self._foreign.add(mailbox_id)  # import them right away
+            replaced = self._not_ours.get(folder, set()) & strangers
+            if replaced:
+                # A tool's file under the number of a message we expunged:
+                # new mail, not heir to that message's flags.
+                merged = {name: nums - replaced for name, nums in merged.items()}
+                for name in self.unseen:
+                    merged.setdefault(name, set()).update(replaced)
         return sequences.format_file(
             merged, sequences.preserved_lines(current_parsed, self.unseen)
         )
@@ -618,6 +625,7 @@ class Reconciler(CoreBase):
                 if snapshot is not None:
                     snapshot.close()
             self._synced[folder] = wanted
+            self._not_ours.pop(folder, None)
             if mailbox_id in self._foreign and not self._importing:
                 # The file now holds a tool's change the database lacks, and
                 # the base says we have seen it: import it now, or a later

@@ -208,9 +208,12 @@ class Writer(Reconciler):
                 stat = os.stat(path, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            # Never unlink a file a tool put under this number meanwhile.
+            # Never unlink a file a tool put under this number meanwhile;
+            # and it must not inherit the flags of the message it replaced.
             if FileIdentity.of(stat) == identity:
                 numbers.append(num)
+            else:
+                self._not_ours.setdefault(folder, set()).add(num)
         files.remove_messages(folder, numbers)
         gone = sorted(uid for uid, _, _ in rows)
         with transaction(self.conn):
