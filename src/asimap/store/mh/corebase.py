@@ -264,6 +264,9 @@ class CoreBase:
         """Drop a mailbox whose directory is gone (``rmf``, DELETE)."""
         with transaction(self.conn):
             self.conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
+        # Recent APPENDs' descriptors go too: they would keep the deleted
+        # files' room taken.
+        self.fresh.forget_missing(mailbox_id, set())
         self.touched[mailbox_id] = 2**63 - 1  # wake waiters: they get errors
 
     def highest(self, mailbox_id: int) -> int:

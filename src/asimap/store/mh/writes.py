@@ -215,6 +215,10 @@ class Writer(Reconciler):
             else:
                 self._not_ours.setdefault(folder, set()).add(num)
         files.remove_messages(folder, numbers)
+        for num in numbers:
+            # Its descriptor would keep the inode, and its room on the disk,
+            # alive: an EXPUNGE on a full disk must free space at once.
+            self.fresh.forget(mailbox_id, num)
         gone = sorted(uid for uid, _, _ in rows)
         with transaction(self.conn):
             self._remove_rows(mailbox_id, gone, self._bump(mailbox_id))
