@@ -4,7 +4,8 @@ Security review (docs/security.md, "Secrets"): a real ``asimapd`` in
 worker mode, with ``--debug`` logging and ``--trace`` on, takes logins by
 every way a client can send a secret -- IMAP LOGIN (quoted and as a
 literal), AUTHENTICATE PLAIN with and without an initial response,
-SCRAM-SHA-256, POP3 USER/PASS and AUTH PLAIN -- right and wrong.  Then:
+AUTHENTICATE LOGIN, SCRAM-SHA-256, POP3 USER/PASS, AUTH PLAIN and AUTH
+LOGIN -- right and wrong.  Then:
 
 * the log (DEBUG level, main process, zygote and workers all write it),
   every trace file, and the command line and name (``/proc/PID/cmdline``
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import itertools
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,8 +86,23 @@ def server(setup: MailSetup, tls_files: TlsFiles) -> Iterator[Asimapd]:
         assert daemon.stop() == 0, daemon.log()
 
 
+_SOURCES = itertools.count(2)
+
+
+def _connect(server: Asimapd, port: str = "imaps") -> LineClient:
+    """A TLS connection from a loopback address of its own (127.0.0.N):
+    the login penalty counts failures per address, and these tests fail
+    on purpose; a fresh address keeps them from waiting on each other."""
+    source = f"127.0.0.{next(_SOURCES) % 250 + 2}"
+    raw = socket.create_connection(
+        ("127.0.0.1", server.ports[port]), 10, source_address=(source, 0)
+    )
+    context = server.client_context()
+    return LineClient(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+
+
 def _imap(server: Asimapd) -> LineClient:
-    client = LineClient(server.tls_socket())
+    client = _connect(server)
     assert client.line().startswith(b"* OK")
     return client
 
@@ -119,6 +137,17 @@ def _imap_logins(server: Asimapd) -> list[LineClient]:
     assert right[-1].startswith(b"e OK"), right
     kept.append(client)
 
+    client = _imap(server)  # SASL LOGIN: user and password in turn
+    for tag, password in ((b"h", WRONG), (b"i", RIGHT)):
+        client.send(tag + b" AUTHENTICATE LOGIN\r\n")
+        assert client.line().startswith(b"+ ")
+        client.send(base64.b64encode(b"other") + b"\r\n")
+        assert client.line().startswith(b"+ ")
+        client.send(base64.b64encode(password.encode()) + b"\r\n")
+        answer = client.until_tagged(tag)[-1]
+        assert answer.startswith(tag + (b" NO" if password == WRONG else b" OK"))
+    kept.append(client)
+
     client = _imap(server)  # SCRAM-SHA-256, wrong then right
     for tag, password in ((b"f", WRONG), (b"g", RIGHT)):
         scram = ScramClient("other", password)
@@ -140,7 +169,7 @@ def _imap_logins(server: Asimapd) -> list[LineClient]:
 
 def _pop3_logins(server: Asimapd) -> list[LineClient]:
     kept: list[LineClient] = []
-    pop3 = LineClient(server.tls_socket("pop3s"))
+    pop3 = _connect(server, "pop3s")
     assert pop3.line().startswith(b"+OK")
     pop3.send(f"USER other\r\nPASS {WRONG}\r\n".encode())
     assert pop3.line().startswith(b"+OK") and pop3.line().startswith(b"-ERR")
@@ -148,7 +177,7 @@ def _pop3_logins(server: Asimapd) -> list[LineClient]:
     assert pop3.line().startswith(b"+OK") and pop3.line().startswith(b"+OK")
     kept.append(pop3)
 
-    pop3 = LineClient(server.tls_socket("pop3s"))
+    pop3 = _connect(server, "pop3s")
     assert pop3.line().startswith(b"+OK")
     pop3.send(b"AUTH PLAIN " + _plain_blob("other", WRONG) + b"\r\n")
     assert pop3.line().startswith(b"-ERR")
@@ -158,6 +187,17 @@ def _pop3_logins(server: Asimapd) -> list[LineClient]:
     assert pop3.line().startswith(b"+OK")
     pop3.send(b"STAT\r\n")
     assert pop3.line().startswith(b"+OK")
+    kept.append(pop3)
+
+    pop3 = _connect(server, "pop3s")
+    assert pop3.line().startswith(b"+OK")
+    for password in (WRONG, RIGHT):
+        pop3.send(b"AUTH LOGIN\r\n")
+        assert pop3.line().startswith(b"+ ")
+        pop3.send(base64.b64encode(b"other") + b"\r\n")
+        assert pop3.line().startswith(b"+ ")
+        pop3.send(base64.b64encode(password.encode()) + b"\r\n")
+        assert pop3.line().startswith(b"-ERR" if password == WRONG else b"+OK")
     kept.append(pop3)
     return kept
 
@@ -176,7 +216,7 @@ def test_no_secret_in_logs_traces_or_process_titles(
     server: Asimapd, setup: MailSetup
 ) -> None:
     clients = _imap_logins(server) + _pop3_logins(server)
-    for client in clients[:4]:
+    for client in clients[:5]:
         assert client.command(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
     server.wait_for_worker("other")
     pids = _process_ids(server)
@@ -193,7 +233,7 @@ def test_no_secret_in_logs_traces_or_process_titles(
     assert b"failed login: user 'other'" in log  # and saw the failures
     assert not _leaks(log), _leaks(log)
     traces = [p for p in (setup.base / "traces").rglob("*") if p.is_file()]
-    assert len(traces) >= 7, traces  # 6 connections in main, 1 user file
+    assert len(traces) >= 9, traces  # 8 connections in main, 1 user file
     every = b"".join(path.read_bytes() for path in traces)
     assert b"LOGIN other" in every and b"AUTHENTICATE PLAIN" in every
     assert b"PASS ***" in every
@@ -205,10 +245,15 @@ _CORE_LIMIT = re.compile(r"^Max core file size\s+(\S+)\s+(\S+)", re.MULTILINE)
 
 
 def test_no_process_holding_secrets_can_dump_core(server: Asimapd) -> None:
-    clients = _imap_logins(server)[:1] + _pop3_logins(server)[:1]
-    login = _imap(server)
-    assert login.command(b"a", b"LOGIN demo demo")[-1].startswith(b"a OK")
-    server.wait_for_worker("demo")
+    clients = []
+    for user in ("demo", "other"):
+        login = _imap(server)
+        password = PASSWORDS[user].encode()
+        assert login.command(b"a", b"LOGIN " + user.encode() + b' "' + password + b'"')[
+            -1
+        ].startswith(b"a OK")
+        clients.append(login)
+        server.wait_for_worker(user)
     pids = _process_ids(server)
     assert {"worker demo", "worker other"} <= set(pids)
     for name, pid in pids.items():
@@ -224,7 +269,7 @@ def test_no_process_holding_secrets_can_dump_core(server: Asimapd) -> None:
             assert os.stat(f"/proc/{pid}/status").st_uid == 0
             status = Path(f"/proc/{pid}/status").read_text()
             assert f"Uid:\t{UIDS[user]}\t" in status  # it did drop privileges
-    for client in [*clients, login]:
+    for client in clients:
         client.close()
 
 
