@@ -2,17 +2,17 @@
 
 Security review (docs/security.md, "Logins"): over real TLS sockets to a
 real server, every login path -- IMAP LOGIN, AUTHENTICATE PLAIN with and
-without an initial response, AUTHENTICATE SCRAM-SHA-256, POP3 USER/PASS,
-POP3 AUTH PLAIN and SCRAM-SHA-256 -- is tried for a known user with a wrong
-password, for a user who does not exist, and for a user whose password is
-unusable (``!``).  The server must answer each with exactly the same bytes
-and do the same work: one password-hash verification per PLAIN/LOGIN
-attempt, against a stand-in hash of the same algorithm and iteration count
-as the real users' (a cheaper or dearer stand-in would tell them apart by
-time), one SCRAM proof check
-per SCRAM attempt, with salt and iteration count shaped alike.  Nothing
-here measures time (timing on a shared machine is noise); counting the
-verifications is what makes the times alike.
+without an initial response, AUTHENTICATE LOGIN and SCRAM-SHA-256, POP3
+USER/PASS, AUTH PLAIN, AUTH LOGIN and SCRAM-SHA-256 -- is tried for a
+known user with a wrong password, for a user who does not exist, and for a
+user whose password is unusable (``!``).  The server must answer each with
+exactly the same bytes and do the same work: one password-hash
+verification per PLAIN/LOGIN attempt, against a stand-in hash of the same
+algorithm and iteration count as the real users' (a cheaper or dearer
+stand-in would tell them apart by time), one SCRAM proof check per SCRAM
+attempt, with salt and iteration count shaped alike.  Nothing here
+measures time (timing on a shared machine is noise); counting the
+verifications and their cost is what makes the times alike.
 """
 
 from __future__ import annotations
@@ -145,6 +145,18 @@ def _imap_attempts(c: Lines, user: str) -> list[bytes]:
     answers.append(c.line())
     c.send(_plain(user, WRONG))
     answers.append(c.line())
+    c.send(b"d AUTHENTICATE LOGIN")
+    answers += _sasl_login(c, user)
+    return answers
+
+
+def _sasl_login(c: Lines, user: str) -> list[bytes]:
+    """The SASL LOGIN exchange: user name, then password, each asked for."""
+    answers = [c.line()]
+    c.send(base64.b64encode(user.encode()))
+    answers.append(c.line())
+    c.send(base64.b64encode(WRONG.encode()))
+    answers.append(c.line())
     return answers
 
 
@@ -176,6 +188,8 @@ def _pop3_attempts(c: Lines, user: str) -> list[bytes]:
     answers.append(c.line())
     c.send(_plain(user, WRONG))
     answers.append(c.line())
+    c.send(b"AUTH LOGIN")
+    answers += _sasl_login(c, user)
     return answers
 
 
@@ -224,9 +238,10 @@ def test_unknown_user_wrong_password_and_unusable_look_alike(
     }
     reference_answers, hashes, proofs = results["wrong password"]
     # The wrong password really was refused everywhere, with work done:
-    # LOGIN, two AUTHENTICATE PLAIN, PASS, two AUTH PLAIN.
+    # LOGIN, two AUTHENTICATE PLAIN, AUTHENTICATE LOGIN, PASS, two AUTH
+    # PLAIN, AUTH LOGIN.
     assert b"a NO [AUTHENTICATIONFAILED]" in reference_answers[0]
-    assert hashes == ["pbkdf2_sha256$1000"] * 6, hashes
+    assert hashes == ["pbkdf2_sha256$1000"] * 8, hashes
     assert proofs == 2, proofs
     for kind, (answers, kind_hashes, kind_proofs) in results.items():
         assert answers == reference_answers, kind
