@@ -13,7 +13,10 @@ episode, with no traceback.
 
 from __future__ import annotations
 
+import contextlib
+import imaplib
 import os
+import poplib
 import re
 import sqlite3
 import subprocess
@@ -102,7 +105,9 @@ def full(setup: MailSetup, tls_files: TlsFiles) -> Iterator[Full]:
     """Ten messages in INBOX and a folder ``Old``, then not one byte free."""
     root = setup.roots["demo"]
     with tmpfs(root, "4m", owner=UIDS["demo"]):
-        server = Asimapd(setup, tls_files.cert, tls_files.key)
+        server = Asimapd(
+            setup, tls_files.cert, tls_files.key, "--enable-pop3", "--pop3-port=0"
+        )
         try:
             client = LineClient(server.tls_socket())
             assert client.line().startswith(b"* OK")
@@ -356,3 +361,35 @@ def test_rename_on_a_full_disk_changes_nothing(full: Full) -> None:
     again = client.command(b"r2", b"RENAME Old New/Sub")
     assert again[-1].startswith(b"r2 OK"), again
     assert (full.root / "New" / "Sub").is_dir()
+
+
+def test_real_clients_see_a_clean_refusal_and_can_delete(full: Full) -> None:
+    """imaplib and poplib, as a user's client would: APPEND is refused
+    with the code; deleting through POP3 (DELE, QUIT) frees the room."""
+    context = full.server.client_context()
+    imap = imaplib.IMAP4_SSL(
+        "127.0.0.1", full.server.ports["imaps"], ssl_context=context, timeout=10
+    )
+    try:
+        imap.login("demo", "demo")
+        typ, data = imap.append("INBOX", None, None, _message(0, 10))
+        assert typ == "NO" and data == [b"[OVERQUOTA] Not enough disk space"], data
+        pop = poplib.POP3_SSL(
+            "127.0.0.1", full.server.ports["pop3s"], context=context, timeout=10
+        )
+        pop.user("demo")
+        pop.pass_("demo")
+        count, _ = pop.stat()
+        assert count == len(full.acked)
+        for n in range(1, count + 1):
+            assert pop.dele(n).startswith(b"+OK")
+        assert pop.quit().startswith(b"+OK")
+        # The room is back (beyond the account's reserve): APPEND works.
+        typ, data = imap.append("INBOX", None, None, _message(0, 10))
+        assert typ == "OK" and b"APPENDUID" in data[0], data
+        imap.select("INBOX")
+        typ, data = imap.uid("SEARCH", "ALL")
+        assert typ == "OK" and len(data[0].split()) == 1, data
+    finally:
+        with contextlib.suppress(Exception):
+            imap.logout()
