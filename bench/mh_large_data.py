@@ -154,7 +154,11 @@ def link_tree(source: Path, target: Path, owner: int | None = None) -> None:
     """A copy of ``source`` at ``target``: new directories, hard-linked files.
 
     ``owner`` (uid=gid) is given to the new directories, so that a server
-    running as that user can add its own files.
+    running as that user can add its own files.  Files whose names start
+    with a dot (``.mh_sequences``) are real copies owned by ``owner``: a
+    server may rewrite them in place (as nmh does), which through a hard
+    link would change the cache and every other copy, and must be allowed
+    to, as the account's owner is.
     """
     for directory, _dirnames, filenames in os.walk(source):
         relative = Path(directory).relative_to(source)
@@ -163,4 +167,9 @@ def link_tree(source: Path, target: Path, owner: int | None = None) -> None:
         if owner is not None:
             os.chown(made, owner, owner)
         for filename in filenames:
-            os.link(Path(directory) / filename, made / filename)
+            if filename.startswith("."):
+                shutil.copy2(Path(directory) / filename, made / filename)
+                if owner is not None:
+                    os.chown(made / filename, owner, owner)
+            else:
+                os.link(Path(directory) / filename, made / filename)

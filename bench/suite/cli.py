@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -297,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = scale.replace(**{k: v for k, v in overrides.items() if v is not None})
     args.cache.mkdir(parents=True, exist_ok=True)
     _raise_own_file_limit()
+    # SIGTERM unwinds like Ctrl-C, so every server started is stopped.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     ctx = w.Context(scale, args.cache)
     chosen = [BY_NAME[name] for name in args.workloads] or list(WORKLOADS)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
