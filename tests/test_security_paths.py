@@ -121,6 +121,38 @@ def _commands(name: bytes) -> list[tuple[bytes, bool]]:
     ]
 
 
+#: Overlong UTF-8 forms of "..", "/" and "." (not UTF-8 at all: RFC 3629
+#: section 3 forbids them, and a lenient decoder would see a path).
+OVERLONG: list[bytes] = [
+    b"\xc0\xae\xc0\xae",
+    b"\xc0\xafetc",
+    b"\xc0\xae\xc0\xae\xc0\xafx",
+    b"\xe0\x80\xae\xe0\x80\xae",
+]
+
+
+def _run_hostile(client: LineClient, names: list[bytes], failures: list[str]) -> None:
+    """Every command of :func:`_commands` with every name; what should have
+    failed and did not goes to ``failures``."""
+    for number, name in enumerate(names):
+        for command, must_fail in _commands(name):
+            tag = b"h%d" % number
+            answer = client.command(tag, command)
+            _assert_no_secret(answer)
+            tagged = answer[-1]
+            if must_fail and not tagged.startswith((tag + b" NO", tag + b" BAD")):
+                failures.append(f"{command[:80]!r}: {tagged[:120]!r}")
+            if command.startswith((b"LIST", b"LSUB")):
+                # Only INBOX could ever match these names, or a subscribed
+                # name that is no mailbox.
+                listed = [line for line in answer[:-1] if line.startswith(b"* L")]
+                assert all(
+                    line.endswith(b"INBOX") or b"\\NonExistent" in line
+                    for line in listed
+                ), answer
+        client.command(b"u", b"NOTIFY NONE")
+
+
 def _tree(base: Path, skip: Path) -> dict[str, tuple[str, int, str]]:
     """Every entry under ``base`` except inside ``skip``: kind, mode, and
     what it holds (file digest, link target)."""
@@ -253,26 +285,26 @@ def test_no_command_reaches_outside_the_mail_root(
             b"outside" in line or b"otherlink" in line or b"deep" in line
             for line in listed
         ), listed
+        # CATENATE URLs naming another user, or another server, are refused
+        # (RFC 4469 section 6: NO [BADURL]).
+        for tag, url in (
+            (b"c1", b"imap://other@127.0.0.1/INBOX/;UID=1"),
+            (b"c2", b"imap://127.0.0.1/%2E%2E/other/inbox/;UID=1"),
+            (b"c3", b"/%2E%2E/other/inbox/;UID=1"),
+            (b"c4", b"/INBOX/;UID=1;URLAUTH=anonymous"),
+        ):
+            answer = client.command(tag, b'APPEND Drafts CATENATE (URL "' + url + b'")')
+            assert answer[-1].startswith(tag + b" NO"), answer
+            _assert_no_secret(answer)
         failures: list[str] = []
-        for number, name in enumerate(HOSTILE):
-            for command, must_fail in _commands(name):
-                tag = b"h%d" % number
-                answer = client.command(tag, command)
-                _assert_no_secret(answer)
-                tagged = answer[-1]
-                if must_fail and not (
-                    tagged.startswith(tag + b" NO") or tagged.startswith(tag + b" BAD")
-                ):
-                    failures.append(f"{command[:80]!r}: {tagged[:120]!r}")
-                if command.startswith((b"LIST", b"LSUB")):
-                    # Only INBOX could ever match these names, or a
-                    # subscribed name that is no mailbox.
-                    listed = [line for line in answer[:-1] if line.startswith(b"* L")]
-                    assert all(
-                        line.endswith(b"INBOX") or b"\\NonExistent" in line
-                        for line in listed
-                    ), answer
-            client.command(b"u", b"NOTIFY NONE")
+        _run_hostile(client, HOSTILE, failures)
+        # Once the client has enabled UTF-8 names (RFC 6855), modified UTF-7
+        # no longer applies; overlong UTF-8 spellings of "." and "/" are
+        # not UTF-8 at all and must be refused too.  (The modified UTF-7
+        # spellings are then plain names with "&", harmless and allowed.)
+        assert client.command(b"u8", b"ENABLE UTF8=ACCEPT")[-1].startswith(b"u8 OK")
+        plain = [name for name in HOSTILE if b"&" not in name]
+        _run_hostile(client, plain + OVERLONG, failures)
         assert not failures, "\n".join(failures)
         assert client.command(b"n", b"NOOP") == [b"n OK NOOP completed"]
         still = client.command(b"e", b"EXAMINE INBOX")
