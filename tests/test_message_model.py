@@ -305,6 +305,30 @@ x
     assert wire(env[2]) == r'(("Doe, John \"JD\" \\ Jr." NIL "john.doe" "example.com"))'
 
 
+def test_words_without_at_are_a_display_name() -> None:
+    """``Bcc: invalid address without at`` names nobody's mailbox: keep the
+    words as the display name with MISSING_MAILBOX/MISSING_DOMAIN, as
+    Dovecot does, rather than gluing them into a local part "invalid
+    addresswithoutat" (found by the differential test)."""
+    raw = crlf(
+        """From: invalid address without at
+To: MAILER-DAEMON, first . last, "quoted words"
+
+x
+"""
+    )
+    env = Message(raw).envelope()
+    assert isinstance(env, tuple)
+    assert addrs(env[2]) == [
+        (b"invalid address without at", None, b"MISSING_MAILBOX", b"MISSING_DOMAIN")
+    ]
+    assert addrs(env[5]) == [
+        (None, None, b"MAILER-DAEMON", b"MISSING_DOMAIN"),
+        (None, None, b"first.last", b"MISSING_DOMAIN"),
+        (None, None, b'"quoted words"', b"MISSING_DOMAIN"),
+    ]
+
+
 def addrs(value: object) -> list[object]:
     """The addresses of an envelope address list ``[Adjacent(...)]``."""
     assert isinstance(value, list) and len(value) == 1

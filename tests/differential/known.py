@@ -186,17 +186,6 @@ def _empty_group_member(diff: FieldDiff) -> bool:
     )
 
 
-def _phrase_without_address(diff: FieldDiff) -> bool:
-    """An address with no ``@`` and no angle brackets: Dovecot keeps the
-    words as a display name with MISSING_MAILBOX, asimap joins them into a
-    mailbox name."""
-    if diff.item != b"ENVELOPE":
-        return False
-    if diff.index == 0:
-        return diff.ours == Atom(b"NIL") and isinstance(diff.theirs, String)
-    return diff.index == 2 and diff.theirs == String(b"MISSING_MAILBOX")
-
-
 # -- rules over lines ------------------------------------------------------------
 
 _SIZE = re.compile(r"^    BINARY\.SIZE\[([\d.]*)\] (\d+)$")
@@ -259,18 +248,6 @@ KNOWN: tuple[Known, ...] = (
         where=r'^list-status #\d+ CREATE "x%y"$',
         ours=r"^d\d+ NO \[CANNOT\]$",
         theirs=r"^d\d+ OK$",
-    ),
-    Known(
-        key="address-phrase-without-at",
-        verdict="open",
-        summary="a bare phrase in an address field becomes a mailbox name",
-        reason="RFC 5322 section 3.4 has no reading of 'invalid address "
-        "without at'; RFC 3501 section 7.4.2 leaves it to the server.  "
-        "Dovecot keeps the words as a display name with MISSING_MAILBOX, "
-        "which loses nothing; preferred, left to the address-parser rework "
-        "of issue 10 points 5-7",
-        where=r"^fetch-edge #\d+ UID FETCH 11 (\(FLAGS|ALL|FULL)",
-        field_rule=_phrase_without_address,
     ),
     # The RFC decides for asimap.
     Known(

@@ -170,6 +170,21 @@ def _local_part(tokens: list[Token]) -> str:
     return "".join(pieces)
 
 
+def _is_phrase(tokens: list[Token]) -> bool:
+    """Two words side by side with no "." between them (a dot-atom or an
+    obsolete local part always has one)."""
+    previous: Token | None = None
+    for token in tokens:
+        if token.kind not in ("atom", "quoted"):
+            continue
+        if previous is not None and not (
+            previous.text.endswith(".") or token.text.startswith(".")
+        ):
+            return True
+        previous = token
+    return False
+
+
 def _addr_spec(
     tokens: list[Token], name: bytes | None, route: bytes | None
 ) -> Address | None:
@@ -186,6 +201,10 @@ def _addr_spec(
     if name is None and comments and comments[-1].strip():
         name = _enc(comments[-1].strip())  # obsolete "user@host (Name)"
     at = next((i for i, t in enumerate(tokens) if t.kind == "@"), -1)
+    if at < 0 and _is_phrase(tokens):
+        # "invalid address without at": words, not a local part (RFC 5322
+        # section 3.4.1 joins words only with "."); keep them readable.
+        return Address(name or _phrase(tokens), route, MISSING_MAILBOX, MISSING_DOMAIN)
     if at < 0:
         local, domain = _local_part(tokens), ""
     else:

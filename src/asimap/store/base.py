@@ -252,8 +252,9 @@ SUMMARY_HEADERS = (
 #: fixed derivation (say, of ENVELOPE groups) is never answered from a
 #: cache filled by the old code.  Bump it whenever the output changes
 #: (3: a NUL in a header field is sent as U+FFFD; 4: hostile messages are
-#: interpreted only up to :mod:`asimap.message.limits`).
-SUMMARY_VERSION = 4
+#: interpreted only up to :mod:`asimap.message.limits`; 5: words without
+#: "@" in an address field are a display name, not a glued local part).
+SUMMARY_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
