@@ -17,6 +17,8 @@ Which worker serves whom is read from ``/proc`` (``asimap-w:<user>``).
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import socket
 from collections.abc import Iterator
 
@@ -24,7 +26,7 @@ import pytest
 
 from conftest import TlsFiles
 from scram_client import ScramClient
-from worker_harness import Asimapd, LineClient, MailSetup, mail_setup
+from worker_harness import PASSWORDS, Asimapd, LineClient, MailSetup, mail_setup
 
 
 @pytest.fixture
@@ -132,3 +134,45 @@ def test_no_one_is_served_as_another_user(server: Asimapd) -> None:
     assert set(server.workers()) == {"demo"}
     client.close()
     pop3.close()
+
+
+def _descriptors(pid: int) -> dict[str, str]:
+    """fd -> what it is (``socket:[inode]``, ``pipe:[inode]``, a path)."""
+    found: dict[str, str] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            found[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return found
+
+
+def test_a_worker_holds_no_channel_to_the_zygote_and_no_secret_file(
+    server: Asimapd, tls_files: TlsFiles
+) -> None:
+    """The zygote runs as root and forks a worker for whatever it is told;
+    a worker (running as its user) that kept a descriptor of the zygote's
+    channel could order workers for other users.  Nor may a worker hold
+    the password file, the TLS key or the certificate open (that no worker
+    socket listens is tests/test_worker_privileges.py's)."""
+    clients = []
+    for user in ("demo", "other"):
+        client = _imap(server)
+        password = PASSWORDS[user].encode()
+        answer = client.command(
+            b"a", b"LOGIN " + user.encode() + b' "' + password + b'"'
+        )
+        assert answer[-1].startswith(b"a OK"), answer
+        clients.append(client)
+        server.wait_for_worker(user)
+    zygote = _descriptors(server.zygote_pid())
+    channels = {v for v in zygote.values() if v.startswith(("socket:", "pipe:"))}
+    assert channels, zygote  # the zygote does have its channel
+    secret_files = {
+        str(path.resolve())
+        for path in (server.log_path.parent / "pwfile", tls_files.key, tls_files.cert)
+    }
+    for user, pid in server.workers().items():
+        held = set(_descriptors(pid).values())
+        assert not held & channels, f"worker {user} shares {held & channels}"
+        assert not held & secret_files, f"worker {user} holds {held & secret_files}"
+    for client in clients:
+        client.close()
