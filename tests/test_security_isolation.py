@@ -19,14 +19,23 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from conftest import TlsFiles
 from scram_client import ScramClient
-from worker_harness import PASSWORDS, Asimapd, LineClient, MailSetup, mail_setup
+from worker_harness import (
+    IS_ROOT,
+    PASSWORDS,
+    Asimapd,
+    LineClient,
+    MailSetup,
+    mail_setup,
+)
 
 
 @pytest.fixture
@@ -145,7 +154,7 @@ def _descriptors(pid: int) -> dict[str, str]:
     return found
 
 
-def test_a_worker_holds_no_channel_to_the_zygote_and_no_secret_file(
+def test_a_worker_holds_no_capability_no_zygote_channel_and_no_secret_file(
     server: Asimapd, tls_files: TlsFiles
 ) -> None:
     """The zygote runs as root and forks a worker for whatever it is told;
@@ -171,6 +180,13 @@ def test_a_worker_holds_no_channel_to_the_zygote_and_no_secret_file(
         for path in (server.log_path.parent / "pwfile", tls_files.key, tls_files.cert)
     }
     for user, pid in server.workers().items():
+        # No capability left either (capabilities(7)): root's are dropped
+        # with the uid, and none may come back through an exec.
+        status = Path(f"/proc/{pid}/status").read_text()
+        caps = dict(re.findall(r"^(Cap\w+):\s+([0-9a-f]+)$", status, re.MULTILINE))
+        if IS_ROOT:
+            for kind in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                assert int(caps[kind], 16) == 0, f"worker {user} {kind} {caps[kind]}"
         held = set(_descriptors(pid).values())
         assert not held & channels, f"worker {user} shares {held & channels}"
         assert not held & secret_files, f"worker {user} holds {held & secret_files}"
