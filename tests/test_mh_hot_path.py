@@ -337,3 +337,17 @@ async def test_opening_a_folder_fills_its_summaries_in_the_background(
             await asyncio.sleep(0.05)
     finally:
         await store.close()
+
+
+def test_watch_feed_memory_is_bounded_per_folder() -> None:
+    """An inc of thousands of messages into a folder no job looks at keeps
+    one "changed" mark, not every name."""
+    from asimap.store.mh.freshness import MAX_NAMES, WHOLE, WatchFeed
+
+    feed = WatchFeed()
+    feed.attach(lambda: None, lambda folder, fd: None)
+    for number in range(1, 3 * MAX_NAMES):
+        feed.changed("inbox", str(number), 0x100)
+    taken = feed.take()
+    assert taken is not None
+    assert taken[1] == {"inbox": {WHOLE: 0}}

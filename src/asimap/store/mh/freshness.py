@@ -52,6 +52,11 @@ IN_MOVED_TO = 0x00000080
 #: The pseudo file name for "anything in this folder may have changed".
 WHOLE = "\0whole"
 
+#: File names remembered per folder between two jobs; past this (an
+#: ``inc`` of thousands of messages into a folder nobody has open) the
+#: folder is simply "changed", so memory stays bounded.
+MAX_NAMES = 1000
+
 
 class WatchFeed:
     """Events from the watcher, waiting for the worker thread (thread-safe).
@@ -97,6 +102,11 @@ class WatchFeed:
         event ``mask``."""
         with self._lock:
             names = self._events.setdefault(folder, {})
+            if WHOLE in names:
+                return
+            if len(names) >= MAX_NAMES:
+                self._events[folder] = {WHOLE: 0}
+                return
             names[name] = names.get(name, 0) | mask
 
     def lost(self, folder: str) -> None:
@@ -189,6 +199,8 @@ class Freshness:
             pending = self._pending.setdefault(folder, {})
             for name, mask in names.items():
                 pending[name] = pending.get(name, 0) | mask
+            if len(pending) > MAX_NAMES:
+                self._pending[folder] = {WHOLE: 0}
 
     def is_current(self, folder: Path) -> bool:
         """Current with no event since (call :meth:`update` first)."""
