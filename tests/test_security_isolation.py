@@ -31,10 +31,12 @@ from scram_client import ScramClient
 from worker_harness import (
     IS_ROOT,
     PASSWORDS,
+    UIDS,
     Asimapd,
     LineClient,
     MailSetup,
     mail_setup,
+    status_ids,
 )
 
 
@@ -192,3 +194,88 @@ def test_a_worker_holds_no_capability_no_zygote_channel_and_no_secret_file(
         assert not held & secret_files, f"worker {user} holds {held & secret_files}"
     for client in clients:
         client.close()
+
+
+MARK = b"Subject: only-for-other-7c1e\r\n\r\nprivate\r\n"
+
+
+def test_a_mail_root_swapped_for_a_link_to_another_users_root_is_refused(
+    tls_files: TlsFiles,
+) -> None:
+    """A worker takes the identity of its mail root's owner.  If the user
+    can replace their mail root (it lies in their home) by a symlink to
+    another user's mail root, the owner seen through the link is the other
+    user: the worker must not become them.  A link made by root (an
+    administrator moving mail elsewhere) keeps working."""
+    if not IS_ROOT:
+        pytest.skip("identities only change when asimapd runs as root")
+    setup: MailSetup
+    with mail_setup() as setup:
+        other_inbox = setup.roots["other"] / "inbox"
+        other_inbox.mkdir()
+        (other_inbox / "1").write_bytes(MARK)
+        for path in (other_inbox, other_inbox / "1"):
+            os.chown(path, UIDS["other"], UIDS["other"])
+        demo_root = setup.roots["demo"]
+        demo_root.rmdir()
+        demo_root.symlink_to(setup.roots["other"])
+        os.lchown(demo_root, UIDS["demo"], UIDS["demo"])  # made by demo
+        server = Asimapd(setup, tls_files.cert, tls_files.key)
+        try:
+            client = _imap(server)
+            answer = client.command(b"a", b"LOGIN demo demo")
+            if answer[-1].startswith(b"a OK"):
+                fetched = client.command(b"s", b"SELECT INBOX")
+                fetched += client.command(b"f", b"FETCH 1:* BODY.PEEK[]")
+                assert b"only-for-other" not in b"".join(fetched), fetched
+            else:
+                assert answer == [
+                    b"a NO [UNAVAILABLE] Mail store unavailable for this account"
+                ], answer
+                assert "symbolic link" in server.log()
+            worker = server.workers().get("demo")
+            if worker is not None:
+                assert status_ids(worker)["Uid"][0] != UIDS["other"]
+            client.close()
+        finally:
+            assert server.stop() == 0, server.log()
+        # The administrator's link (owned by root) to a root owned by demo.
+        elsewhere = setup.base / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        os.chown(elsewhere, UIDS["demo"], UIDS["demo"])
+        demo_root.unlink()
+        demo_root.symlink_to(elsewhere)
+        server = Asimapd(setup, tls_files.cert, tls_files.key)
+        try:
+            client = _imap(server)
+            assert client.command(b"a", b"LOGIN demo demo")[-1].startswith(b"a OK")
+            worker = server.wait_for_worker("demo")
+            assert status_ids(worker)["Uid"][0] == UIDS["demo"]
+            assert (elsewhere / "inbox").is_dir()
+            client.close()
+        finally:
+            assert server.stop() == 0, server.log()
+
+
+def test_links_inside_link_targets_are_checked_too(tmp_path: Path) -> None:
+    """An administrator's link (root's) leading to a user's link that
+    points at another user's mail: the user's link decides, and refuses."""
+    if not IS_ROOT:
+        pytest.skip("needs root to give links other owners")
+    from asimap.worker.privileges import PrivilegeError, check_links_to_mail_root
+
+    others = tmp_path / "other-root"
+    others.mkdir()
+    os.chown(others, UIDS["other"], UIDS["other"])
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "Mail").symlink_to(others)
+    os.lchown(home / "Mail", UIDS["demo"], UIDS["demo"])  # demo's doing
+    (tmp_path / "mailroot").symlink_to("home/Mail")  # root's, relative
+    with pytest.raises(PrivilegeError, match="home/Mail"):
+        check_links_to_mail_root(tmp_path / "mailroot", UIDS["other"])
+    # The same chain made by root alone is trusted.
+    os.lchown(home / "Mail", 0, 0)
+    check_links_to_mail_root(tmp_path / "mailroot", UIDS["other"])
+    # And a missing tail below real directories is fine (a new account).
+    check_links_to_mail_root(tmp_path / "home" / "new" / "Mail", UIDS["demo"])
