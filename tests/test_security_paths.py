@@ -403,8 +403,26 @@ def test_store_files_planted_as_symlinks_are_not_followed(
     (root / entry).symlink_to(target)
     _chown_tree(root, UIDS["demo"])
     before = _tree(setup.base, root)
-    server = Asimapd(setup, tls_files.cert, tls_files.key)
+    server = Asimapd(
+        setup, tls_files.cert, tls_files.key, "--enable-pop3", "--pop3-port=0"
+    )
     try:
+        # POP3 first (it takes no mailbox name, but serves INBOX).
+        pop3 = LineClient(server.tls_socket("pop3s"))
+        assert pop3.line().startswith(b"+OK")
+        pop3.send(b"USER demo\r\nPASS demo\r\n")
+        assert pop3.line().startswith(b"+OK")
+        if pop3.line().startswith(b"+OK"):
+            pop3.send(b"LIST\r\n")
+            listing = [pop3.line()]
+            while listing[-1] != b"." and not listing[0].startswith(b"-ERR"):
+                listing.append(pop3.line())
+            pop3.send(b"RETR 1\r\n")
+            retrieved = [pop3.line()]
+            while retrieved[-1] != b"." and not retrieved[0].startswith(b"-ERR"):
+                retrieved.append(pop3.line())
+            _assert_no_secret(listing + retrieved)
+        pop3.close()
         client = LineClient(server.tls_socket())
         assert client.line().startswith(b"* OK")
         login = client.command(b"l", b"LOGIN demo demo")
