@@ -452,3 +452,61 @@ def test_store_files_planted_as_symlinks_are_not_followed(
         if before.get(path) != after.get(path) and not path.endswith(".log")
     }
     assert not changed, changed
+
+
+def test_a_known_folder_swapped_for_a_symlink_is_not_written_through(
+    setup: MailSetup, tls_files: TlsFiles
+) -> None:
+    """``Archive`` is selected when the user replaces the directory by a
+    symlink to a directory outside that the worker's uid may write: FETCH,
+    STORE, EXPUNGE in the selected mailbox, and APPEND, COPY, STATUS,
+    CREATE, SELECT by name must put nothing there, and nothing from there
+    reaches the client (each command checks the folder's path anew)."""
+    _plant(setup)
+    target = setup.base / "target"
+    target.mkdir(mode=0o777)
+    os.chmod(target, 0o777)
+    (target / "1").write_bytes(OUTSIDE_MESSAGE)
+    _chown_tree(target, UIDS["demo"])
+    root = setup.roots["demo"]
+    server = Asimapd(setup, tls_files.cert, tls_files.key)
+    try:
+        client = _login(server)
+        for tag, command in (
+            (b"s", b"SELECT Archive"),
+            (b"a", b"APPEND Archive " + _literal(MESSAGE)),
+            (b"p", b"NOOP"),
+        ):
+            assert client.command(tag, command)[-1].startswith(tag + b" OK")
+        before = _tree(setup.base, root)
+        os.rename(root / "Archive", root / ".Archive-moved")
+        (root / "Archive").symlink_to(target)
+        if IS_ROOT:
+            os.lchown(root / "Archive", UIDS["demo"], UIDS["demo"])
+        answers: list[bytes] = []
+        for tag, command in (
+            # Still selected when the swap happened.
+            (b"f", b"FETCH 1:* (FLAGS BODY.PEEK[])"),
+            (b"t", b"STORE 1:* +FLAGS (\\Seen \\Deleted kw)"),
+            (b"a2", b"APPEND Archive " + _literal(MESSAGE)),
+            (b"c", b"COPY 1:* Archive"),
+            (b"x", b"EXPUNGE"),
+            (b"o", b"NOOP"),
+            (b"m", b"STATUS Archive (MESSAGES UIDNEXT)"),
+            (b"n", b"CREATE Archive/sub"),
+            (b"s2", b"SELECT Archive"),
+            (b"l", b'LIST "" "*"'),
+        ):
+            answers += client.command(tag, command)
+        _assert_no_secret(answers)
+        assert client.command(b"z", b"NOOP")[-1].startswith(b"z OK")
+        client.close()
+    finally:
+        assert server.stop() == 0, server.log()
+    after = _tree(setup.base, root)
+    changed = {
+        path: (before.get(path), after.get(path))
+        for path in before.keys() | after.keys()
+        if before.get(path) != after.get(path) and not path.endswith(".log")
+    }
+    assert not changed, changed
