@@ -170,6 +170,25 @@ def test_body_and_text() -> None:
     assert not hit(SearchText("nowhere", header=True))
 
 
+def test_text_matches_mime_header_fields_of_parts() -> None:
+    """RFC 9051 section 6.4.4: TEXT matches "the header (including MIME
+    header fields) or body"; BODY "doesn't match any header fields".  A
+    part's own Content-Type is a MIME header field (found by the
+    differential test: Dovecot finds "application/gnuradio-grc")."""
+    raw = (
+        b"From: a@example.org\r\nSubject: x\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--b\r\nContent-Type: application/gnuradio-grc;\r\n"
+        b' name="flow.grc"\r\n\r\n<flow/>\r\n--b--\r\n'
+    )
+    c = candidate(message=Message(raw), size=len(raw))
+    assert hit(SearchText("gnuradio-grc", header=True), c)
+    assert hit(SearchText("flow.grc", header=True), c)
+    assert not hit(SearchText("gnuradio-grc", header=False), c)
+    assert hit(SearchText("hello", header=False), c)
+
+
 def test_sequence_sets() -> None:
     assert hit(SearchSequence(seqset((1, 3)), uid=False))
     assert not hit(SearchSequence(seqset((4, STAR)), uid=False))

@@ -119,3 +119,15 @@ def test_the_comparison_catches_a_changed_answer(run: Run) -> None:
                 caught = True
                 break
         assert caught, f"a changed {name} went unnoticed"
+
+
+def test_the_compliance_page_lists_every_normalisation() -> None:
+    """docs/compliance.md tells users what is removed before comparing;
+    a rule added to normalise.py without a line there fails here."""
+    from pathlib import Path
+
+    from .normalise import RULES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "compliance.md").read_text()
+    missing = [what for what, why in RULES if f"| {what} | {why} |" not in page]
+    assert not missing

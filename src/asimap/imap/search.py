@@ -177,7 +177,10 @@ def _text_matches(message: Message, value: str, header: bool) -> bool:
     needle = value.casefold()
     if header and needle in message.header_text().casefold():
         return True
-    return needle in message.body_text().casefold()
+    if needle in message.body_text().casefold():
+        return True
+    # RFC 9051 6.4.4: TEXT also matches the MIME header fields of parts.
+    return header and needle in message.mime_header_text().casefold()
 
 
 def _sequence_matches(

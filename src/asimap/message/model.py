@@ -173,6 +173,11 @@ class Message:
             self._header_text = text.header_text(self.root)
         return self._header_text
 
+    def mime_header_text(self) -> str:
+        """The header fields of every body part, decoded, for SEARCH TEXT
+        (not cached: TEXT is rare and the parts' headers are indexed)."""
+        return text.mime_header_text(self.root)
+
     def body_text(self) -> str:
         """All text parts, decoded, for SEARCH BODY and TEXT."""
         if self._body_text is None:

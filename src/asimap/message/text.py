@@ -40,6 +40,17 @@ def header_text(part: Part) -> str:
     )
 
 
+def mime_header_text(root: Part) -> str:
+    """The header fields of every body part below ``root``, decoded: RFC
+    9051 section 6.4.4 has TEXT match "the header (including MIME header
+    fields)", which BODY does not."""
+    return "\n".join(
+        header_text(part)
+        for part in root.walk()
+        if part is not root and part.headers.fields
+    )
+
+
 def part_text(part: Part) -> str:
     """A leaf text part's content, transfer- and charset-decoded.
 

@@ -363,6 +363,9 @@ class SummaryMessage(Message):
     def body_text(self) -> str:
         raise LookupError("SEARCH BODY/TEXT needs the message, not its summary")
 
+    def mime_header_text(self) -> str:
+        raise LookupError("SEARCH TEXT needs the message, not its summary")
+
 
 def bad_charset() -> CommandFailed:
     """``NO [BADCHARSET (US-ASCII UTF-8)]`` (RFC 3501 6.4.4, 7.1)."""
