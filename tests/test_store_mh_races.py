@@ -23,6 +23,7 @@ import pytest
 from asimap.store.base import StoreMode
 from asimap.store.mh import MHStore, corebase, files, freshness, seqfile, sequences
 from asimap.store.mh.profile import Profile
+from caps import without_file_override
 from test_store_mh_nmh import NMH_BIN, Nmh, mbox_of, message, sequence, uid_flags
 
 pytest_plugins = ["test_store_mh_nmh"]
@@ -529,3 +530,30 @@ async def test_file_inc_wrote_over_an_expunged_message_is_new_mail(
     assert flags[incd] == frozenset()
     assert sequence(nmh, "inbox", "unseen") == {2}
     assert await inbox.expunge() == ()
+
+
+def test_a_sequence_file_we_may_not_write_is_still_replaced(tmp_path: Path) -> None:
+    """A ``.mh_sequences`` of another owner or mode 0444 in a folder we may
+    write: nmh's lock cannot be taken on it (that needs a descriptor open
+    for writing), and it used to make every flag change and APPEND answer
+    NO [NOPERM].  No tool of the mail's owner can write it either, so it is
+    replaced by rename as before."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    target = folder / seqfile.SEQUENCES_FILE
+    target.write_text("unseen: 1\n")
+    target.chmod(0o444)
+    stamp = seqfile.stamp_of(os.stat(target))
+    temp = seqfile.write_temp(folder, "unseen: 1-2\n")
+    with without_file_override():
+        outcome, fd = seqfile.swap_locked(folder, temp, stamp)
+    assert outcome == seqfile.REPLACED
+    os.close(fd)
+    assert target.read_text() == "unseen: 1-2\n"
+    # A file that changed since it was read is still not replaced.
+    target.chmod(0o444)
+    temp = seqfile.write_temp(folder, "unseen: 3\n")
+    with without_file_override():
+        outcome, fd = seqfile.swap_locked(folder, temp, stamp)
+    assert (outcome, fd) == (seqfile.MOVED, -1)
+    assert target.read_text() == "unseen: 1-2\n"

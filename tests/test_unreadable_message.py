@@ -16,8 +16,6 @@ the threads it starts lack them too), as a non-root server would.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import socket
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from asimap.auth.hashers import make_password
+from caps import without_file_override
 from conftest import ServerFactory, TlsFiles
 from worker_harness import (
     IS_ROOT,
@@ -98,45 +97,6 @@ def _check_session(client: LineClient, inbox: Path) -> None:
 
 # -- in-process ----------------------------------------------------------------
 
-_CAP_DAC_OVERRIDE = 1
-_CAP_DAC_READ_SEARCH = 2
-_CAP_VERSION_3 = 0x20080522
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
-
-
-@contextlib.contextmanager
-def _without_file_override() -> Iterator[None]:
-    """This thread (and threads it starts meanwhile) without root's right
-    to ignore file permissions; restored afterwards (still permitted)."""
-    if not IS_ROOT:
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    header = _CapHeader(_CAP_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if libc.capget(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "capget")
-    saved = data[0].effective
-    data[0].effective &= ~((1 << _CAP_DAC_OVERRIDE) | (1 << _CAP_DAC_READ_SEARCH))
-    if libc.capset(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "capset")
-    try:
-        yield
-    finally:
-        data[0].effective = saved
-        libc.capset(ctypes.byref(header), data)
-
 
 def test_in_process_unreadable_message_is_a_clean_no(
     tmp_path: Path,
@@ -149,7 +109,7 @@ def test_in_process_unreadable_message_is_a_clean_no(
     pwfile = tmp_path / "pwfile"
     pwfile.write_text(f"demo:{make_password('demo', iterations=1000)}:Mail\n")
     caplog.set_level(logging.INFO)
-    with _without_file_override():
+    with without_file_override():
         server = server_factory(pwfile=pwfile, store="mh")
         raw = ssl.create_default_context(cafile=str(tls_files.cert)).wrap_socket(
             socket.create_connection(("127.0.0.1", server.imaps_port)),

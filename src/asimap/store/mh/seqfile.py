@@ -300,6 +300,37 @@ def write_temp(folder: Path, text: str) -> Path:
 REPLACED, MOVED, BUSY = "replaced", "moved", "busy"
 
 
+def _swap_unwritable(target: Path, temp: Path, stamp: str) -> tuple[str, int]:
+    """:func:`swap_locked` for a sequence file we may read but not write
+    (another owner, mode 0444): nmh's lock needs a descriptor open for
+    writing, so it cannot be taken -- and it is not needed, since no tool
+    running as the mail's owner can write that file either, so no write
+    can be orphaned.  The folder is ours to write, so the file is still
+    replaced by rename, as before locks were taken here (a read-only
+    ``.mh_sequences`` must never stop every flag change and APPEND)."""
+    try:
+        fd = _open(target, os.O_RDONLY)
+    except FileNotFoundError:
+        return MOVED, -1
+    except PermissionError:
+        return BUSY, -1  # not even readable: the caller's last try writes
+    try:
+        if (
+            stamp_of(os.fstat(fd)) != stamp
+            or os.stat(target).st_ino != os.fstat(fd).st_ino
+        ):
+            os.close(fd)
+            return MOVED, -1
+        os.replace(temp, target)
+    except FileNotFoundError:
+        os.close(fd)
+        return MOVED, -1
+    except BaseException:
+        os.close(fd)
+        raise
+    return REPLACED, fd
+
+
 def swap_locked(
     folder: Path, temp: Path, stamp: str, limit_s: float = READ_LIMIT_S
 ) -> tuple[str, int]:
@@ -336,6 +367,8 @@ def swap_locked(
             fd = _open(target, os.O_RDWR)
         except FileNotFoundError:
             return MOVED, -1
+        except PermissionError:
+            return _swap_unwritable(target, temp, stamp)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
