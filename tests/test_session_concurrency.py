@@ -113,6 +113,52 @@ async def test_expunge_sent_during_uid_fetch() -> None:
     )
 
 
+async def test_uid_commands_on_messages_expunged_elsewhere_succeed() -> None:
+    """RFC 3501 6.4.8: a UID that no longer exists is ignored without error;
+    UID FETCH and UID STORE end with OK [EXPUNGEISSUED] (as Dovecot does),
+    not the NO that sequence-number commands get (RFC 2180 4.1.2), and the
+    EXPUNGE goes out with them."""
+    await run_transcript(
+        login_select(1)
+        + login_select(2)
+        + """
+        C2 a STORE 2 +FLAGS.SILENT (\\Deleted)
+        S2 a OK Store completed
+        C2 b EXPUNGE
+        S2 * 2 EXPUNGE
+        S2 b OK Expunge completed
+        C1 c UID FETCH 1:3 (RFC822.SIZE)
+        S1 * 1 FETCH (UID 1 RFC822.SIZE 101)
+        S1 * 3 FETCH (UID 3 RFC822.SIZE 103)
+        S1 * 2 EXPUNGE
+        S1 c OK [EXPUNGEISSUED] Some messages were already expunged
+        """,
+        before=three,
+    )
+    await run_transcript(
+        login_select(1)
+        + login_select(2)
+        + """
+        C2 a STORE 2 +FLAGS.SILENT (\\Deleted)
+        S2 a OK Store completed
+        C2 b EXPUNGE
+        S2 * 2 EXPUNGE
+        S2 b OK Expunge completed
+        # A FETCH by sequence number learns of the expunge (and must not
+        # announce it, RFC 3501 7.4.1); the UID STORE then skips UID 2.
+        C1 c FETCH 1:3 (UID RFC822.SIZE)
+        S1 * 1 FETCH (UID 1 RFC822.SIZE 101)
+        S1 * 3 FETCH (UID 3 RFC822.SIZE 103)
+        S1 c NO [EXPUNGEISSUED] Some messages were expunged
+        C1 d UID STORE 2:3 +FLAGS (\\Seen)
+        S1 * 3 FETCH (UID 3 FLAGS (\\Seen \\Recent))
+        S1 * 2 EXPUNGE
+        S1 d OK [EXPUNGEISSUED] Some messages were already expunged
+        """,
+        before=three,
+    )
+
+
 async def test_append_by_another_client_is_announced() -> None:
     data = message("four")
     await run_transcript(

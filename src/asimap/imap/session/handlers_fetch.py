@@ -9,9 +9,12 @@ read-only (EXAMINE) session nothing is ever set (6.3.2).
 Messages expunged by another connection but not yet announced (see
 :mod:`selected`) are skipped, and the command then ends with ``NO
 [EXPUNGEISSUED]`` (RFC 5530; the "NO" choice of RFC 2180 4.1.2) after
-returning everything that still exists.  A message whose content the
-store cannot read (an unreadable file) is skipped the same way and the
-command ends with ``NO [UNAVAILABLE]`` naming it and the reason.
+returning everything that still exists -- except UID FETCH, which ends
+with ``OK [EXPUNGEISSUED]``: a UID that no longer exists is ignored
+without error (RFC 3501 6.4.8), and the EXPUNGE follows at once.  A
+message whose content the store cannot read (an unreadable file) is
+skipped the same way and the command ends with ``NO [UNAVAILABLE]``
+naming it and the reason.
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ from asimap.imap.session import condstore, extensions, fetch
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, no, store_error_response
 from asimap.imap.session.esearch import partial_window
-from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
+from asimap.imap.session.handlers_selected import (
+    EXPUNGE_ISSUED,
+    resolve,
+    uid_command_met_expunged,
+)
 from asimap.store.base import (
     Mailbox,
     MessageGone,
@@ -155,6 +162,8 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
     if unreadable is not None:
         raise store_error_response(unreadable)
     if missing:
+        if cmd.uid:
+            return uid_command_met_expunged(cmd.tag)
         raise no(EXPUNGE_ISSUED, "EXPUNGEISSUED")
     return Tagged(cmd.tag, Status.OK, "Fetch completed")
 

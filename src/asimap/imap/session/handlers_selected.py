@@ -6,7 +6,8 @@ been told about yet keep their sequence numbers (RFC 3501 7.4.1); a
 command naming them does what it can for the others and ends with ``NO
 [EXPUNGEISSUED]`` (RFC 5530, the "fail" option of RFC 2180 sections
 4.1-4.4), except COPY/MOVE, which fail
-as a whole so that nothing is half copied.
+as a whole so that nothing is half copied, and UID STORE, which ends with
+``OK [EXPUNGEISSUED]`` (:func:`uid_command_met_expunged`).
 
 With CONDSTORE (RFC 7162 section 3.1.3) STORE takes ``(UNCHANGEDSINCE
 n)``: messages changed after n are left alone and listed in ``OK
@@ -37,6 +38,24 @@ _MODES = {
 }
 
 EXPUNGE_ISSUED = "Some messages were expunged"
+
+
+def uid_command_met_expunged(tag: str) -> Tagged:
+    """The end of a UID FETCH or UID STORE that named messages another
+    connection expunged: RFC 3501 6.4.8 has a UID that no longer exists
+    ignored without error, so the answer is OK, with the RFC 5530 code
+    that tells the client why some were left out; the EXPUNGE itself may
+    go out with a UID command (RFC 3501 7.4.1).  Dovecot answers the same
+    (``OK [EXPUNGEISSUED] Some messages were already expunged``), and a
+    NO here made clients and load tests count a routine race as a
+    failure.  Sequence-number commands keep the tagged NO of RFC 2180
+    4.1.2, since the client named a message it still believes exists."""
+    return Tagged(
+        tag,
+        Status.OK,
+        "Some messages were already expunged",
+        Code("EXPUNGEISSUED"),
+    )
 
 
 def resolve(
@@ -151,6 +170,8 @@ async def handle_store(ctx: Context, cmd: c.Store) -> Tagged:
         code = Code("MODIFIED", (Raw(format_uid_list(failed)),))
         return Tagged(cmd.tag, Status.OK, "Conditional STORE failed", code)
     if len(live) != len(pairs):
+        if cmd.uid:
+            return uid_command_met_expunged(cmd.tag)
         raise no(EXPUNGE_ISSUED, "EXPUNGEISSUED")
     return Tagged(cmd.tag, Status.OK, "Store completed")
 
