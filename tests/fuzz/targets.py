@@ -46,6 +46,7 @@ from asimap.imap.responses import (
     UntaggedStatus,
     Value,
 )
+from asimap.message import wire
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 from asimap.pop3 import commands as pop3_commands
 from asimap.pop3.reader import Line, LineReader, LineTooLong
@@ -283,6 +284,10 @@ def message(data: bytes) -> None:
     valid RFC 3501 syntax (both with and without UTF8=ACCEPT)."""
     msg = Message(data)
     items: list[Value] = [Atom("RFC822.SIZE"), msg.size]
+    # The summary cache's fast encoder (what FETCH answers from in the MH
+    # store) gives the same bytes as the general one.
+    for value in (msg.envelope(), msg.bodystructure(True), msg.bodystructure(False)):
+        assert wire.encode_summary_value(value) == encode_value(value)
     for utf8 in (False, True):
         check_envelope(encode_value(msg.envelope(), utf8=utf8), utf8=utf8)
         check_body(encode_value(msg.bodystructure(True), utf8=utf8), utf8=utf8)
