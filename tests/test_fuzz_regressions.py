@@ -8,6 +8,7 @@ them too.
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,23 @@ def test_a_nul_in_a_header_field_does_not_reach_the_wire() -> None:
     check_envelope(wire.encode_summary_value(message.envelope()))
     check_body(wire.encode_summary_value(message.bodystructure()))
     assert message.section(None) == raw
+
+
+def test_flags_of_a_huge_sequence_cost_nothing_until_asked() -> None:
+    """``See1:1-2222226`` (14 bytes) made the fuzzer run out of 1.5 GB, and
+    ``unseen: 1-9999999`` took a 2-message folder's first SELECT to 5 GB:
+    flags_by_number built an entry for every number named.  The store
+    asks only about the messages on disk, so it is now worked out then."""
+    parsed = sequences.parse("unseen: 1-200000\nSeen: 5\nflagged: 1-200000\n")
+    tracemalloc.start()
+    try:
+        flags = sequences.flags_by_number(parsed, ("unseen",))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+    assert flags.get(5) == sequences.FileFlags(
+        flags=frozenset({"\\Flagged"}), in_seen=True, in_unseen=True
+    )
+    assert flags.get(200001) is None
+    assert len(flags) == 200000

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 SEQUENCES_FILE = ".mh_sequences"
@@ -82,10 +82,13 @@ def check_keyword(keyword: str, unseen_names: Iterable[str]) -> None:
 # -- parsing and formatting ---------------------------------------------------
 
 
-#: Most message numbers one file may name in all: a garbage file must not
-#: exhaust memory (every number costs a set entry), yet a real folder of
-#: millions of messages still reads.
-MAX_NUMBERS = 10_000_000
+#: Most message numbers one file may name in all (ranges beyond are
+#: skipped): a garbage file must not exhaust memory, as every number costs
+#: a set entry in each copy the store makes (``unseen: 1-9999999``, 19
+#: bytes, cost a 2-message folder 2 GB and 10 s with ten million).  Seen
+#: and unseen are complementary, so a real folder names each message about
+#: once, plus its other flags: this serves folders of over a million.
+MAX_NUMBERS = 2_000_000
 
 
 def _is_number(text: str) -> bool:
@@ -203,42 +206,71 @@ class FileFlags:
     in_unseen: bool
 
 
+class FlagsByNumber(Mapping[int, FileFlags]):
+    """What the file says about each message number, worked out on lookup.
+
+    The callers ask only about the messages on disk, so a file naming
+    millions of numbers ("unseen: 1-9999999" is 19 bytes) costs no more
+    than its parsed sets; building one entry per named number took
+    gigabytes and minutes for such a file.
+    """
+
+    def __init__(
+        self,
+        by_flag: list[tuple[str, set[int]]],
+        seen: set[int],
+        unseen: list[set[int]],
+    ) -> None:
+        self._by_flag = by_flag
+        self._seen = seen
+        self._unseen = unseen
+
+    def __getitem__(self, number: int) -> FileFlags:
+        flags = frozenset(flag for flag, numbers in self._by_flag if number in numbers)
+        in_seen = number in self._seen
+        in_unseen = any(number in numbers for numbers in self._unseen)
+        if not (flags or in_seen or in_unseen):
+            raise KeyError(number)
+        return FileFlags(flags=flags, in_seen=in_seen, in_unseen=in_unseen)
+
+    def _numbers(self) -> set[int]:
+        return set().union(self._seen, *self._unseen, *(n for _, n in self._by_flag))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._numbers())
+
+    def __len__(self) -> int:
+        return len(self._numbers())
+
+
 def flags_by_number(
     parsed: SequenceFile, unseen_names: tuple[str, ...]
-) -> dict[int, FileFlags]:
+) -> FlagsByNumber:
     """Per message number, the flags the sequences give it.
 
     Keywords that differ only in case (``Work`` and ``work`` written by
     different tools) are merged under the first spelling in sorted order.
     """
     unseen_folded = {name.casefold() for name in unseen_names}
-    flags: dict[int, set[str]] = {}
+    by_flag: list[tuple[str, set[int]]] = []
     seen: set[int] = set()
-    unseen: set[int] = set()
+    unseen: list[set[int]] = []
     spelling: dict[str, str] = {}
     for name in sorted(parsed.sequences):
         numbers = parsed.sequences[name]
         if name == "Seen":
-            seen |= numbers
+            seen = numbers
             continue
         if name.casefold() in unseen_folded:
-            unseen |= numbers
+            unseen.append(numbers)
             continue
         flag = SEQUENCE_TO_FLAG.get(name)
         if flag is None:
             if not is_keyword_name(name, unseen_names):
                 continue
             flag = spelling.setdefault(name.casefold(), name)
-        for number in numbers:
-            flags.setdefault(number, set()).add(flag)
-    result: dict[int, FileFlags] = {}
-    for number in set(flags) | seen | unseen:
-        result[number] = FileFlags(
-            flags=frozenset(flags.get(number, ())),
-            in_seen=number in seen,
-            in_unseen=number in unseen,
-        )
-    return result
+        by_flag.append((flag, numbers))
+    return FlagsByNumber(by_flag, seen, unseen)
 
 
 def settle_seen(
