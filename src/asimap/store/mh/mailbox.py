@@ -32,6 +32,7 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
 )
+from asimap.store.mh.writes import StoreRequest
 
 if TYPE_CHECKING:
     from asimap.store.mh.store import MHStore
@@ -255,12 +256,10 @@ class MHMailbox(Mailbox):
         flags: Iterable[str],
         unchanged_since: int | None = None,
     ) -> StoreResult:
-        wanted, given = list(uids), list(flags)
-        return await self._store.call(
-            lambda: self._store.core.store(
-                self.mailbox_id, wanted, mode, given, unchanged_since
-            )
-        )
+        # Written together with the STOREs of other connections that wait
+        # for the worker meanwhile (:mod:`asimap.store.mh.grouping`).
+        request = StoreRequest(list(uids), mode, list(flags), unchanged_since)
+        return await self._store.store_groups.store(self.mailbox_id, request)
 
     async def expunge(self, uids: Sequence[int] | None = None) -> tuple[int, ...]:
         wanted = None if uids is None else list(uids)

@@ -34,6 +34,7 @@ from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.files import make_folder
 from asimap.store.mh.folder_feed import FolderTracker
 from asimap.store.mh.freshness import WatchFeed
+from asimap.store.mh.grouping import Outcomes, StoreGroups
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
@@ -46,6 +47,7 @@ from asimap.store.mh.profile import (
 from asimap.store.mh.space import Space
 from asimap.store.mh.watch import FolderWatcher, make_watcher
 from asimap.store.mh.worker import Touched, Worker
+from asimap.store.mh.writes import StoreRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,12 @@ class MHStore(Store):
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
         #: otherwise waiting mailboxes poll.
         self.watching = False
+        #: STOREs on a folder that wait together, written once (group
+        #: commit, :mod:`asimap.store.mh.grouping`).
+        self.store_groups = StoreGroups(self.call, self._store_many)
+
+    def _store_many(self, mailbox_id: int, requests: list[StoreRequest]) -> Outcomes:
+        return self.core.store_many(mailbox_id, requests)
 
     @classmethod
     async def open(

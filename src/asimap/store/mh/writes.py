@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -21,12 +22,23 @@ from asimap.store.base import (
 )
 from asimap.store.mh import files, quota, repair, seqfile
 from asimap.store.mh.corebase import (
+    KeywordRefused,
     from_datetime,
 )
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.reconcile import Reconciler
 from asimap.store.mh.unreadable import unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """One STORE's arguments (:meth:`Writer.store_many`)."""
+
+    uids: Sequence[int]
+    mode: StoreMode
+    flags: Iterable[str]
+    unchanged_since: int | None
 
 
 class Writer(Reconciler):
@@ -102,41 +114,79 @@ class Writer(Reconciler):
         flags: Iterable[str],
         unchanged_since: int | None,
     ) -> StoreResult:
+        (outcome,) = self.store_many(
+            mailbox_id, [StoreRequest(uids, mode, flags, unchanged_since)]
+        )
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def store_many(
+        self, mailbox_id: int, requests: Sequence[StoreRequest]
+    ) -> list[StoreResult | KeywordRefused]:
+        """Several STOREs on one folder, in order, as one durable write
+        (group commit, :mod:`asimap.store.mh.grouping`).
+
+        Each request sees the rows as the ones before it left them, and
+        gets its own MODSEQ, exactly as if they had run one after another;
+        but the rows of all of them are committed in one transaction and
+        ``.mh_sequences`` is rewritten (temp file, fsync, rename) once.  A
+        request whose keyword an MH sequence cannot hold is refused alone
+        (it is refused before it changes anything); any other failure --
+        the sequence write on a full disk, a refused COMMIT -- rolls every
+        request back and is raised, so no caller is answered OK for a
+        change that is not durable (design rule 1).
+        """
         folder = self.folder_of(mailbox_id)
+        outcomes: list[StoreResult | KeywordRefused] = []
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
             with transaction(self.conn):
-                given = self.normalise(mailbox_id, flags)
-                wanted = sorted(set(uids))
-                current = self._flags_and_modseq(mailbox_id, wanted)
-                to_change: dict[int, frozenset[str]] = {}
-                conflicts: list[int] = []
-                for uid in wanted:
-                    if uid not in current:
+                changed = False
+                for request in requests:
+                    try:
+                        given = self.normalise(mailbox_id, request.flags)
+                    except KeywordRefused as exc:
+                        outcomes.append(exc)
                         continue
-                    old, modseq = current[uid]
-                    if unchanged_since is not None and modseq > unchanged_since:
-                        conflicts.append(uid)  # RFC 7162 section 3.1.3
-                        continue
-                    new = apply_store_mode(old, mode, given)
-                    if new != old:
-                        to_change[uid] = new
-                updated: list[MessageState] = []
-                if to_change:
-                    modseq = self._bump(mailbox_id)
-                    self.conn.executemany(
-                        "UPDATE messages SET flags=?, modseq=? "
-                        "WHERE mailbox_id=? AND uid=?",
-                        [
-                            (encode_flags(new), modseq, mailbox_id, uid)
-                            for uid, new in to_change.items()
-                        ],
-                    )
-                    updated = [
-                        MessageState(uid, new, modseq) for uid, new in to_change.items()
-                    ]
+                    result = self._store_rows(mailbox_id, request, given)
+                    changed = changed or bool(result.updated)
+                    outcomes.append(result)
+                if changed:
                     self._write_sequences(mailbox_id, folder)
                     self._record_stamps(mailbox_id, folder)
+        return outcomes
+
+    def _store_rows(
+        self, mailbox_id: int, request: StoreRequest, given: frozenset[str]
+    ) -> StoreResult:
+        """One STORE's row changes (inside the caller's transaction)."""
+        wanted = sorted(set(request.uids))
+        current = self._flags_and_modseq(mailbox_id, wanted)
+        to_change: dict[int, frozenset[str]] = {}
+        conflicts: list[int] = []
+        for uid in wanted:
+            if uid not in current:
+                continue
+            old, modseq = current[uid]
+            since = request.unchanged_since
+            if since is not None and modseq > since:
+                conflicts.append(uid)  # RFC 7162 section 3.1.3
+                continue
+            new = apply_store_mode(old, request.mode, given)
+            if new != old:
+                to_change[uid] = new
+        updated: list[MessageState] = []
+        if to_change:
+            modseq = self._bump(mailbox_id)
+            self.conn.executemany(
+                "UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? AND uid=?",
+                [
+                    (encode_flags(new), modseq, mailbox_id, uid)
+                    for uid, new in to_change.items()
+                ],
+            )
+            updated = [MessageState(uid, new, modseq) for uid, new in to_change.items()]
         return StoreResult(updated=tuple(updated), conflicts=tuple(conflicts))
 
     def _flags_and_modseq(
