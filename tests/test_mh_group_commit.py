@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from asimap.store.base import StoreMode, StoreResult
-from asimap.store.mh import MHStore, seqfile, sequences
+from asimap.store.mh import MHStore, files, seqfile, sequences
 from asimap.store.mh.corebase import KeywordRefused
 from asimap.store.mh.profile import Profile
 from asimap.store.mh.space import DiskFull
@@ -63,7 +63,7 @@ def counted_rewrites(
 
         monkeypatch.setattr(seqfile, name, wrapper)
 
-    for name in ("write_temp", "write_locked"):
+    for name in ("write_atomically", "write_temp", "write_locked"):
         wrap(name)
     yield rewrites
     monkeypatch.undo()
@@ -190,3 +190,56 @@ async def test_a_failed_group_write_answers_no_to_every_store(
     # The next STORE works again, alone.
     result = await inbox.store([uids[0]], StoreMode.ADD, ["kw0"])
     assert [s.flags for s in result.updated] == [frozenset({"kw0"})]
+
+
+async def test_a_store_in_a_group_sees_the_ones_before_it(
+    filled: tuple[MHStore, list[int]],
+) -> None:
+    """UNCHANGEDSINCE (RFC 7162 section 3.1.3) is checked against the
+    MODSEQ the STOREs before it in the group gave the message."""
+    store, uids = filled
+    inbox = await store.mailbox("INBOX")
+    since = (await inbox.status()).highestmodseq
+    async with worker_held(store):
+        first = asyncio.create_task(inbox.store([uids[0]], StoreMode.ADD, ["kwa"]))
+        second = asyncio.create_task(
+            inbox.store([uids[0], uids[1]], StoreMode.ADD, ["kwb"], since)
+        )
+        await asyncio.sleep(0.05)
+    one, two = await first, await second
+    assert [s.uid for s in one.updated] == [uids[0]]
+    assert two.conflicts == (uids[0],)
+    assert [(s.uid, s.flags) for s in two.updated] == [(uids[1], frozenset({"kwb"}))]
+    assert two.updated[0].modseq > one.updated[0].modseq
+
+
+async def test_concurrent_expunges_share_one_removal(
+    filled: tuple[MHStore, list[int]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """UID EXPUNGEs of several connections: one sequence rewrite and one
+    directory fsync; each caller gets the UIDs it removed (a UID two of
+    them name goes to the first), and the files are gone."""
+    store, uids = filled
+    inbox = await store.mailbox("INBOX")
+    await inbox.store(uids, StoreMode.ADD, ["\\Deleted", "kw"])
+    syncs: list[Path] = []
+    real_sync = files.fsync_dir
+
+    def counted_sync(folder: Path) -> None:
+        syncs.append(folder)
+        real_sync(folder)
+
+    monkeypatch.setattr(files, "fsync_dir", counted_sync)
+    wanted = [[uid] for uid in uids[:-1]] + [[uids[0], uids[-1]]]
+    with counted_rewrites(monkeypatch) as rewrites:
+        async with worker_held(store):
+            tasks = [asyncio.create_task(inbox.expunge(w)) for w in wanted]
+            await asyncio.sleep(0.05)
+            assert not any(task.done() for task in tasks)
+        results = await asyncio.gather(*tasks)
+    assert len(rewrites) == 1
+    assert len(syncs) == 1
+    assert results == [(uid,) for uid in uids[:-1]] + [(uids[-1],)]
+    assert await inbox.states() == ()
+    folder = tmp_path / "Mail" / "inbox"
+    assert not [p for p in folder.iterdir() if p.name.isdigit()]

@@ -259,13 +259,12 @@ class MHMailbox(Mailbox):
         # Written together with the STOREs of other connections that wait
         # for the worker meanwhile (:mod:`asimap.store.mh.grouping`).
         request = StoreRequest(list(uids), mode, list(flags), unchanged_since)
-        return await self._store.store_groups.store(self.mailbox_id, request)
+        return await self._store.store_groups.submit(self.mailbox_id, request)
 
     async def expunge(self, uids: Sequence[int] | None = None) -> tuple[int, ...]:
         wanted = None if uids is None else list(uids)
-        return await self._store.call(
-            lambda: self._store.core.expunge(self.mailbox_id, wanted)
-        )
+        # Grouped as STOREs are (:mod:`asimap.store.mh.grouping`).
+        return await self._store.expunge_groups.submit(self.mailbox_id, wanted)
 
     async def copy_to(
         self, uids: Sequence[int], destination: Mailbox

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +26,7 @@ from asimap.store.base import (
     QuotaUsage,
     Store,
     StoreError,
+    StoreResult,
 )
 from asimap.store.feed import FeedKind
 from asimap.store.mh import metadata, quota
@@ -34,7 +35,7 @@ from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.files import make_folder
 from asimap.store.mh.folder_feed import FolderTracker
 from asimap.store.mh.freshness import WatchFeed
-from asimap.store.mh.grouping import Outcomes, StoreGroups
+from asimap.store.mh.grouping import Groups
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
 from asimap.store.mh.paths import name_of_relpath
@@ -84,12 +85,14 @@ class MHStore(Store):
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
         #: otherwise waiting mailboxes poll.
         self.watching = False
-        #: STOREs on a folder that wait together, written once (group
-        #: commit, :mod:`asimap.store.mh.grouping`).
-        self.store_groups = StoreGroups(self.call, self._store_many)
-
-    def _store_many(self, mailbox_id: int, requests: list[StoreRequest]) -> Outcomes:
-        return self.core.store_many(mailbox_id, requests)
+        #: STOREs, and EXPUNGEs, on a folder that wait together are
+        #: written once (group commit, :mod:`asimap.store.mh.grouping`).
+        self.store_groups: Groups[StoreRequest, StoreResult] = Groups(
+            self.call, lambda mailbox_id, batch: core.store_many(mailbox_id, batch)
+        )
+        self.expunge_groups: Groups[Sequence[int] | None, tuple[int, ...]] = Groups(
+            self.call, lambda mailbox_id, batch: core.expunge_many(mailbox_id, batch)
+        )
 
     @classmethod
     async def open(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from asimap.store.base import (
     MessageState,
+    StoreError,
     StoreMode,
     StoreResult,
     apply_store_mode,
@@ -123,7 +124,7 @@ class Writer(Reconciler):
 
     def store_many(
         self, mailbox_id: int, requests: Sequence[StoreRequest]
-    ) -> list[StoreResult | KeywordRefused]:
+    ) -> list[StoreResult | StoreError]:
         """Several STOREs on one folder, in order, as one durable write
         (group commit, :mod:`asimap.store.mh.grouping`).
 
@@ -138,7 +139,7 @@ class Writer(Reconciler):
         change that is not durable (design rule 1).
         """
         folder = self.folder_of(mailbox_id)
-        outcomes: list[StoreResult | KeywordRefused] = []
+        outcomes: list[StoreResult | StoreError] = []
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
             with transaction(self.conn):
@@ -208,16 +209,37 @@ class Writer(Reconciler):
         return result
 
     def expunge(self, mailbox_id: int, uids: Sequence[int] | None) -> tuple[int, ...]:
+        (gone,) = self.expunge_many(mailbox_id, [uids])
+        return gone
+
+    def expunge_many(
+        self, mailbox_id: int, requests: Sequence[Sequence[int] | None]
+    ) -> list[tuple[int, ...]]:
+        """Several EXPUNGEs (``None``: every ``\\Deleted`` message; else
+        UID EXPUNGE of those UIDs, RFC 4315 section 2.1) on one folder as
+        one removal: one directory fsync, one transaction, one sequence
+        rewrite (group commit, :mod:`asimap.store.mh.grouping`).  Each gets
+        the UIDs it removed, as if they had run one after another: a UID
+        two of them name goes to the first."""
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
-            among = None if uids is None else set(uids)
-            doomed = [
-                uid
-                for uid, flags, _ in self._all(mailbox_id)
-                if "\\Deleted" in flags and (among is None or uid in among)
+            deleted = [
+                uid for uid, flags, _ in self._all(mailbox_id) if "\\Deleted" in flags
             ]
-            return self._remove(mailbox_id, folder, doomed)
+            taken: set[int] = set()
+            chosen: list[list[int]] = []
+            for uids in requests:
+                among = None if uids is None else set(uids)
+                mine = [
+                    uid
+                    for uid in deleted
+                    if uid not in taken and (among is None or uid in among)
+                ]
+                taken.update(mine)
+                chosen.append(mine)
+            gone = set(self._remove(mailbox_id, folder, taken))
+        return [tuple(uid for uid in mine if uid in gone) for mine in chosen]
 
     def _all(self, mailbox_id: int) -> list[tuple[int, frozenset[str], int]]:
         return [
