@@ -501,6 +501,7 @@ class Reconciler(CoreBase):
         if outcome == seqfile.REPLACED:
             read.fd = fd
             self._keep_orphan(folder, read)
+            files.fsync_dir(folder)  # the rename durable before any answer
             return True
         if not last:
             with contextlib.suppress(FileNotFoundError):
@@ -510,6 +511,7 @@ class Reconciler(CoreBase):
         os.replace(temp, folder / seqfile.SEQUENCES_FILE)
         if kept is not None:
             self._keep_orphan(folder, kept)
+        files.fsync_dir(folder)
         return True
 
     def _merged_text(

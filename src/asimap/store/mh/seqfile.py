@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from asimap.store.mh import files
 from asimap.store.mh.sequences import SEQUENCES_FILE
 
 __all__ = ["SEQUENCES_FILE", "OrphanWatch", "Snapshot", "locked", "read_text"]
@@ -264,12 +265,13 @@ def write_atomically(folder: Path, text: str) -> None:
     """Replace ``.mh_sequences``: temp file in the folder, fsync, rename.
 
     An empty result removes the file, as nmh does for a folder without
-    sequences.
+    sequences.  The directory is fsynced after the rename (or removal).
     """
     target = folder / SEQUENCES_FILE
     if not text:
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
+        files.fsync_dir(folder)
         return
     temp = write_temp(folder, text)
     try:
@@ -278,6 +280,10 @@ def write_atomically(folder: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+    # The rename itself durable too: until the directory is synced, a
+    # power failure may bring the old file back under an acknowledged
+    # change (the data alone was fsynced by write_temp).
+    files.fsync_dir(folder)
 
 
 def write_temp(folder: Path, text: str) -> Path:

@@ -217,8 +217,8 @@ class Writer(Reconciler):
     ) -> list[tuple[int, ...]]:
         """Several EXPUNGEs (``None``: every ``\\Deleted`` message; else
         UID EXPUNGE of those UIDs, RFC 4315 section 2.1) on one folder as
-        one removal: one directory fsync, one transaction, one sequence
-        rewrite (group commit, :mod:`asimap.store.mh.grouping`).  Each gets
+        one removal: one pass of unlinks and its directory fsync, one
+        transaction, one sequence rewrite (group commit, :mod:`asimap.store.mh.grouping`).  Each gets
         the UIDs it removed, as if they had run one after another: a UID
         two of them name goes to the first."""
         folder = self.folder_of(mailbox_id)
