@@ -219,8 +219,9 @@ async def test_concurrent_expunges_share_one_removal(
 ) -> None:
     """UID EXPUNGEs of several connections: one sequence rewrite and one
     pass of unlinks (a directory fsync for the unlinks, one for the
-    rename: as many as a lone EXPUNGE makes); each caller gets the UIDs it removed (a UID two of
-    them name goes to the first), and the files are gone."""
+    rename: as many as a lone EXPUNGE makes); each caller gets the UIDs
+    it removed (a UID two of them name goes to the first), and the files
+    are gone."""
     store, uids = filled
     inbox = await store.mailbox("INBOX")
     await inbox.store(uids, StoreMode.ADD, ["\\Deleted", "kw"])

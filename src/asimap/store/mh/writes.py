@@ -218,9 +218,10 @@ class Writer(Reconciler):
         """Several EXPUNGEs (``None``: every ``\\Deleted`` message; else
         UID EXPUNGE of those UIDs, RFC 4315 section 2.1) on one folder as
         one removal: one pass of unlinks and its directory fsync, one
-        transaction, one sequence rewrite (group commit, :mod:`asimap.store.mh.grouping`).  Each gets
-        the UIDs it removed, as if they had run one after another: a UID
-        two of them name goes to the first."""
+        transaction, one sequence rewrite (group commit,
+        :mod:`asimap.store.mh.grouping`).  Each gets the UIDs it removed,
+        as if they had run one after another: a UID two of them name goes
+        to the first."""
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
