@@ -27,7 +27,10 @@ def main() -> None:
         names = ", ".join(targets.TARGETS)
         sys.exit(f"usage: run.py TARGET [libFuzzer args]; targets: {names}")
     target = targets.TARGETS[sys.argv[1]]
-    atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
+    # libFuzzer runs argv[0] again through the shell for -merge (and
+    # -fork): give it this interpreter and script, the target after.
+    command = f"{sys.executable} {Path(__file__).resolve()} {sys.argv[1]}"
+    atheris.Setup([command, *sys.argv[2:]], target)
     atheris.Fuzz()
 
 
