@@ -29,7 +29,9 @@ _VERDICTS = {
 def _commit(repo: Path) -> str:
     try:
         out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            # The newest commit of main that the tested tree contains:
+            # a local commit's hash would mean nothing once rebased.
+            ["git", "-C", str(repo), "merge-base", "HEAD", "main"],
             capture_output=True,
             text=True,
             check=True,
@@ -37,7 +39,7 @@ def _commit(repo: Path) -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip()
+    return out.stdout.strip()[:7]
 
 
 def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
@@ -52,7 +54,7 @@ def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
     lines = [
         BEGIN,
         "",
-        f"Run of {when} on commit `{_commit(repo)}` against Dovecot {dovecot}, "
+        f"Run of {when} on main at commit `{_commit(repo)}` against Dovecot {dovecot}, "
         f"{corpus} corpus messages and {len(run.sessions)} sessions:",
         "",
         f"- commands compared: **{len(exchanges)}**",
