@@ -15,6 +15,8 @@ its bytes, no message is duplicated, no UID names two messages.
 The run lasts ``ASIMAP_CONCURRENCY_SECONDS`` (default 60) without MH
 locking and half of that with ``ENABLE_MH_FILE_LOCKING`` (nmh then
 waits a whole second whenever it meets our lock, so fewer operations fit).
+Each mode runs ``ASIMAP_CONCURRENCY_ROUNDS`` times (default 2): a race
+that shows one run in three should not pass CI by luck.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from conftest import PASSWORD, USER, ServerFactory, ServerThread, TlsFiles
 from test_mh_live_imap import Nmh, RawClient, make_nmh, mbox_of
 
 SECONDS = float(os.environ.get("ASIMAP_CONCURRENCY_SECONDS", "60"))
+ROUNDS = int(os.environ.get("ASIMAP_CONCURRENCY_ROUNDS", "2"))
 CLIENTS = 5
 COPIES = "copies"
 NMH_KEYWORD = "nmhkw"
@@ -339,10 +342,16 @@ def _numbers(text: str) -> set[int]:
 
 
 @pytest.mark.timeout(SECONDS + 240)
+@pytest.mark.parametrize("round_", range(1, ROUNDS + 1), ids=lambda n: f"round{n}")
 @pytest.mark.parametrize("locking", [False, True], ids=["nolock", "lockf"])
 def test_clients_and_nmh_agree_with_the_model(
-    locking: bool, tmp_path: Path, tls_files: TlsFiles, server_factory: ServerFactory
+    locking: bool,
+    round_: int,
+    tmp_path: Path,
+    tls_files: TlsFiles,
+    server_factory: ServerFactory,
 ) -> None:
+    del round_  # each round is a fresh account and a fresh run
     from asimap.auth.hashers import make_password
 
     root = tmp_path / "Mail"
