@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .harness import Run
 from .known import KNOWN
-from .normalise import RULES
 
 BEGIN = "<!-- differential-result:begin (written by scripts/differential) -->"
 END = "<!-- differential-result:end -->"
@@ -81,12 +80,6 @@ def result_section(run: Run, repo: Path, dovecot: str, corpus: int) -> str:
             lines.append(f"- ... and {len(unexplained) - 40} more")
     lines += ["", END]
     return "\n".join(lines)
-
-
-def normalisation_table() -> str:
-    rows = ["| what may differ | why it may |", "|---|---|"]
-    rows += [f"| {what} | {why} |" for what, why in RULES]
-    return "\n".join(rows)
 
 
 def write(path: Path, section: str) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.dovecot import DovecotServer
 from bench.imapload.runner import Credentials
@@ -99,7 +97,3 @@ def dovecot_server() -> Iterator[Endpoint]:
         [Credentials(USER, PASSWORD)], extra_config=DOVECOT_EXTRA
     ) as dovecot:
         yield Endpoint("dovecot", dovecot.host, dovecot.port, "starttls")
-
-
-def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="asimap-differential-"))
