@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 
-from asimap.net.admission import AdmissionLimits, Verdict, admit
+from asimap.net.admission import AdmissionLimits, RefusalLog, Verdict, admit
 from conftest import PASSWORD, USER, ServerFactory, ServerThread, TlsFiles
 
 TIMEOUT = 15.0
@@ -204,3 +204,17 @@ def test_pop3_is_admitted_by_the_same_rules(
     assert _read_until_closed(second) == b"-ERR [SYS/TEMP] Login timeout\r\n"
     assert client.stat()[0] >= 0
     client.quit()
+
+
+def test_refusals_are_logged_once_a_minute_per_address_and_kind() -> None:
+    now = [0.0]
+    refusals = RefusalLog(interval=60.0, max_keys=2, clock=lambda: now[0])
+    assert refusals.should_log("a", "address") == 0
+    assert [refusals.should_log("a", "address") for _ in range(5)] == [None] * 5
+    assert refusals.should_log("a", "full") == 0  # another kind
+    now[0] = 61.0
+    assert refusals.should_log("a", "address") == 5  # the five left out
+    # Bounded: a third key pushes the oldest out, which then starts afresh.
+    assert refusals.should_log("b", "address") == 0
+    assert refusals.should_log("c", "address") == 0
+    assert refusals.should_log("a", "full") == 0

@@ -41,6 +41,7 @@ from asimap.imap.session import Session
 from asimap.imap.session.services import Services
 from asimap.net.admission import (
     AdmissionLimits,
+    RefusalLog,
     Verdict,
     admit,
     default_max_prelogin,
@@ -209,6 +210,8 @@ class ImapServer:
         )
         #: Connections told to go to make room; they no longer count.
         self._evicted: set[ConnectionDriver | Pop3Driver] = set()
+        #: A flood of refused connections must not flood the log as well.
+        self._refusals = RefusalLog()
         #: Bound port of each listener: ``{"imaps": 993, "imap": 143}``.
         self.ports: dict[str, int] = {}
         if workers is not None:
@@ -387,27 +390,39 @@ class ImapServer:
         )
         if verdict is Verdict.ACCEPT_EVICTING_OLDEST:
             oldest = waiting[0]
-            log.warning(
-                "%s: dropped to make room: the oldest of %d connections not "
-                "logged in (new one from %s)",
-                oldest.peer_host,
-                len(waiting),
-                pipe.peer_host,
-            )
+            unlogged = self._refusals.should_log(oldest.peer_host, "dropped")
+            if unlogged is not None:
+                log.warning(
+                    "%s: dropped to make room: the oldest of %d connections not "
+                    "logged in (new one from %s)%s",
+                    oldest.peer_host,
+                    len(waiting),
+                    pipe.peer_host,
+                    _more(unlogged),
+                )
             self._evicted.add(oldest)
             oldest.shutdown("Too many connections waiting to log in")
             return True
         if verdict is Verdict.REFUSE_ADDRESS:
-            log.warning(
-                "%s: refused, %d connections from it have not logged in",
-                pipe.peer_host,
-                self._admission.max_prelogin_per_address,
-            )
+            unlogged = self._refusals.should_log(pipe.peer_host, "address")
+            if unlogged is not None:
+                log.warning(
+                    "%s: refused, %d connections from it have not logged in%s",
+                    pipe.peer_host,
+                    self._admission.max_prelogin_per_address,
+                    _more(unlogged),
+                )
             refuse("Too many connections from your address")
             pipe.close()
             return False
         if verdict is Verdict.REFUSE_FULL:
-            log.warning("%s: refused, too many connections", pipe.peer_host)
+            unlogged = self._refusals.should_log(pipe.peer_host, "full")
+            if unlogged is not None:
+                log.warning(
+                    "%s: refused, too many connections%s",
+                    pipe.peer_host,
+                    _more(unlogged),
+                )
             refuse("Too many connections")
             pipe.close()
             return False
@@ -493,6 +508,11 @@ async def drain(tasks: list[asyncio.Task[None]], who: str) -> bool:
         task.cancel()
     _done, pending = await asyncio.wait(pending, timeout=DRAIN_LIMIT)
     return not pending
+
+
+def _more(unlogged: int) -> str:
+    """The tail of a refusal's log line: how many like it went unlogged."""
+    return f" ({unlogged} more like it not logged)" if unlogged else ""
 
 
 def _bound_port(server: asyncio.Server) -> int:

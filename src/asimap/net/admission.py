@@ -24,8 +24,9 @@ This module only decides; the server carries the decision out.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -78,3 +79,39 @@ def default_max_prelogin(max_connections: int) -> int:
     """A quarter of all connections (at least one) may be waiting to log
     in, so logged-in users always keep most of the room."""
     return max(1, max_connections // 4)
+
+
+class RefusalLog:
+    """Which refusals to log, so that a flood cannot flood the log too.
+
+    The first refusal of each kind for an address is logged; more of the
+    same within ``interval`` seconds are only counted, and the next line
+    logged for it says how many were left out.  At most ``max_keys``
+    addresses are remembered (oldest forgotten first).
+    """
+
+    def __init__(
+        self,
+        interval: float = 60.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = interval
+        self._max_keys = max_keys
+        self._clock = clock
+        self._seen: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
+
+    def should_log(self, peer: str, kind: str) -> int | None:
+        """None to stay silent; else how many of these went unlogged since
+        the last line (0 for the first)."""
+        now = self._clock()
+        key = (peer, kind)
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._interval:
+            self._seen[key] = (last[0], last[1] + 1)
+            return None
+        self._seen[key] = (now, 0)
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._max_keys:
+            self._seen.popitem(last=False)
+        return 0 if last is None else last[1]
