@@ -55,7 +55,6 @@ from worker_harness import (
     MailSetup,
     children_of,
     mail_setup,
-    wait_until_gone,
 )
 
 USER = "demo"
@@ -95,6 +94,19 @@ OPERATIONS = (
     "rename",
     "delete",
 )
+
+
+def gone_for_good(pid: int, timeout: float = 30) -> None:
+    """Wait until ``pid`` is reaped, not only a zombie: a killed process's
+    main thread turns zombie while its other threads still hold its
+    descriptors, and until they let go the main process cannot see the
+    worker's end of the channel close.  A login in that window (a few
+    milliseconds) is handed to the dying worker and gets ``BYE``."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > deadline:
+            raise Failure(f"process {pid} was not reaped")
+        time.sleep(0.002)
 
 
 class Failure(AssertionError):
@@ -240,9 +252,8 @@ class CrashRun:
             try:
                 client.ok(b"l", f"LOGIN {USER} {PASSWORDS[USER]}".encode())
             except EOFError:
-                # A login handed to a worker that had just been killed,
-                # before the main process noticed, is closed without an
-                # answer (reported); a client reconnects.
+                # Should not happen once the killed worker is reaped
+                # (gone_for_good); counted, and a client reconnects.
                 if attempt == 2:
                     raise
                 self.stats.logins_dropped += 1
@@ -475,13 +486,13 @@ class CrashRun:
         for pid in doomed:
             # The zygote and workers see their parent go and exit by
             # themselves ("no orphans"); wait for that, do not help.
-            wait_until_gone(pid, 30)
+            gone_for_good(pid)
         self.server = Asimapd(self.setup, self.cert, self.key)
 
     def kill_worker(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        wait_until_gone(pid, 30)
+        gone_for_good(pid)
 
     # one round -----------------------------------------------------------------
 
@@ -886,7 +897,9 @@ class CrashRun:
         mids = self.folders[name].mids()
         expect.folders_may.add(name)
         expect.may[name] = set(mids)
-        expect.flags[name] = {m: {frozenset()} for m in mids}
+        # A DELETE cut short between removing .mh_sequences and the
+        # files leaves them outside unseen, so read (counted).
+        expect.flags[name] = {m: {frozenset(), RELAXED} for m in mids}
 
         def settle(_p: object) -> bool:
             tagged, _ = client.outcome(b"a")
