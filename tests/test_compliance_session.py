@@ -67,6 +67,7 @@ async def test_examine_reports_recent_without_claiming_it(world: World) -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 3] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 c OK [READ-ONLY] Examine completed
         C1 d FETCH 1:2 FLAGS
         S1 * 1 FETCH (FLAGS (\\Recent))
@@ -86,6 +87,7 @@ async def test_examine_reports_recent_without_claiming_it(world: World) -> None:
         S2 * OK [UIDVALIDITY %?] %*
         S2 * OK [UIDNEXT 3] %*
         S2 * OK [MAILBOXID (%?)] %*
+        S2 * OK [HIGHESTMODSEQ %?] Highest
         S2 b OK [READ-WRITE] Select completed
         C1 f EXAMINE INBOX
         S1 * OK [CLOSED] %*
@@ -97,6 +99,7 @@ async def test_examine_reports_recent_without_claiming_it(world: World) -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 3] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 f OK [READ-ONLY] Examine completed
         """,
         world,
@@ -120,6 +123,7 @@ async def test_examine_sees_new_mail_as_recent(world: World) -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 2] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 c OK [READ-ONLY] Examine completed
         C2 a LOGIN alice secret-a
         S2 a OK %*
@@ -177,6 +181,7 @@ S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 

@@ -69,6 +69,7 @@ async def test_literal8_append_and_binary_fetch() -> None:
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 2] Predicted next UID
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 c OK [READ-WRITE] %*
         C1 d FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2])
         S1 * 1 FETCH (BINARY.SIZE[1] 5 BINARY.SIZE[2] {len(BASE64_TEXT)})

@@ -115,6 +115,7 @@ async def test_rfc4469_section5_example() -> None:
         S1 * %*
         S1 * %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 e OK [READ-WRITE] %*
         C1 f FETCH 3 BODY.PEEK[]
         S1 * 3 FETCH (BODY[] {{16}}

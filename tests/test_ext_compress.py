@@ -68,6 +68,7 @@ async def test_compress_error_cases() -> None:
         S1 %*
         S1 %*
         S1 %*
+        S1 %*
         S1 h OK %*
         C1 i COMPRESS DEFLATE
         S1 i NO [COMPRESSIONACTIVE] DEFLATE is already active

@@ -74,6 +74,7 @@ async def test_plain_select_has_no_highestmodseq_until_enabled() -> None:
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 4] Predicted next UID
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK [READ-WRITE] Select completed
         C1 u UNSELECT
         S1 u OK %*
@@ -99,6 +100,7 @@ async def test_fetch_modseq_and_changedsince() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK [READ-WRITE] Select completed
         C1 f FETCH 1:* (FLAGS MODSEQ)
         S1 * 1 FETCH (FLAGS (\\Recent) MODSEQ (2))
@@ -134,6 +136,7 @@ async def test_changedsince_enables_condstore() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK [READ-ONLY] Examine completed
         C1 f FETCH 3 (FLAGS) (CHANGEDSINCE 1)
         S1 * 3 FETCH (FLAGS (\\Recent) MODSEQ (4))
@@ -210,6 +213,7 @@ async def test_store_unchangedsince_loses_to_another_client() -> None:
         S2 * OK [UIDVALIDITY %?] %*
         S2 * OK [UIDNEXT 4] %*
         S2 * OK [MAILBOXID (%?)] %*
+        S2 * OK [HIGHESTMODSEQ %?] Highest
         S2 s OK [READ-WRITE] Select completed
         C2 t STORE 1 +FLAGS.SILENT (\\Seen)
         S2 t OK Store completed

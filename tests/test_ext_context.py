@@ -46,7 +46,7 @@ def _select(client: int, command: str = "SELECT INBOX", closed: bool = False) ->
     """SELECT/EXAMINE with its untagged responses (shape tested elsewhere;
     ``closed``: one more, ``OK [CLOSED]``, when another was selected)."""
     lines = [f"C{client} s {command}"]
-    lines += [f"S{client} *%*"] * (9 if closed else 8)
+    lines += [f"S{client} *%*"] * (10 if closed else 9)
     lines.append(f"S{client} s OK %*")
     return "\n".join(lines) + "\n"
 

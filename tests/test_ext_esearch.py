@@ -25,6 +25,7 @@ S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 7] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 

@@ -28,6 +28,7 @@ S1 * 3 EXISTS
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 4] Predicted next UID
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 * LIST (\\HasNoChildren) "/" "INBOX"
 S1 s OK [READ-WRITE] Select completed
 """
@@ -95,6 +96,7 @@ async def test_without_enable_rev1_forms_stay() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 4] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK [READ-ONLY] Examine completed
         C1 f SEARCH FLAGGED
         S1 * SEARCH 1 3
@@ -122,6 +124,7 @@ async def test_unsolicited_fetch_has_uid_and_no_recent() -> None:
         S2 * %*
         S2 * %*
         S2 * OK [MAILBOXID (%?)] %*
+        S2 * OK [HIGHESTMODSEQ %?] Highest
         S2 s OK %*
         C2 t STORE 2 +FLAGS.SILENT ($Junk $MDNSent)
         S2 * FLAGS %*

@@ -29,6 +29,7 @@ S1 * OK [UNSEEN 2] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -45,6 +46,7 @@ S1 * 2 EXISTS
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 * LIST %*
 S1 s OK [READ-WRITE] Select completed
 """

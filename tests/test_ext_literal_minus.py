@@ -74,6 +74,7 @@ async def test_large_nonsync_literal_is_refused_and_dropped() -> None:
         S1 %*
         S1 %*
         S1 %*
+        S1 %*
         S1 c OK %*
         # 4096 octets is still fine.
         C1 b SEARCH SUBJECT {{4096+}}

@@ -89,6 +89,7 @@ async def test_rfc3502_example_with_synchronizing_literals() -> None:
         S1 * %*
         S1 * %*
         S1 * %*
+        S1 * %*
         S1 d OK [READ-WRITE] %*
         C1 e FETCH 1:2 (FLAGS INTERNALDATE)
         S1 * 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "%*")

@@ -67,7 +67,7 @@ def _open(client: int, tag: str, command: str, untagged: int) -> str:
     """Transcript lines of a SELECT/EXAMINE whose ``untagged`` responses
     are not what the test is about (their shape is tested elsewhere)."""
     lines = [f"C{client} {tag} {command}"]
-    lines += [f"S{client} *%*"] * untagged
+    lines += [f"S{client} *%*"] * (untagged + 1)  # + HIGHESTMODSEQ
     lines.append(f"S{client} {tag} OK %*")
     return "\n".join(lines)
 
@@ -270,7 +270,7 @@ async def test_selected_expunge_as_vanished_with_qresync(world: World) -> None:
         C1 e ENABLE QRESYNC
         S1 * ENABLED QRESYNC
         S1 e OK %*
-        {_open(1, "s", "SELECT INBOX", 9)}
+        {_open(1, "s", "SELECT INBOX", 8)}
         C1 n notify set (selected (MessageNew MessageExpunge))
         S1 n OK NOTIFY completed
         {_open(2, "s", "SELECT INBOX", 8)}

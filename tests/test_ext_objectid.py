@@ -50,6 +50,7 @@ S1 * %? RECENT
 {unseen}S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT %?] %*
 S1 * OK [MAILBOXID (%{{{tag}id}})] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 {tag} OK [{mode}] %*
 """
 

@@ -49,6 +49,7 @@ S1 * %*
 S1 * %*
 S1 * %*
 S1 * %*
+S1 * %*
 S1 s OK [READ-WRITE] Select completed
 """
 

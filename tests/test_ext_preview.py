@@ -84,6 +84,7 @@ S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 7] Predicted next UID
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -217,6 +218,7 @@ async def test_examine_and_no_seen() -> None:
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 7] Predicted next UID
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 b OK [READ-ONLY] Examine completed
         C1 f FETCH 3 PREVIEW
         S1 * 3 FETCH (PREVIEW "Hello & welcome to asimap")

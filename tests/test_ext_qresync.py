@@ -47,6 +47,7 @@ def select_lines(client: int, exists: int, recent: int, uidnext: int) -> str:
     S{client} * OK [UIDVALIDITY %?] UIDs valid
     S{client} * OK [UIDNEXT {uidnext}] Predicted next UID
     S{client} * OK [MAILBOXID (%?)] %*
+    S{client} * OK [HIGHESTMODSEQ %?] Highest
     """
 
 
@@ -69,7 +70,6 @@ async def test_vanished_replaces_expunge() -> None:
         LOGIN1
         + select_lines(1, 3, 3, 4)
         + """
-        S1 * OK [HIGHESTMODSEQ 4] Highest
         S1 s OK [READ-WRITE] Select completed
         """
         + LOGIN2
@@ -115,7 +115,6 @@ async def test_vanished_in_idle_uid_expunge_and_move() -> None:
         + LOGIN1
         + select_lines(1, 4, 0, 5)
         + """
-        S1 * OK [HIGHESTMODSEQ 6] Highest
         S1 s OK [READ-WRITE] Select completed
         C1 i IDLE
         S1 + idling
@@ -326,7 +325,6 @@ async def test_uid_fetch_vanished_modifier() -> None:
         + LOGIN1
         + select_lines(1, 3, 0, 6)
         + """
-        S1 * OK [HIGHESTMODSEQ 9] Highest
         S1 s OK [READ-WRITE] Select completed
         C1 f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)
         S1 * VANISHED (EARLIER) 1,3

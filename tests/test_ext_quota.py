@@ -183,6 +183,7 @@ async def test_rfc9208_status_deleted_and_deleted_storage() -> None:
         S1 * %*
         S1 * %*
         S1 * %*
+        S1 * %*
         S1 c OK [READ-WRITE] %*
         C1 d STORE 1:2 +FLAGS.SILENT (\\Deleted)
         S1 d OK Store completed
@@ -309,6 +310,7 @@ async def test_copy_over_quota_and_move_within_the_account() -> None:
         S1 * %*
         S1 * %*
         S1 * %*
+        S1 * %*
         S1 b OK [READ-WRITE] %*
         C1 n1 UID COPY 1:* Archive
         S1 n1 NO [OVERQUOTA] Message count quota exceeded
@@ -362,6 +364,7 @@ async def test_expunge_makes_room_again() -> None:
         S1 * %*
         S1 * %*
         S1 * 1 EXISTS
+        S1 * %*
         S1 * %*
         S1 * %*
         S1 * %*

@@ -29,7 +29,7 @@ def select(
     mailbox: str, exists: int, command: str = "SELECT", qresync: bool = False
 ) -> str:
     mode = "READ-WRITE" if command == "SELECT" else "READ-ONLY"
-    modseq = "S1 * OK [HIGHESTMODSEQ %?] %*" if qresync else ""
+    del qresync  # HIGHESTMODSEQ comes with every SELECT (RFC 7162 3.1.2.1)
     return f"""
         C1 s {command} {mailbox}
         S1 * %*
@@ -40,7 +40,7 @@ def select(
         S1 * %*
         S1 * %*
         S1 * OK [MAILBOXID (%?)] %*
-        {modseq}
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK [{mode}] %*
         """
 

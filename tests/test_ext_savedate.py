@@ -41,6 +41,7 @@ S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 3] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] %*
 """
 
@@ -110,6 +111,7 @@ async def test_fetch_savedate_is_when_saved_not_internaldate() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 2] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 c OK [READ-WRITE] %*
         C1 d FETCH 1 (INTERNALDATE SAVEDATE)
         S1 * 1 FETCH (INTERNALDATE "{OLD}" SAVEDATE "{day} %? +0000")
@@ -126,6 +128,7 @@ async def test_fetch_savedate_is_when_saved_not_internaldate() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 2] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 f OK [READ-ONLY] %*
         C1 g UID FETCH 1 SAVEDATE
         S1 * 1 FETCH (UID 1 SAVEDATE "{day} %? +0000")

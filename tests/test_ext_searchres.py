@@ -26,6 +26,7 @@ S1 * OK [UNSEEN 1] %*
 S1 * OK [UIDVALIDITY %?] %*
 S1 * OK [UIDNEXT 7] %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -123,6 +124,7 @@ async def test_empty_and_unset_saved_result() -> None:
         S1 * OK [UIDVALIDITY %?] %*
         S1 * OK [UIDNEXT 1] %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 x OK [READ-WRITE] Select completed
         C1 y FETCH $ (FLAGS)
         S1 y OK Fetch completed
@@ -222,6 +224,7 @@ async def test_expunge_updates_and_select_resets() -> None:
         S2 * %*
         S2 * %*
         S2 * OK [MAILBOXID (%?)] %*
+        S2 * OK [HIGHESTMODSEQ %?] Highest
         S2 s OK %*
         C2 e STORE 2 +FLAGS.SILENT (\\Deleted)
         S2 e OK %*

@@ -108,6 +108,7 @@ S1 * %*
 S1 * %*
 S1 * %*
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK %*
 """
 

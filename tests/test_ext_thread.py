@@ -235,6 +235,7 @@ async def test_thread_transcript() -> None:
         S1 * %*
         S1 * %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 s OK %*
         C1 t THREAD REFERENCES UTF-8 ALL
         S1 * THREAD (1 2 4)(3)

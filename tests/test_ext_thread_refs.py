@@ -263,6 +263,7 @@ async def test_refs_on_the_wire() -> None:
         S1 * %*
         S1 * %*
         S1 * %*
+        S1 * %*
         S1 s OK %*
         C1 t THREAD REFS UTF-8 ALL
         S1 * THREAD (5)(1 (3 4)(2))

@@ -13,7 +13,7 @@ from conftest import PASSWORD, USER, ServerThread, TlsFiles
 from deflate_client import LineClient
 from transcript import add_messages, append_lines, message, run_transcript
 
-SELECT_LINES = "\n".join(["        S1 %*"] * 8)
+SELECT_LINES = "\n".join(["        S1 %*"] * 9)
 
 
 async def test_unauthenticate_then_login_as_another_user() -> None:
@@ -50,6 +50,7 @@ async def test_unauthenticate_then_login_as_another_user() -> None:
         S1 * FLAGS %*
         S1 * OK [PERMANENTFLAGS %*
         S1 * 2 EXISTS
+        S1 %*
         S1 %*
         S1 %*
         S1 %*

@@ -98,6 +98,7 @@ async def test_commands_in_the_wrong_state_are_bad() -> None:
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 1] Predicted next UID
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 i OK [READ-WRITE] Select completed
         C1 j ENABLE CONDSTORE
         S1 j BAD ENABLE not allowed in the selected state

@@ -23,6 +23,7 @@ def login_select(client: int, user: str = "alice") -> str:
     S{client} * OK [UIDVALIDITY %?] UIDs valid
     S{client} * OK [UIDNEXT 4] Predicted next UID
     S{client} * OK [MAILBOXID (%?)] %*
+    S{client} * OK [HIGHESTMODSEQ %?] Highest
     S{client} s{client} OK [READ-WRITE] Select completed
     """
 

@@ -61,6 +61,7 @@ async def test_delete_of_the_selected_mailbox_is_refused() -> None:
         S1 %*
         S1 %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 b OK [READ-WRITE] Select completed
         C1 c DELETE Junk
         S1 c NO [INUSE] %*

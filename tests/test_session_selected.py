@@ -20,6 +20,7 @@ S1 * OK [UNSEEN 1] Message 1 is first unseen
 S1 * OK [UIDVALIDITY %?] UIDs valid
 S1 * OK [UIDNEXT 4] Predicted next UID
 S1 * OK [MAILBOXID (%?)] %*
+S1 * OK [HIGHESTMODSEQ %?] Highest
 S1 s OK [READ-WRITE] Select completed
 """
 
@@ -43,6 +44,7 @@ async def test_examine_is_read_only() -> None:
         S1 * OK [UIDVALIDITY %?] UIDs valid
         S1 * OK [UIDNEXT 4] Predicted next UID
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 b OK [READ-ONLY] Examine completed
         C1 c FETCH 1 BODY[TEXT]
         S1 * 1 FETCH (BODY[TEXT] {7}
@@ -161,6 +163,7 @@ async def test_fetch_sequence_errors() -> None:
         S1 %*
         S1 %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 b OK [READ-WRITE] %*
         C1 c UID FETCH 1:4294967295 FLAGS
         S1 c OK Fetch completed
@@ -283,6 +286,7 @@ async def test_copy_move_expunge_close() -> None:
         S1 %*
         S1 %*
         S1 * OK [MAILBOXID (%?)] %*
+        S1 * OK [HIGHESTMODSEQ %?] Highest
         S1 n OK %*
         C1 o STORE 1 +FLAGS.SILENT (\\Deleted)
         S1 o OK Store completed

@@ -228,16 +228,16 @@ KNOWN: tuple[Known, ...] = (
     # Defects that engineer protocol-fixes is fixing (issue 10 points 1-9).
     # Ours wrong or doubtful, not fixed here.
     Known(
-        key="highestmodseq-on-examine",
-        verdict="open",
-        summary="no HIGHESTMODSEQ on SELECT/EXAMINE before CONDSTORE is enabled",
+        key="highestmodseq-on-select",
+        verdict="ours-right",
+        summary="OK [HIGHESTMODSEQ] with every SELECT/EXAMINE",
         reason="RFC 7162 section 3.1.2.1 (RFC 4551 section 3.1.1): a server "
-        "that stores mod-sequences persistently sends OK [HIGHESTMODSEQ] with "
-        "every successful SELECT/EXAMINE; asimap sends it only once the client "
-        "enabled CONDSTORE.  Dovecot sends it once the mailbox has "
-        "mod-sequence tracking on (here: after a SEARCH MODSEQ)",
-        where=r"^sort-(corpus|edge) #1 EXAMINE ",
-        theirs=r"^\* OK \[HIGHESTMODSEQ <highestmodseq>\]$",
+        "that stores mod-sequences persistently MUST send OK [HIGHESTMODSEQ] "
+        "with every successful SELECT/EXAMINE, as asimap does.  Dovecot sends "
+        "it only once the mailbox has mod-sequence tracking on (after any "
+        "CONDSTORE use)",
+        where=r"^[\w-]+ #\d+ (SELECT|EXAMINE) ",
+        ours=r"^\* OK \[HIGHESTMODSEQ <highestmodseq>\]$",
     ),
     Known(
         key="wildcard-in-mailbox-name",

@@ -6,9 +6,8 @@ old mailbox -- without expunging -- and says so with ``* OK [CLOSED]``
 (RFC 9051 section 7.1, RFC 7162 section 3.2.11); a failed SELECT leaves
 the session authenticated with nothing selected (RFC 3501 6.3.1).
 
-What SELECT reports depends on the enabled extensions (see
-:mod:`extensions`): ``[HIGHESTMODSEQ n]`` with CONDSTORE (RFC 7162 3.1.2.1;
-``(CONDSTORE)`` itself enables it, 3.1.8), and the QRESYNC parameter adds
+What SELECT reports: ``[HIGHESTMODSEQ n]`` always (RFC 7162 3.1.2.1;
+``(CONDSTORE)`` enables CONDSTORE, 3.1.8), and the QRESYNC parameter adds
 ``* VANISHED (EARLIER)`` and the FETCH of every flag change since the
 client's MODSEQ (RFC 7162 3.2.5).  An IMAP4rev2 client gets no RECENT and
 no UNSEEN code but a LIST response (RFC 9051 6.3.2, appendix E items 10-12).
@@ -140,10 +139,13 @@ def _select_responses(
         # RFC 8474 section 4.3: SELECT and EXAMINE report the MAILBOXID.
         UntaggedStatus(Status.OK, "Ok", Code("MAILBOXID", ([Atom(status.mailboxid)],))),
     ]
-    if extensions.condstore(ctx.enabled):
-        # RFC 7162 3.1.2.1; every store keeps MODSEQs, so never NOMODSEQ.
-        code = Code("HIGHESTMODSEQ", (status.highestmodseq,))
-        responses.append(UntaggedStatus(Status.OK, "Highest", code))
+    # RFC 7162 3.1.2.1: a server that keeps MODSEQs persistently (every
+    # store here does, so never NOMODSEQ) "MUST send the OK untagged
+    # response including HIGHESTMODSEQ response code with every successful
+    # SELECT or EXAMINE command" -- whether or not CONDSTORE was enabled,
+    # as Dovecot does; a client may use it to see that nothing changed.
+    code = Code("HIGHESTMODSEQ", (status.highestmodseq,))
+    responses.append(UntaggedStatus(Status.OK, "Highest", code))
     return responses
 
 
