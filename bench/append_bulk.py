@@ -3,7 +3,7 @@
 This is what a migration from another server does (issue target: at least
 Dovecot's rate, every acknowledged message durable, and the cost of one
 APPEND independent of how many messages the folder already holds).  Both
-servers run in turn on loopback (GUIDE rule 5: same run, ratios): asimap
+servers run in turn on loopback (design.md section 4 rule 5: same run, ratios): asimap
 on the MH store, Dovecot on Maildir with its default ``mail_fsync``.  The
 client is the load generator's raw client (STARTTLS, LITERAL+ when the
 server offers it), appending the corpus messages one after another and

@@ -1,6 +1,6 @@
 """asimap and Dovecot under the same load, one after the other, in one run.
 
-GUIDE.md section 4 rule 5: performance is reported side by side with a
+design.md section 4 rule 5: performance is reported side by side with a
 reference server measured in the same run, as ratios.  Both servers get the
 same users, the same populated INBOX (K corpus messages each), the same TLS
 certificate and mode (STARTTLS on a plain port by default - asimap refuses

@@ -1,6 +1,6 @@
 """A private Dovecot on loopback, the reference server for comparisons.
 
-GUIDE.md section 7: everything lives in one temporary directory (config,
+design.md section 7: everything lives in one temporary directory (config,
 base_dir, state_dir, log, maildirs, passwd-file); the system configuration in
 ``/etc/dovecot`` is never read or touched; the instance is stopped with
 ``dovecot -c FILE stop`` and, if that fails, by the PID in its own

@@ -3,7 +3,7 @@
 Issue 12 found one 62 MB message of that kind costing a worker 37.6 s and
 2 GB for its first FETCH ENVELOPE; ``asimap.message.limits`` bounds what
 such a message costs.  This measures both servers on the same messages, in
-one run, each in turn (GUIDE rule 5: ratios, never timed assertions):
+one run, each in turn (design.md section 4 rule 5: ratios, never timed assertions):
 ``--copies`` copies of a message whose To: holds ``--addresses`` addresses
 are put in INBOX (asimap: an MH folder; Dovecot: its Maildir), then after
 SELECT: ``FETCH 1 (ENVELOPE)``, ``UID SORT (TO) UTF-8 ALL`` and

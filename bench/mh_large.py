@@ -1,6 +1,6 @@
 """A 100,000-message folder and a 1,000-folder account: asimap (MH) vs Dovecot.
 
-GUIDE section 8 sets the targets (a 100,000-message folder within 1.5x of
+design.md section 8 sets the targets (a 100,000-message folder within 1.5x of
 Dovecot; the first login of a 1,000-folder, 100,000-message account under
 3 s); rule 5 says how: both servers in the same run, as ratios.  This
 measures, for each server in turn (so each has the cores to itself), with

@@ -1,8 +1,8 @@
 """SORT and THREAD on a 100,000-message folder: asimap (MH) vs Dovecot.
 
-Issue 6 asks for "a benchmark, not a test: SORT and THREAD on a
-100,000-message folder, asimap and Dovecot side by side"; GUIDE rule 5 says
-how: both servers in one run, on loopback, reported as ratios.  For each
+A benchmark, not a test: SORT and THREAD on a 100,000-message folder,
+asimap and Dovecot side by side; design.md section 4 rule 5 says how:
+both servers in one run, on loopback, reported as ratios.  For each
 server in turn (so each has the cores to itself), on a fresh hard-linked
 copy of the :mod:`bench.mh_large_data` folder (the corpus repeated, so
 every Message-ID occurs about 50 times -- a harsh case for threading):

@@ -10,7 +10,7 @@ Usage, for a store under test::
             return make
 
 ``store_factory`` returns a fresh store of a *new account* (INBOX plus the
-special-use folders of GUIDE section 2).  The memory store is the reference
+special-use folders of design.md section 2).  The memory store is the reference
 (``tests/test_store_memory.py``); every rule here is one the session relies
 on, with the RFC section it follows.
 """
@@ -50,7 +50,7 @@ from store_feed_conformance import FeedConformance
 
 StoreFactory = Callable[[], Awaitable[Store]]
 
-CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "usrp-users.mbox.gz"
 
 #: Upper bound for anything that should happen "at once" (not a timing
 #: assertion: only a guard so a broken store fails instead of hanging).

@@ -1,6 +1,6 @@
 """Our hash verification against hashes that Django itself produced.
 
-GUIDE.md section 2: a password saved by a Django application must work
+design.md section 2: a password saved by a Django application must work
 unchanged.  So every format is generated here by Django's own hashers (the
 test dependency), then verified by ``asimap.auth.hashers`` with the right and
 a wrong password; and our ``make_password`` output is checked by Django.

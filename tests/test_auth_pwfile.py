@@ -1,4 +1,4 @@
-"""The password file format (GUIDE.md section 2) and change detection."""
+"""The password file format (design.md section 2) and change detection."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``asimapd`` configuration: flag > environment > .env > default
-(GUIDE.md section 2), value parsing and error exits."""
+(design.md section 2), value parsing and error exits."""
 
 from __future__ import annotations
 

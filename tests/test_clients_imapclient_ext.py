@@ -489,7 +489,7 @@ def test_namespace_id_and_special_use_folders(inbox: IMAPClient) -> None:
     assert inbox.id_({"name": "IMAPClient", "version": "4"}) == (
         (b"name", b"asimap", b"version", __version__.encode()),
     )
-    # The special-use folders of a new account (GUIDE section 2) carry
+    # The special-use folders of a new account (design.md section 2) carry
     # their RFC 6154 attributes in a plain LIST.
     folders = {name: set(flags) for flags, _, name in inbox.list_folders()}
     assert folders == {

@@ -260,7 +260,7 @@ def test_mutt_flag_delete_save_and_resync_with_qresync(mutt: Mutt) -> None:
     finally:
         client.logout()
     # The MH files agree: m2 and m3 left inbox, m3 is in Archive, and the
-    # flag is in the flagged sequence (GUIDE section 2).
+    # flag is in the flagged sequence (design.md section 2).
     inbox = mutt.folder_ids("inbox")
     assert sorted(inbox.values()) == ["m1", "m4"]
     assert list(mutt.folder_ids("Archive").values()) == ["m3"]

@@ -32,7 +32,7 @@ from asimap.imap.responses import (
     Value,
 )
 
-CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "usrp-users.mbox.gz"
 
 # -- reference decoder --------------------------------------------------------
 

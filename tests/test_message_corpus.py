@@ -21,7 +21,7 @@ from asimap.imap.encoder import encode_value
 from asimap.imap.responses import Adjacent, Value
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 
-CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "usrp-users.mbox.gz"
 _FROM_LINE = re.compile(rb"^From .*\n", re.MULTILINE)
 
 

@@ -401,7 +401,7 @@ def test_mark_changes_flags_and_keywords(live: Live) -> None:
     live.nmh("mark", "+inbox", "1", "-sequence", "flagged", "-add")
     expect_during_idle(client, [b"* 1 FETCH (FLAGS (\\Flagged))"], quiet=0.5)
     live.nmh("mark", "+inbox", "1", "-sequence", "unseen", "-delete")
-    # Leaving the unseen sequence is \Seen (GUIDE section 2).
+    # Leaving the unseen sequence is \Seen (design.md section 2).
     expect_during_idle(client, [b"* 1 FETCH (FLAGS (\\Flagged \\Seen))"], quiet=0.5)
     live.nmh("mark", "+inbox", "1", "-sequence", "foo", "-add")
     # RFC 3501 7.2.6: FLAGS lists the new keyword before it is used.
@@ -470,7 +470,7 @@ def test_read_only_tools_are_invisible(live: Live) -> None:
 
 def test_public_pick_sequence_is_a_keyword(live: Live) -> None:
     """``pick -sequence x`` is *not* read-only: it writes a public
-    sequence, which is keyword ``x`` (GUIDE section 2)."""
+    sequence, which is keyword ``x`` (design.md section 2)."""
     client = live.client()
     client.idle()
     live.nmh("pick", "+inbox", "-subject", "m3", "-sequence", "x")

@@ -2,7 +2,7 @@
 
 The limits are given as command-line flags, so this also shows them
 travelling from the main process through the zygote into the user's worker
-process and its MH store (GUIDE section 2: flags, environment, ``.env``).
+process and its MH store (design.md section 2: flags, environment, ``.env``).
 imaplib, a real client, appends until the server says ``NO [OVERQUOTA]``;
 the refusal of a synchronizing literal comes *before* the upload, which
 only a socket can show.

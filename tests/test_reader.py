@@ -1,7 +1,7 @@
 """Tests for the sans-IO command reader (asimap.imap.reader).
 
 Every scenario is run twice: input fed whole and input fed one byte at a
-time, and both must give the same events (the h11 discipline, GUIDE.md
+time, and both must give the same events (the h11 discipline, design.md
 section 5).
 """
 

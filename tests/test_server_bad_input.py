@@ -1,6 +1,6 @@
 """Every bad input of the core-server issue, over a real TLS socket.
 
-GUIDE.md section 4, rule 2: bad input gets a clear tagged ``BAD``/``NO``
+design.md section 4, rule 2: bad input gets a clear tagged ``BAD``/``NO``
 (untagged ``* BAD`` where no tag can be read), memory stays bounded, the
 connection survives where the protocol allows, the server always does.
 Each test sends the raw bytes, asserts the exact answer, then proves the
@@ -171,7 +171,7 @@ def test_a_line_of_0xff(anon: Raw) -> None:
 
 
 def test_unknown_command(anon: Raw) -> None:
-    # asimap 2.x disconnected here (GUIDE.md section 2); we answer BAD.
+    # asimap 2.x disconnected here (design.md section 2); we answer BAD.
     assert anon.answer(b"a FROBNICATE x") == b"a BAD Unknown command FROBNICATE"
     anon.assert_alive()
 

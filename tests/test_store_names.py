@@ -189,7 +189,8 @@ def test_list_pattern_examples(pattern: str, name: str, expected: bool) -> None:
 
 def test_pathological_pattern_is_fast() -> None:
     # A backtracking regex takes exponential time on this; the glob is
-    # quadratic.  No timing assertion (GUIDE rule 5): pytest-timeout bounds it.
+    # quadratic.  No timing assertion (design.md section 4 rule 5):
+    # pytest-timeout bounds it.
     pattern = "*a" * 40 + "*b"
     assert not list_pattern_matches(pattern, "a" * 2000)
 

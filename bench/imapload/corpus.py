@@ -12,7 +12,9 @@ import gzip
 import re
 from pathlib import Path
 
-DEFAULT_CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
+DEFAULT_CORPUS = (
+    Path(__file__).resolve().parents[2] / "tests" / "data" / "usrp-users.mbox.gz"
+)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 
 

@@ -1,6 +1,6 @@
 """The ``asimapd`` command line: flags, environment, ``.env`` and defaults.
 
-GUIDE.md section 2 is the contract asimap 2.x users rely on: each setting
+design.md section 2 is the contract asimap 2.x users rely on: each setting
 comes from its flag, else its environment variable, else a ``.env`` file in
 the current directory (which never overrides a real environment variable),
 else the default.  Everything ends up in one immutable
@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 
 def parse_bool(name: str, value: str) -> bool:
-    """GUIDE.md section 2: ``1/true/yes`` true, ``0/false/no/empty`` false."""
+    """design.md section 2: ``1/true/yes`` true, ``0/false/no/empty`` false."""
     folded = value.strip().lower()
     if folded in _TRUE:
         return True

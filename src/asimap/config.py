@@ -1,5 +1,5 @@
 """Server configuration: one immutable value built from flags, environment
-variables, a ``.env`` file and defaults (GUIDE.md section 2).
+variables, a ``.env`` file and defaults (design.md section 2).
 
 ``asimap.cli.load_config`` fills it; everything else only reads it.
 """

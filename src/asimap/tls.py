@@ -108,7 +108,7 @@ def generate_self_signed(
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write via a temporary file, fsync and rename (GUIDE.md rule 1)."""
+    """Write via a temporary file, fsync and rename (design.md section 4 rule 1)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-CORPUS = Path("/work/shared/corpus/usrp-users.mbox.gz")
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "usrp-users.mbox.gz"
 _FROM_LINE = re.compile(rb"^From .*\r?\n", re.M)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 

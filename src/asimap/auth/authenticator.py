@@ -1,7 +1,7 @@
 """Authenticate against the password file, off the event loop, penalised.
 
 asimap 2.x hashed passwords on the event loop, so one login stalled every
-client (GUIDE.md section 2).  Here the password-file lookup and the hash
+client (design.md section 2).  Here the password-file lookup and the hash
 verification run together in a small dedicated thread pool; the event loop
 only awaits the result.  The pool is our own so that slow hashing never
 starves other users of the default executor (file I/O, DNS).

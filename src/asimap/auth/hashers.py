@@ -1,6 +1,6 @@
 """Verify and create password hashes in Django's formats.
 
-GUIDE.md section 2 makes the password file's hash column Django's
+design.md section 2 makes the password file's hash column Django's
 ``algorithm$...`` encoding, so that a password saved by a Django application
 (asimap 2.x's admin site, for one) works here unchanged.  We do not import
 Django at run time: each format is small and fully specified by the

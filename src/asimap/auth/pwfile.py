@@ -1,6 +1,6 @@
 """The password file: ``username:hash:maildir``, one account a line.
 
-GUIDE.md section 2 fixes the format, shared with asimap 2.x:
+design.md section 2 fixes the format, shared with asimap 2.x:
 
 * blank lines and lines whose first non-blank character is ``#`` are ignored;
 * a line is split on the first two ``:`` -- usernames may not contain ``:``,

@@ -1,6 +1,6 @@
 """``asimapd_set_password``: create or update an account in the password file.
 
-Usage (GUIDE.md section 2, unchanged from asimap 2.x)::
+Usage (design.md section 2, unchanged from asimap 2.x)::
 
     asimapd_set_password [--pwfile=F] <user> [<password>] [<maildir>]
 
@@ -15,7 +15,7 @@ Usage (GUIDE.md section 2, unchanged from asimap 2.x)::
 * The maildir defaults to the existing one for an existing user, else to
   ``<user>`` (relative, so it lives beside the password file).
 
-The file is rewritten atomically (GUIDE.md section 4, rule 1): a temporary
+The file is rewritten atomically (design.md section 4, rule 1): a temporary
 file in the same directory is written, fsynced, given the old file's mode
 (0600 for a new file) and renamed over the original, so the server -- which
 re-reads the file when it changes -- sees either the old or the new

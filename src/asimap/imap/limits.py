@@ -1,7 +1,7 @@
 """Every size limit of the IMAP protocol engine, in one place.
 
 Each limit is explicit so that memory per connection stays bounded whatever
-a client sends (GUIDE.md section 3).  Defaults follow Dovecot where it has an
+a client sends (design.md section 3).  Defaults follow Dovecot where it has an
 equivalent (``imap_max_line_length`` = 64 KiB) and are generous elsewhere.
 """
 

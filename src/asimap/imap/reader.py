@@ -6,7 +6,7 @@ segments with raw bytes between them, and a *synchronizing* literal needs
 the server's ``+`` continuation before the client sends it (RFC 3501 section
 7.5).  This module turns a stream of bytes into *events*, and nothing else:
 it owns no socket and no clock, so the asyncio driver, test harnesses and
-fuzzers drive it identically (GUIDE.md section 3, modelled on h11).
+fuzzers drive it identically (design.md section 3, modelled on h11).
 
 How to drive it::
 
@@ -403,7 +403,7 @@ class CommandReader:
             self._scanned = len(self._buf)
             return False, None
         # RFC 3501 leaves line length to the server; we bound it and drop
-        # the excess unread (GUIDE.md section 4 rule 2).
+        # the excess unread (design.md section 4 rule 2).
         self._long_head = bytes(self._buf[: min(self._limits.max_tag + 1, max_line)])
         self._long_tail = bytes(self._buf[max(0, max_line - _TAIL) : max_line])
         self._consume(max_line)

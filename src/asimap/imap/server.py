@@ -116,7 +116,7 @@ class StoreRegistry:
         if self._kind == "mh":
             from asimap.store.mh import MHStore
 
-            # The account's maildir is its MH root (GUIDE section 2).
+            # The account's maildir is its MH root (design.md section 2).
             return await MHStore.open(
                 account.maildir, locking=self._mh_locking, create=True
             )

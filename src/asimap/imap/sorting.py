@@ -15,7 +15,7 @@ Messages equal on every criterion stay in ascending sequence order (RFC
 Every derived key (sent date, base subject, first address, Message-IDs)
 is computed at most once per message: it is kept in the item's ``memo``,
 which the session shares between the items it builds for the same UID
-across commands, so a repeated SORT or THREAD only sorts (GUIDE section
+across commands, so a repeated SORT or THREAD only sorts (design.md section
 8: nothing recomputed on hot paths).
 """
 

@@ -6,7 +6,7 @@ the instance, so a message that is only counted or flagged is never parsed,
 and a message that is fetched twice is parsed once.
 
 Nothing in here ever raises on bad input: a malformed message is served as
-well as it can be (GUIDE section 4 rule 2).  The only exceptions are the two
+well as it can be (design.md section 4 rule 2).  The only exceptions are the two
 documented ones of :meth:`Message.binary`, which the session turns into the
 responses RFC 3516 section 4.2 asks for.
 """

@@ -1,6 +1,6 @@
 """Logging configuration for ``asimapd``, as asimap 2.x users know it.
 
-GUIDE.md section 2: ``--log-config``/``LOG_CONFIG`` names a logging
+design.md section 2: ``--log-config``/``LOG_CONFIG`` names a logging
 configuration file; without one, the standard places (``/opt/asimap``,
 ``/etc``, ``/usr/local/etc``, ``/opt/local/etc``) are searched for
 ``asimapd_log.cfg`` or ``asimapd_log.json``; without any, logs go to

@@ -1,9 +1,9 @@
 """Per-connection protocol traces (``--trace`` / ``TRACE``, ``--trace-dir``).
 
 asimap 2.x users debug a misbehaving client by turning tracing on and
-reading the IMAP conversation afterwards (GUIDE.md section 2).  The driver
+reading the IMAP conversation afterwards (design.md section 2).  The driver
 reports every byte both ways through one narrow interface, :class:`Tracer`
-(GUIDE.md section 3: operations are side channels the core calls, never
+(design.md section 3: operations are side channels the core calls, never
 the other way round).  Disabled, the tracer is :data:`NULL_TRACER`, whose
 methods do nothing: one method call per chunk is the whole cost.
 
@@ -563,5 +563,5 @@ class NoTracing:
 
 
 def tracer_factory(enabled: bool, directory: Path) -> TracerFactory:
-    """``TRACE``/``TRACE_DIR`` (GUIDE.md section 2) as a factory."""
+    """``TRACE``/``TRACE_DIR`` (design.md section 2) as a factory."""
     return TraceDirectory(directory) if enabled else NoTracing()

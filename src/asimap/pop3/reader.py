@@ -4,7 +4,7 @@ RFC 2449 section 4 limits a command line to 255 octets including the CRLF;
 we accept up to :data:`MAX_LINE` because some clients send long ``AUTH``
 initial responses or passwords.  A longer line is reported once as
 :class:`LineTooLong` and its remaining bytes are dropped up to the next LF,
-so a client can never make us buffer more than the limit (GUIDE.md
+so a client can never make us buffer more than the limit (design.md
 section 4, rule 2) and the next command is read normally.
 
 Sans-IO: :meth:`LineReader.feed` takes bytes, :meth:`LineReader.next_event`

@@ -8,7 +8,7 @@ talks to the account's store.  Dispatch is two tables --
 dispatcher does the same things: a :class:`Pop3Error` becomes ``-ERR``,
 a store error ``-ERR [SYS/TEMP]``, any other exception is logged and
 answered ``-ERR [SYS/TEMP] Internal error``.  The connection survives all
-of them (GUIDE.md section 4, rule 2).
+of them (design.md section 4, rule 2).
 
 Bad input is answered, never punished with a disconnect: unlike Dovecot
 (which drops a client after 20 bad commands) every unknown or malformed

@@ -80,7 +80,7 @@ SPECIAL_USE = {
     )
 }
 
-#: Folders every new account gets (GUIDE section 2, asimap 2.x compatible).
+#: Folders every new account gets (design.md section 2, asimap 2.x compatible).
 NEW_ACCOUNT_FOLDERS: tuple[tuple[str, str], ...] = (
     ("Junk", "\\Junk"),
     ("Archive", "\\Archive"),
@@ -455,7 +455,7 @@ class MemoryStore(Store):
 
     @classmethod
     def for_new_account(cls) -> MemoryStore:
-        """A store with INBOX and the special-use folders of GUIDE section 2."""
+        """A store with INBOX and the special-use folders of design.md section 2."""
         store = cls()
         for name, use in NEW_ACCOUNT_FOLDERS:
             store._create(name, frozenset({use}))

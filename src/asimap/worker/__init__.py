@@ -1,4 +1,4 @@
-"""One worker process per user (GUIDE.md section 3, "Processes").
+"""One worker process per user (design.md section 3, "Processes").
 
 The main process owns the listeners, TLS and authentication; after a
 login, the connection is served by the user's worker, which owns the

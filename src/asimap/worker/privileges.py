@@ -5,7 +5,7 @@ the mail root it serves -- supplementary groups, then gid, then uid (the
 only order that works: after ``setuid`` nothing else may be changed) --
 before the worker touches any mail, and checks that there is no way back:
 real, effective and saved ids all equal the target and ``setuid(0)``
-fails.  asimap 2.x never dropped privileges (GUIDE.md section 2); here a
+fails.  asimap 2.x never dropped privileges (design.md section 2); here a
 bug in one user's worker can reach only what that user's files allow.
 
 The owner is read through the path as given, so a symlink on the way

@@ -2,7 +2,7 @@
 
 Every channel is one end of a ``socketpair`` (``AF_UNIX``): nothing has a
 name in the file system or the abstract namespace and nothing listens, so
-only a process that was handed the socket can talk on it (GUIDE.md
+only a process that was handed the socket can talk on it (design.md
 section 4 rule 3; asimap 2.x exposed each user process on a TCP port).
 
 A frame is::

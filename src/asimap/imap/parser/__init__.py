@@ -1,6 +1,6 @@
 """The IMAP command parser: complete command bytes -> typed command.
 
-Sans-IO and total (GUIDE section 3): :func:`parse_command` turns the lines
+Sans-IO and total (design.md section 3): :func:`parse_command` turns the lines
 and literals of one complete command (as framed by the connection reader)
 into a :class:`~asimap.imap.commands.Command` or a
 :class:`~asimap.imap.commands.ParseError`; it never raises.

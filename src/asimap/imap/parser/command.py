@@ -143,7 +143,7 @@ def parse_command(
     literals: Sequence[bytes],
     limits: Limits = DEFAULT_LIMITS,
 ) -> Command | ParseError:
-    """Parse one complete command; never raises (GUIDE section 3)."""
+    """Parse one complete command; never raises (design.md section 3)."""
     try:
         return parse_unchecked(lines, literals, limits)
     except Exception:  # pragma: no cover - last-resort guard, see tests

@@ -1,6 +1,6 @@
 """The command table: command name -> argument parser.
 
-Data, not code paths (GUIDE section 5): adding a command is adding a row.
+Data, not code paths (design.md section 5): adding a command is adding a row.
 Each handler receives the reader positioned just after the command name,
 the tag, and whether the command was prefixed with ``UID``; it parses the
 arguments up to the end of the command.

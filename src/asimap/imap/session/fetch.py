@@ -57,7 +57,7 @@ def _encoded_flags(flags: frozenset[str], recent: bool) -> Encoded:
 
     A folder has few distinct flag sets, and ``UID FETCH 1:* (FLAGS)``
     over 100,000 messages would otherwise build and validate the same
-    atoms 100,000 times (GUIDE section 8: no per-message Python work on hot
+    atoms 100,000 times (design.md section 8: no per-message Python work on hot
     paths).  Flags are atoms, identical in UTF-8 mode and out of it.
     """
     return Encoded(encode_value(flag_atoms(flags, recent)))

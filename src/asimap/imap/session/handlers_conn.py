@@ -16,7 +16,7 @@ compression once started.  As we read RFC 8437 section 3, it returns the
 *session* to the not-authenticated state and does not ask the server to
 tear down layers below the protocol (TLS stays, and so would COMPRESS).  Keeping the
 session in the worker would let a process holding one user's store serve
-the next login, which GUIDE section 4 rule 3 forbids.  So in a worker,
+the next login, which design.md section 4 rule 3 forbids.  So in a worker,
 once COMPRESS is active, UNAUTHENTICATE is no longer advertised
 (capabilities follow the connection's state, RFC 3501 section 6.1.1) and
 is refused with ``NO [CANNOT]`` (RFC 5530: it can never succeed on this

@@ -3,7 +3,7 @@
 The reader (:mod:`asimap.imap.reader`) only enforces hard caps; the session
 answers every announced literal (``Session.check_literal``) with the limit
 that fits the command, so that the refusal is the one the RFCs ask for and
-no byte of an oversized literal is held in memory (GUIDE.md section 3):
+no byte of an oversized literal is held in memory (design.md section 3):
 
 * APPEND / REPLACE message data: APPENDLIMIT (RFC 7889), refused with
   ``NO [TOOBIG]``;

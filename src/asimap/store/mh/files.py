@@ -5,7 +5,7 @@ fsync it, then *claim* a message number with ``os.link(temp, str(n))``:
 ``link`` fails with EEXIST instead of overwriting, so when nmh's ``inc``
 takes number n at the same moment we simply try n+1.  Only then is the
 temporary name removed and the directory fsynced, so after a crash the
-message is either absent or complete under its number (GUIDE section 4
+message is either absent or complete under its number (design.md section 4
 rule 1).  The leftover of a crash is a ``.asimap-tmp-*`` file, which no
 MH tool and no rescan reads.
 

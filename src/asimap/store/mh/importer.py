@@ -1,7 +1,7 @@
 """Adopt asimap 2.x's UIDVALIDITYs and UIDs on an account's first start.
 
 An account that asimap 2.x served must keep its UIDVALIDITY and UIDs when it
-moves to us, or every client downloads everything again (GUIDE section 2).
+moves to us, or every client downloads everything again (design.md section 2).
 :mod:`asimap.store.mh.legacy` reads ``asimap.db``; here each folder that
 still exists gets a mailbox row with 2.x's UIDVALIDITY and next UID, and
 each message file 2.x knew (by MH number) keeps its UID.  Files 2.x did

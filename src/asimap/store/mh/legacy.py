@@ -33,7 +33,7 @@ Rules this module keeps:
   make the store hand out new UIDVALIDITYs for good.
 
 Everything here is synchronous; the MH store runs it in a worker thread
-(GUIDE section 3: SQLite never runs on the event loop thread).
+(design.md section 3: SQLite never runs on the event loop thread).
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ class MHMailbox(Mailbox):
 
     async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
         """From the database cache: FETCH ENVELOPE/BODYSTRUCTURE of a big
-        folder never parses a message file twice (GUIDE section 8).
+        folder never parses a message file twice (design.md section 8).
 
         One worker job per :data:`SUMMARY_JOB` UIDs: the first SORT of a
         100,000-message folder builds every summary (about a minute), and

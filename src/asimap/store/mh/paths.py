@@ -1,6 +1,6 @@
 """Mailbox names <-> folder directories, never leaving the MH root.
 
-GUIDE section 4 rule 3: no path ever leaves the user's mail root.  Names
+design.md section 4 rule 3: no path ever leaves the user's mail root.  Names
 are validated twice: :func:`asimap.store.names.check_name` (shared by all
 stores) and here, where the resolved path must lie inside the resolved
 root and no component may be a symlink pointing out of it.  INBOX is the

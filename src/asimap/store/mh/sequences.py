@@ -5,7 +5,7 @@ sequence, ranges being message numbers or ``a-b`` runs separated by
 spaces.  nmh reads the file with its header-field reader, so a line that
 starts with whitespace continues the previous sequence; we accept that too.
 
-Flags map onto sequences as asimap 2.x did (GUIDE section 2):
+Flags map onto sequences as asimap 2.x did (design.md section 2):
 
 =============  ==========================================================
 IMAP           MH sequence
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 SEQUENCES_FILE = ".mh_sequences"
 
-#: System flag -> sequence name (GUIDE section 2).
+#: System flag -> sequence name (design.md section 2).
 FLAG_TO_SEQUENCE: Mapping[str, str] = {
     "\\Seen": "Seen",
     "\\Answered": "replied",

@@ -18,7 +18,7 @@ Backend choice -- a direct ``inotify`` binding through :mod:`ctypes`, not
   event.
 * We decide what is watched: hidden directories (``.git``, ``.cache``, ...)
   are not MH folders and get no watch, symbolic links are never followed
-  (GUIDE rule 3: nothing outside the mail root), and the watch set tracks
+  (design.md section 4 rule 3: nothing outside the mail root), and the watch set tracks
   folder renames exactly.  ``watchfiles`` watches everything recursively and
   only filters events afterwards.
 * We can handle the two failure modes the brief requires: ``IN_Q_OVERFLOW``
@@ -696,7 +696,7 @@ def _diff(old: dict[str, _DirState], new: dict[str, _DirState]) -> set[str]:
 
 
 class _PollSource:
-    """Stats the tree every ``interval`` in a worker thread (GUIDE section
+    """Stats the tree every ``interval`` in a worker thread (design.md section
     3: blocking work stays off the event loop)."""
 
     backend = "poll"

@@ -1,6 +1,6 @@
 """One thread per store for every SQLite and file operation.
 
-GUIDE section 3: blocking work never runs on the event loop.  SQLite
+design.md section 3: blocking work never runs on the event loop.  SQLite
 connections belong to the thread that made them, and running one job at a
 time makes each job an atomic read-modify-write within this process, so a
 single-thread executor is both the simplest and the safest choice: no
