@@ -239,16 +239,6 @@ KNOWN: tuple[Known, ...] = (
         where=r"^[\w-]+ #\d+ (SELECT|EXAMINE) ",
         ours=r"^\* OK \[HIGHESTMODSEQ <highestmodseq>\]$",
     ),
-    Known(
-        key="wildcard-in-mailbox-name",
-        verdict="open",
-        summary='CREATE "x%y" is refused',
-        reason="RFC 9051 section 5.1 item 3: the list-wildcard characters are "
-        "valid in a mailbox name; the MH store refuses them",
-        where=r'^list-status #\d+ CREATE "x%y"$',
-        ours=r"^d\d+ NO \[CANNOT\]$",
-        theirs=r"^d\d+ OK$",
-    ),
     # The RFC decides for asimap.
     Known(
         key="binary-size-consistent",

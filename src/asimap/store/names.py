@@ -44,11 +44,6 @@ MAX_NAME_OCTETS = 1024
 #: Deepest hierarchy accepted (number of ``/``-separated components).
 MAX_DEPTH = 64
 
-#: LIST wildcards (RFC 3501 section 6.3.8); a stored name containing them
-#: could never be listed unambiguously.
-_WILDCARDS = frozenset("*%")
-
-
 def _is_control(char: str) -> bool:
     """True for C0/C1 controls and DEL (Unicode category ``Cc``).
 
@@ -88,8 +83,10 @@ def check_name(name: str, *, strip_trailing_delimiter: bool = False) -> str:
         )
     if any(_is_control(char) for char in name):
         raise InvalidMailboxName("Mailbox name contains a control character")
-    if any(char in _WILDCARDS for char in name):
-        raise InvalidMailboxName("Mailbox name contains a wildcard (* or %)")
+    # The LIST wildcards "%" and "*" are valid in a name (RFC 9051 section
+    # 5.1 item 3: "difficult to use ... with the LIST command", not
+    # forbidden), and folders such as "100% done" come from other servers
+    # when users migrate; Dovecot accepts them too.
     if name.startswith(DELIMITER):
         raise InvalidMailboxName("Mailbox name starts with the delimiter /")
     if name.startswith("~"):
