@@ -287,3 +287,53 @@ async def test_a_store_is_answered_after_its_rename_is_durable(
     finally:
         monkeypatch.undo()
         await store.close()
+
+
+async def test_concurrent_appends_share_one_commit(
+    filled: tuple[MHStore, list[int]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """APPENDs of several connections: each message file written and
+    fsynced, but one directory fsync for their links, one sequence
+    rewrite (and its directory fsync); each caller gets its own UID, in
+    order, and a keyword no sequence can hold refuses only its APPEND."""
+    store, _ = filled
+    inbox = await store.mailbox("INBOX")
+    folder = tmp_path / "Mail" / "inbox"
+    syncs: list[Path] = []
+    real_sync = files.fsync_dir
+
+    def counted_sync(where: Path) -> None:
+        syncs.append(where)
+        real_sync(where)
+
+    monkeypatch.setattr(files, "fsync_dir", counted_sync)
+    flags = [["unseen"] if i == 3 else [f"kw{i}"] for i in range(N)]
+    with counted_rewrites(monkeypatch) as rewrites:
+        async with worker_held(store):
+            tasks = [
+                asyncio.create_task(inbox.append(message(100 + i), flags[i]))
+                for i in range(N)
+            ]
+            await asyncio.sleep(0.05)
+            assert not any(task.done() for task in tasks)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(rewrites) == 1
+    assert len(syncs) <= 2
+    assert isinstance(results[3], KeywordRefused)
+    uids = [r for r in results if isinstance(r, int)]
+    assert len(uids) == N - 1 and uids == sorted(set(uids))
+    await store.close()
+    again = await MHStore.open(tmp_path / "Mail", profile=NO_PROFILE)
+    try:
+        inbox = await again.mailbox("INBOX")
+        states = {s.uid: s.flags for s in await inbox.states()}
+        for i, result in enumerate(results):
+            if isinstance(result, int):
+                assert states[result] == frozenset(flags[i])
+                body = (await inbox.message(result)).raw
+                assert body == message(100 + i)
+        assert len(states) == 2 * N - 1
+        numbers = [p for p in folder.iterdir() if p.name.isdigit()]
+        assert len(numbers) == 2 * N - 1
+    finally:
+        await again.close()

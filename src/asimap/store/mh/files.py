@@ -215,9 +215,12 @@ def store_new(
     start: int,
     mtime_ns: int | None = None,
     mode: int = MESSAGE_MODE,
+    *,
+    sync_dir: bool = True,
 ) -> tuple[int, os.stat_result]:
     """Write a new message durably; return its number and the stat of
-    the file *we* wrote.
+    the file *we* wrote.  With ``sync_dir`` False the caller fsyncs the
+    folder itself before the message counts as stored (several at once).
 
     The stat is taken from the temporary file before the link, not from
     the number after it: nmh ``inc`` opens its message files with
@@ -235,7 +238,8 @@ def store_new(
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    fsync_dir(folder)
+    if sync_dir:
+        fsync_dir(folder)
     return number, stat
 
 

@@ -1,9 +1,10 @@
-"""Group commit: STOREs (and EXPUNGEs) on one folder that wait together
-are written once.
+"""Group commit: STOREs, EXPUNGEs and APPENDs on one folder that wait
+together are written once.
 
 Why: every STORE that changes a flag makes ``.mh_sequences`` durable
 again -- a temporary file, its fsync, a rename -- and commits a SQLite
-transaction; an EXPUNGE also unlinks files and fsyncs the directory.  The
+transaction; an EXPUNGE also unlinks files and fsyncs the directory, an
+APPEND links its (fsynced) message file and fsyncs the directory.  The
 store runs one job at a time on its worker thread
 (:mod:`asimap.store.mh.worker`), so with many connections on one folder
 (a mail client with several connections, a shared INBOX) these jobs
@@ -15,7 +16,8 @@ worker reaches the group's job; that job takes every request that joined
 so far, runs them in order as one batch
 (:meth:`asimap.store.mh.writes.Writer.store_many`: each sees the changes
 of the ones before it and gets its own MODSEQ;
-:meth:`~asimap.store.mh.writes.Writer.expunge_many`), writes the
+:meth:`~asimap.store.mh.writes.Writer.expunge_many`,
+:meth:`~asimap.store.mh.writes.Writer.append_many`), writes the
 sequence file and commits the rows once, and only then answers every
 caller.  A request arriving while that job runs starts the next group.
 So nothing is answered before it is durable, a crash leaves the file and

@@ -32,7 +32,7 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
 )
-from asimap.store.mh.writes import StoreRequest
+from asimap.store.mh.writes import AppendRequest, StoreRequest
 
 if TYPE_CHECKING:
     from asimap.store.mh.store import MHStore
@@ -243,11 +243,9 @@ class MHMailbox(Mailbox):
         flags: Iterable[str] = (),
         internaldate: datetime | None = None,
     ) -> int:
-        raw, wanted = bytes(data), list(flags)
-        return await self._store.call(
-            lambda: self._store.core.append(self.mailbox_id, raw, wanted, internaldate),
-            adds=True,
-        )
+        # Grouped as STOREs are (:mod:`asimap.store.mh.grouping`).
+        request = AppendRequest(bytes(data), list(flags), internaldate)
+        return await self._store.append_groups.submit(self.mailbox_id, request)
 
     async def store(
         self,

@@ -48,7 +48,7 @@ from asimap.store.mh.profile import (
 from asimap.store.mh.space import Space
 from asimap.store.mh.watch import FolderWatcher, make_watcher
 from asimap.store.mh.worker import Touched, Worker
-from asimap.store.mh.writes import StoreRequest
+from asimap.store.mh.writes import AppendRequest, StoreRequest
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,17 @@ class MHStore(Store):
         #: True while a file watcher feeds :meth:`notify_folder_changed`;
         #: otherwise waiting mailboxes poll.
         self.watching = False
-        #: STOREs, and EXPUNGEs, on a folder that wait together are
+        #: STOREs, EXPUNGEs and APPENDs on a folder that wait together are
         #: written once (group commit, :mod:`asimap.store.mh.grouping`).
         self.store_groups: Groups[StoreRequest, StoreResult] = Groups(
             self.call, lambda mailbox_id, batch: core.store_many(mailbox_id, batch)
         )
         self.expunge_groups: Groups[Sequence[int] | None, tuple[int, ...]] = Groups(
             self.call, lambda mailbox_id, batch: core.expunge_many(mailbox_id, batch)
+        )
+        self.append_groups: Groups[AppendRequest, int] = Groups(
+            partial(self.call, adds=True),
+            lambda mailbox_id, batch: core.append_many(mailbox_id, batch),
         )
 
     @classmethod

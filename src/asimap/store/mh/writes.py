@@ -16,6 +16,7 @@ from pathlib import Path
 
 from asimap.store.base import (
     MessageState,
+    OverQuota,
     StoreError,
     StoreMode,
     StoreResult,
@@ -42,6 +43,15 @@ class StoreRequest:
     unchanged_since: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One APPEND's arguments (:meth:`Writer.append_many`)."""
+
+    data: bytes
+    flags: Iterable[str]
+    internaldate: datetime | None
+
+
 class Writer(Reconciler):
     """The folder-changing jobs (worker thread only)."""
 
@@ -53,58 +63,105 @@ class Writer(Reconciler):
         internaldate: datetime | None,
     ) -> int:
         """APPEND: write durably, claim a number, then record (module doc)."""
+        (outcome,) = self.append_many(
+            mailbox_id, [AppendRequest(data, flags, internaldate)]
+        )
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def append_many(
+        self, mailbox_id: int, requests: Sequence[AppendRequest]
+    ) -> list[int | StoreError]:
+        """Several APPENDs to one folder, in order, as one durable write
+        (group commit, :mod:`asimap.store.mh.grouping`): each message file
+        is written and fsynced and claims its number as a lone APPEND's
+        does, but the directory is fsynced once for all of them, the rows
+        are committed in one transaction and ``.mh_sequences`` is
+        rewritten once.  A request over quota (RFC 9208) or with a keyword
+        an MH sequence cannot hold is refused alone, before it writes
+        anything; any other failure removes every file of the group and
+        is raised, so nobody is answered OK for a message that is not
+        durable (design rule 1)."""
         folder = self.folder_of(mailbox_id)
-        seconds, tz_minutes = from_datetime(internaldate)
+        outcomes: list[int | StoreError] = []
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
             made: list[int] = []
             try:
                 with transaction(self.conn):
-                    quota.check(self.conn, self.quota_limits, 1, len(data))
-                    stored = self.normalise(mailbox_id, flags)
-                    num, stat = files.store_new(
-                        folder,
-                        data,
-                        self._max_num(mailbox_id) + 1,
-                        seconds * 1_000_000_000,
-                        self.message_mode,
-                    )
-                    made.append(num)
-                    before = self.our_sequences.token()
-                    self._note_created(folder, num, stat)
-                    uid = self._insert(
-                        mailbox_id,
-                        num,
-                        stat,
-                        stored,
-                        (seconds, tz_minutes),
-                        self._bump(mailbox_id),
-                    )
-                    self.our_sequences.added(mailbox_id, before, num, stored, True)
-                    # nmh inc may still overwrite this number in place.
-                    identity = FileIdentity.of(stat)
-                    self.fresh.remember(
-                        mailbox_id,
-                        num,
-                        uid,
-                        data,
-                        seconds * 1_000_000_000,
-                        identity,
-                        repair.hold(folder / str(num), identity),
-                    )
-                    self._write_sequences(mailbox_id, folder)
-                    with self.our_sequences.rows_untouched(mailbox_id):
-                        self._record_stamps(mailbox_id, folder)
+                    for request in requests:
+                        try:
+                            quota.check(
+                                self.conn, self.quota_limits, 1, len(request.data)
+                            )
+                            stored = self.normalise(mailbox_id, request.flags)
+                        except (OverQuota, KeywordRefused) as exc:
+                            outcomes.append(exc)
+                            continue
+                        outcomes.append(
+                            self._append_one(mailbox_id, folder, request, stored, made)
+                        )
+                    if made:
+                        # The links of every message durable at once.
+                        files.fsync_dir(folder)
+                        self._write_sequences(mailbox_id, folder)
+                        with self.our_sequences.rows_untouched(mailbox_id):
+                            self._record_stamps(mailbox_id, folder)
             except BaseException:
                 self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
-                # so not acknowledged: the file goes, or a rescan would
-                # give it a UID the client never heard of.
+                # so not acknowledged: the files go, or a rescan would
+                # give them UIDs the clients never heard of.
                 for num in made:
                     self.fresh.forget(mailbox_id, num)
                     with contextlib.suppress(FileNotFoundError):
                         (folder / str(num)).unlink()
                 raise
+        return outcomes
+
+    def _append_one(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        request: AppendRequest,
+        stored: frozenset[str],
+        made: list[int],
+    ) -> int:
+        """One APPEND's file and row (inside the caller's transaction; the
+        directory fsync and the sequences are the caller's)."""
+        seconds, tz_minutes = from_datetime(request.internaldate)
+        num, stat = files.store_new(
+            folder,
+            request.data,
+            self._max_num(mailbox_id) + 1,
+            seconds * 1_000_000_000,
+            self.message_mode,
+            sync_dir=False,
+        )
+        made.append(num)
+        before = self.our_sequences.token()
+        self._note_created(folder, num, stat)
+        uid = self._insert(
+            mailbox_id,
+            num,
+            stat,
+            stored,
+            (seconds, tz_minutes),
+            self._bump(mailbox_id),
+        )
+        self.our_sequences.added(mailbox_id, before, num, stored, True)
+        # nmh inc may still overwrite this number in place.
+        identity = FileIdentity.of(stat)
+        self.fresh.remember(
+            mailbox_id,
+            num,
+            uid,
+            request.data,
+            seconds * 1_000_000_000,
+            identity,
+            repair.hold(folder / str(num), identity),
+        )
         return uid
 
     def store(
