@@ -44,6 +44,7 @@ MAX_NAME_OCTETS = 1024
 #: Deepest hierarchy accepted (number of ``/``-separated components).
 MAX_DEPTH = 64
 
+
 def _is_control(char: str) -> bool:
     """True for C0/C1 controls and DEL (Unicode category ``Cc``).
 
