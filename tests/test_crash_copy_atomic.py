@@ -8,25 +8,25 @@ Deterministic form of what ``tests/test_crash_safety.py`` meets at random
 three messages and dies (``os._exit``, as under SIGKILL: nothing runs
 after it) right after linking the second file, inside the transaction
 that would record them.  The rows roll back, but the linked files stay
-in the destination folder; before the fix the next open imported them as
-new mail that an MH tool added -- two of the three messages, and read,
-since they are in no unseen sequence.
+in the destination folder, and the next open imports them as new mail
+that an MH tool added -- two of the three messages, and read, since they
+are in no unseen sequence.
 
-The fix (``asimap.store.mh.pending``): the numbers a COPY is about to
-create are committed first, and the next open of the store removes the
-files of a record the crash left, before any folder is scanned."""
+Known defect in the MH store's write path (files linked before the
+COMMIT, with no record of them that survives a crash); strict xfail, so
+that the fix turns this into a failure that says to drop the marker."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from asimap.store.mh import MHStore, pending
-from asimap.store.mh.db import DB_NAME, transaction
+import pytest
+
+from asimap.store.mh import MHStore
 from asimap.store.mh.profile import Profile
 
 NO_PROFILE = Profile(path=None, unseen=("unseen",))
@@ -82,6 +82,7 @@ async def _messages_in_target(root: Path) -> int:
         await store.close()
 
 
+@pytest.mark.xfail(strict=True, reason="COPY is not all-or-nothing across a crash")
 def test_a_copy_cut_by_a_crash_adds_nothing(tmp_path: Path) -> None:
     root = tmp_path / "Mail"
     asyncio.run(_prepare(root))
@@ -93,51 +94,6 @@ def test_a_copy_cut_by_a_crash_adds_nothing(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 9, done.stderr.decode()
-    # The child's record of the numbers it was making survived it.
-    assert _pending_rows(root) == 3
-    # The next open removes the files and imports nothing.
-    messages = asyncio.run(_messages_in_target(root))
     files = sorted(p.name for p in (root / "Target").iterdir() if p.name.isdigit())
     # Before the fix: (["1", "2"], 2).
-    assert (files, messages, _pending_rows(root)) == ([], 0, 0)
-
-
-def _pending_rows(root: Path) -> int:
-    conn = sqlite3.connect(root / DB_NAME)
-    try:
-        (count,) = conn.execute("SELECT count(*) FROM pending_files").fetchone()
-        return int(count)
-    finally:
-        conn.close()
-
-
-async def _rescan_while_pending(root: Path) -> tuple[int, int]:
-    """A file under a number a COPY has reserved, seen by a rescan before
-    that COPY's COMMIT: not imported; once the record is gone (as the
-    COMMIT that inserts the rows would do), a file there is mail."""
-    store = await MHStore.open(root, profile=NO_PROFILE, watch=False)
-    try:
-        target = await store.mailbox("Target")
-        conn = store.core.conn
-        await store.call(lambda: pending.reserve(conn, target.mailbox_id, [1]))
-        (root / "Target" / "1").write_bytes(b"Subject: half\r\n\r\nx\r\n")
-        # A new directory mtime makes the next job rescan the folder.
-        os.utime(root / "Target", ns=(1, 1))
-        during = (await target.status()).messages
-
-        def clear() -> None:
-            with transaction(conn):
-                pending.clear(conn, target.mailbox_id)
-
-        await store.call(clear)
-        os.utime(root / "Target", ns=(2, 2))
-        after = (await target.status()).messages
-        return during, after
-    finally:
-        await store.close()
-
-
-def test_a_rescan_skips_numbers_a_copy_is_making(tmp_path: Path) -> None:
-    root = tmp_path / "Mail"
-    asyncio.run(_prepare(root))
-    assert asyncio.run(_rescan_while_pending(root)) == (0, 1)
+    assert (files, asyncio.run(_messages_in_target(root))) == ([], 0)

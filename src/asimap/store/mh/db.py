@@ -45,7 +45,7 @@ SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
 DB_MODE = 0o600
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -174,24 +174,11 @@ ALTER TABLE summaries ADD COLUMN emailid TEXT;
 ALTER TABLE summaries ADD COLUMN threadid TEXT;
 """
 
-#: Version 5: ``pending_files``, the message numbers a multi-message write
-#: (COPY) is about to create, committed before the first file is made and
-#: deleted with the rows that make them mail; what a crash leaves listed is
-#: removed at the next open (:mod:`asimap.store.mh.pending`).
-_SCHEMA_V5 = """
-CREATE TABLE pending_files (
-    mailbox_id INTEGER NOT NULL,
-    num INTEGER NOT NULL,
-    PRIMARY KEY (mailbox_id, num)
-) WITHOUT ROWID;
-"""
-
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
-    5: _SCHEMA_V5,
 }
 
 

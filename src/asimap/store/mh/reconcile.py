@@ -16,7 +16,6 @@ from pathlib import Path
 from stat import S_ISREG
 
 from asimap.store.mh import files, freshness, repair, seqfile, sequences
-from asimap.store.mh import pending as pending_files
 from asimap.store.mh.corebase import (
     _INSERT_MESSAGE,
     NMH_WAIT_LIMIT_S,
@@ -179,10 +178,6 @@ class Reconciler(CoreBase):
     def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
         """Bring the database in line with the folder (see module doc)."""
         on_disk = files.message_numbers(folder)
-        # Files a COPY in progress is making (or a crash left, until the
-        # next open removes them) are not mail yet (pending.py).
-        for num in pending_files.numbers(self.conn, mailbox_id):
-            on_disk.pop(num, None)
         rows = self._rows(mailbox_id)
         matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
         pending: dict[int, os.stat_result] = {}

@@ -22,7 +22,7 @@ from asimap.store.base import (
     StoreResult,
     apply_store_mode,
 )
-from asimap.store.mh import files, pending, quota, repair, seqfile
+from asimap.store.mh import files, quota, repair, seqfile
 from asimap.store.mh.corebase import (
     KeywordRefused,
     from_datetime,
@@ -393,16 +393,10 @@ class Writer(Reconciler):
             # it adds nothing at all (RFC 3501 section 6.4.7), as the
             # rolled-back rows say.
             made: list[Path] = []
-            # The numbers about to be made, committed first: a crash before
-            # the COMMIT below leaves a record that the next open acts on
-            # (remove those files), and no rescan imports them meanwhile
-            # (pending.py).  A tool that takes a number in between (no
-            # locking) pushes a file past this record: a narrower window.
-            start = self._max_num(target_id) + 1
-            pending.reserve(self.conn, target_id, range(start, start + len(rows)))
             try:
                 with transaction(self.conn):
                     modseq = self._bump(target_id)
+                    start = self._max_num(target_id) + 1
                     for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
                         known = FileIdentity(ino, size, mtime)
                         try:
@@ -449,13 +443,9 @@ class Writer(Reconciler):
                         pairs.append((uid, new_uid))
                     self._write_sequences(target_id, target)
                     self._record_stamps(target_id, target)
-                    # With the rows: from this COMMIT the files are mail.
-                    pending.clear(self.conn, target_id)
             except BaseException:
                 for done in made:
                     done.unlink(missing_ok=True)
-                with contextlib.suppress(Exception), transaction(self.conn):
-                    pending.clear(self.conn, target_id)
                 raise
         if move and pairs:
             with seqfile.locked(source, self.locking):
