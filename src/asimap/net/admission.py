@@ -25,7 +25,7 @@ This module only decides; the server carries the decision out.
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -66,7 +66,8 @@ def admit(
     first.
     """
     waiting = len(prelogin_peers)
-    if Counter(prelogin_peers)[peer] >= limits.max_prelogin_per_address:
+    from_peer = sum(1 for waiting_peer in prelogin_peers if waiting_peer == peer)
+    if from_peer >= limits.max_prelogin_per_address:
         return Verdict.REFUSE_ADDRESS
     if total < limits.max_connections and waiting < limits.max_prelogin:
         return Verdict.ACCEPT
