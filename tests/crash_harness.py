@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -913,7 +913,16 @@ class CrashRun:
 
     _either: list[tuple[str, tuple[str, str]]]
 
-    def run(self, kills: int, budget: float | None = None) -> Stats:
+    def run(
+        self,
+        kills: int,
+        budget: float | None = None,
+        enough: Callable[[Stats], bool] | None = None,
+        max_kills: int | None = None,
+    ) -> Stats:
+        """``kills`` rounds; with ``enough``, more (up to ``max_kills``)
+        until it holds -- kill timing is random, so on a fast machine a
+        short run may cut too few commands short to prove anything."""
         started = time.monotonic()
         self._either = []
         client = self.login()
@@ -922,7 +931,10 @@ class CrashRun:
         client.close()
         self.check(Expectation(folders_must=set(FOLDERS)), "start")
         ops = list(OPERATIONS)
-        while self.stats.rounds < kills:
+        limit = max(kills, max_kills or kills)
+        while self.stats.rounds < kills or (
+            enough is not None and not enough(self.stats) and self.stats.rounds < limit
+        ):
             if budget is not None and time.monotonic() - started > budget:
                 break
             operation = ops[self.stats.rounds % len(ops)]
