@@ -36,26 +36,15 @@ from worker_harness import (
     LineClient,
     MailSetup,
     mail_setup,
+    running_with_pop3,
     status_ids,
 )
 
 
 @pytest.fixture
 def server(tls_files: TlsFiles) -> Iterator[Asimapd]:
-    setup: MailSetup
-    with mail_setup() as setup:
-        daemon = Asimapd(
-            setup,
-            tls_files.cert,
-            tls_files.key,
-            "--enable-pop3",
-            "--pop3-port=0",
-            "--pop3-stls-port=0",
-        )
-        try:
-            yield daemon
-        finally:
-            assert daemon.stop() == 0, daemon.log()
+    with running_with_pop3(tls_files.cert, tls_files.key) as daemon:
+        yield daemon
 
 
 def _upgrade(server: Asimapd, raw: socket.socket) -> LineClient:

@@ -14,27 +14,15 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import SAMPLE_MESSAGE, TlsFiles
-from worker_harness import Asimapd, MailSetup, mail_setup
+from worker_harness import Asimapd, running_with_pop3
 
 TIMEOUT = 15.0
 
 
 @pytest.fixture
 def server(tls_files: TlsFiles) -> Iterator[Asimapd]:
-    setup: MailSetup
-    with mail_setup() as setup:
-        daemon = Asimapd(
-            setup,
-            tls_files.cert,
-            tls_files.key,
-            "--enable-pop3",
-            "--pop3-port=0",
-            "--pop3-stls-port=0",
-        )
-        try:
-            yield daemon
-        finally:
-            assert daemon.stop() == 0, daemon.log()
+    with running_with_pop3(tls_files.cert, tls_files.key) as daemon:
+        yield daemon
 
 
 def imaps(server: Asimapd) -> imaplib.IMAP4_SSL:

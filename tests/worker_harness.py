@@ -199,6 +199,27 @@ class Asimapd:
         self.process.wait(10)
 
 
+@contextlib.contextmanager
+def running_with_pop3(cert: Path, key: Path) -> Iterator[Asimapd]:
+    """A fresh ``asimapd`` with IMAP and POP3 (implicit TLS and STLS) on
+    ephemeral ports; stopped afterwards, failing the test if it did not
+    exit cleanly."""
+    setup: MailSetup
+    with mail_setup() as setup:
+        daemon = Asimapd(
+            setup,
+            cert,
+            key,
+            "--enable-pop3",
+            "--pop3-port=0",
+            "--pop3-stls-port=0",
+        )
+        try:
+            yield daemon
+        finally:
+            assert daemon.stop() == 0, daemon.log()
+
+
 def children_of(pid: int) -> list[int]:
     """Pids whose parent is ``pid`` (from /proc/*/stat)."""
     found: list[int] = []
