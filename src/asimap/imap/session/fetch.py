@@ -6,6 +6,9 @@ item list of a ``* n FETCH (...)`` response.  Data items that need the
 parsed message or its immutable facts load them lazily and once.  Message
 contents always go out as literals (``Literal`` / ``Literal8``), so the
 encoder never has to guess and large bodies never become quoted strings.
+
+A plain literal never carries NUL (see :func:`textual_literal`); only
+``BINARY[...]`` sends the exact octets, in a literal8 when they hold NUL.
 """
 
 from __future__ import annotations
@@ -132,6 +135,43 @@ def section_spec(section: Section | None) -> str:
 def _partial_suffix(partial: Partial | None) -> str:
     """RFC 3501 7.4.2: the response echoes only the origin octet."""
     return f"<{partial.start}>" if partial is not None else ""
+
+
+#: What a NUL octet of stored message data becomes outside ``BINARY[...]``.
+#: The same one-octet stand-in as Dovecot 2.3 sends, so every size the
+#: client was told (RFC822.SIZE, BODYSTRUCTURE, a partial's origin) stays
+#: exact.
+NUL_STAND_IN = b"\x80"
+
+
+def textual_literal(data: bytes) -> Literal:
+    """Message data for ``BODY[...]``, ``RFC822``, ``RFC822.HEADER`` and
+    ``RFC822.TEXT``: a plain literal, every NUL replaced by
+    :data:`NUL_STAND_IN`.
+
+    No plain literal may hold NUL: RFC 3501 and RFC 9051 section 9 (``CHAR8
+    = %x01-ff``; "the ASCII NUL character, %x00, MUST NOT be used anywhere,
+    with the exception of the OCTET production"), and section 4.3.1 of both
+    ("unencoded binary strings are not permitted, unless returned in a
+    <literal8> in response to a BINARY.PEEK[...]/BINARY[...] FETCH data
+    item").  APPEND never stores a NUL these items could show
+    (:mod:`asimap.message.reencode`), but a message that nmh's
+    ``rcvstore``, a delivery agent or any MH tool wrote into a folder holds
+    whatever octets it was given, and the file is the truth.
+
+    Section 4.3.1 asks for binary data in a textual form "such as base64";
+    re-encoding a part here would contradict RFC822.SIZE and BODYSTRUCTURE,
+    which describe the stored octets (RFC 9051 section 7.5.2: the sizes a
+    client uses to fetch partially), and refusing with RFC 3516's ``NO
+    [UNKNOWN-CTE]`` would hide the whole message from every client without
+    BINARY.  So each NUL becomes one permitted octet, as Dovecot 2.3 does:
+    every size stays exact, only octets that 7bit and 8bit data may not
+    hold anyway (RFC 2045 sections 2.7 and 2.8) or a ``binary`` part's
+    differ, and ``BINARY[...]`` still returns the exact octets in a literal8.
+    """
+    if b"\x00" in data:
+        data = data.replace(b"\x00", NUL_STAND_IN)
+    return Literal(data)
 
 
 def _cut(data: bytes, partial: Partial | None) -> bytes:
@@ -324,17 +364,17 @@ async def _item(data: MessageData, att: FetchAtt) -> list[Value]:
     if kind is FetchKind.BODYSTRUCTURE:
         return [Atom("BODYSTRUCTURE"), message.bodystructure(True)]
     if kind is FetchKind.RFC822:
-        return [Atom("RFC822"), Literal(message.section(None))]
+        return [Atom("RFC822"), textual_literal(message.section(None))]
     if kind is FetchKind.RFC822_HEADER:
         header = message.section(Section(text=SectionText.HEADER))
-        return [Atom("RFC822.HEADER"), Literal(header)]
+        return [Atom("RFC822.HEADER"), textual_literal(header)]
     if kind is FetchKind.RFC822_TEXT:
         text = message.section(Section(text=SectionText.TEXT))
-        return [Atom("RFC822.TEXT"), Literal(text)]
+        return [Atom("RFC822.TEXT"), textual_literal(text)]
     if kind is FetchKind.BODY_SECTION:
         name = f"BODY[{section_spec(att.section)}]{_partial_suffix(att.partial)}"
         body = _cut(message.section(att.section), att.partial)
-        return [Raw(name), Literal(body)]
+        return [Raw(name), textual_literal(body)]
     part = att.section.part if att.section is not None else ()
     spec = ".".join(str(p) for p in part)
     try:
