@@ -49,11 +49,11 @@ def tmpfs(directory: Path, size: str, owner: int | None = None) -> Iterator[Path
             subprocess.run(["umount", "-l", directory], check=False, timeout=30)
 
 
-def fill(directory: Path) -> Path:
+def fill(directory: Path, name: str = ".test-filler") -> Path:
     """Take every byte still free under ``directory`` with a file of root's
     (a tmpfs's size limit applies to root too); returns the file, whose
     removal gives the room back."""
-    filler = directory / ".test-filler"
+    filler = directory / name
     chunk = bytes(4096)
     with open(filler, "wb", buffering=0) as handle:
         while True:

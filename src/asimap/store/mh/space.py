@@ -17,11 +17,19 @@ blocks, not a sparse file) while there is room.  Jobs are of two kinds:
   place they are refused before they start, so that they cannot eat the
   room that deletion needs;
 * every other job (STORE, EXPUNGE, MOVE, DELETE, and the reads, which
-  may write cache rows) that fails on a full disk releases the reserve and
-  runs once more, using the freed room.
+  may write cache rows) that fails on a full disk gives back one
+  :data:`RELEASE_STEP` of the reserve and runs once more, step after step
+  until it succeeds or the reserve is used up.
 
-After a successful job, a released reserve is put back as soon as the
-room exists again (freed by the expunge itself, or by the administrator).
+The reserve shrinks by steps, not all at once, because a small job that
+met the full disk first (the ``\\Recent`` bookkeeping after a SELECT, a
+cache row) would otherwise free the whole reserve for a few pages, and
+whatever else writes on that file system (another account, an MH tool,
+the logs) could take the rest before the user's STORE and EXPUNGE come.
+
+After a successful job, a shrunk reserve is grown back to its full size
+as soon as the room exists again (freed by the expunge itself, or by the
+administrator).  Jobs that add mail wait for the full reserve.
 
 The errors: ENOSPC and EDQUOT (and SQLite's SQLITE_FULL, which is how it
 reports ENOSPC on its files) become :class:`DiskFull`, a kind of
@@ -47,6 +55,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_ISREG
 from typing import TypeVar
 
 from asimap.store.base import OverQuota, StorageDenied
@@ -68,6 +77,10 @@ RESERVE_NAME = ".asimap-reserve"
 #: messages.  An EXPUNGE also frees its message files *before* it writes
 #: the database, so it gains room as it goes.
 RESERVE_BYTES = 1024 * 1024
+
+#: How much of the reserve one retry of a job frees (module doc): enough
+#: for a STORE's few WAL frames and ``.mh_sequences``, an eighth of it.
+RELEASE_STEP = 128 * 1024
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -143,64 +156,111 @@ class Space:
         self._lock = threading.Lock()
         #: The causes already logged (until the disk recovers), bounded.
         self._reported: set[tuple[str, str]] = set()
-        self.held = self._present()
+        #: The reserve's size now (0: none); ``held`` when it is whole.
+        self.left = self._present()
         #: True when the reserve cannot exist here for a reason other than
         #: room (a read-only root): then adding jobs are not held back.
         self.unsupported = False
 
-    def _present(self) -> bool:
+    @property
+    def held(self) -> bool:
+        """The reserve is in place, whole."""
+        return self.left >= self.size
+
+    def _present(self) -> int:
         try:
-            return self.path.stat().st_size >= self.size
+            stat = os.stat(self.path, follow_symlinks=False)
         except OSError:
-            return False
+            return 0
+        return stat.st_size if S_ISREG(stat.st_mode) else 0
 
     # -- the reserve ---------------------------------------------------------
 
     def restore(self) -> bool:
-        """Put the reserve in place if the room exists; True if it is."""
+        """Put the whole reserve in place if the room exists; True if it is.
+
+        What is left of a shrunk reserve grows in place (a failed attempt
+        gives back only what it took); a missing one is allocated in full
+        under a temporary name and renamed, so that it is never half made.
+        """
         with self._lock:
             if self.held:
                 return True
-            temp = self.root / f"{RESERVE_NAME}.new"
             try:
-                # A leftover of a crash goes, and so does a symlink planted
-                # under this name: opening through it would truncate and
-                # fill a file outside the mail root.
-                with contextlib.suppress(FileNotFoundError):
-                    temp.unlink()
-                fd = os.open(
-                    temp,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                    self.mode,
-                )
-                try:
-                    os.fchmod(fd, self.mode)
-                    _allocate(fd, self.size)
-                finally:
-                    os.close(fd)
-                os.replace(temp, self.path)
+                if self.left:
+                    try:
+                        self._grow()
+                    except FileNotFoundError:
+                        self.left = 0  # removed by someone else
+                        self._make()
+                else:
+                    self._make()
             except OSError as exc:
-                with contextlib.suppress(OSError):
-                    temp.unlink()
                 self.unsupported = exc.errno not in _FULL_ERRNOS
                 return False
-            self.held = True
+            self.left = self.size
             self.unsupported = False
             if self._reported:
                 log.info("%s: disk space available again, reserve restored", self.root)
                 self._reported.clear()
             return True
 
-    def release(self) -> bool:
-        """Free the reserve's room for a deletion; True if it was held."""
-        with self._lock:
-            if not self.held:
-                return False
-            self.held = False
+    def _grow(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+        try:
             try:
-                self.path.unlink()
-            except FileNotFoundError:
+                _allocate(fd, self.size)
+            except OSError:
+                os.ftruncate(fd, self.left)
+                raise
+        finally:
+            os.close(fd)
+
+    def _make(self) -> None:
+        temp = self.root / f"{RESERVE_NAME}.new"
+        try:
+            # A leftover of a crash goes, and so does a symlink planted
+            # under this name: opening through it would truncate and fill
+            # a file outside the mail root.
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            fd = os.open(
+                temp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                self.mode,
+            )
+            try:
+                os.fchmod(fd, self.mode)
+                _allocate(fd, self.size)
+            finally:
+                os.close(fd)
+            os.replace(temp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+
+    def release(self, step: int | None = None) -> bool:
+        """Free ``step`` bytes of the reserve (all of it by default) for a
+        deletion; True if any room was freed."""
+        with self._lock:
+            if self.left <= 0:
                 return False
+            keep = 0 if step is None else max(0, self.left - step)
+            try:
+                if keep:
+                    # Not through a symlink planted under this name.
+                    fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+                    try:
+                        os.ftruncate(fd, keep)
+                    finally:
+                        os.close(fd)
+                else:
+                    self.path.unlink()
+            except OSError:
+                self.left = 0
+                return False
+            self.left = keep
             return True
 
     # -- running jobs --------------------------------------------------------
@@ -217,19 +277,35 @@ class Space:
             if error is None:
                 raise
             self._report(error, _cause(exc))
-            if adds or not isinstance(error, DiskFull) or not self.release():
+            if adds or not isinstance(error, DiskFull):
                 raise error from exc
-            log.warning("%s: reserve released so that deletions can proceed", self.root)
-            try:
-                result = fn()
-            except Exception as again:
-                error = classify(again, self.root)
-                if error is None:
-                    raise
-                raise error from again
+            result = self._run_on_reserve(fn, error, exc)
         if not self.held:
             self.restore()
         return result
+
+    def _run_on_reserve(
+        self, fn: Callable[[], T], error: Exception, exc: Exception
+    ) -> T:
+        """Run ``fn`` again after each step of the reserve it frees, until
+        it succeeds or the reserve is gone (module doc)."""
+        while self.release(RELEASE_STEP):
+            log.warning(
+                "%s: reserve released in part (%d bytes left) so that "
+                "deletions can proceed",
+                self.root,
+                self.left,
+            )
+            try:
+                return fn()
+            except Exception as again:
+                error_again = classify(again, self.root)
+                if error_again is None:
+                    raise
+                if not isinstance(error_again, DiskFull):
+                    raise error_again from again
+                error, exc = error_again, again
+        raise error from exc
 
     def _report(self, error: E, cause: tuple[str, str]) -> E:
         """Log ``error`` the first time its cause is seen (module doc)."""
