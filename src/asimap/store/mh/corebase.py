@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from stat import S_ISDIR
 
 from asimap.store.base import (
     MailboxNotFound,
@@ -29,8 +30,9 @@ from asimap.store.mh import repair, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.freshness import Freshness, WatchFeed
-from asimap.store.mh.paths import folder_path
+from asimap.store.mh.paths import check_mh_name, folder_path, folder_relpath
 from asimap.store.mh.seqcache import OurSequences
+from asimap.store.names import DELIMITER
 
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
@@ -42,6 +44,9 @@ YOUNG_NS = 10_000_000_000
 #: Most message files remembered per folder as created by us (a COPY of
 #: a whole big folder keeps only its newest).
 CREATED_LIMIT = 65_536
+
+#: Mailbox names whose directory levels :meth:`CoreBase.folder_of` keeps.
+_LEVELS_CACHED = 4096
 
 #: Merge attempts when a tool keeps rewriting the file under us.
 WRITE_RETRIES = 20
@@ -202,6 +207,8 @@ class CoreBase:
         #: under the number was a tool's (inc wrote over ours): their
         #: sequence memberships in the file are our message's, not theirs.
         self._not_ours: dict[Path, set[int]] = {}
+        #: Mailbox name -> its directory levels (:meth:`folder_of`).
+        self._levels: dict[str, tuple[str, ...]] = {}
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""
@@ -253,12 +260,47 @@ class CoreBase:
         return str(row[0])
 
     def folder_of(self, mailbox_id: int) -> Path:
-        """The directory of a mailbox; MailboxNotFound when it vanished."""
-        folder = folder_path(self.root, self.mailbox_name(mailbox_id))
+        """The directory of a mailbox; MailboxNotFound when it vanished.
+
+        Every job asks this, so the common case is cheap: a folder whose
+        levels are all plain directories (``lstat`` of each level below
+        the root, one for INBOX) cannot leave the resolved root, and needs
+        neither :func:`folder_path`'s ``realpath`` of the whole path nor
+        its symlink checks.  Anything else (a symlink, a missing level)
+        goes through :func:`folder_path` as before.
+        """
+        name = self.mailbox_name(mailbox_id)
+        folder = self._plain_folder(name)
+        if folder is not None:
+            return folder
+        folder = folder_path(self.root, name)
         if not folder.is_dir():
             self.forget_mailbox(mailbox_id)
             raise MailboxNotFound("Mailbox no longer exists")
         return folder
+
+    def _plain_folder(self, name: str) -> Path | None:
+        """``name``'s directory when every level of it is a real directory
+        (no symlink), else None (see :meth:`folder_of`)."""
+        levels = self._levels.get(name)
+        if levels is None:
+            try:
+                levels = tuple(folder_relpath(check_mh_name(name)).split(DELIMITER))
+            except StoreError:
+                return None  # folder_path raises the proper error
+            if len(self._levels) >= _LEVELS_CACHED:
+                self._levels.clear()
+            self._levels[name] = levels
+        current = self.root
+        for level in levels:
+            current = current / level
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return None
+            if not S_ISDIR(mode):
+                return None
+        return current
 
     def forget_mailbox(self, mailbox_id: int) -> None:
         """Drop a mailbox whose directory is gone (``rmf``, DELETE)."""
