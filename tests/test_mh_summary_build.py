@@ -105,9 +105,11 @@ async def test_other_jobs_run_between_summary_chunks(
         log: list[str] = []
         real = store.core.summaries
 
-        def logged(mailbox_id: int, chunk: Sequence[int]) -> list[MessageSummary]:
+        def logged(
+            mailbox_id: int, chunk: Sequence[int], structure: bool = True
+        ) -> list[MessageSummary]:
             log.append(f"chunk {len(chunk)}")
-            return real(mailbox_id, chunk)
+            return real(mailbox_id, chunk, structure)
 
         monkeypatch.setattr(store.core, "summaries", logged)
         build = asyncio.create_task(inbox.summaries(uids + uids[:3]))

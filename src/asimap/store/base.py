@@ -253,8 +253,10 @@ SUMMARY_HEADERS = (
 #: cache filled by the old code.  Bump it whenever the output changes
 #: (3: a NUL in a header field is sent as U+FFFD; 4: hostile messages are
 #: interpreted only up to :mod:`asimap.message.limits`; 5: words without
-#: "@" in an address field are a display name, not a glued local part).
-SUMMARY_VERSION = 5
+#: "@" in an address field are a display name, not a glued local part;
+#: 6: the MH store caches header-only summaries, with an empty
+#: BODYSTRUCTURE, which older code would serve as it is).
+SUMMARY_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,8 +438,16 @@ class Mailbox(abc.ABC):
     async def message(self, uid: int) -> Message:
         """The parsed message (cached); :class:`MessageGone` if expunged."""
 
-    async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
+    async def summaries(
+        self, uids: Sequence[int], *, structure: bool = True
+    ) -> list[MessageSummary]:
         """Summaries of ``uids`` in the order given, skipping expunged ones.
+
+        With ``structure=False`` the caller reads only the header part
+        (UID, size, dates, ``envelope``, ``headers``): a store may then
+        leave ``bodystructure`` and ``body`` empty and the ids "", which
+        spares it parsing more than each message's header block (header
+        SEARCH, SORT, THREAD, FETCH ENVELOPE).
 
         This default parses each message; stores with a cache override it
         to answer from the cache in one batch.

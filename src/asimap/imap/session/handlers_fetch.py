@@ -49,6 +49,18 @@ from asimap.store.base import (
     StoreMode,
 )
 
+#: Summary items a header-only summary cannot answer: with none of them
+#: (ENVELOPE, INTERNALDATE, RFC822.SIZE, SAVEDATE) a store parses only
+#: each message's header block (``Mailbox.summaries(structure=False)``).
+_STRUCTURE_KINDS = frozenset(
+    {
+        c.FetchKind.BODY,
+        c.FetchKind.BODYSTRUCTURE,
+        c.FetchKind.EMAILID,
+        c.FetchKind.THREADID,
+    }
+)
+
 #: Messages whose summaries FETCH loads in one store call.
 SUMMARY_BATCH = 256
 
@@ -99,6 +111,7 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
     unreadable: MessageUnreadable | None = None
     failed: dict[int, MessageUnreadable] = {}
     use_summaries = any(att.kind in fetch.SUMMARY_KINDS for att in cmd.items)
+    structure = any(att.kind in _STRUCTURE_KINDS for att in cmd.items)
     summaries: dict[int, MessageSummary] = {}
     out = _Batch(ctx)
     try:
@@ -111,7 +124,7 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
                     for _, u in pairs[index : index + SUMMARY_BATCH]
                     if u not in view.gone
                 ]
-                found, failed = await _summaries(view.mailbox, batch)
+                found, failed = await _summaries(view.mailbox, batch, structure)
                 if failed and unreadable is None:
                     unreadable = next(iter(failed.values()))
                 summaries = {summary.uid: summary for summary in found}
@@ -169,13 +182,13 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
 
 
 async def _summaries(
-    mailbox: Mailbox, uids: list[int]
+    mailbox: Mailbox, uids: list[int], structure: bool
 ) -> tuple[list[MessageSummary], dict[int, MessageUnreadable]]:
-    """The summaries of ``uids``; when a message cannot be read, the
-    others one by one, so that only the unreadable ones are left out (and
-    returned, by UID)."""
+    """The summaries of ``uids`` (with BODYSTRUCTURE and ids when
+    ``structure``); when a message cannot be read, the others one by one,
+    so that only the unreadable ones are left out (and returned, by UID)."""
     try:
-        return list(await mailbox.summaries(uids)), {}
+        return list(await mailbox.summaries(uids, structure=structure)), {}
     except MessageUnreadable:
         pass
     except StoreError as exc:
@@ -184,7 +197,7 @@ async def _summaries(
     failed: dict[int, MessageUnreadable] = {}
     for uid in uids:
         try:
-            found += await mailbox.summaries([uid])
+            found += await mailbox.summaries([uid], structure=structure)
         except MessageUnreadable as exc:
             failed[uid] = exc
         except StoreError as exc:

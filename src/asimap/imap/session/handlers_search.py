@@ -83,7 +83,7 @@ async def find(
     if condstore.uses_modseq(key):
         extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     source = _source_for(key)
-    if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
+    if source in _SUMMARIES and not _caches_summaries(view.mailbox):
         # The default summaries() parses each message and encodes its
         # ENVELOPE and BODYSTRUCTURE too: reading the header is cheaper.
         source = _Source.MESSAGE
@@ -123,7 +123,7 @@ async def judge(
     :class:`StoreError`.
     """
     source = _costliest(_source_for(key) for key in keys)
-    if source is _Source.SUMMARY and not _caches_summaries(view.mailbox):
+    if source in _SUMMARIES and not _caches_summaries(view.mailbox):
         source = _Source.MESSAGE
     max_seq = view.exists
     max_uid = view.uids[-1] if view.uids else 0
@@ -220,6 +220,7 @@ class _Source(enum.Enum):
     STATE = "state"  # flags, MODSEQ, sequence numbers: the view has them
     INFO = "info"  # + INTERNALDATE, RFC822.SIZE
     SUMMARY = "summary"  # + the cached header fields of the summary
+    IDS = "ids"  # + EMAILID/THREADID (a full summary: the whole message)
     MESSAGE = "message"  # + the message itself (TEXT, BODY, other headers)
 
 
@@ -244,8 +245,8 @@ def _source_for(key: c.SearchKey) -> _Source:
     if isinstance(key, c.SearchSize | c.SearchSaveDate):
         return _Source.INFO
     if isinstance(key, c.SearchObjectId):
-        # RFC 8474 ids are cached with the summary (content-derived).
-        return _Source.SUMMARY
+        # RFC 8474 ids are cached with the full summary (content-derived).
+        return _Source.IDS
     if isinstance(key, c.SearchNot):
         return _source_for(key.key)
     if isinstance(key, c.SearchOr):
@@ -256,6 +257,7 @@ def _source_for(key: c.SearchKey) -> _Source:
 
 
 _ORDER = list(_Source)
+_SUMMARIES = (_Source.SUMMARY, _Source.IDS)
 
 
 def _caches_summaries(mailbox: Mailbox) -> bool:
@@ -277,8 +279,10 @@ async def _candidates(
     """Candidates for ``(seq, uid)`` pairs, loading only what ``source``
     says; messages expunged meanwhile are left out."""
     summaries: dict[int, MessageSummary] = {}
-    if source is _Source.SUMMARY:
-        found = await view.mailbox.summaries([uid for _, uid in batch])
+    if source is _Source.SUMMARY or source is _Source.IDS:
+        found = await view.mailbox.summaries(
+            [uid for _, uid in batch], structure=source is _Source.IDS
+        )
         summaries = {summary.uid: summary for summary in found}
     out: list[SearchCandidate] = []
     for seq, uid in batch:
@@ -294,7 +298,7 @@ async def _candidates(
             size=0,
         )
         try:
-            if source is _Source.SUMMARY:
+            if source is _Source.SUMMARY or source is _Source.IDS:
                 summary = summaries.get(uid)
                 if summary is None:
                     continue  # expunged meanwhile

@@ -110,7 +110,7 @@ async def load_items(
     for start in range(0, len(missing), SEARCH_BATCH):
         try:
             summaries = await view.mailbox.summaries(
-                missing[start : start + SEARCH_BATCH]
+                missing[start : start + SEARCH_BATCH], structure=False
             )
         except StoreError as exc:
             raise store_error_response(exc) from exc

@@ -35,11 +35,9 @@ the flags; every difference bumps that message's MODSEQ.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
-from asimap.imap.responses import Encoded
 from asimap.store.base import (
     Changes,
     MailboxStatus,
@@ -48,7 +46,7 @@ from asimap.store.base import (
     MessageState,
     MessageSummary,
 )
-from asimap.store.mh import objectids, seqfile
+from asimap.store.mh import objectids, seqfile, summarizing
 from asimap.store.mh.corebase import (
     KeywordRefused,
     _savedate,
@@ -238,78 +236,27 @@ class Core(Writer):
         ).fetchall()
 
     def unsummarised(self, mailbox_id: int) -> list[int]:
-        """UIDs with no (current) cached summary, newest first: what a
-        background fill builds (:meth:`MHMailbox.states`)."""
-        return [
-            uid
-            for (uid,) in self.conn.execute(
-                "SELECT m.uid FROM messages m LEFT JOIN summaries s "
-                "ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
-                "WHERE m.mailbox_id=? AND s.emailid IS NULL ORDER BY m.uid DESC",
-                (mailbox_id,),
-            )
-        ]
+        """UIDs with no cached summary, newest first: what a background
+        fill builds (:meth:`MHMailbox.states`)."""
+        return summarizing.unsummarised(self.conn, mailbox_id)
 
-    def summaries(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageSummary]:
+    def summaries(
+        self, mailbox_id: int, uids: Sequence[int], structure: bool = True
+    ) -> list[MessageSummary]:
         """Summaries from the cache; messages not cached yet are parsed once
-        here (on the worker thread) and cached for good."""
+        here (on the worker thread) and cached for good -- only their
+        header block unless ``structure`` (:mod:`.summarizing`)."""
         wanted = list(dict.fromkeys(uids))
-        found: dict[int, MessageSummary] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                "SELECT m.uid, m.size, m.internaldate, m.tz_minutes, s.envelope, "
-                "s.bodystructure, s.body, s.headers, s.emailid, s.threadid, "
-                "m.savedate FROM messages m "
-                "JOIN summaries s ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
-                f"WHERE m.mailbox_id=? AND m.uid IN ({marks}) "
-                # Cached before schema 3 (no object ids): rebuilt below.
-                "AND s.emailid IS NOT NULL",
-                (mailbox_id, *chunk),
-            ):
-                uid, size, seconds, tz, envelope, structure, body, headers = row[:8]
-                emailid, threadid, saved = row[8:]
-                found[uid] = MessageSummary(
-                    uid=uid,
-                    size=size,
-                    internaldate=to_datetime(seconds, tz),
-                    envelope=Encoded(envelope),
-                    bodystructure=Encoded(structure),
-                    body=Encoded(body),
-                    headers={k: tuple(v) for k, v in json.loads(headers).items()},
-                    emailid=emailid,
-                    threadid=threadid,
-                    savedate=_savedate(saved),
-                )
+        found = summarizing.cached(self.conn, mailbox_id, wanted, structure)
         missing = [uid for uid in wanted if uid not in found]
         fresh = build_summaries(
             lambda batch: self._file_rows(mailbox_id, batch),
             self.folder_of(mailbox_id),
             lambda uid: self.read(mailbox_id, uid),
             missing,
+            structure,
         )
-        found.update((summary.uid, summary) for summary in fresh)
         if fresh:
-            with transaction(self.conn):
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
-                    "bodystructure, body, headers, emailid, threadid) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            mailbox_id,
-                            summary.uid,
-                            summary.envelope.data,
-                            summary.bodystructure.data,
-                            summary.body.data,
-                            json.dumps(
-                                {k: list(v) for k, v in summary.headers.items()}
-                            ),
-                            summary.emailid,
-                            summary.threadid,
-                        )
-                        for summary in fresh
-                    ],
-                )
+            found.update((summary.uid, summary) for summary in fresh)
+            summarizing.remember(self.conn, mailbox_id, fresh, structure)
         return [found[uid] for uid in wanted if uid in found]

@@ -130,7 +130,8 @@ class MHMailbox(Mailbox):
     # -- summaries in the background --------------------------------------------
 
     def start_fill(self) -> None:
-        """Build the summaries this folder lacks, in the background.
+        """Build the header summaries this folder lacks, in the background
+        (:mod:`.summarizing`: BODYSTRUCTURE waits until a FETCH asks).
 
         Called when a session opens the folder (SELECT, EXAMINE and POP3
         list its states).  A folder filled by nmh ``inc`` has no summary
@@ -160,7 +161,8 @@ class MHMailbox(Mailbox):
                 self._filled_at = highest
             for start in range(0, len(missing), FILL_JOB):
                 chunk = missing[start : start + FILL_JOB]
-                await self._store.call(partial(core.summaries, self.mailbox_id, chunk))
+                job = partial(core.summaries, self.mailbox_id, chunk, False)
+                await self._store.call(job)
         except MailboxNotFound:
             pass
         except Exception:
@@ -216,7 +218,9 @@ class MHMailbox(Mailbox):
             cached_bytes -= self._messages.popitem(last=False)[1].size
         return message
 
-    async def summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
+    async def summaries(
+        self, uids: Sequence[int], *, structure: bool = True
+    ) -> list[MessageSummary]:
         """From the database cache: FETCH ENVELOPE/BODYSTRUCTURE of a big
         folder never parses a message file twice (design.md section 8).
 
@@ -231,7 +235,7 @@ class MHMailbox(Mailbox):
         core = self._store.core
         for start in range(0, len(wanted), SUMMARY_JOB):
             chunk = wanted[start : start + SUMMARY_JOB]
-            job = partial(core.summaries, self.mailbox_id, chunk)
+            job = partial(core.summaries, self.mailbox_id, chunk, structure)
             out.extend(await self._store.call(job))
         return out
 

@@ -1,40 +1,81 @@
-"""Building the summaries of messages the MH store has not summarised yet.
+"""The MH store's summary cache: building, storing and reading summaries.
 
-The first header SEARCH, SORT or THREAD of a folder summarises every
-message in it (100,000 for a big migrated folder), so the per-message
-overhead around :func:`asimap.store.base.summarize` matters: this reads the
-rows of a whole batch in one query instead of two queries per message
-(``info`` and ``read``), and reads each file directly.  A file that is not
-the one the row describes (an MH tool renumbered or rewrote it since the
-last scan) goes through :meth:`Core.read`, which rescans and retries, so the
-result is the same as summarising message by message.
+A summary (:class:`asimap.store.base.MessageSummary`) comes in two depths:
 
-Runs on the store's worker thread, inside one job, like everything that
-touches the database.
+* a *header summary*: the fields of :data:`SUMMARY_HEADERS` and the
+  ENVELOPE.  That is all header SEARCH, SORT, THREAD and FETCH ENVELOPE
+  read, and all of it comes from the message's header block: it is built
+  from the first :data:`HEAD_BYTES` of the file (more only when the header
+  is longer), without parsing the MIME tree.  The first SORT of a folder
+  nmh filled with 100,000 messages summarises every message, so this is
+  the cost that decides how long that SORT takes;
+* a *full summary* adds BODYSTRUCTURE, BODY and the RFC 8474 ids (EMAILID
+  hashes the whole message), built on demand (FETCH BODYSTRUCTURE, SEARCH
+  EMAILID) from the whole file, as :func:`asimap.store.base.summarize` does.
+
+Both are rows of the ``summaries`` table; a header summary leaves
+``bodystructure`` and ``body`` empty and the ids NULL (no full
+BODYSTRUCTURE is ever empty: it is a parenthesised list), so a full read
+treats it as missing and replaces it.  A header summary is exactly the
+full one minus those parts (tests/test_mh_header_summaries.py holds this
+for the corpus): the header block is split by the same function, and the
+same :class:`Headers` parse yields the same fields and ENVELOPE.
+
+The rows of a whole batch are read in one query, and each file directly;
+a file that is not the one the row describes (an MH tool renumbered or
+rewrote it since the last scan) goes through the careful one-message read
+(``Core.read``), which rescans and retries.  Runs on the store's worker
+thread, inside one job, like everything that touches the database.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from asimap.imap.responses import Encoded
+from asimap.message.envelope import envelope
+from asimap.message.headers import Headers, split_header
 from asimap.message.model import Message
-from asimap.store.base import MessageGone, MessageInfo, MessageSummary, summarize
+from asimap.message.wire import encode_summary_value
+from asimap.store.base import (
+    SUMMARY_HEADERS,
+    MessageGone,
+    MessageInfo,
+    MessageSummary,
+    summarize,
+)
 from asimap.store.mh.corebase import _savedate, to_datetime
+from asimap.store.mh.db import transaction
 from asimap.store.mh.files import FileIdentity
 
 #: Rows fetched per query (SQLite's default limit on host parameters is
 #: 999 before 3.32; stay well below it).
 _BATCH = 500
 
+#: What is read of a file for its header summary at first: the header of
+#: nearly every message fits (a longer one is read on to its end).
+HEAD_BYTES = 8192
 
-def _read_if_same(path: str, identity: FileIdentity) -> bytes | None:
-    """The file's bytes if it is still the file the row describes."""
+_EMPTY = Encoded(b"")
+
+
+def _open_if_same(path: str, identity: FileIdentity, whole: bool) -> bytes | None:
+    """The file's bytes (all of them, or enough for its header) if it is
+    still the file the row describes; None otherwise."""
     try:
         with open(path, "rb") as handle:
-            if FileIdentity.of(os.fstat(handle.fileno())) == identity:
+            if FileIdentity.of(os.fstat(handle.fileno())) != identity:
+                return None
+            if whole or identity.size <= HEAD_BYTES:
                 return handle.read()
+            head = handle.read(HEAD_BYTES)
+            if header_complete(head):
+                return head
+            return head + handle.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         pass
     except OSError:
@@ -42,13 +83,53 @@ def _read_if_same(path: str, identity: FileIdentity) -> bytes | None:
     return None
 
 
+def header_complete(head: bytes) -> bool:
+    """Whether the first bytes of a message hold its whole header block.
+
+    :func:`split_header` finds the first empty line; one found well inside
+    ``head`` is the first of the whole message too, so the header it
+    delimits is the message's.  A split at the very end (no empty line
+    seen, or one that more bytes could still change) is not trusted.
+    """
+    _header_end, body_start = split_header(head, 0, len(head))
+    return body_start <= len(head) - 3
+
+
+def header_summary(info: MessageInfo, raw: bytes) -> MessageSummary:
+    """The header summary of a message from ``raw``, its first bytes
+    (including the whole header block) or all of them.
+
+    The same fields and ENVELOPE as :func:`summarize`: both read the root
+    entity's :class:`Headers`, split off by :func:`split_header`.
+    """
+    header_end, _ = split_header(raw, 0, len(raw))
+    headers = Headers(raw, 0, header_end)
+    values: dict[str, tuple[str, ...]] = {}
+    for name in SUMMARY_HEADERS:
+        fields = headers.all(name)
+        if fields:
+            values[name] = tuple(field.text() for field in fields)
+    return MessageSummary(
+        uid=info.uid,
+        size=info.size,
+        internaldate=info.internaldate,
+        envelope=Encoded(encode_summary_value(envelope(headers))),
+        bodystructure=_EMPTY,
+        body=_EMPTY,
+        headers=values,
+        savedate=info.savedate,
+    )
+
+
 def build_summaries(
     rows: Callable[[Sequence[int]], list[tuple[int, ...]]],
     folder: Path,
     read: Callable[[int], bytes],
     uids: Sequence[int],
+    structure: bool = True,
 ) -> list[MessageSummary]:
-    """Summaries of ``uids`` (skipping expunged ones), in the order given.
+    """Summaries of ``uids`` (skipping expunged ones), in the order given:
+    full ones when ``structure``, else header summaries.
 
     ``rows(batch)`` returns ``(uid, num, ino, size, mtime_ns, internaldate,
     tz_minutes, savedate)`` for the UIDs of ``batch`` that still exist;
@@ -65,7 +146,8 @@ def build_summaries(
             if row is None:
                 continue  # expunged
             _, num, ino, size, mtime_ns, seconds, tz, saved = row
-            raw = _read_if_same(prefix + str(num), FileIdentity(ino, size, mtime_ns))
+            identity = FileIdentity(ino, size, mtime_ns)
+            raw = _open_if_same(prefix + str(num), identity, structure)
             if raw is None:
                 try:
                     raw = read(uid)
@@ -77,5 +159,95 @@ def build_summaries(
                 size=size,
                 savedate=_savedate(saved),
             )
-            out.append(summarize(info, Message(raw)))
+            if structure:
+                out.append(summarize(info, Message(raw)))
+            else:
+                out.append(header_summary(info, raw))
     return out
+
+
+def cached(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    uids: Sequence[int],
+    structure: bool,
+) -> dict[int, MessageSummary]:
+    """The cached summaries of ``uids`` that serve: full ones when
+    ``structure``, else the header part of any row (a full one holds it)."""
+    found: dict[int, MessageSummary] = {}
+    # Full rows only: header rows, and rows cached before schema 3 (no
+    # object ids), are rebuilt by the caller.
+    full_only = "AND s.emailid IS NOT NULL" if structure else ""
+    columns = (
+        "s.bodystructure, s.body, s.emailid, s.threadid"
+        if structure
+        else "x'', x'', '', ''"
+    )
+    for start in range(0, len(uids), _BATCH):
+        chunk = uids[start : start + _BATCH]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT m.uid, m.size, m.internaldate, m.tz_minutes, s.envelope, "
+            f"{columns}, s.headers, "
+            "m.savedate FROM messages m "
+            "JOIN summaries s ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
+            f"WHERE m.mailbox_id=? AND m.uid IN ({marks}) {full_only}",
+            (mailbox_id, *chunk),
+        ):
+            uid, size, seconds, tz, env, bodystructure, body = row[:7]
+            emailid, threadid, headers, saved = row[7:]
+            found[uid] = MessageSummary(
+                uid=uid,
+                size=size,
+                internaldate=to_datetime(seconds, tz),
+                envelope=Encoded(env),
+                bodystructure=Encoded(bodystructure),
+                body=Encoded(body),
+                headers={k: tuple(v) for k, v in json.loads(headers).items()},
+                emailid=emailid,
+                threadid=threadid,
+                savedate=_savedate(saved),
+            )
+    return found
+
+
+def remember(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    fresh: Iterable[MessageSummary],
+    structure: bool,
+) -> None:
+    """Cache ``fresh`` summaries (full ones when ``structure``)."""
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO summaries (mailbox_id, uid, envelope, "
+            "bodystructure, body, headers, emailid, threadid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    mailbox_id,
+                    summary.uid,
+                    summary.envelope.data,
+                    summary.bodystructure.data,
+                    summary.body.data,
+                    json.dumps({k: list(v) for k, v in summary.headers.items()}),
+                    summary.emailid if structure else None,
+                    summary.threadid if structure else None,
+                )
+                for summary in fresh
+            ],
+        )
+
+
+def unsummarised(conn: sqlite3.Connection, mailbox_id: int) -> list[int]:
+    """UIDs with no cached summary at all, newest first: what a background
+    fill builds header summaries of."""
+    return [
+        uid
+        for (uid,) in conn.execute(
+            "SELECT m.uid FROM messages m LEFT JOIN summaries s "
+            "ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
+            "WHERE m.mailbox_id=? AND s.uid IS NULL ORDER BY m.uid DESC",
+            (mailbox_id,),
+        )
+    ]
