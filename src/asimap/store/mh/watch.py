@@ -323,8 +323,14 @@ WATCH_MASK = (
 )
 
 #: A sequence-file inode we replaced but keep open: an nmh tool that had
-#: opened it before our rename writes its change into it.
-ORPHAN_MASK = IN_MODIFY | IN_CLOSE_WRITE
+#: opened it before our rename writes its change into it.  Only
+#: ``IN_MODIFY`` (every ``write`` and ``ftruncate`` raises it): the
+#: descriptor we keep is the one that held nmh's lock, open for writing,
+#: so closing it when the orphan expires raised ``IN_CLOSE_WRITE`` with
+#: nothing written -- and made the folder "changed", so a run of APPENDs
+#: (a new orphan each, the oldest closed past the count limit) rescanned
+#: the whole folder on every one.
+ORPHAN_MASK = IN_MODIFY
 
 #: struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
 _EVENT = struct.Struct("iIII")
