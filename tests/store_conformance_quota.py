@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from asimap.store.base import OverQuota, QuotaLimits, QuotaUsage, Store, StoreMode
+from asimap.store.base import (
+    NewMessage,
+    OverQuota,
+    QuotaLimits,
+    QuotaUsage,
+    Store,
+    StoreMode,
+)
 
 StoreFactory = Callable[[], Awaitable[Store]]
 
@@ -101,6 +108,29 @@ class QuotaConformance:
         store.set_quota_limits(QuotaLimits(storage=16))
         with pytest.raises(OverQuota):
             await inbox.copy_to([1], inbox)  # into itself counts too
+
+    async def test_append_all_is_all_or_nothing(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """MULTIAPPEND (RFC 3502 section 6.3.11): each message fits the
+        quota alone, the three together do not, so none is stored; three
+        that fit are stored in order, with ascending UIDs."""
+        store = await store_factory()
+        inbox = await store.mailbox("INBOX")
+        await inbox.append(b"0\r\n")
+        store.set_quota_limits(QuotaLimits(messages=3))
+        three = [NewMessage(b"%d\r\n" % n, frozenset({"\\Seen"})) for n in (1, 2, 3)]
+        with pytest.raises(OverQuota):
+            await inbox.append_all(three)
+        assert (await inbox.status()).messages == 1
+        assert await store.quota_usage() == QuotaUsage(storage=3, messages=1)
+        store.set_quota_limits(QuotaLimits(messages=4))
+        uids = await inbox.append_all(three)
+        assert uids == sorted(uids) and len(set(uids)) == 3
+        for uid, message in zip(uids, three, strict=True):
+            assert (await inbox.message(uid)).raw == message.data
+        states = {state.uid: state.flags for state in await inbox.states()}
+        assert all(states[uid] == frozenset({"\\Seen"}) for uid in uids)
 
     async def test_move_within_the_account_is_never_refused(
         self, store_factory: StoreFactory

@@ -1,6 +1,13 @@
 """The cost of an APPEND to an MH folder: what one APPEND (and one
 MULTIAPPEND) writes, and that it never rescans the folder.
 
+A MULTIAPPEND (RFC 3502) is one job of the store: its messages are
+written and fsynced, linked, recorded in one SQLite transaction with one
+``.mh_sequences`` rewrite and one directory fsync -- and if any of them
+cannot be stored, none is (RFC 3502 section 6.3.11), with no file left
+behind for a rescan or an nmh tool to find.  Rewrites, directory syncs
+and COMMITs are counted by wrapping the functions that do them.
+
 A migration APPENDs thousands of messages one after another; if any of
 them rescans the folder (a listing and a row comparison of every
 message), the cost of one APPEND grows with the folder.  Each APPEND
@@ -14,19 +21,29 @@ and rescans are counted by wrapping the reconciler's rescan.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asimap.store.mh import MHStore
+from asimap.store.base import NewMessage, OverQuota, QuotaLimits, StoreMode
+from asimap.store.mh import MHStore, files, seqfile
+from asimap.store.mh.corebase import KeywordRefused
 from asimap.store.mh.profile import Profile
 from asimap.store.mh.reconcile import Reconciler
+from asimap.store.mh.space import DiskFull
+from conftest import require_tool
 
 NO_PROFILE = Profile(path=None, unseen=("unseen",))
+
+#: Messages per MULTIAPPEND in these tests.
+N = 12
 
 
 def message(n: int) -> bytes:
@@ -87,3 +104,199 @@ async def test_appends_past_the_orphan_limit_never_rescan(
             await inbox.append(message(n))
     assert rescans == []
     assert (await inbox.status()).messages == 14
+
+
+@contextmanager
+def counted_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, list[str]]]:
+    """Rewrites of ``.mh_sequences`` (however written: rename or in
+    place), directory fsyncs, and SQLite COMMITs, from any thread."""
+    seen: dict[str, list[str]] = {"rewrites": [], "dir_syncs": []}
+    lock = threading.Lock()
+
+    def wrap(module: Any, name: str, bucket: str) -> None:
+        original: Callable[..., Any] = getattr(module, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                seen[bucket].append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for name in ("write_atomically", "write_temp", "write_locked"):
+        wrap(seqfile, name, "rewrites")
+    wrap(files, "fsync_dir", "dir_syncs")
+    yield seen
+    monkeypatch.undo()
+
+
+async def commits_during(store: MHStore, action: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``action`` (a coroutine function) and count the COMMITs the
+    store's database connection made meanwhile."""
+    statements: list[str] = []
+    conn = store.core.conn
+    await store.call(lambda: conn.set_trace_callback(statements.append))
+    try:
+        result = await action()
+    finally:
+        await store.call(lambda: conn.set_trace_callback(None))
+    return result, sum(s.strip().upper().startswith("COMMIT") for s in statements)
+
+
+def files_in(folder: Path) -> list[str]:
+    """Message numbers and our temporary files in ``folder``."""
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name.isdigit() or p.name.startswith(files.TEMP_PREFIX)
+    )
+
+
+def batch(first: int, flags: list[frozenset[str]] | None = None) -> list[NewMessage]:
+    return [
+        NewMessage(message(first + i), flags[i] if flags else frozenset())
+        for i in range(N)
+    ]
+
+
+async def test_a_multiappend_is_one_write(
+    watched: MHStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One sequence rewrite, one directory fsync, one COMMIT for all N
+    messages; every one durable and readable after a reopen, with its
+    flags, as consecutive UIDs."""
+    store = watched
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message(0))
+    flags = [frozenset({"\\Flagged"}) if i % 3 == 0 else frozenset() for i in range(N)]
+    with counted_writes(monkeypatch) as seen:
+        uids, commits = await commits_during(
+            store, lambda: inbox.append_all(batch(100, flags))
+        )
+    assert len(seen["rewrites"]) == 1, seen
+    assert len(seen["dir_syncs"]) == 1, seen
+    assert commits == 1
+    assert uids == list(range(uids[0], uids[0] + N))
+    locking = store.core.locking
+    await store.close()
+    again = await MHStore.open(tmp_path / "Mail", profile=NO_PROFILE, locking=locking)
+    try:
+        inbox = await again.mailbox("INBOX")
+        states = {s.uid: s.flags for s in await inbox.states()}
+        assert len(states) == N + 1
+        for i, uid in enumerate(uids):
+            assert states[uid] == flags[i]
+            assert (await inbox.message(uid)).raw == message(100 + i)
+    finally:
+        await again.close()
+
+
+async def test_a_refused_message_stores_none_of_the_multiappend(
+    watched: MHStore, tmp_path: Path
+) -> None:
+    """A keyword no MH sequence can hold (the unseen sequence's name) in
+    the fifth message: the whole command is refused, before any file is
+    written."""
+    store = watched
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message(0))
+    folder = tmp_path / "Mail" / "inbox"
+    before = (files_in(folder), (folder / ".mh_sequences").read_text())
+    flags = [frozenset({"unseen"}) if i == 4 else frozenset() for i in range(N)]
+    with pytest.raises(KeywordRefused):
+        await inbox.append_all(batch(100, flags))
+    assert (files_in(folder), (folder / ".mh_sequences").read_text()) == before
+    status = await inbox.status()
+    assert (status.messages, status.uidnext) == (1, 2)
+
+
+async def test_a_multiappend_over_quota_stores_none(tmp_path: Path) -> None:
+    """Each message fits the quota alone, all of them do not: none is
+    stored (RFC 9208 with RFC 3502 section 6.3.11)."""
+    store = await MHStore.open(tmp_path / "Mail", profile=NO_PROFILE)
+    try:
+        store.core.quota_limits = QuotaLimits(storage=None, messages=N - 1)
+        inbox = await store.mailbox("INBOX")
+        with pytest.raises(OverQuota):
+            await inbox.append_all(batch(100))
+        assert files_in(tmp_path / "Mail" / "inbox") == []
+        assert (await inbox.status()).messages == 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("where", ["writing", "sequences"])
+async def test_a_multiappend_failing_part_way_leaves_nothing(
+    watched: MHStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    """The disk fills while the fifth message is written, or when the
+    sequence file is rewritten after every message was linked: the
+    command fails, and neither a message file, a temporary file nor a row
+    of it is left; the next MULTIAPPEND works."""
+    store = watched
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message(0))
+    folder = tmp_path / "Mail" / "inbox"
+    before = files_in(folder)
+    calls: list[int] = []
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "writing":
+        real_write = files._write_all
+
+        def filling(fd: int, data: bytes) -> None:
+            calls.append(fd)
+            if len(calls) == 5:
+                full()
+            real_write(fd, data)
+
+        monkeypatch.setattr(files, "_write_all", filling)
+    else:
+        for name in ("write_atomically", "write_temp", "write_locked"):
+            monkeypatch.setattr(seqfile, name, full)
+    with pytest.raises(DiskFull):
+        await inbox.append_all(batch(100))
+    monkeypatch.undo()
+    assert files_in(folder) == before
+    assert (await inbox.status()).messages == 1
+    uids = await inbox.append_all(batch(200))
+    assert len(uids) == N
+    assert (await inbox.status()).messages == N + 1
+
+
+async def test_nmh_scan_lists_every_message_of_a_multiappend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nmh's ``scan`` lists each message, in order, and ``mark`` finds the
+    ones not read in the unseen sequence."""
+    root = tmp_path / "Mail"
+    profile = tmp_path / "mh_profile"
+    profile.write_text(f"Path: {root}\nUnseen-Sequence: unseen\n")
+    path = f"/usr/bin/mh{os.pathsep}{os.environ.get('PATH', '')}"
+    monkeypatch.setenv("PATH", path)
+    env = {"PATH": path, "MH": str(profile), "HOME": str(tmp_path), "LC_ALL": "C"}
+    scan, mark = require_tool("scan"), require_tool("mark")
+    store = await MHStore.open(root, profile=Profile(path=root, unseen=("unseen",)))
+    try:
+        inbox = await store.mailbox("INBOX")
+        uids = await inbox.append_all(batch(100))
+        await inbox.store(uids[:1], StoreMode.ADD, ["\\Seen"])
+    finally:
+        await store.close()
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=30, check=True
+        )
+        return done.stdout
+
+    lines = run(scan, "+inbox").splitlines()
+    assert len(lines) == N
+    for i, line in enumerate(lines):
+        assert f"m{100 + i}" in line
+    unseen = run(mark, "+inbox", "-list", "-sequence", "unseen")
+    assert unseen.split(":", 1)[1].split() == [f"2-{N}"]

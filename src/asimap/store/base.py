@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,8 @@ from asimap.message.model import Message
 from asimap.message.wire import encode_summary_value
 from asimap.store.feed import ChangeFeed
 from asimap.store.objectid import emailid_of, threadid_of
+
+log = logging.getLogger(__name__)
 
 #: The system flags a store keeps (RFC 3501 section 2.3.2), minus \Recent.
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
@@ -367,6 +370,16 @@ class StoreResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of :meth:`Mailbox.append_all`: its bytes (kept byte for
+    byte), flags and INTERNALDATE (None: now)."""
+
+    data: bytes
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxEntry:
     """One line of LIST: a name, its attributes, whether subscribed.
 
@@ -474,6 +487,38 @@ class Mailbox(abc.ABC):
         ``data`` is kept byte for byte.  Returns only after the message is
         safe (written, fsynced, renamed where the backend has files).
         """
+
+    async def append_all(self, messages: Sequence[NewMessage]) -> list[int]:
+        """Store every message durably, or none of them (MULTIAPPEND, RFC
+        3502 section 6.3.11: "If the server is unable to append all of the
+        messages, then no messages are appended"); their UIDs in order.
+
+        This default appends one at a time and takes back the ones stored
+        when a later one fails; a store that can write them together (one
+        transaction, one sync) does so.
+        """
+        uids: list[int] = []
+        try:
+            for message in messages:
+                uids.append(
+                    await self.append(message.data, message.flags, message.internaldate)
+                )
+        except BaseException:
+            await self.take_back(uids)
+            raise
+        return uids
+
+    async def take_back(self, uids: Sequence[int]) -> None:
+        """Expunge messages this command just appended, whatever their
+        flags, because the command as a whole failed.  Best effort: the
+        store may be the thing failing, so errors are logged, not raised."""
+        if not uids:
+            return
+        try:
+            await self.store(uids, StoreMode.ADD, ["\\Deleted"])
+            await self.expunge(uids)
+        except Exception:
+            log.exception("could not take back %d appended messages", len(uids))
 
     @abc.abstractmethod
     async def store(

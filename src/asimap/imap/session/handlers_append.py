@@ -10,18 +10,16 @@ the first message is stored, and by the store on each write).
 
 The handler works in two phases so that a MULTIAPPEND is all or nothing:
 :func:`prepare` checks and assembles *every* message (flags, size, UTF-8
-mode, CATENATE parts) before :func:`store_all` stores the first; if the
-store still fails part-way (disk, quota), the messages this command stored
-are expunged again.  The phases are separate functions so that REPLACE
-(RFC 8508) can reuse them.
+mode, CATENATE parts) before :func:`store_all` hands them to the store
+together (:meth:`asimap.store.base.Mailbox.append_all`: the MH store
+writes them as one job -- one transaction, one ``.mh_sequences`` rewrite,
+one directory sync -- and a failure part-way stores none).  The phases
+are separate functions so that REPLACE (RFC 8508) can reuse them.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from asimap.imap import commands as c
 from asimap.imap.responses import Code, Raw, Status, Tagged
@@ -34,18 +32,13 @@ from asimap.imap.session.literal_limits import append_limit
 from asimap.imap.session.naming import mailbox_name
 from asimap.imap.session.uidset import format_uid_list
 from asimap.message.reencode import reencode_binary_parts
-from asimap.store.base import Mailbox, OverQuota, StoreError, StoreMode, check_quota
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedMessage:
-    """A message ready to store: its final bytes, flags and date."""
-
-    data: bytes
-    flags: frozenset[str]
-    internaldate: datetime | None
+from asimap.store.base import (
+    Mailbox,
+    NewMessage,
+    OverQuota,
+    StoreError,
+    check_quota,
+)
 
 
 async def open_for_append(ctx: Context, raw_name: bytes) -> Mailbox:
@@ -69,10 +62,10 @@ async def message_bytes(ctx: Context, message: c.AppendMessage) -> bytes:
 
 async def prepare(
     ctx: Context, messages: Sequence[c.AppendMessage]
-) -> list[PreparedMessage]:
+) -> list[NewMessage]:
     """Check and assemble every message before any is stored."""
     limit = append_limit(ctx)
-    prepared: list[PreparedMessage] = []
+    prepared: list[NewMessage] = []
     for message in messages:
         flags = normalize_flags(message.flags)
         data = await message_bytes(ctx, message)
@@ -88,11 +81,11 @@ async def prepare(
                 # Left in a header, a preamble or an encoded part: no
                 # encoding can carry it, and RFC 5322 allows it nowhere.
                 raise no("Message has a NUL byte outside a binary body part")
-        prepared.append(PreparedMessage(data, flags, message.internaldate))
+        prepared.append(NewMessage(data, flags, message.internaldate))
     return prepared
 
 
-async def check_room(ctx: Context, prepared: Sequence[PreparedMessage]) -> None:
+async def check_room(ctx: Context, prepared: Sequence[NewMessage]) -> None:
     """``NO [OVERQUOTA]`` if the account cannot take every message of the
     command (RFC 9208; RFC 9051 section 7.1: "the user would be over quota
     after the operation"), so a MULTIAPPEND is refused before anything is
@@ -109,21 +102,12 @@ async def check_room(ctx: Context, prepared: Sequence[PreparedMessage]) -> None:
         raise store_error_response(exc) from exc
 
 
-async def store_all(mailbox: Mailbox, prepared: Sequence[PreparedMessage]) -> list[int]:
+async def store_all(mailbox: Mailbox, prepared: Sequence[NewMessage]) -> list[int]:
     """Store every message, or none of them (RFC 3502 section 6.3.11)."""
-    uids: list[int] = []
     try:
-        for message in prepared:
-            uids.append(
-                await mailbox.append(message.data, message.flags, message.internaldate)
-            )
+        return await mailbox.append_all(prepared)
     except StoreError as exc:
-        await roll_back(mailbox, uids)
         raise store_error_response(exc, trycreate=True) from exc
-    except BaseException:
-        await roll_back(mailbox, uids)
-        raise
-    return uids
 
 
 def appenduid(mailbox: Mailbox, uids: Sequence[int]) -> Code:
@@ -140,14 +124,3 @@ async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
     await check_room(ctx, prepared)
     uids = await store_all(mailbox, prepared)
     return Tagged(cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids))
-
-
-async def roll_back(mailbox: Mailbox, uids: list[int]) -> None:
-    """Remove the messages a failed MULTIAPPEND already stored."""
-    if not uids:
-        return
-    try:
-        await mailbox.store(uids, StoreMode.ADD, ["\\Deleted"])
-        await mailbox.expunge(uids)
-    except Exception:  # pragma: no cover - the store is already failing
-        log.exception("could not roll back a partial MULTIAPPEND")

@@ -34,7 +34,6 @@ from asimap.imap.session.handlers_append import (
     check_room,
     open_for_append,
     prepare,
-    roll_back,
     store_all,
 )
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
@@ -65,7 +64,7 @@ async def handle_replace(ctx: Context, cmd: c.Replace) -> Tagged:
         await source.store([uid], StoreMode.ADD, ["\\Deleted"])
         expunged = await source.expunge([uid])
     except StoreError as exc:
-        await roll_back(target, new_uids)
+        await target.take_back(new_uids)
         raise store_error_response(exc) from exc
     # If another connection expunged the original meanwhile, ``expunged``
     # is empty: the outcome the client asked for holds all the same (new

@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,60 @@ def write_temp(
             temp.unlink()
         raise
     return temp
+
+
+#: Temporary files :func:`write_temps` keeps open at once.
+TEMPS_AT_ONCE = 64
+
+
+def write_temps(
+    folder: Path,
+    messages: Sequence[tuple[bytes, int | None]],
+    mode: int = MESSAGE_MODE,
+) -> list[tuple[Path, os.stat_result]]:
+    """:func:`write_temp` for several messages (``(data, mtime_ns)``);
+    each temporary file's path and stat, every one durable on return.
+
+    All of a batch are written before the first is fsynced: the file
+    system then commits the later ones with the journal commit the first
+    fsync starts (or its successor), where writing and syncing each in
+    turn waits for one commit per file.  If anything fails, no temporary
+    file is left.
+    """
+    done: list[tuple[Path, os.stat_result]] = []
+    batch: list[tuple[Path, int]] = []
+    try:
+        for start in range(0, len(messages), TEMPS_AT_ONCE):
+            try:
+                for data, mtime_ns in messages[start : start + TEMPS_AT_ONCE]:
+                    batch.append(_create_temp(folder, mode))
+                    fd = batch[-1][1]
+                    _write_all(fd, data)
+                    if mtime_ns is not None:
+                        # INTERNALDATE, as in write_temp.
+                        os.utime(fd, ns=(mtime_ns, mtime_ns))
+                for temp, fd in batch:
+                    os.fsync(fd)
+                    done.append((temp, os.fstat(fd)))
+            finally:
+                for _, fd in batch:
+                    os.close(fd)
+            batch = []
+    except BaseException:
+        for temp in [path for path, _ in done] + [path for path, _ in batch]:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        raise
+    return done
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` (a write to a regular file may be short,
+    e.g. when interrupted)."""
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += os.write(fd, view[written:])
 
 
 def remove_temporary_files(folder: Path) -> int:

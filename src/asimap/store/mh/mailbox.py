@@ -29,6 +29,7 @@ from asimap.store.base import (
     MessageInfo,
     MessageState,
     MessageSummary,
+    NewMessage,
     StoreMode,
     StoreResult,
 )
@@ -250,6 +251,20 @@ class MHMailbox(Mailbox):
         # Grouped as STOREs are (:mod:`asimap.store.mh.grouping`).
         request = AppendRequest(bytes(data), list(flags), internaldate)
         return await self._store.append_groups.submit(self.mailbox_id, request)
+
+    async def append_all(self, messages: Sequence[NewMessage]) -> list[int]:
+        """MULTIAPPEND as one job (:meth:`Writer.append_all`): one
+        transaction, one ``.mh_sequences`` rewrite and one directory sync
+        for all of them, and none stored when one fails."""
+        if len(messages) == 1:
+            (one,) = messages
+            return [await self.append(one.data, one.flags, one.internaldate)]
+        requests = [
+            AppendRequest(bytes(m.data), list(m.flags), m.internaldate)
+            for m in messages
+        ]
+        job = partial(self._store.core.append_all, self.mailbox_id, requests)
+        return await self._store.call(job, adds=True)
 
     async def store(
         self,

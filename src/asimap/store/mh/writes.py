@@ -21,6 +21,7 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
     apply_store_mode,
+    check_quota,
 )
 from asimap.store.mh import files, quota, repair, seqfile
 from asimap.store.mh.corebase import (
@@ -71,43 +72,52 @@ class Writer(Reconciler):
         return outcome
 
     def append_many(
-        self, mailbox_id: int, requests: Sequence[AppendRequest]
+        self,
+        mailbox_id: int,
+        requests: Sequence[AppendRequest],
+        *,
+        whole: bool = False,
     ) -> list[int | StoreError]:
         """Several APPENDs to one folder, in order, as one durable write
-        (group commit, :mod:`asimap.store.mh.grouping`): each message file
-        is written and fsynced and claims its number as a lone APPEND's
-        does, but the directory is fsynced once for all of them, the rows
-        are committed in one transaction and ``.mh_sequences`` is
-        rewritten once.  A request over quota (RFC 9208) or with a keyword
-        an MH sequence cannot hold is refused alone, before it writes
-        anything; any other failure removes every file of the group and
-        is raised, so nobody is answered OK for a message that is not
-        durable (design rule 1)."""
+        (group commit, :mod:`asimap.store.mh.grouping`; a MULTIAPPEND,
+        :meth:`append_all`).
+
+        Every check comes first: a request over quota (RFC 9208) or with a
+        keyword an MH sequence cannot hold is refused alone -- or, with
+        ``whole``, refuses them all -- before any file is written.  Then
+        the message files are written and fsynced together
+        (:func:`files.write_temps`) and each claims its number as a lone
+        APPEND's does; the rows are committed in one transaction,
+        ``.mh_sequences`` is rewritten once and the directory is fsynced
+        once, for the links and the sequence file together.  Any failure
+        removes every file of the write and is raised, so nobody is
+        answered OK for a message that is not durable (design rule 1).
+        """
         folder = self.folder_of(mailbox_id)
-        outcomes: list[int | StoreError] = []
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
             made: list[int] = []
             try:
                 with transaction(self.conn):
-                    for request in requests:
-                        try:
-                            quota.check(
-                                self.conn, self.quota_limits, 1, len(request.data)
-                            )
-                            stored = self.normalise(mailbox_id, request.flags)
-                        except (OverQuota, KeywordRefused) as exc:
-                            outcomes.append(exc)
-                            continue
-                        outcomes.append(
-                            self._append_one(mailbox_id, folder, request, stored, made)
+                    outcomes, accepted = self._accept(mailbox_id, requests, whole)
+                    if not accepted:
+                        return [o for o in outcomes if o is not None]
+                    linked = self._link_new(mailbox_id, folder, accepted, made)
+                    for (index, request, stored), (num, stat) in zip(
+                        accepted, linked, strict=True
+                    ):
+                        outcomes[index] = self._record_new(
+                            mailbox_id, folder, request, stored, num, stat
                         )
-                    if made:
-                        # The links of every message durable at once.
+                    written = self._written.get(folder)
+                    self._write_sequences(mailbox_id, folder)
+                    if self.locking or self._written.get(folder) == written:
+                        # Unless the sequence file was just replaced by a
+                        # rename, which fsyncs the folder (and so our links
+                        # with it), the links are made durable here.
                         files.fsync_dir(folder)
-                        self._write_sequences(mailbox_id, folder)
-                        with self.our_sequences.rows_untouched(mailbox_id):
-                            self._record_stamps(mailbox_id, folder)
+                    with self.our_sequences.rows_untouched(mailbox_id):
+                        self._record_stamps(mailbox_id, folder)
             except BaseException:
                 self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
@@ -118,30 +128,101 @@ class Writer(Reconciler):
                     with contextlib.suppress(FileNotFoundError):
                         (folder / str(num)).unlink()
                 raise
-        return outcomes
+        return [o for o in outcomes if o is not None]
 
-    def _append_one(
+    def append_all(
+        self, mailbox_id: int, requests: Sequence[AppendRequest]
+    ) -> list[int]:
+        """MULTIAPPEND: every message stored, or none (RFC 3502 section
+        6.3.11); their UIDs in order."""
+        uids: list[int] = []
+        for outcome in self.append_many(mailbox_id, requests, whole=True):
+            if isinstance(outcome, BaseException):  # pragma: no cover - whole
+                raise outcome
+            uids.append(outcome)
+        return uids
+
+    def _accept(
+        self, mailbox_id: int, requests: Sequence[AppendRequest], whole: bool
+    ) -> tuple[
+        list[int | StoreError | None],
+        list[tuple[int, AppendRequest, frozenset[str]]],
+    ]:
+        """The checks of :meth:`append_many`, before anything is written:
+        the outcome of each request so far (its refusal, or None), and the
+        accepted ones with their index and stored flags.  Quota counts the
+        accepted ones before it, as if they were stored already."""
+        outcomes: list[int | StoreError | None] = []
+        accepted: list[tuple[int, AppendRequest, frozenset[str]]] = []
+        usage = quota.usage(self.conn) if self.quota_limits.limited else None
+        count = octets = 0
+        for index, request in enumerate(requests):
+            try:
+                if usage is not None:
+                    check_quota(
+                        self.quota_limits, usage, count + 1, octets + len(request.data)
+                    )
+                stored = self.normalise(mailbox_id, request.flags)
+            except (OverQuota, KeywordRefused) as exc:
+                if whole:
+                    raise
+                outcomes.append(exc)
+                continue
+            count += 1
+            octets += len(request.data)
+            outcomes.append(None)
+            accepted.append((index, request, stored))
+        return outcomes, accepted
+
+    def _link_new(
+        self,
+        mailbox_id: int,
+        folder: Path,
+        accepted: Sequence[tuple[int, AppendRequest, frozenset[str]]],
+        made: list[int],
+    ) -> list[tuple[int, os.stat_result]]:
+        """Write the accepted messages durably and link each as the next
+        free number (also noted in ``made`` as it is linked, for the
+        caller's clean-up); each number with the stat of the file we
+        wrote, taken before the link (see :func:`files.store_new`).  The
+        directory sync is the caller's."""
+        dates = [from_datetime(request.internaldate) for _, request, _ in accepted]
+        temps = files.write_temps(
+            folder,
+            [
+                (request.data, seconds * 1_000_000_000)
+                for (_, request, _), (seconds, _) in zip(accepted, dates, strict=True)
+            ],
+            self.message_mode,
+        )
+        linked: list[tuple[int, os.stat_result]] = []
+        try:
+            start = self._max_num(mailbox_id) + 1
+            for temp, stat in temps:
+                num = files.claim_number(folder, temp, start)
+                made.append(num)
+                self._note_created(folder, num, stat)
+                linked.append((num, stat))
+                start = num + 1
+        finally:
+            for temp, _ in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+        return linked
+
+    def _record_new(
         self,
         mailbox_id: int,
         folder: Path,
         request: AppendRequest,
         stored: frozenset[str],
-        made: list[int],
+        num: int,
+        stat: os.stat_result,
     ) -> int:
-        """One APPEND's file and row (inside the caller's transaction; the
-        directory fsync and the sequences are the caller's)."""
+        """The row of one APPENDed message, linked as ``num`` (inside the
+        caller's transaction); its UID."""
         seconds, tz_minutes = from_datetime(request.internaldate)
-        num, stat = files.store_new(
-            folder,
-            request.data,
-            self._max_num(mailbox_id) + 1,
-            seconds * 1_000_000_000,
-            self.message_mode,
-            sync_dir=False,
-        )
-        made.append(num)
         before = self.our_sequences.token()
-        self._note_created(folder, num, stat)
         uid = self._insert(
             mailbox_id,
             num,
