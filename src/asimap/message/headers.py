@@ -31,13 +31,28 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
         return start, start + 2
     if data.startswith(b"\n", start, end):
         return start, start + 1
-    crlf = data.find(b"\n\r\n", start, end)
-    lf = data.find(b"\n\n", start, crlf + 2 if crlf >= 0 else end)
-    if lf >= 0:
-        return lf + 1, lf + 2
-    if crlf >= 0:
-        return crlf + 1, crlf + 3
-    return end, end
+    # The first "\n\n" or "\n\r\n", whichever starts first.  Both are
+    # looked for in a window that grows until one is in it: searching the
+    # whole entity for the kind a message does not use (CRLF in an LF file
+    # from nmh) cost a scan of every part's body.  A pattern wholly inside
+    # the window is the first of its kind, and one of the other kind
+    # starting earlier would be inside the window too.
+    window = _FIRST_WINDOW
+    while True:
+        limit = min(end, start + window)
+        crlf = data.find(b"\n\r\n", start, limit)
+        lf = data.find(b"\n\n", start, crlf + 2 if crlf >= 0 else limit)
+        if lf >= 0:
+            return lf + 1, lf + 2
+        if crlf >= 0:
+            return crlf + 1, crlf + 3
+        if limit == end:
+            return end, end
+        window *= 4
+
+
+#: The first window :func:`split_header` searches (most headers fit).
+_FIRST_WINDOW = 8192
 
 
 #: One whole field: its first line (whatever it starts with -- a line that
