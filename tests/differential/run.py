@@ -34,6 +34,8 @@ def tag_of(index: int) -> bytes:
 def run_session(endpoint: Endpoint, session: Session) -> Transcript:
     """One connection: LOGIN, every command (variables filled in), LOGOUT."""
     transcript = Transcript(session.name)
+    for data in session.deliveries:
+        endpoint.deliver(data)
     client = endpoint.connect()
     values: dict[bytes, bytes] = {}
     try:

@@ -25,6 +25,9 @@ WORK_BOX = "work"
 class Session:
     name: str
     commands: tuple[bytes, ...]
+    #: Messages put into INBOX without IMAP before the session logs in
+    #: (an MH file in asimap's root, a Maildir file in Dovecot's).
+    deliveries: tuple[bytes, ...] = ()
 
 
 #: FETCH items every message is asked for (RFC 9051 section 6.4.5 and
@@ -337,6 +340,9 @@ def setup_session(boxes: dict[str, list[Message]]) -> Session:
         commands.append(b'SUBSCRIBE "' + folder.encode() + b'"')
     # RFC 9051 section 6.3.9: a subscription outlives its mailbox.
     commands.append(b'DELETE "gone"')
+    # INBOX once, so that what is delivered later is new mail to both (the
+    # first look at an MH folder imports what it holds, "delivered").
+    commands += [b"SELECT INBOX", b"UNSELECT"]
     # Selecting claims \Recent (RFC 3501 section 2.3.2), so that the later
     # read-only sessions see none in either server; "recent" tests it.
     for box in boxes:
@@ -403,6 +409,46 @@ def binary_session() -> Session:
     )
 
 
+#: Messages with NUL octets that no APPEND re-encoded: a stray NUL in 8bit
+#: text, a ``binary`` part, a NUL in a header field.
+DELIVERED_MESSAGES = (
+    b"From: a@example.org\r\nSubject: stray NUL\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n\r\nhello\x00world\r\nsecond line\r\n",
+    # Octets but line ends (a bare CR or LF Dovecot would make CRLF).
+    BINARY_MESSAGE.replace(
+        bytes(range(256)), bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"")
+    ),
+    b"From: a@example.org\r\nSubject: NUL\x00in header\r\n\r\nbody\r\n",
+)
+
+
+def delivered_session() -> Session:
+    """NUL in messages delivered without APPEND: never in a plain literal
+    (RFC 9051 sections 4.3.1 and 9), BINARY exact in a literal8."""
+    commands = [b"EXAMINE INBOX"]
+    for number in range(1, len(DELIVERED_MESSAGES) + 1):
+        fetch = b"FETCH %d " % number
+        commands += [
+            fetch + b"(BODYSTRUCTURE RFC822.SIZE ENVELOPE)",
+            fetch + b"(BODY.PEEK[] BODY.PEEK[]<3.20> BINARY.PEEK[])",
+            fetch
+            + b"(BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[1.MIME])",
+            fetch + b"(BINARY.PEEK[1] BINARY.SIZE[1])",
+        ]
+    commands += [
+        b"FETCH 2 (BODY.PEEK[2] BODY.PEEK[2]<0.40> BINARY.PEEK[2] BINARY.SIZE[2])",
+        b"SEARCH TEXT world",
+        b"SEARCH BODY hello",
+        b"SEARCH SUBJECT header",
+        b"SELECT INBOX",
+        b"FETCH 1:* (RFC822.HEADER RFC822.TEXT)",
+        b"FETCH 1:* (RFC822)",
+        b"CLOSE",
+    ]
+    return Session("delivered", tuple(commands), DELIVERED_MESSAGES)
+
+
 def all_sessions(corpus: list[Message], edge: list[Message]) -> Iterator[Session]:
     yield setup_session({CORPUS_BOX: corpus, EDGE_BOX: edge, WORK_BOX: []})
     yield fetch_session("fetch-edge", EDGE_BOX, edge)
@@ -414,6 +460,7 @@ def all_sessions(corpus: list[Message], edge: list[Message]) -> Iterator[Session
     yield list_session()
     yield recent_session()
     yield binary_session()
+    yield delivered_session()
     yield condstore_enabled_by_command()
     yield condstore_session()
     yield qresync_session()
