@@ -46,6 +46,7 @@ from asimap.net.admission import (
     admit,
     default_max_prelogin,
 )
+from asimap.ops.bigblocks import return_big_blocks
 from asimap.ops.coredump import forbid_core_dumps
 from asimap.ops.openfiles import raise_open_file_limit
 from asimap.ops.trace import Tracer, tracer_factory
@@ -651,6 +652,7 @@ def run(
     # Before the zygote forks, so that every worker inherits the limits.
     forbid_core_dumps()
     raise_open_file_limit(config.max_connections)
+    return_big_blocks()
     zygote: ZygoteHandle | None = None
     if config.workers:
         try:
