@@ -136,6 +136,9 @@ class Asimapd:
     base: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Directories put first on the server's module path (bench.idle_memory
+    #: puts a ``sitecustomize`` there).
+    python_path: Sequence[str] = ()
 
     @property
     def as_user(self) -> bool:
@@ -173,7 +176,9 @@ class Asimapd:
             for path in (base / "pwfile", cert, key):
                 os.chown(path, NOBODY, NOBODY)
             env["HOME"] = str(base)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *_venv_site_packages()])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*self.python_path, str(REPO / "src"), *_venv_site_packages()]
+        )
         self.version = f"asimap {git_commit()}"
         command = [
             python,

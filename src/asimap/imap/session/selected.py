@@ -55,6 +55,12 @@ from asimap.imap.responses import (
     Value,
 )
 from asimap.imap.session import extensions
+from asimap.imap.session.selected_table import (
+    Shelf,
+    ViewTable,
+    shared_flags,
+    shelf_for,
+)
 from asimap.imap.session.uidset import format_uid_list
 from asimap.store.base import Mailbox, MessageState
 
@@ -92,31 +98,29 @@ class ResultWatcher(Protocol):
         ...
 
 
-#: Distinct flag sets, shared by every view of the process: a mailbox has
-#: few (\Seen, \Seen \Answered, ...), but each message's state comes with
-#: its own frozenset, and each connection's view would keep one per message
-#: (an IDLE connection on a 10,000-message INBOX held 2 MB of them).
-_FLAG_SETS: dict[frozenset[str], frozenset[str]] = {}
-#: Bound on the table: keywords can make many distinct sets.
-_FLAG_SETS_MAX = 4096
-
-
-def shared_flags(flags: frozenset[str]) -> frozenset[str]:
-    """The process-wide instance equal to ``flags`` (memory, not meaning)."""
-    shared = _FLAG_SETS.get(flags)
-    if shared is None:
-        if len(_FLAG_SETS) >= _FLAG_SETS_MAX:
-            _FLAG_SETS.clear()
-        shared = _FLAG_SETS[flags] = flags
-    return shared
-
-
 class InvalidSequence(Exception):
     """A sequence-number set names a message the client cannot know."""
 
 
 class SelectedMailbox:
     """The client's picture of one selected mailbox."""
+
+    __slots__ = (
+        "__weakref__",  # per-view caches (handlers_sort) key on the view
+        "_announced_recent",
+        "_private",
+        "_shelf",
+        "_table",
+        "enabled",
+        "gone",
+        "keywords",
+        "mailbox",
+        "modseq",
+        "readonly",
+        "recent",
+        "saved",
+        "watcher",
+    )
 
     def __init__(
         self,
@@ -135,11 +139,15 @@ class SelectedMailbox:
         self.enabled: set[str] = enabled if enabled is not None else set()
         self.readonly = readonly
         self.modseq = modseq
-        self.uids: list[int] = [s.uid for s in states]
-        self.flags: dict[int, frozenset[str]] = {
-            s.uid: shared_flags(s.flags) for s in states
-        }
-        self.modseqs: dict[int, int] = {s.uid: s.modseq for s in states}
+        #: UIDs, flags and MODSEQs, shared with other views of the mailbox
+        #: that hold the same (:mod:`selected_table`); ``_private`` once
+        #: this view made its own copy to change.
+        self._shelf: Shelf | None = shelf_for(mailbox)
+        table = ViewTable.of(states)
+        if self._shelf is not None:
+            table = self._shelf.intern_selected(modseq, table)
+        self._table = table
+        self._private = False
         self.recent: set[int] = set(recent)
         #: UIDs expunged in the store but not yet announced to the client.
         self.gone: set[int] = set()
@@ -153,9 +161,40 @@ class SelectedMailbox:
         #: end with it: section 4.3).
         self.watcher: ResultWatcher | None = None
         #: Keywords announced in the last FLAGS response.
-        self.keywords: set[str] = set(keywords)
-        for state in states:
-            self.keywords.update(_keywords(state.flags))
+        found = set(keywords)
+        for flags in set(table.flags.values()):
+            found.update(_keywords(flags))
+        self.keywords: frozenset[str] = frozenset(found)
+
+    # -- the table (read-only outside this class) ------------------------------
+
+    @property
+    def uids(self) -> list[int]:
+        """The UIDs the client knows, ascending: position == sequence - 1."""
+        return self._table.uids
+
+    @property
+    def flags(self) -> dict[int, frozenset[str]]:
+        """UID -> the flags last reported to the client."""
+        return self._table.flags
+
+    @property
+    def modseqs(self) -> dict[int, int]:
+        """UID -> its MODSEQ as last known."""
+        return self._table.modseqs
+
+    @property
+    def table(self) -> ViewTable:
+        """The table itself (shared with other views while neither changes
+        it; tests check the sharing by identity)."""
+        return self._table
+
+    def _own(self) -> ViewTable:
+        """The table, copied first if other views may read it."""
+        if not self._private:
+            self._table = self._table.copy()
+            self._private = True
+        return self._table
 
     # -- FLAGS and PERMANENTFLAGS -------------------------------------------
 
@@ -183,7 +222,7 @@ class SelectedMailbox:
         new -= self.keywords
         if not new:
             return []
-        self.keywords |= new
+        self.keywords = self.keywords | new
         return self.flags_responses()
 
     # -- lookups -------------------------------------------------------------
@@ -232,10 +271,12 @@ class SelectedMailbox:
 
         Returns the FLAGS responses to send first if a new keyword appeared.
         """
-        for state in states:
-            if state.uid in self.flags:
-                self.flags[state.uid] = shared_flags(state.flags)
-                self.modseqs[state.uid] = state.modseq
+        known = [state for state in states if state.uid in self.flags]
+        if known:
+            table = self._own()
+            for state in known:
+                table.flags[state.uid] = shared_flags(state.flags)
+                table.modseqs[state.uid] = state.modseq
         return self._keyword_update(state.flags for state in states)
 
     def note_expunged(self, uids: Iterable[int]) -> None:
@@ -252,27 +293,37 @@ class SelectedMailbox:
         number (RFC 3501 7.4.1).  ``with_uid`` adds ``UID`` to unsolicited
         FETCH responses sent during UID commands (RFC 3501 section 7.4.2:
         UID is required in FETCH responses of UID commands).
+
+        The responses are worked out from the table as the client knows
+        it; only then does the table change -- to the mailbox's state at
+        the new HIGHESTMODSEQ another view already built, when this view
+        has caught up completely (:mod:`selected_table`), or else by
+        changing its own copy.
         """
         changes = await self.mailbox.changes_since(self.modseq)
         responses: list[Response] = []
+        table = self._table
         expunged = set(changes.expunged)
         if not changes.expunged_complete:
             # The store forgot old expunges: compare the UID lists instead.
             current = {s.uid for s in await self.mailbox.states()}
-            expunged |= {u for u in self.uids if u not in current}
-        self.gone.update(u for u in expunged if u in self.flags)
+            expunged |= {u for u in table.uids if u not in current}
+        self.gone.update(u for u in expunged if u in table.flags)
 
+        updated: list[MessageState] = []
         new_states: list[MessageState] = []
         flag_changes: list[int] = []
-        last_uid = self.uids[-1] if self.uids else 0
+        last_uid = table.uids[-1] if table.uids else 0
         for state in changes.changed:
-            if state.uid in self.flags:
+            known = table.flags.get(state.uid)
+            if known is not None:
                 if state.uid in self.gone:
                     continue
-                self.modseqs[state.uid] = state.modseq
-                if self.flags[state.uid] != state.flags:
-                    self.flags[state.uid] = shared_flags(state.flags)
+                if known != state.flags:
                     flag_changes.append(state.uid)
+                    updated.append(state)
+                elif table.modseqs.get(state.uid) != state.modseq:
+                    updated.append(state)
             elif state.uid > last_uid and state.uid not in expunged:
                 new_states.append(state)
 
@@ -281,14 +332,19 @@ class SelectedMailbox:
             # RFC 5267 section 4.3.4: REMOVEFROM before the EXPUNGE, even
             # when the EXPUNGE itself must wait (appendix A.3).
             responses.extend(await self.watcher.removed(self))
+        removed: list[int] = []
         if allow_expunge and self.gone:
-            responses.extend(self._take_expunges())
+            removed = self._expunge_responses(responses)
+        self._apply(
+            removed,
+            updated,
+            flag_changes,
+            new_states,
+            settled=not self.gone,
+            highest=changes.highestmodseq,
+        )
 
         if new_states:
-            for state in new_states:
-                self.uids.append(state.uid)
-                self.flags[state.uid] = shared_flags(state.flags)
-                self.modseqs[state.uid] = state.modseq
             responses.append(Untagged((len(self.uids), Atom("EXISTS"))))
             if self.readonly:
                 # RFC 3501 6.3.2: read-only sessions see \Recent, never take it.
@@ -303,7 +359,6 @@ class SelectedMailbox:
 
         for uid in flag_changes:
             responses.append(self.fetch_flags_response(uid, with_uid=with_uid))
-        self.modseq = max(self.modseq, changes.highestmodseq)
         if self.watcher is not None and changes.changed:
             # Every change counts, this connection's own STORE too (its
             # flags are already in the cache, so it is not in flag_changes).
@@ -314,17 +369,18 @@ class SelectedMailbox:
                 responses.extend(await self.watcher.changed(self, present))
         return responses
 
-    def _take_expunges(self) -> list[Response]:
-        """Announce every pending expunge.
+    def _expunge_responses(self, responses: list[Response]) -> list[int]:
+        """Announce every pending expunge; returns the UIDs announced (the
+        table still holds them: :meth:`_apply` removes them).
 
         With QRESYNC this is one ``* VANISHED uid-set`` (RFC 7162 section
         3.2.10: the server MUST NOT send EXPUNGE then).  Otherwise EXPUNGE
         responses go out highest sequence number first: each number is then
         correct at the moment it is sent, with no renumbering arithmetic on
         either side (RFC 3501 section 7.4.1 example uses the shifting form;
-        both are equivalent).
+        both are equivalent).  So every number is the one the table holds
+        before any is removed.
         """
-        responses: list[Response] = []
         vanished: list[int] = []
         for uid in sorted(self.gone, reverse=True):
             seq = self.seq_of(uid)
@@ -333,9 +389,6 @@ class SelectedMailbox:
             vanished.append(uid)
             if not extensions.qresync(self.enabled):
                 responses.append(Untagged((seq, Atom("EXPUNGE"))))
-            del self.uids[seq - 1]
-            del self.flags[uid]
-            self.modseqs.pop(uid, None)
             if uid in self.recent:
                 self.recent.discard(uid)
                 self._announced_recent -= 1
@@ -343,7 +396,63 @@ class SelectedMailbox:
         if vanished and extensions.qresync(self.enabled):
             uids = Raw(format_uid_list(sorted(vanished)))
             responses.append(Untagged((Atom("VANISHED"), uids)))
-        return responses
+        return vanished
+
+    def _apply(
+        self,
+        removed: list[int],
+        updated: Sequence[MessageState],
+        flag_changes: Sequence[int],
+        new_states: Sequence[MessageState],
+        *,
+        settled: bool,
+        highest: int,
+    ) -> None:
+        """Bring the table up to date after a refresh (see :meth:`refresh`).
+
+        ``settled``: no expunge is left to announce, so the table is now
+        the mailbox's state at ``highest`` -- shared through the shelf.
+        """
+        old = self._table
+        shelf = self._shelf if settled and highest >= self.modseq else None
+        self.modseq = max(self.modseq, highest)
+        changed = bool(removed or updated or new_states)
+        if shelf is not None:
+            known = shelf.exact.get(highest)
+            if known is old and not changed:
+                return
+            expected = len(old.uids) - len(removed) + len(new_states)
+            last = new_states[-1].uid if new_states else None
+            if (
+                known is not None
+                and len(known.uids) == expected
+                and (last is None or known.uids[-1] == last)
+            ):
+                self._table = known
+                self._private = False
+                return
+            if not changed and not self._private and known is not None:
+                return  # a shared table that another view left as it is
+        if changed:
+            table = self._own()
+            if removed:
+                gone = set(removed)
+                table.uids[:] = [u for u in table.uids if u not in gone]
+                for uid in removed:
+                    del table.flags[uid]
+                    table.modseqs.pop(uid, None)
+            changing = set(flag_changes)
+            for state in updated:
+                table.modseqs[state.uid] = state.modseq
+                if state.uid in changing:
+                    table.flags[state.uid] = shared_flags(state.flags)
+            for state in new_states:
+                table.uids.append(state.uid)
+                table.flags[state.uid] = shared_flags(state.flags)
+                table.modseqs[state.uid] = state.modseq
+        if shelf is not None and shelf.exact.get(highest) is None:
+            shelf.exact[highest] = self._table
+            self._private = False
 
     def fetch_flags_response(
         self, uid: int, *, with_uid: bool, with_flags: bool = True
