@@ -46,14 +46,38 @@ class Pipe(asyncio.Protocol):
     Received data waits in a bounded queue (reading pauses above
     :data:`RECEIVE_HIGH_WATER`); writes go straight to the transport and
     :meth:`drain` waits while the transport has asked us to stop writing.
+
+    A pipe lives as long as its connection, most of it waiting (IDLE), so
+    it has slots, and its queue exists only while it holds bytes (an
+    empty ``deque`` keeps a block of 64 slots).
     """
+
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_data_waiter",
+        "_deflater",
+        "_detached",
+        "_drain_waiter",
+        "_eof",
+        "_inflater",
+        "_on_connected",
+        "_queued",
+        "_reading_paused",
+        "_stop_reason",
+        "_transport",
+        "_writing_paused",
+        "peer_host",
+        "tls",
+    )
 
     def __init__(self, on_connected: Callable[[Pipe], None]) -> None:
         self._on_connected = on_connected
         self._transport: asyncio.Transport | None = None
         self.tls = False
         self.peer_host = "unknown"
-        self._chunks: deque[bytes] = deque()
+        #: Received bytes not read yet; None when there are none.
+        self._chunks: deque[bytes] | None = None
         self._queued = 0
         self._eof = False
         self._closed = False
@@ -81,6 +105,8 @@ class Pipe(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not data:
             return
+        if self._chunks is None:
+            self._chunks = deque()
         self._chunks.append(data)
         self._queued += len(data)
         if self._queued > RECEIVE_HIGH_WATER and not self._reading_paused:
@@ -128,6 +154,8 @@ class Pipe(asyncio.Protocol):
         self._inflater = Inflater()
         self._deflater = Deflater()
         if compressed_input:
+            if self._chunks is None:
+                self._chunks = deque()
             self._chunks.appendleft(compressed_input)
             self._queued += len(compressed_input)
 
@@ -168,6 +196,8 @@ class Pipe(asyncio.Protocol):
             finally:
                 self._data_waiter = None
         data = self._chunks.popleft()
+        if not self._chunks:
+            self._chunks = None
         self._queued -= len(data)
         self._maybe_resume_reading()
         return data
@@ -175,7 +205,7 @@ class Pipe(asyncio.Protocol):
     def discard(self) -> int:
         """Drop every received byte not read yet; returns how many."""
         dropped = self._queued
-        self._chunks.clear()
+        self._chunks = None
         self._queued = 0
         self._maybe_resume_reading()
         return dropped
@@ -303,8 +333,8 @@ class Pipe(asyncio.Protocol):
         self._reading_paused = True
         if self._transport is not None and not self._transport.is_closing():
             self._transport.pause_reading()
-        data = b"".join(self._chunks)
-        self._chunks.clear()
+        data = b"".join(self._chunks or ())
+        self._chunks = None
         self._queued = 0
         return data
 

@@ -49,7 +49,9 @@ import pwd
 import secrets
 import signal
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from asimap.auth.account import Account
 from asimap.config import Config
@@ -204,6 +206,8 @@ class Worker:
             quota=quota_limits(config),
         )
         self._auth = _ReplayAuthenticator()
+        #: One for every connection (they are all alike).
+        self._limits = limits_for(config)
         self._timeouts = Timeouts(
             unauthenticated=config.idle_timeout_authenticated,
             authenticated=config.idle_timeout_authenticated,
@@ -290,19 +294,34 @@ class Worker:
     # connections -----------------------------------------------------------
 
     async def _serve(self, message: Message) -> None:
+        """One handed-over connection, from takeover to its end.
+
+        The handoff message (its header, the unparsed bytes) and what was
+        needed to set the connection up are dropped before the connection
+        is served: an IDLE connection may last for days, holding only its
+        driver.
+        """
         conn = int(message.header.get("conn", 0))
         try:
-            await self._serve_connection(conn, message)
+            try:
+                serving = await self._take_over(conn, message)
+            finally:
+                message.close_fds()
+            del message
+            await serving
         except Exception:
             log.exception("worker: connection %d failed", conn)
         finally:
-            message.close_fds()
             self._connections.pop(conn, None)
             self._send({"op": "closed", "conn": conn})
             if not self._connections and not self._stop.is_set():
                 self._arm_linger()
 
-    async def _serve_connection(self, conn: int, message: Message) -> None:
+    async def _take_over(
+        self, conn: int, message: Message
+    ) -> Coroutine[Any, Any, None]:
+        """Set up the driver of a handed-over connection; returns its run
+        (not started yet)."""
         header = message.header
         if len(message.fds) != 1:
             raise ValueError("handoff without a connection")
@@ -325,7 +344,7 @@ class Worker:
         services = Services(
             authenticator=self._auth,
             open_store=self._registry.open,
-            limits=limits_for(self._config),
+            limits=self._limits,
             allow_plaintext_auth=bool(header.get("plaintext_ok", False)),
             give_back=functools.partial(self._give_back, conn),
         )
@@ -339,12 +358,11 @@ class Worker:
             header.get("client_id"),
         )
         if header.get("kind") == "pop3":
-            await self._serve_pop3(conn, pipe, services, message.data, token)
-        else:
-            tag = str(header.get("tag") or "*")
-            await self._serve_imap(conn, pipe, services, message.data, token, tag)
+            return self._serve_pop3(conn, pipe, services, message.data, token)
+        tag = str(header.get("tag") or "*")
+        return self._serve_imap(conn, pipe, services, message.data, token, tag)
 
-    async def _serve_imap(
+    def _serve_imap(
         self,
         conn: int,
         pipe: Pipe,
@@ -352,7 +370,7 @@ class Worker:
         unparsed: bytes,
         token: str,
         tag: str,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
         tracer = self._tracers.new_tracer(pipe.peer_host)
         tracer.on_connect(pipe.peer_host, "imaps" if pipe.tls else "imap")
         driver = ConnectionDriver(
@@ -367,11 +385,11 @@ class Worker:
         login = imap_commands.Login(
             tag=tag, username=self._username.encode(), password=token.encode()
         )
-        await driver.run(first_command=login)
+        return driver.run(first_command=login)
 
-    async def _serve_pop3(
+    def _serve_pop3(
         self, conn: int, pipe: Pipe, services: Services, unparsed: bytes, token: str
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
         tracer = self._tracers.new_tracer(pipe.peer_host, "pop3")
         tracer.on_connect(pipe.peer_host, "pop3s" if pipe.tls else "pop3")
         driver = Pop3Driver(
@@ -387,7 +405,7 @@ class Worker:
         auth = pop3_commands.Auth(
             mechanism="PLAIN", initial_response=base64.b64encode(plain)
         )
-        await driver.run(first_command=auth)
+        return driver.run(first_command=auth)
 
     async def _give_back(self, conn: int, io: object) -> None:
         """``Services.give_back``: UNAUTHENTICATE answered, the main process
