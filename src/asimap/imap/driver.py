@@ -430,6 +430,12 @@ class ConnectionDriver:
                     await self._pipe.flush(SHUTDOWN_FLUSH)
             self._pipe.close()
         self._tracer.on_close()
+        # The session refers back to this driver (its ClientIO), and so does
+        # the feeder (the idle timeout): without these the driver is freed
+        # as soon as its task ends, instead of waiting for the cycle
+        # collector -- in the main process that is every connection handed
+        # to a worker.  Nothing reads them after the end.
+        del self._session, self._unsolicited, self._feeder
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

@@ -14,9 +14,7 @@ so handlers keep calling these functions without passing the mode around.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from asimap.imap.mutf7 import decode_mutf7, encode_mutf7
 from asimap.imap.session.errors import CommandFailed, no
@@ -27,14 +25,26 @@ from asimap.store.names import check_name
 _UTF8_NAMES: ContextVar[bool] = ContextVar("asimap_utf8_names", default=False)
 
 
-@contextlib.contextmanager
-def names_in_utf8(enabled: bool) -> Iterator[None]:
-    """Decode and encode names as UTF-8 (True) or modified UTF-7 inside."""
-    token = _UTF8_NAMES.set(enabled)
-    try:
-        yield
-    finally:
-        _UTF8_NAMES.reset(token)
+class names_in_utf8:
+    """Decode and encode names as UTF-8 (True) or modified UTF-7 inside.
+
+    A class with slots rather than a generator: it stays alive around
+    every command, IDLE included, for as long as the command runs.
+    """
+
+    __slots__ = ("_enabled", "_token")
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._token: Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _UTF8_NAMES.set(self._enabled)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _UTF8_NAMES.reset(self._token)
+            self._token = None
 
 
 def decode_name(raw: bytes) -> str:

@@ -98,6 +98,11 @@ class ResultWatcher(Protocol):
         ...
 
 
+#: The empty sets every view starts with (see ``SelectedMailbox.recent``).
+_NO_UIDS: frozenset[int] = frozenset()
+_NO_KEYWORDS: frozenset[str] = frozenset()
+
+
 class InvalidSequence(Exception):
     """A sequence-number set names a message the client cannot know."""
 
@@ -148,9 +153,11 @@ class SelectedMailbox:
             table = self._shelf.intern_selected(modseq, table)
         self._table = table
         self._private = False
-        self.recent: set[int] = set(recent)
+        #: Sets are replaced, never changed: most views keep the shared
+        #: empty one for good (an empty ``set`` is 216 bytes).
+        self.recent: frozenset[int] = frozenset(recent) or _NO_UIDS
         #: UIDs expunged in the store but not yet announced to the client.
-        self.gone: set[int] = set()
+        self.gone: frozenset[int] = _NO_UIDS
         self._announced_recent = len(self.recent)
         #: The SEARCHRES result ``$`` as UIDs (RFC 9051 section 6.4.4.1):
         #: a new view starts empty (SELECT/EXAMINE reset it, CLOSE and
@@ -164,7 +171,7 @@ class SelectedMailbox:
         found = set(keywords)
         for flags in set(table.flags.values()):
             found.update(_keywords(flags))
-        self.keywords: frozenset[str] = frozenset(found)
+        self.keywords: frozenset[str] = frozenset(found) if found else _NO_KEYWORDS
 
     # -- the table (read-only outside this class) ------------------------------
 
@@ -282,7 +289,7 @@ class SelectedMailbox:
     def note_expunged(self, uids: Iterable[int]) -> None:
         """Record expunges this connection caused (EXPUNGE, MOVE); they are
         announced by the next :meth:`refresh` that allows expunges."""
-        self.gone.update(u for u in uids if u in self.flags)
+        self._add_gone(uids)
 
     # -- the change feed ------------------------------------------------------
 
@@ -308,7 +315,7 @@ class SelectedMailbox:
             # The store forgot old expunges: compare the UID lists instead.
             current = {s.uid for s in await self.mailbox.states()}
             expunged |= {u for u in table.uids if u not in current}
-        self.gone.update(u for u in expunged if u in table.flags)
+        self._add_gone(expunged)
 
         updated: list[MessageState] = []
         new_states: list[MessageState] = []
@@ -351,7 +358,9 @@ class SelectedMailbox:
                 claimed = await self.mailbox.peek_recent()
             else:
                 claimed = await self.mailbox.claim_recent()
-            self.recent.update(u for u in claimed if u in self.flags)
+            mine = {u for u in claimed if u in self.flags}
+            if mine - self.recent:
+                self.recent = self.recent | mine
             if len(self.recent) != self._announced_recent:
                 self._announced_recent = len(self.recent)
                 if not extensions.rev2(self.enabled):
@@ -368,6 +377,12 @@ class SelectedMailbox:
             if present:
                 responses.extend(await self.watcher.changed(self, present))
         return responses
+
+    def _add_gone(self, uids: Iterable[int]) -> None:
+        flags = self._table.flags
+        new = {u for u in uids if u in flags}
+        if new - self.gone:
+            self.gone = self.gone | new
 
     def _expunge_responses(self, responses: list[Response]) -> list[int]:
         """Announce every pending expunge; returns the UIDs announced (the
@@ -390,9 +405,9 @@ class SelectedMailbox:
             if not extensions.qresync(self.enabled):
                 responses.append(Untagged((seq, Atom("EXPUNGE"))))
             if uid in self.recent:
-                self.recent.discard(uid)
+                self.recent = self.recent - {uid}
                 self._announced_recent -= 1
-        self.gone.clear()
+        self.gone = _NO_UIDS
         if vanished and extensions.qresync(self.enabled):
             uids = Raw(format_uid_list(sorted(vanished)))
             responses.append(Untagged((Atom("VANISHED"), uids)))
