@@ -475,6 +475,26 @@ class Mailbox(abc.ABC):
             result.append(summarize(info, message))
         return result
 
+    async def load(
+        self, uids: Sequence[int], *, content: bool = False
+    ) -> list[tuple[MessageInfo, Message | None]]:
+        """``(info, message)`` of each of ``uids`` still there, in the order
+        given; the message only when ``content`` (else None).
+
+        SEARCH on sizes, dates or the text loads a batch at a time; this
+        default asks one message at a time, a store may read the batch in
+        one go (the MH store: one job, not two per message).
+        """
+        out: list[tuple[MessageInfo, Message | None]] = []
+        for uid in uids:
+            try:
+                info = await self.info(uid)
+                message = await self.message(uid) if content else None
+            except MessageGone:
+                continue
+            out.append((info, message))
+        return out
+
     @abc.abstractmethod
     async def append(
         self,

@@ -39,6 +39,7 @@ from asimap.store.base import (
     SUMMARY_HEADERS,
     Mailbox,
     MessageGone,
+    MessageInfo,
     MessageSummary,
     StoreError,
 )
@@ -100,7 +101,7 @@ async def find(
     for start in range(0, len(live), SEARCH_BATCH):
         batch = live[start : start + SEARCH_BATCH]
         try:
-            candidates = await _candidates(view, batch, source)
+            candidates = await _candidates(view, batch, source, _uses_ids(key))
         except StoreError as exc:
             raise store_error_response(exc) from exc
         for cand in candidates:
@@ -125,12 +126,13 @@ async def judge(
     source = _costliest(_source_for(key) for key in keys)
     if source in _SUMMARIES and not _caches_summaries(view.mailbox):
         source = _Source.MESSAGE
+    ids = any(_uses_ids(key) for key in keys)
     max_seq = view.exists
     max_uid = view.uids[-1] if view.uids else 0
     verdicts: list[dict[int, bool]] = [{} for _ in keys]
     for start in range(0, len(pairs), SEARCH_BATCH):
         batch = pairs[start : start + SEARCH_BATCH]
-        for cand in await _candidates(view, batch, source):
+        for cand in await _candidates(view, batch, source, ids):
             for key, verdict in zip(keys, verdicts, strict=True):
                 verdict[cand.uid] = matches(
                     key, cand, max_seq=max_seq, max_uid=max_uid, saved=view.saved
@@ -256,6 +258,22 @@ def _source_for(key: c.SearchKey) -> _Source:
     return _Source.STATE
 
 
+def _uses_ids(key: c.SearchKey) -> bool:
+    """Whether ``key`` tests EMAILID or THREADID (RFC 8474 section 6)."""
+    stack: list[c.SearchKey] = [key]
+    while stack:  # iterative: keys may nest as deep as the parser allows
+        node = stack.pop()
+        if isinstance(node, c.SearchObjectId):
+            return True
+        if isinstance(node, c.SearchNot):
+            stack.append(node.key)
+        elif isinstance(node, c.SearchOr):
+            stack += [node.left, node.right]
+        elif isinstance(node, c.SearchAnd):
+            stack.extend(node.keys)
+    return False
+
+
 _ORDER = list(_Source)
 _SUMMARIES = (_Source.SUMMARY, _Source.IDS)
 
@@ -274,16 +292,29 @@ _NO_DATE = datetime.fromtimestamp(0, UTC)
 
 
 async def _candidates(
-    view: SelectedMailbox, batch: list[tuple[int, int]], source: _Source
+    view: SelectedMailbox,
+    batch: list[tuple[int, int]],
+    source: _Source,
+    ids: bool = True,
 ) -> list[SearchCandidate]:
     """Candidates for ``(seq, uid)`` pairs, loading only what ``source``
-    says; messages expunged meanwhile are left out."""
+    says (and, from a loaded message, its RFC 8474 ids only when ``ids``:
+    they hash the whole message); messages expunged meanwhile are left
+    out."""
     summaries: dict[int, MessageSummary] = {}
+    loaded: dict[int, tuple[MessageInfo, Message | None]] = {}
     if source is _Source.SUMMARY or source is _Source.IDS:
         found = await view.mailbox.summaries(
             [uid for _, uid in batch], structure=source is _Source.IDS
         )
         summaries = {summary.uid: summary for summary in found}
+    elif source is not _Source.STATE:
+        # One store call for the batch, not two per message.
+        content = source is _Source.MESSAGE
+        for info, message in await view.mailbox.load(
+            [uid for _, uid in batch], content=content
+        ):
+            loaded[info.uid] = (info, message)
     out: list[SearchCandidate] = []
     for seq, uid in batch:
         flags = view.flags[uid]
@@ -309,17 +340,19 @@ async def _candidates(
                 candidate.threadid = summary.threadid
                 candidate.message = SummaryMessage(summary)
             elif source is not _Source.STATE:
-                info = await view.mailbox.info(uid)
+                if uid not in loaded:
+                    continue  # expunged meanwhile
+                info, message = loaded[uid]
                 candidate.internaldate = info.internaldate
                 candidate.size = info.size
                 candidate.savedate = info.savedate
-                if source is _Source.MESSAGE:
-                    message = await view.mailbox.message(uid)
+                if message is not None:
                     candidate.message = message
-                    candidate.emailid = emailid_of(message.raw)
-                    candidate.threadid = threadid_of(
-                        message.header_values, candidate.emailid
-                    )
+                    if ids:
+                        candidate.emailid = emailid_of(message.raw)
+                        candidate.threadid = threadid_of(
+                            message.header_values, candidate.emailid
+                        )
         except MessageGone:
             continue
         out.append(candidate)

@@ -235,6 +235,20 @@ class Core(Writer):
             (mailbox_id, *uids),
         ).fetchall()
 
+    def load(
+        self, mailbox_id: int, uids: Sequence[int], content: bool, budget: int
+    ) -> tuple[list[tuple[MessageInfo, bytes | None]], int]:
+        """Facts (and raw bytes when ``content``) of a batch of messages
+        (:func:`summarizing.load_batch`)."""
+        return summarizing.load_batch(
+            lambda batch: self._file_rows(mailbox_id, batch),
+            self.folder_of(mailbox_id),
+            lambda uid: self.read(mailbox_id, uid),
+            uids,
+            content,
+            budget,
+        )
+
     def unsummarised(self, mailbox_id: int) -> list[int]:
         """UIDs with no cached summary, newest first: what a background
         fill builds (:meth:`MHMailbox.states`)."""

@@ -57,6 +57,10 @@ MESSAGE_CACHE_BYTES = 16 * 1024 * 1024
 #: jobs when the summaries are cached.
 SUMMARY_JOB = 500
 
+#: Octets of message data one :meth:`MHMailbox.load` job reads at most
+#: (beyond its first message).
+LOAD_BYTES = 8 * 1024 * 1024
+
 #: UIDs per job of the background fill: about a tenth of a second, so a
 #: command of another connection waits at most that long behind it.
 FILL_JOB = 100
@@ -238,6 +242,25 @@ class MHMailbox(Mailbox):
             chunk = wanted[start : start + SUMMARY_JOB]
             job = partial(core.summaries, self.mailbox_id, chunk, structure)
             out.extend(await self._store.call(job))
+        return out
+
+    async def load(
+        self, uids: Sequence[int], *, content: bool = False
+    ) -> list[tuple[MessageInfo, Message | None]]:
+        """One worker job per batch (:meth:`Core.load`), bounded by
+        :data:`LOAD_BYTES` of message data; the messages are parsed here,
+        lazily, and not kept in the per-mailbox cache a FETCH fills (a
+        SEARCH of 100,000 messages would only churn it)."""
+        core = self._store.core
+        out: list[tuple[MessageInfo, Message | None]] = []
+        rest = list(uids)
+        while rest:
+            job = partial(core.load, self.mailbox_id, rest, content, LOAD_BYTES)
+            loaded, consumed = await self._store.call(job)
+            rest = rest[consumed:]
+            out += [
+                (info, None if raw is None else Message(raw)) for info, raw in loaded
+            ]
         return out
 
     # -- changing ------------------------------------------------------------

@@ -166,6 +166,54 @@ def build_summaries(
     return out
 
 
+def load_batch(
+    rows: Callable[[Sequence[int]], list[tuple[int, ...]]],
+    folder: Path,
+    read: Callable[[int], bytes],
+    uids: Sequence[int],
+    content: bool,
+    budget: int,
+) -> tuple[list[tuple[MessageInfo, bytes | None]], int]:
+    """``(info, raw bytes when content)`` of the first of ``uids``, in
+    order, skipping expunged ones, and how many of ``uids`` that covers:
+    files are read until ``budget`` octets (at least one message), so a
+    batch of big messages stays bounded in memory.
+
+    What SEARCH on the message text (or on size and dates) reads: one job
+    for a batch instead of two per message.
+    """
+    out: list[tuple[MessageInfo, bytes | None]] = []
+    prefix = str(folder) + os.sep
+    used = 0
+    batch = uids[:_BATCH]
+    known = {row[0]: row for row in rows(batch)}
+    for index, uid in enumerate(batch):
+        if content and used >= budget:
+            return out, index
+        row = known.get(uid)
+        if row is None:
+            continue  # expunged
+        _, num, ino, size, mtime_ns, seconds, tz, saved = row
+        raw: bytes | None = None
+        if content:
+            identity = FileIdentity(ino, size, mtime_ns)
+            raw = _open_if_same(prefix + str(num), identity, True)
+            if raw is None:
+                try:
+                    raw = read(uid)
+                except MessageGone:
+                    continue
+            used += len(raw)
+        info = MessageInfo(
+            uid=uid,
+            internaldate=to_datetime(seconds, tz),
+            size=size,
+            savedate=_savedate(saved),
+        )
+        out.append((info, raw))
+    return out, len(batch)
+
+
 def cached(
     conn: sqlite3.Connection,
     mailbox_id: int,
