@@ -24,7 +24,8 @@ def _back_to_schema_2(root: Path) -> None:
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     try:
         conn.executescript(
-            # Schema 4 (OBJECTID/SAVEDATE) first, then schema 3.
+            # Schema 5 (pending files), 4 (OBJECTID/SAVEDATE), then 3.
+            "DROP TABLE pending_files;"
             "ALTER TABLE mailboxes DROP COLUMN objectid;"
             "ALTER TABLE messages DROP COLUMN savedate;"
             "ALTER TABLE summaries DROP COLUMN emailid;"

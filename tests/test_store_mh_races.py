@@ -76,8 +76,10 @@ async def test_append_overwritten_by_inc_right_after_the_link(
     await inbox.append(message("first"))
     claim = files.claim_number
 
-    def claim_then_clobber(folder: Path, source: Path, start: int) -> int:
-        number = claim(folder, source, start)
+    def claim_then_clobber(
+        folder: Path, source: Path, start: int, hook: files.Claim | None = None
+    ) -> int:
+        number = claim(folder, source, start, hook)
         inc_overwrite(folder / str(number), "incd")
         return number
 

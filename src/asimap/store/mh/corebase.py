@@ -193,6 +193,9 @@ class CoreBase:
         #: Without locking: sequence-file inodes we replaced, in case an
         #: nmh tool writes its change into one (see :mod:`seqfile`).
         self.orphans = seqfile.OrphanWatch()
+        #: Mailbox id -> number -> inode of the files a multi-message
+        #: write is linking now: not mail until its COMMIT (pending.py).
+        self.creating: dict[int, dict[int, int]] = {}
         #: Recent APPENDs, to put back one that nmh inc overwrites.
         self.fresh = repair.FreshAppends()
         #: Which folders the database mirrors, by the watcher's word.

@@ -45,7 +45,7 @@ SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
 DB_MODE = 0o600
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -174,11 +174,26 @@ ALTER TABLE summaries ADD COLUMN emailid TEXT;
 ALTER TABLE summaries ADD COLUMN threadid TEXT;
 """
 
+#: Version 5: ``pending_files``, the message files a multi-message write
+#: (COPY, MOVE's copy, MULTIAPPEND) is about to link into a folder, each
+#: committed before its link: number and inode.  The transaction that
+#: inserts their rows deletes them; what a crash leaves listed is removed
+#: at the next open (:mod:`asimap.store.mh.pending`).
+_SCHEMA_V5 = """
+CREATE TABLE pending_files (
+    mailbox_id INTEGER NOT NULL,
+    num INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, num)
+) WITHOUT ROWID;
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    5: _SCHEMA_V5,
 }
 
 

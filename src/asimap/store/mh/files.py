@@ -26,7 +26,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,14 +242,25 @@ def remove_temporary_files(folder: Path) -> int:
     return removed
 
 
-def claim_number(folder: Path, source: Path, start: int) -> int:
+#: Called with (number, inode) before each attempt to link that inode as
+#: that number: a multi-message write records it durably first
+#: (:mod:`asimap.store.mh.pending`).
+Claim = Callable[[int, int], None]
+
+
+def claim_number(
+    folder: Path, source: Path, start: int, claim: Claim | None = None
+) -> int:
     """Hard-link ``source`` as the first free number >= ``start``.
 
     ``os.link`` is atomic and never replaces an existing name, so racing
     with ``inc`` or another process costs a retry, never a message.
     """
     number = max(start, 1)
+    ino = os.stat(source, follow_symlinks=False).st_ino if claim else 0
     while True:
+        if claim is not None:
+            claim(number, ino)
         try:
             os.link(source, folder / str(number))
         except FileExistsError:
@@ -272,6 +283,7 @@ def store_new(
     mode: int = MESSAGE_MODE,
     *,
     sync_dir: bool = True,
+    claim: Claim | None = None,
 ) -> tuple[int, os.stat_result]:
     """Write a new message durably; return its number and the stat of
     the file *we* wrote.  With ``sync_dir`` False the caller fsyncs the
@@ -284,12 +296,13 @@ def store_new(
     just claimed -- in the same inode.  A stat taken after the link could
     then describe inc's message, and the UID we give ours would name it.
     With our own identity recorded, the next rescan sees the overwrite
-    and gives inc's message a UID of its own.
+    and gives inc's message a UID of its own.  ``claim``: see
+    :func:`claim_number`.
     """
     temp = write_temp(folder, data, mtime_ns, mode)
     try:
         stat = os.stat(temp, follow_symlinks=False)
-        number = claim_number(folder, temp, start)
+        number = claim_number(folder, temp, start, claim)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -309,8 +322,10 @@ def link_or_copy(
     start: int,
     expected: FileIdentity | None = None,
     mode: int = MESSAGE_MODE,
+    claim: Claim | None = None,
 ) -> tuple[int, os.stat_result]:
-    """COPY of a message file into another folder.
+    """COPY of a message file into another folder (``claim``: see
+    :func:`claim_number`).
 
     A hard link costs no space and keeps the bytes identical (refile does
     the same, and a link keeps the source's mode, as refile's does); across
@@ -336,9 +351,9 @@ def link_or_copy(
             ):
                 raise FileNotFoundError(source)
             data = handle.read()
-        return store_new(folder, data, start, stat.st_mtime_ns, mode)
+        return store_new(folder, data, start, stat.st_mtime_ns, mode, claim=claim)
     try:
-        number = claim_number(folder, source, start)
+        number = claim_number(folder, source, start, claim)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -354,7 +369,7 @@ def link_or_copy(
                 temp.unlink()
             raise
         try:
-            number = claim_number(folder, temp, start)
+            number = claim_number(folder, temp, start, claim)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()

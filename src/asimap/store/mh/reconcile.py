@@ -178,6 +178,10 @@ class Reconciler(CoreBase):
     def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
         """Bring the database in line with the folder (see module doc)."""
         on_disk = files.message_numbers(folder)
+        # Files a COPY of this worker is linking now are not mail until
+        # its COMMIT (pending.py; a COPY within one folder rescans it).
+        for num in self.creating.get(mailbox_id, ()):
+            on_disk.pop(num, None)
         rows = self._rows(mailbox_id)
         matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
         pending: dict[int, os.stat_result] = {}

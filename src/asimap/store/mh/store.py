@@ -29,7 +29,7 @@ from asimap.store.base import (
     StoreResult,
 )
 from asimap.store.feed import FeedKind
-from asimap.store.mh import metadata, quota
+from asimap.store.mh import metadata, pending, quota
 from asimap.store.mh.account import Account
 from asimap.store.mh.db import DB_NAME, open_database
 from asimap.store.mh.files import make_folder
@@ -145,6 +145,9 @@ class MHStore(Store):
             account = Account(conn, root, unseen, locking, protection, feed)
             try:
                 account.initialise(create, legacy)
+                # Before any folder is scanned: the files of a COPY or
+                # MULTIAPPEND a crash cut short are not new mail.
+                pending.recover(conn, account.root)
             except BaseException:
                 conn.close()
                 raise

@@ -23,7 +23,7 @@ from asimap.store.base import (
     apply_store_mode,
     check_quota,
 )
-from asimap.store.mh import files, quota, repair, seqfile
+from asimap.store.mh import files, pending, quota, repair, seqfile
 from asimap.store.mh.corebase import (
     KeywordRefused,
     from_datetime,
@@ -469,49 +469,36 @@ class Writer(Reconciler):
             )
         with seqfile.locked(target, self.locking):
             self._ensure_current(target_id, target)
-            # Files made so far: removed if the COPY fails half-way (an
-            # unreadable message, a full disk, its COMMIT refused), so that
-            # it adds nothing at all (RFC 3501 section 6.4.7), as the
-            # rolled-back rows say.
-            made: list[Path] = []
-            try:
+            # All or nothing, across a crash too (RFC 3501 section 6.4.7):
+            # each file is recorded before its link, the links are made
+            # outside the transaction, and the rows commit with the end of
+            # the record (pending.py).  Any failure -- an unreadable
+            # message, a full disk, the COMMIT refused -- removes the files.
+            start = self._max_num(target_id) + 1
+            with pending.creating(self.conn, target_id, target, self.creating) as batch:
+                # Hard links of the sources, as expected: one COMMIT.
+                batch.expect((start + i, row[6]) for i, row in enumerate(rows))
+                placed: list[tuple[int, str, int, int, int, os.stat_result]] = []
+                for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
+                    where = self._place(
+                        source_id,
+                        source,
+                        uid,
+                        (num, FileIdentity(ino, size, mtime)),
+                        target,
+                        start,
+                        seconds,
+                        batch,
+                    )
+                    if where is None:
+                        continue  # removed by a tool: nothing to copy
+                    new_num, stat = where
+                    self._note_created(target, new_num, stat)
+                    start = new_num + 1
+                    placed.append((uid, flags, seconds, tz_minutes, new_num, stat))
                 with transaction(self.conn):
                     modseq = self._bump(target_id)
-                    start = self._max_num(target_id) + 1
-                    for uid, num, flags, seconds, tz_minutes, size, ino, mtime in rows:
-                        known = FileIdentity(ino, size, mtime)
-                        try:
-                            new_num, stat = self._copy_file(
-                                source, num, known, target, start, seconds, uid, made
-                            )
-                        except FileNotFoundError:
-                            # The file under that number is no longer this
-                            # message: look again (a tool renumbered it, or inc
-                            # overwrote it and the rescan puts ours back).
-                            with seqfile.locked(source, self.locking):
-                                self._rescan(source_id, source, waited=True)
-                            where = self.conn.execute(
-                                "SELECT num, ino, size, mtime_ns FROM messages "
-                                "WHERE mailbox_id=? AND uid=?",
-                                (source_id, uid),
-                            ).fetchone()
-                            if where is None:
-                                continue  # removed by a tool: nothing to copy
-                            try:
-                                new_num, stat = self._copy_file(
-                                    source,
-                                    where[0],
-                                    FileIdentity(where[1], where[2], where[3]),
-                                    target,
-                                    start,
-                                    seconds,
-                                    uid,
-                                    made,
-                                )
-                            except FileNotFoundError:
-                                continue
-                        self._note_created(target, new_num, stat)
-                        start = new_num + 1
+                    for uid, flags, seconds, tz_minutes, new_num, stat in placed:
                         new_uid = self._insert(
                             target_id,
                             new_num,
@@ -524,59 +511,99 @@ class Writer(Reconciler):
                         pairs.append((uid, new_uid))
                     self._write_sequences(target_id, target)
                     self._record_stamps(target_id, target)
-            except BaseException:
-                for done in made:
-                    done.unlink(missing_ok=True)
-                raise
+                    batch.settle()
         if move and pairs:
             with seqfile.locked(source, self.locking):
                 self._remove(source_id, source, [s for s, _ in pairs])
         return tuple(pairs)
 
+    def _place(
+        self,
+        source_id: int,
+        source: Path,
+        uid: int,
+        where: tuple[int, FileIdentity],
+        target: Path,
+        start: int,
+        seconds: int,
+        batch: pending.Creating,
+    ) -> tuple[int, os.stat_result] | None:
+        """Copy message ``uid`` (file number and identity ``where`` in
+        ``source``) into ``target`` as the first free number >= ``start``;
+        its number and stat, or None when a tool removed it.  A file under
+        that number that is no longer this message makes us look again (a
+        tool renumbered it, or inc overwrote it and the rescan puts ours
+        back)."""
+        try:
+            return self._copy_file(source, where, target, start, seconds, uid, batch)
+        except FileNotFoundError:
+            pass
+        with seqfile.locked(source, self.locking):
+            self._rescan(source_id, source, waited=True)
+        row = self.conn.execute(
+            "SELECT num, ino, size, mtime_ns FROM messages "
+            "WHERE mailbox_id=? AND uid=?",
+            (source_id, uid),
+        ).fetchone()
+        if row is None:
+            return None
+        where = (row[0], FileIdentity(row[1], row[2], row[3]))
+        try:
+            return self._copy_file(source, where, target, start, seconds, uid, batch)
+        except FileNotFoundError:
+            return None
+
     def _copy_file(
         self,
         source: Path,
-        num: int,
-        known: FileIdentity,
+        where: tuple[int, FileIdentity],
         target: Path,
         start: int,
         seconds: int,
         uid: int,
-        made: list[Path],
+        batch: pending.Creating,
     ) -> tuple[int, os.stat_result]:
-        """Copy message ``num`` of ``source`` into ``target`` (first free
-        number >= ``start``); FileNotFoundError when the file under ``num``
-        is not the message we know (``known``).  Any other failure removes
-        the files in ``made`` (this COPY's, whose rows the transaction
-        rolls back) and, for a source file we may not read, raises
-        :class:`MessageUnreadable`; the new file is added to ``made``."""
+        """Copy message file ``where`` (number, identity) of ``source``
+        into ``target``; FileNotFoundError when the file under that number
+        is not the message we know.  A source file we may not read raises
+        :class:`MessageUnreadable` (the batch removes what was made)."""
+        num, known = where
         path = source / str(num)
         try:
-            new_num, stat = self._copy_one(path, known, target, start, seconds)
+            new_num, stat = self._copy_one(path, known, target, start, seconds, batch)
         except FileNotFoundError:
             raise  # the caller looks again
-        except OSError as exc:
-            for done in made:
-                done.unlink(missing_ok=True)
-            if isinstance(exc, PermissionError) and not os.access(
-                path, os.R_OK, effective_ids=True
-            ):
+        except PermissionError as exc:
+            if not os.access(path, os.R_OK, effective_ids=True):
                 raise unreadable(uid, path, exc) from None
             raise
-        made.append(target / str(new_num))
+        batch.made(new_num, stat)
         return new_num, stat
 
     def _copy_one(
-        self, path: Path, known: FileIdentity, target: Path, start: int, seconds: int
+        self,
+        path: Path,
+        known: FileIdentity,
+        target: Path,
+        start: int,
+        seconds: int,
+        batch: pending.Creating,
     ) -> tuple[int, os.stat_result]:
         if path.parent != target:
-            return files.link_or_copy(path, target, start, known, self.message_mode)
+            return files.link_or_copy(
+                path, target, start, known, self.message_mode, claim=batch.claim
+            )
         with open(path, "rb") as handle:
             if FileIdentity.of(os.fstat(handle.fileno())) != known:
                 raise FileNotFoundError(path)
             data = handle.read()
         return files.store_new(
-            target, data, start, seconds * 1_000_000_000, self.message_mode
+            target,
+            data,
+            start,
+            seconds * 1_000_000_000,
+            self.message_mode,
+            claim=batch.claim,
         )
 
     def _copy_summary(self, source_id: int, uid: int, target_id: int, new: int) -> None:

@@ -1,0 +1,204 @@
+"""Message files a multi-message write is making: recorded before each
+exists, mail only when the rows that name them commit.
+
+Why: a COPY (and MOVE's copy, and a MULTIAPPEND) links several files into
+the target folder and then records their rows in one transaction.  Killed
+in between (SIGKILL, power loss), the rows never commit but the files
+stay, and the next rescan would import them as mail an MH tool added:
+half a COPY, against RFC 3501 section 6.4.7 ("If the COPY command is
+unsuccessful for any reason, server implementations MUST restore the
+destination mailbox to its state before the COPY attempt"), and half a
+MULTIAPPEND, against RFC 3502 section 2 ("If the server fails to store
+any message, it MUST NOT store any of the messages").
+
+So every file such a write links is first committed in the
+``pending_files`` table as (folder, number, inode), the links are made
+*outside* any transaction, and the transaction that inserts the rows also
+deletes the records (:meth:`Creating.settle`).  Opening the store
+(:func:`recover`, before any folder is scanned) removes the file of each
+record a crash left behind -- only if it is still that inode and has no
+row, so an ``inc`` that took the number meanwhile keeps its message --
+and while the write runs, this worker's rescans skip its files.
+
+What nmh sees: the files exist, under their numbers, from their link to
+the COMMIT (as with any write); after a crash in between, until the next
+open of the account removes them.  A ``scan`` in that window lists them;
+they never become IMAP messages.
+
+Use (the whole API; one batch at a time per folder, on the worker
+thread, with no transaction open)::
+
+    with pending.creating(conn, mailbox_id, folder, core.creating) as batch:
+        batch.expect([(start, source_ino), ...])   # optional, one COMMIT
+        num, stat = files.link_or_copy(..., claim=batch.claim)
+        batch.made(num)
+        ...
+        with transaction(conn):
+            ...insert the rows...
+            batch.settle()
+    # an exception anywhere in the block: the files go, the records too
+
+:meth:`Creating.claim` commits one record per number it meets that
+:meth:`Creating.expect` did not announce, so a write that knows its
+inodes ahead (COPY: the source files it hard-links) pays one COMMIT in
+all; one that does not (a message written to a temporary file first)
+pays one per file unless it writes all the temporaries first and
+announces them together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from asimap.store.base import InvalidMailboxName
+from asimap.store.mh.db import transaction
+from asimap.store.mh.files import fsync_dir
+from asimap.store.mh.paths import folder_path
+
+log = logging.getLogger(__name__)
+
+
+class Creating:
+    """The files one write is adding to one folder (module doc)."""
+
+    def __init__(self, conn: sqlite3.Connection, mailbox_id: int, folder: Path):
+        self.conn = conn
+        self.mailbox_id = mailbox_id
+        self.folder = folder
+        #: number -> inode, as committed.
+        self.recorded: dict[int, int] = {}
+        #: number -> inode of the files linked so far (rescans skip them).
+        self.linked: dict[int, int] = {}
+        self.settled = False
+
+    def expect(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Commit (number, inode) pairs the write is about to link."""
+        fresh = [(n, i) for n, i in pairs if self.recorded.get(n) != i]
+        if not fresh:
+            return
+        if self.conn.in_transaction:
+            # Nested, it would not commit before the link: a programming
+            # error, not something to run with.
+            raise RuntimeError("pending files must be recorded outside a transaction")
+        with transaction(self.conn):
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO pending_files (mailbox_id, num, ino) "
+                "VALUES (?, ?, ?)",
+                [(self.mailbox_id, n, i) for n, i in fresh],
+            )
+        self.recorded.update(fresh)
+
+    def claim(self, num: int, ino: int) -> None:
+        """About to link inode ``ino`` as ``num`` (the hook of
+        :func:`asimap.store.mh.files.claim_number`): durable first."""
+        self.expect([(num, ino)])
+
+    def made(self, num: int, stat: os.stat_result) -> None:
+        """``num`` was linked (to the inode of ``stat``)."""
+        self.linked[num] = stat.st_ino
+
+    def settle(self) -> None:
+        """Inside the transaction that inserts the rows: from its COMMIT
+        the files are mail, and nothing is pending any more."""
+        self.conn.execute(
+            "DELETE FROM pending_files WHERE mailbox_id=?", (self.mailbox_id,)
+        )
+        self.settled = True
+
+    def abandon(self) -> None:
+        """The write failed: remove its files (each only while it is
+        still ours) and their records.  On a full disk the records may
+        stay; the next open removes what they name, which is nothing."""
+        removed = False
+        for num, ino in self.linked.items():
+            path = self.folder / str(num)
+            with contextlib.suppress(OSError):
+                if os.stat(path, follow_symlinks=False).st_ino == ino:
+                    path.unlink()
+                    removed = True
+        if removed:
+            with contextlib.suppress(OSError):
+                fsync_dir(self.folder)
+        self.linked.clear()
+        if self.recorded:
+            try:
+                with transaction(self.conn):
+                    self.conn.execute(
+                        "DELETE FROM pending_files WHERE mailbox_id=?",
+                        (self.mailbox_id,),
+                    )
+            except sqlite3.Error:
+                log.warning("%s: pending records left for the next open", self.folder)
+            self.recorded.clear()
+
+
+@contextlib.contextmanager
+def creating(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    folder: Path,
+    hidden: dict[int, dict[int, int]],
+) -> Iterator[Creating]:
+    """A :class:`Creating` for the block; its files are listed in
+    ``hidden`` (the core's, read by rescans) while it runs.  Left by an
+    exception, or without :meth:`Creating.settle`, its files go."""
+    batch = Creating(conn, mailbox_id, folder)
+    if mailbox_id in hidden:
+        raise RuntimeError("one multi-message write at a time per folder")
+    hidden[mailbox_id] = batch.linked
+    try:
+        yield batch
+        if not batch.settled:
+            batch.abandon()
+    except BaseException:
+        batch.abandon()
+        raise
+    finally:
+        hidden.pop(mailbox_id, None)
+
+
+def recover(conn: sqlite3.Connection, root: Path) -> int:
+    """At open, before any folder is scanned: remove the files of writes
+    a crash cut short; how many went.
+
+    A listed file goes only if it is still the recorded inode and no row
+    names that number (a row would make it mail: cannot happen, since the
+    records go in the rows' own transaction, but a row is never undone
+    here).  One worker serves an account, so no write is in flight.
+    """
+    if conn.execute("SELECT 1 FROM pending_files LIMIT 1").fetchone() is None:
+        return 0  # the common case: one look, no write
+    rows = conn.execute(
+        "SELECT p.num, p.ino, b.name FROM pending_files p "
+        "LEFT JOIN mailboxes b ON b.id = p.mailbox_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM messages m "
+        "WHERE m.mailbox_id = p.mailbox_id AND m.num = p.num)"
+    ).fetchall()
+    removed = 0
+    folders: set[Path] = set()
+    for num, ino, name in rows:
+        if name is None:
+            continue
+        try:
+            folder = folder_path(root, name)
+        except InvalidMailboxName:
+            continue
+        path = folder / str(num)
+        with contextlib.suppress(OSError):
+            if os.stat(path, follow_symlinks=False).st_ino == ino:
+                path.unlink()
+                removed += 1
+                folders.add(folder)
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            fsync_dir(folder)
+    with transaction(conn):
+        conn.execute("DELETE FROM pending_files")
+    if removed:
+        log.warning("%s: removed %d file(s) of a write cut short", root, removed)
+    return removed
