@@ -150,7 +150,10 @@ def test_nul_bytes_in_a_command(anon: Raw) -> None:
     anon.assert_alive()
 
 
-def test_random_eight_bit_garbage(anon: Raw) -> None:
+def test_random_eight_bit_garbage(authed: Raw) -> None:
+    """Logged in: three invalid commands before login would end the
+    connection (tests/test_prelogin_invalid.py)."""
+    anon = authed
     rng = random.Random(20240101)
     garbage = bytes(rng.randrange(0x80, 0x100) for _ in range(2000))
     anon.send(garbage[:200] + b"\r\n")

@@ -56,6 +56,7 @@ from asimap.imap.responses import (
 )
 from asimap.net.pipe import Pipe, StopReading
 from asimap.net.pipe_feeder import PipeFeeder
+from asimap.net.prelogin import TOO_MANY_TEXT, InvalidCommands
 from asimap.ops.trace import NULL_TRACER, Tracer
 
 __all__ = ["ConnectionDriver", "Pipe", "SessionLike", "Timeouts"]
@@ -151,6 +152,8 @@ class ConnectionDriver:
         self._detached = False
         self._current: commands.Command | None = None
         self._pending_bye: str | None = None
+        #: BADs before login (asimap.net.prelogin).
+        self._invalid = InvalidCommands()
         #: Set by :meth:`shutdown`: the BYE text.
         self._stopping: str | None = None
         self._broken = False
@@ -170,6 +173,7 @@ class ConnectionDriver:
     async def send(self, *responses: Response) -> None:
         for response in responses:
             self._note_authentication(response)
+            self._note_invalid(response)
         # One write of every response (a FETCH batch is one TLS record
         # run, one syscall); big message literals go uncopied.
         await self._write(*encode_parts(responses, utf8=self._utf8))
@@ -395,6 +399,20 @@ class ConnectionDriver:
             self._authenticated = True
         elif isinstance(current, commands.Unauthenticate):
             self._authenticated = False
+
+    def _note_invalid(self, response: Response) -> None:
+        """Count the BADs before login; the third ends the connection
+        after this command (:mod:`asimap.net.prelogin`)."""
+        if (
+            self._authenticated
+            or not isinstance(response, Tagged | UntaggedStatus)
+            or response.status is not Status.BAD
+            or isinstance(self._current, commands.Authenticate)
+        ):
+            return
+        if self._invalid.note():
+            log.info("%s: %s before login", self.peer_host, TOO_MANY_TEXT.lower())
+            self._pending_bye = TOO_MANY_TEXT
 
     async def _say_bye(self, text: str) -> None:
         try:

@@ -193,6 +193,8 @@ class Pop3Driver:
                 raise StopReading(self._pending_stop)
             return keep
         if isinstance(event, LineTooLong):
+            if not await self._session.note_invalid():
+                return False
             await self.send(err(f"Line too long (limit {event.limit} octets)"))
             return True
         return False  # Eof

@@ -10,10 +10,12 @@ a store error ``-ERR [SYS/TEMP]``, any other exception is logged and
 answered ``-ERR [SYS/TEMP] Internal error``.  The connection survives all
 of them (design.md section 4, rule 2).
 
-Bad input is answered, never punished with a disconnect: unlike Dovecot
-(which drops a client after 20 bad commands) every unknown or malformed
-command gets its ``-ERR`` and costs nothing but the answer; the
-unauthenticated idle timeout bounds how long such a client can stay.
+Bad input is answered with ``-ERR``.  Before login, the third unknown,
+malformed or not-yet-allowed command (or over-long line) is answered
+``-ERR Too many invalid commands`` and ends the connection, as Dovecot's
+login process does (:mod:`asimap.net.prelogin`); after login a command is
+never punished with a disconnect (Dovecot drops a logged-in client after
+20 bad commands): a user's buggy client keeps its session.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asimap.imap.session.services import Services
+from asimap.net.prelogin import TOO_MANY_TEXT, InvalidCommands
 from asimap.pop3 import commands as c
 from asimap.pop3 import handlers_auth, handlers_mail
 from asimap.pop3.context import Context
@@ -61,6 +64,7 @@ class Pop3Session:
 
     def __init__(self, io: Pop3IO, services: Services) -> None:
         self._ctx = Context(io=io, services=services)
+        self._invalid = InvalidCommands()
 
     @property
     def state(self) -> State:
@@ -76,11 +80,26 @@ class Pop3Session:
         return ok(f"{self._ctx.services.server_name} POP3 ready")
 
     async def handle(self, command: c.Command | c.CommandError) -> bool:
-        """Answer one command; False once the session is over (QUIT)."""
+        """Answer one command; False once the session is over (QUIT, or
+        too many invalid commands before login)."""
+        invalid = isinstance(command, c.CommandError) or not allowed(
+            self._ctx.state, command
+        )
+        if invalid and not await self.note_invalid():
+            return False
         reply = await self._answer(command)
         if reply:
             await self._ctx.io.send(reply)
         return self._ctx.state is not State.UPDATE
+
+    async def note_invalid(self) -> bool:
+        """An invalid command (or line): before login, the third one gets
+        the closing ``-ERR`` here; False when the connection must end."""
+        if self.authenticated or not self._invalid.note():
+            return True
+        log.info("%s: pop3 %s before login", self._ctx.io.peer_host, TOO_MANY_TEXT)
+        await self._ctx.io.send(err(TOO_MANY_TEXT))
+        return False
 
     async def _answer(self, command: c.Command | c.CommandError) -> bytes:
         if isinstance(command, c.CommandError):
