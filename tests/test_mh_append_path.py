@@ -300,3 +300,27 @@ async def test_nmh_scan_lists_every_message_of_a_multiappend(
         assert f"m{100 + i}" in line
     unseen = run(mark, "+inbox", "-list", "-sequence", "unseen")
     assert unseen.split(":", 1)[1].split() == [f"2-{N}"]
+
+
+async def test_a_big_append_is_kept_for_repair_outside_memory(
+    watched: MHStore, tmp_path: Path
+) -> None:
+    """A big APPEND is kept for the repair after an nmh race in an unnamed
+    file, not in the worker's memory; when ``inc`` overwrites its number
+    in place (``O_TRUNC``, no ``O_EXCL``), it is put back byte for byte
+    from there, and nothing of the copy is left in the folder."""
+    store = watched
+    inbox = await store.mailbox("INBOX")
+    line = b"x" * 76 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + line * (2 * 1024 * 1024 // len(line))
+    uid = await inbox.append(big)
+    assert store.core.fresh.in_memory < 1024 * 1024
+    folder = tmp_path / "Mail" / "inbox"
+    fd = os.open(folder / "1", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, b"Subject: incd\n\nbody\n")
+    finally:
+        os.close(fd)
+    assert (await inbox.message(uid)).raw == big
+    assert sorted(files_in(folder)) == ["1", "2"]
+    assert (folder / "1").read_bytes().startswith(b"Subject: incd")

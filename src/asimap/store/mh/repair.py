@@ -24,6 +24,13 @@ repaired.
 An entry whose inode was overwritten is never dropped unseen: when its
 time is up it is kept, and reported by :meth:`FreshAppends.suspect`, until
 the rescan that repairs it (:meth:`FreshAppends.forget`).
+
+A big APPEND (:data:`SPILL_BYTES` or more) is kept in an unnamed file in
+its folder (``O_TMPFILE``: no name, so no tool and no rescan sees it, and
+a crash leaves nothing behind) rather than in the worker's memory: a
+25 MB message otherwise stayed resident for the whole lifetime of its
+entry, after the APPEND was long answered.  The copy is never synced and
+lives at most as long as the entry, so it usually never reaches the disk.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from asimap.store.mh.files import FileIdentity
 
@@ -48,18 +56,44 @@ BUDGET_BYTES = 32 * 1024 * 1024
 #: Most descriptors held at once (the oldest are forgotten first).
 MAX_ENTRIES = 1024
 
+#: APPENDs at least this large are kept in an unnamed file, not in memory.
+SPILL_BYTES = 1024 * 1024
+
+#: Most bytes kept in such files at once (the oldest are forgotten first).
+SPILL_BUDGET = 256 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class Fresh:
     """An APPEND we may have to put back."""
 
     uid: int
-    data: bytes
+    #: The message, or b"" when it is kept in ``spill``.
+    kept: bytes
     mtime_ns: int
     identity: FileIdentity
     expires: float
     #: Read-only descriptor on the inode we wrote; -1 when none.
     fd: int = -1
+    #: An unnamed file holding the message (big APPENDs); -1 when none.
+    spill: int = -1
+    #: The message's size.
+    size: int = 0
+
+    @property
+    def data(self) -> bytes:
+        """The message as we wrote it."""
+        if self.spill < 0:
+            return self.kept
+        chunks: list[bytes] = []
+        offset = 0
+        while offset < self.size:
+            chunk = os.pread(self.spill, self.size - offset, offset)
+            if not chunk:
+                raise OSError("kept copy of an APPEND is short")
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
 
     def rewritten(self) -> bool | None:
         """True when our inode no longer holds what we wrote (a tool
@@ -72,10 +106,33 @@ class Fresh:
             return None
 
     def close(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = -1
+        for fd in (self.fd, self.spill):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self.spill = -1
+
+
+def spill(directory: Path, data: bytes) -> int:
+    """A descriptor on a new unnamed file in ``directory`` holding
+    ``data``; -1 when the file system cannot make one (no ``O_TMPFILE``,
+    a full disk)."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return -1
+    try:
+        fd = os.open(directory, flag | os.O_RDWR, 0o600)
+    except OSError:
+        return -1
+    try:
+        with memoryview(data) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def hold(path: str | os.PathLike[str], identity: FileIdentity) -> int:
@@ -110,7 +167,9 @@ class FreshAppends:
         #: Entries whose time is up but whose inode a tool rewrote: kept
         #: until a rescan repairs them.
         self._overdue: dict[tuple[int, int], Fresh] = {}
+        #: Bytes kept in memory, and in unnamed files.
         self._size = 0
+        self._spilled = 0
 
     def remember(
         self,
@@ -121,21 +180,44 @@ class FreshAppends:
         mtime_ns: int,
         identity: FileIdentity,
         fd: int = -1,
+        folder: Path | None = None,
     ) -> None:
         """Keep the bytes of an APPEND, and ``fd`` (a descriptor on its
-        inode, see :func:`hold`; taken over).  Skipped when larger than
-        the whole budget."""
+        inode, see :func:`hold`; taken over).  A big one is kept in an
+        unnamed file in ``folder`` when given (module doc).  Skipped when
+        larger than the whole budget."""
         self._drop((mailbox_id, num))
-        if len(data) > self.budget:
+        kept = -1
+        if folder is not None and SPILL_BYTES <= len(data) <= SPILL_BUDGET:
+            kept = spill(folder, data)
+        if kept < 0 and len(data) > self.budget:
             if fd >= 0:
                 os.close(fd)
             return
         entry = Fresh(
-            uid, data, mtime_ns, identity, time.monotonic() + self.lifetime_s, fd
+            uid,
+            b"" if kept >= 0 else data,
+            mtime_ns,
+            identity,
+            time.monotonic() + self.lifetime_s,
+            fd,
+            kept,
+            len(data),
         )
         self._entries[(mailbox_id, num)] = entry
-        self._size += len(data)
+        self._count(entry, 1)
         self._expire()
+
+    @property
+    def in_memory(self) -> int:
+        """Bytes of kept APPENDs held in this process's memory."""
+        return self._size
+
+    def _count(self, entry: Fresh, sign: int) -> None:
+        if entry.spill >= 0:
+            self._spilled += sign * entry.size
+        else:
+            self._size += sign * entry.size
 
     def overwritten(
         self, mailbox_id: int, num: int, uid: int, now: os.stat_result | None
@@ -181,7 +263,7 @@ class FreshAppends:
     def _drop(self, key: tuple[int, int]) -> None:
         entry = self._entries.pop(key, None) or self._overdue.pop(key, None)
         if entry is not None:
-            self._size -= len(entry.data)
+            self._count(entry, -1)
             entry.close()
 
     def _expire(self) -> None:
@@ -190,12 +272,16 @@ class FreshAppends:
         now = time.monotonic()
         while self._entries:
             key, entry = next(iter(self._entries.items()))
-            over = self._size > self.budget or len(self._entries) > self.max_entries
+            over = (
+                self._size > self.budget
+                or self._spilled > SPILL_BUDGET
+                or len(self._entries) > self.max_entries
+            )
             if entry.expires >= now and not over:
                 break
             del self._entries[key]
             if entry.rewritten():
                 self._overdue[key] = entry
                 continue
-            self._size -= len(entry.data)
+            self._count(entry, -1)
             entry.close()

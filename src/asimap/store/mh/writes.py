@@ -242,6 +242,7 @@ class Writer(Reconciler):
             seconds * 1_000_000_000,
             identity,
             repair.hold(folder / str(num), identity),
+            folder,
         )
         return uid
 
