@@ -34,6 +34,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from asimap.imap.responses import Encoded
@@ -231,30 +232,42 @@ def cached(
         if structure
         else "x'', x'', '', ''"
     )
+    # The messages of a folder nmh filled share their save date (when we
+    # first saw them): each distinct one is converted once.
+    saves: dict[int | None, datetime | None] = {None: None}
+    empty = _EMPTY
     for start in range(0, len(uids), _BATCH):
         chunk = uids[start : start + _BATCH]
         marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
+        rows = conn.execute(
             "SELECT m.uid, m.size, m.internaldate, m.tz_minutes, s.envelope, "
             f"{columns}, s.headers, "
             "m.savedate FROM messages m "
             "JOIN summaries s ON s.mailbox_id=m.mailbox_id AND s.uid=m.uid "
             f"WHERE m.mailbox_id=? AND m.uid IN ({marks}) {full_only}",
             (mailbox_id, *chunk),
-        ):
+        ).fetchall()
+        # One JSON document for the batch: a loads() per row cost more
+        # in calls than in parsing.
+        decoded = json.loads("[" + ",".join([row[9] for row in rows]) + "]")
+        for row, fields in zip(rows, decoded, strict=True):
             uid, size, seconds, tz, env, bodystructure, body = row[:7]
-            emailid, threadid, headers, saved = row[7:]
+            emailid, threadid, _headers, saved = row[7:]
+            if saved in saves:
+                savedate = saves[saved]
+            else:
+                savedate = saves[saved] = _savedate(saved)
             found[uid] = MessageSummary(
-                uid=uid,
-                size=size,
-                internaldate=to_datetime(seconds, tz),
-                envelope=Encoded(env),
-                bodystructure=Encoded(bodystructure),
-                body=Encoded(body),
-                headers={k: tuple(v) for k, v in json.loads(headers).items()},
-                emailid=emailid,
-                threadid=threadid,
-                savedate=_savedate(saved),
+                uid,
+                size,
+                to_datetime(seconds, tz),
+                Encoded(env),
+                Encoded(bodystructure) if bodystructure else empty,
+                Encoded(body) if body else empty,
+                {k: tuple(v) for k, v in fields.items()},
+                emailid,
+                threadid,
+                savedate,
             )
     return found
 
