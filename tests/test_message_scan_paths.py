@@ -1,6 +1,7 @@
 """Fast paths of the message model's scans give what the plain ones gave.
 
-:func:`split_header` searches a growing window instead of the whole entity
+:func:`split_header` searches for the other kind of empty line only up to
+the first one it found, instead of through the whole entity
 (an LF message from nmh was scanned to its end for a CRLF empty line, for
 every part), and :func:`decode_quoted_printable` skips its trailing-space
 regex when no line can end in a space or tab.  Both must answer exactly
@@ -15,7 +16,7 @@ import re
 
 import pytest
 
-from asimap.message import decode, headers
+from asimap.message import decode
 from asimap.message.decode import decode_quoted_printable
 from asimap.message.headers import split_header
 from store_conformance import corpus_messages
@@ -53,12 +54,9 @@ def _random_blobs(seed: int, count: int) -> list[bytes]:
     ]
 
 
-@pytest.mark.parametrize("window", [1, 2, 3, 5, 64, 8192])
-def test_split_header_equals_the_plain_search(
-    monkeypatch: pytest.MonkeyPatch, window: int
-) -> None:
-    monkeypatch.setattr(headers, "_FIRST_WINDOW", window)
-    blobs = _random_blobs(window, 3000)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_split_header_equals_the_plain_search(seed: int) -> None:
+    blobs = _random_blobs(seed, 5000)
     blobs += list(corpus_messages(50))
     blobs += [raw.replace(b"\n", b"\r\n") for raw in corpus_messages(50)]
     for blob in blobs:

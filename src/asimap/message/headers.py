@@ -31,28 +31,26 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
         return start, start + 2
     if data.startswith(b"\n", start, end):
         return start, start + 1
-    # The first "\n\n" or "\n\r\n", whichever starts first.  Both are
-    # looked for in a window that grows until one is in it: searching the
-    # whole entity for the kind a message does not use (CRLF in an LF file
-    # from nmh) cost a scan of every part's body.  A pattern wholly inside
-    # the window is the first of its kind, and one of the other kind
-    # starting earlier would be inside the window too.
-    window = _FIRST_WINDOW
-    while True:
-        limit = min(end, start + window)
-        crlf = data.find(b"\n\r\n", start, limit)
-        lf = data.find(b"\n\n", start, crlf + 2 if crlf >= 0 else limit)
-        if lf >= 0:
-            return lf + 1, lf + 2
+    # The first "\n\n" or "\n\r\n", whichever starts first.  Whichever
+    # kind is looked for first is searched to its first occurrence, the
+    # other only up to there: searching the whole entity for the kind a
+    # message does not use (CRLF in an LF file from nmh) cost a scan of
+    # every part's body.  The first line's end tells which kind to try
+    # first; either order gives the same answer.
+    newline = data.find(b"\n", start, end)
+    if newline > start and data[newline - 1] == 0x0D:  # CRLF message
+        crlf = data.find(b"\n\r\n", start, end)
+        lf = data.find(b"\n\n", start, crlf + 2 if crlf >= 0 else end)
+    else:
+        lf = data.find(b"\n\n", start, end)
+        crlf = data.find(b"\n\r\n", start, lf + 2 if lf >= 0 else end)
         if crlf >= 0:
-            return crlf + 1, crlf + 3
-        if limit == end:
-            return end, end
-        window *= 4
-
-
-#: The first window :func:`split_header` searches (most headers fit).
-_FIRST_WINDOW = 8192
+            lf = -1  # a CRLF empty line before the first LF one
+    if lf >= 0:
+        return lf + 1, lf + 2
+    if crlf >= 0:
+        return crlf + 1, crlf + 3
+    return end, end
 
 
 #: One whole field: its first line (whatever it starts with -- a line that

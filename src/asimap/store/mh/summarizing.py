@@ -66,22 +66,51 @@ _EMPTY = Encoded(b"")
 
 def _open_if_same(path: str, identity: FileIdentity, whole: bool) -> bytes | None:
     """The file's bytes (all of them, or enough for its header) if it is
-    still the file the row describes; None otherwise."""
+    still the file the row describes; None otherwise.
+
+    Plain ``os`` calls: ``open()`` adds a buffered reader and three
+    system calls (fstat, ioctl, lseek) per file, a tenth of a header
+    summary's cost.
+    """
     try:
-        with open(path, "rb") as handle:
-            if FileIdentity.of(os.fstat(handle.fileno())) != identity:
-                return None
-            if whole or identity.size <= HEAD_BYTES:
-                return handle.read()
-            head = handle.read(HEAD_BYTES)
-            if header_complete(head):
-                return head
-            return head + handle.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        pass
+        fd = os.open(path, _FLAGS)
     except OSError:
-        pass  # unreadable: the careful read raises MessageUnreadable
-    return None
+        # Gone, or unreadable: the careful read raises MessageGone or
+        # MessageUnreadable.
+        return None
+    try:
+        if FileIdentity.of(os.fstat(fd)) != identity:
+            return None
+        if whole or identity.size <= HEAD_BYTES:
+            return _read_rest(fd, b"", identity.size)
+        head = os.read(fd, HEAD_BYTES)
+        if header_complete(head):
+            return head
+        return _read_rest(fd, head, identity.size)
+    except OSError:
+        return None  # a directory, EIO...: the careful read decides
+    finally:
+        os.close(fd)
+
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_rest(fd: int, head: bytes, size: int) -> bytes:
+    """``head`` and everything after it to the end of the file, whose
+    size was ``size``: one read, unless the file has grown since."""
+    want = max(size - len(head), 0) + 1
+    first = os.read(fd, want)
+    if len(first) < want:  # the end of the file
+        return head + first if head else first
+    chunks = [head, first]
+    while chunk := os.read(fd, _CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+#: Read size once a file turned out longer than its size said.
+_CHUNK = 1024 * 1024
 
 
 def header_complete(head: bytes) -> bool:
