@@ -319,10 +319,16 @@ def test_merge_treats_seen_and_unseen_as_one_flag() -> None:
     ours = {"Seen": {1}, "unseen": {2, 3, 4}, "flagged": {3, 4}}
     merged = sequences.merge_sequences(base, theirs, ours, ("unseen",))
     assert merged == {"Seen": {2}, "unseen": {1, 3, 4, 5}, "flagged": {3, 4}}
-    # A change the tool made only to Seen decides too.
+    # A change the tool made only to Seen: the unseen sequence still
+    # decides, as nmh reads it.  inc clears our Seen of a number it
+    # delivers (5, which we had imported before inc listed it in unseen),
+    # adds it to unseen, and a mark as read takes it out again: read.
+    # 3 joined Seen alone: still in unseen, so still unread.
+    base = {"Seen": {1, 5}, "unseen": {2, 3, 4}, "flagged": {4}}
+    ours = {"Seen": {1, 5}, "unseen": {2, 3, 4}, "flagged": {3, 4}}
     theirs = {"Seen": {1, 3}, "unseen": {2, 3, 4}, "flagged": {4}}
     merged = sequences.merge_sequences(base, theirs, ours, ("unseen",))
-    assert merged["Seen"] == {1, 3} and merged["unseen"] == {2, 4}
+    assert merged["Seen"] == {1, 5} and merged["unseen"] == {2, 3, 4}
     # Untouched by the tool: ours stands (the database read message 4).
     ours = {"Seen": {1, 4}, "unseen": {2, 3}, "flagged": {4}}
     merged = sequences.merge_sequences(base, base, ours, ("unseen",))
@@ -559,3 +565,84 @@ def test_a_sequence_file_we_may_not_write_is_still_replaced(tmp_path: Path) -> N
         outcome, fd = seqfile.swap_locked(folder, temp, stamp)
     assert (outcome, fd) == (seqfile.MOVED, -1)
     assert target.read_text() == "unseen: 1-2\n"
+
+
+#: Holds a shared fcntl lock on a sequence file until told to let go (a
+#: reader such as ``scan``; a lock of another process: POSIX locks never
+#: conflict within one).
+_READ_LOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.lockf(fd, fcntl.LOCK_SH)
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _sleeping(pid: int) -> bool:
+    """True while process ``pid`` is in ``nanosleep`` / ``clock_nanosleep``
+    (x86-64 and aarch64 numbers): nmh sleeps a second after a lock it
+    could not get (``lkopen_fcntl``)."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return call in ("35", "230", "101", "115")
+
+
+async def test_mark_as_read_after_inc_cleared_our_seen_stands(
+    nmh: Nmh, either_store: MHStore, tmp_path: Path
+) -> None:
+    """inc writes its message file, then cannot lock ``.mh_sequences``
+    and sleeps a second; meanwhile we import the message -- in no unseen
+    sequence yet, so read -- and write it into ``Seen``.  inc then clears
+    every sequence of the number it delivered (nmh ``clear_msg_flags``),
+    adds it to ``unseen``, and nmh marks it read, all before our next
+    look: we found it in neither sequence where we had left it in
+    ``Seen``, took that for a removal from ``Seen``, and put it back into
+    ``unseen`` -- nmh's "mark as read" undone (issue 10 point 12, the
+    concurrency test's loss with ENABLE_MH_FILE_LOCKING)."""
+    inbox = await either_store.mailbox("INBOX")
+    first = await inbox.append(message("first"), ["\\Seen"])
+    await inbox.claim_recent()
+    await inbox.states()
+    folder = nmh.root / "inbox"
+    mbox = tmp_path / "chunk.mbox"
+    mbox.write_bytes(mbox_of("incd"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _READ_LOCK_HOLDER, str(folder / ".mh_sequences")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        inc = subprocess.Popen(
+            [str(NMH_BIN / "inc"), "-file", str(mbox), "-notruncate", "+inbox"],
+            env=nmh.env,
+            stdout=subprocess.DEVNULL,
+        )
+        # inc read the file (a shared lock too), wrote message 2, failed
+        # to take its write lock and sleeps before trying again.
+        deadline = time.monotonic() + 30
+        while not (_sleeping(inc.pid) and (folder / "2").exists()):
+            assert inc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    # Our look while inc sleeps: message 2 is in no unseen sequence yet.
+    flags = await uid_flags(inbox)
+    assert inc.poll() is None, "inc finished before our look: no race"
+    [incd] = [uid for uid in flags if uid != first]
+    assert flags[incd] == {"\\Seen"}
+    assert sequence(nmh, "inbox", "Seen") == {1, 2}
+    assert inc.wait(timeout=30) == 0
+    # inc cleared our Seen of 2 and put it in unseen: new mail after all.
+    assert sequence(nmh, "inbox", "Seen") == {1}
+    assert sequence(nmh, "inbox", "unseen") == {2}
+    nmh("mark", "+inbox", "2", "-sequence", "unseen", "-delete")
+    flags = await uid_flags(inbox)
+    assert flags == {first: {"\\Seen"}, incd: {"\\Seen"}}
+    assert sequence(nmh, "inbox", "unseen") == set()
+    assert sequence(nmh, "inbox", "Seen") == {1, 2}

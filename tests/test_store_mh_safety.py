@@ -163,19 +163,24 @@ def test_parse_continuation_lines_and_ranges() -> None:
     assert seq.format_ranges({1, 2, 3, 5, 7, 8}) == "1-3 5 7-8"
 
 
-def test_settle_seen_flips_on_one_sided_changes() -> None:
+def test_settle_seen_reads_the_unseen_sequence_as_nmh_does() -> None:
+    """Seen exactly when not in unseen, whatever ``Seen`` says: nmh and
+    asimap 2.x agree (new mail is in unseen, put there by inc; ``show``
+    takes a message out of unseen and never writes ``Seen``)."""
     both = seq.FileFlags(frozenset(), in_seen=True, in_unseen=True)
     neither = seq.FileFlags(frozenset(), in_seen=False, in_unseen=False)
-    assert seq.settle_seen(neither, previous_seen=False)  # nmh show
-    assert not seq.settle_seen(neither, previous_seen=True)
-    assert not seq.settle_seen(both, previous_seen=True)
-    assert seq.settle_seen(both, previous_seen=False)
-    # A message we did not know: seen exactly when not in unseen (nmh and
-    # asimap 2.x agree; new mail is in unseen, put there by inc).
     unseen_only = seq.FileFlags(frozenset(), in_seen=False, in_unseen=True)
-    assert seq.settle_seen(neither, previous_seen=None)
-    assert not seq.settle_seen(unseen_only, previous_seen=None)
-    assert not seq.settle_seen(both, previous_seen=None)
+    seen_only = seq.FileFlags(frozenset(), in_seen=True, in_unseen=False)
+    assert seq.settle_seen(neither)  # nmh show, mark -sequence unseen -delete
+    assert seq.settle_seen(seen_only)
+    assert seq.settle_seen(None)  # in no sequence at all
+    assert not seq.settle_seen(unseen_only)
+    assert not seq.settle_seen(both)
+    # Without an unseen sequence, Seen decides.
+    parsed = seq.parse("Seen: 1\nflagged: 1-2\n")
+    by_number = seq.flags_by_number(parsed, ())
+    assert seq.settle_seen(by_number.get(1))
+    assert not seq.settle_seen(by_number.get(2))
 
 
 def test_profile_unseen_sequences_apply_to_their_root(tmp_path: Path) -> None:

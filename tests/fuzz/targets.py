@@ -489,7 +489,7 @@ def mh_sequences(data: bytes) -> None:
     # As the store asks: about the message numbers on disk only.
     for number in (*range(12), 99, 1000, 10**6):
         file_flags = flags.get(number)
-        sequences.settle_seen(file_flags, None)
+        sequences.settle_seen(file_flags)
         if file_flags is not None:
             names = {n for n, s in parsed.sequences.items() if number in s}
             assert file_flags.in_seen == ("Seen" in names)

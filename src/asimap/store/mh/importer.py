@@ -76,7 +76,7 @@ def _import_mailbox(core: Core, mailbox: LegacyMailbox) -> None:
         stat = on_disk[num]
         found = by_number.get(num)
         flags = set(found.flags if found else ())
-        if sequences.settle_seen(found, None):
+        if sequences.settle_seen(found):
             flags.add("\\Seen")
         rows.append(
             (

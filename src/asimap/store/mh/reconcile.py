@@ -233,28 +233,16 @@ class Reconciler(CoreBase):
             parsed = self._restore_unknown(folder, sequences.parse(base_text), parsed)
         parsed = self._fold_orphans(folder, parsed)
         file_flags = sequences.flags_by_number(parsed, self.unseen)
-        base_flags = (
-            None
-            if base_text is None
-            else sequences.flags_by_number(sequences.parse(base_text), self.unseen)
-        )
         spelling = self._spelling(mailbox_id)
 
-        def flags_for(
-            num: int, previous: frozenset[str] | None, old_num: int | None = None
-        ) -> frozenset[str]:
+        def flags_for(num: int) -> frozenset[str]:
             found = file_flags.get(num)
             result: set[str] = set()
             for flag in found.flags if found else ():
                 if not flag.startswith("\\"):
                     flag = spelling.setdefault(flag.casefold(), flag)
                 result.add(flag)
-            prev_seen = None if previous is None else "\\Seen" in previous
-            known = False
-            base: sequences.FileFlags | None = None
-            if base_flags is not None and old_num is not None:
-                known, base = True, base_flags.get(old_num)
-            if sequences.settle_seen(found, prev_seen, base, base_known=known):
+            if sequences.settle_seen(found):
                 result.add("\\Seen")
             return frozenset(result)
 
@@ -264,7 +252,7 @@ class Reconciler(CoreBase):
             without ``O_EXCL``, so it can overwrite a number we had just
             claimed) does not inherit that message's sequences: only what
             differs from them is the tool's doing."""
-            flags = flags_for(num, None)
+            flags = flags_for(num)
             old = by_num.get(num)
             if old is None or old.uid in matched:
                 return flags
@@ -280,7 +268,7 @@ class Reconciler(CoreBase):
                 return modseq
 
             for row, num, _stat in matched.values():
-                flags = flags_for(num, row.flags, row.num)
+                flags = flags_for(num)
                 if flags != row.flags:
                     self.conn.execute(
                         "UPDATE messages SET num=?, flags=?, modseq=? "

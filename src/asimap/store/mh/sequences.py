@@ -220,17 +220,22 @@ class FlagsByNumber(Mapping[int, FileFlags]):
         by_flag: list[tuple[str, set[int]]],
         seen: set[int],
         unseen: list[set[int]],
+        has_unseen: bool = True,
     ) -> None:
         self._by_flag = by_flag
         self._seen = seen
         self._unseen = unseen
+        self._has_unseen = has_unseen
 
     def __getitem__(self, number: int) -> FileFlags:
         flags = frozenset(flag for flag, numbers in self._by_flag if number in numbers)
         in_seen = number in self._seen
-        in_unseen = any(number in numbers for numbers in self._unseen)
-        if not (flags or in_seen or in_unseen):
+        if not (flags or in_seen or any(number in n for n in self._unseen)):
             raise KeyError(number)
+        if self._has_unseen:
+            in_unseen = any(number in numbers for numbers in self._unseen)
+        else:
+            in_unseen = not in_seen  # no unseen sequence: Seen decides
         return FileFlags(flags=flags, in_seen=in_seen, in_unseen=in_unseen)
 
     def _numbers(self) -> set[int]:
@@ -270,48 +275,39 @@ def flags_by_number(
                 continue
             flag = spelling.setdefault(name.casefold(), name)
         by_flag.append((flag, numbers))
-    return FlagsByNumber(by_flag, seen, unseen)
+    return FlagsByNumber(by_flag, seen, unseen, bool(unseen_names))
 
 
-def settle_seen(
-    file_flags: FileFlags | None,
-    previous_seen: bool | None,
-    base: FileFlags | None = None,
-    *,
-    base_known: bool = False,
-) -> bool:
-    """Decide ``\\Seen`` from the ``Seen`` and unseen sequences.
+def settle_seen(file_flags: FileFlags | None) -> bool:
+    """Decide ``\\Seen`` from the sequence file, as nmh reads it: a
+    message is seen exactly when it is not in the unseen sequence(s).
 
-    A message we did not know yet (``previous_seen`` None: the first scan
-    of a folder, or a file a tool added) is seen exactly when it is not
-    in the unseen sequence(s), whether or not a ``Seen`` sequence exists:
-    nmh and asimap 2.x agree (``show`` takes a message out of ``unseen``
-    and never writes ``Seen``), so an nmh user's read archive stays read
-    (issue 10 point 11), and nmh's "mark as read" of a message that
-    ``inc`` just delivered stands even when our first look at the
-    message comes after it (point 12).  New mail looks new because
-    ``inc`` and ``rcvstore`` put it in ``unseen``.
+    nmh and asimap 2.x agree (``show`` and ``mark -sequence unseen
+    -delete`` take a message out of ``unseen`` and never touch ``Seen``),
+    so an nmh user's read archive stays read (issue 10 point 11), and
+    new mail looks new because ``inc`` and ``rcvstore`` put it in
+    ``unseen``.  Our ``Seen`` sequence is a mirror we keep for asimap 2.x
+    and never the deciding side: only nmh tools write the file besides
+    us, and none of them reads or means ``Seen``.
 
-    For a message we knew, the two sequences should be complementary.
-    When they agree, that is the answer.  When a tool changed only one of
-    them (``show``), the state *flips* from what we knew.  ``base`` is
-    what the file said about this message when we last read it (``None``:
-    not listed), when ``base_known``.  When the file still says the same,
-    nothing flipped since: the state we knew stands.  That keeps the
-    answer stable when we could not write the complementary sequence back
-    yet (the folder was busy), instead of flipping again at every rescan.
+    Deciding from the *change* of the two sequences instead ("a tool
+    changed only one of them, so the flag flipped") lost nmh's "mark as
+    read" (issue 10 point 12): ``inc`` writes its message files first and
+    adds them to ``unseen`` only when it gets the lock on the sequence
+    file, a second later if we held it.  A rescan in between imports them
+    as read (in no unseen sequence) and writes them into ``Seen``; inc
+    then *clears* every sequence of the numbers it delivered
+    (``clear_msg_flags``, nmh ``uip/inc.c``) and adds them to ``unseen``,
+    and nmh's ``mark -sequence unseen -delete`` takes one out again -- all
+    before our next rescan, which found it in neither sequence where we
+    had left it in ``Seen``, took that for a one-sided removal from
+    ``Seen``, flipped it to unseen and wrote it back into ``unseen``.
+
+    Without any unseen sequence configured (:func:`flags_by_number` is
+    given none), ``in_unseen`` is the complement of ``Seen``, which then
+    decides.
     """
-    in_seen = file_flags.in_seen if file_flags else False
-    in_unseen = file_flags.in_unseen if file_flags else False
-    if previous_seen is None:
-        return not in_unseen
-    if in_seen != in_unseen:
-        return in_seen
-    if base_known:
-        was = (base.in_seen, base.in_unseen) if base else (False, False)
-        if was == (in_seen, in_unseen):
-            return previous_seen
-    return not previous_seen
+    return not file_flags.in_unseen if file_flags else True
 
 
 def build_sequences(
@@ -397,10 +393,13 @@ def _merge_seen(
     (the merge result) and keeps the old state -- the tool's change was
     undone by our next write (issue 10 point 12: lost most of the time
     while IMAP clients wrote).  Here the flag is merged as one value:
-    unchanged by the tool, ours stands; changed in an unseen sequence,
-    the tool's unseen membership decides (nmh's own reading); changed in
-    ``Seen`` only, that decides.  The two sequences leave the merge
-    complementary, so the rescan that follows reads the tool's answer.
+    untouched by the tool (neither sequence changed for the message),
+    ours stands; touched, the tool's unseen membership decides -- nmh's
+    own reading (:func:`settle_seen`), also when the tool changed only
+    ``Seen`` (``inc`` clears every sequence of the numbers it delivers,
+    our ``Seen`` among them, before adding them to ``unseen``).  The two
+    sequences leave the merge complementary, so the rescan that follows
+    reads the tool's answer.
     """
 
     def split(side: Mapping[str, set[int]]) -> tuple[set[int], set[int]]:
@@ -414,11 +413,8 @@ def _merge_seen(
     seen_o, unseen_o = split(ours)
     known = seen_o | unseen_o  # every message of the database
     # Set algebra, not a loop: a merge may cover a 100,000-message folder.
-    by_unseen = (unseen_t ^ unseen_b) & known
-    by_seen = ((seen_t ^ seen_b) & known) - by_unseen
-    seen_now = (
-        (seen_o - by_unseen - by_seen) | (by_unseen - unseen_t) | (by_seen & seen_t)
-    )
+    by_tool = ((unseen_t ^ unseen_b) | (seen_t ^ seen_b)) & known
+    seen_now = (seen_o - by_tool) | (by_tool - unseen_t)
     for name, wanted in (
         ("Seen", seen_now),
         *((name, known - seen_now) for name in unseen_names),
