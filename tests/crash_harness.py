@@ -73,12 +73,11 @@ _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]")
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]")
 _FETCH = re.compile(rb"^\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) BODY\[\] \{(\d+)\}$")
 
-#: A MULTIAPPEND cut short by a kill can leave its first messages (each
-#: is stored and committed on its own; RFC 3502 section 6 wants all or
-#: nothing); counted, not failed, until it is one job on the pending-files
-#: mechanism COPY uses (asimap.store.mh.pending).  A COPY or MOVE is all
-#: or nothing across a kill (RFC 3501 section 6.4.7): a failure.
-ALLOW_PARTIAL_GROUPS = True
+#: A MULTIAPPEND, COPY or MOVE cut short by a kill that left part of its
+#: messages is a failure: each is one job on the pending-files mechanism
+#: (asimap.store.mh.pending; RFC 3502 section 6.3.11, RFC 3501 section
+#: 6.4.7).  True counts such a cut instead of failing it.
+ALLOW_PARTIAL_GROUPS = False
 #: In a set of allowed flags: any flags pass, but are counted.
 RELAXED = frozenset({"(relaxed)"})
 CUT_SEEN = frozenset({"\\Seen"})

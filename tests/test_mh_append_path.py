@@ -2,11 +2,12 @@
 MULTIAPPEND) writes, and that it never rescans the folder.
 
 A MULTIAPPEND (RFC 3502) is one job of the store: its messages are
-written and fsynced, linked, recorded in one SQLite transaction with one
-``.mh_sequences`` rewrite and one directory fsync -- and if any of them
-cannot be stored, none is (RFC 3502 section 6.3.11), with no file left
-behind for a rescan or an nmh tool to find.  Rewrites, directory syncs
-and COMMITs are counted by wrapping the functions that do them.
+written and fsynced, recorded as pending, linked, and recorded in one
+SQLite transaction with one ``.mh_sequences`` rewrite and one directory
+fsync -- and if any of them cannot be stored, none is (RFC 3502 section
+6.3.11), with no file left behind for a rescan or an nmh tool to find,
+even when the worker is killed part-way.  Rewrites, directory syncs and
+COMMITs are counted by wrapping the functions that do them.
 
 A migration APPENDs thousands of messages one after another; if any of
 them rescans the folder (a listing and a row comparison of every
@@ -23,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +38,7 @@ import pytest
 from asimap.store.base import NewMessage, OverQuota, QuotaLimits, StoreMode
 from asimap.store.mh import MHStore, files, seqfile
 from asimap.store.mh.corebase import KeywordRefused
+from asimap.store.mh.db import DB_NAME
 from asimap.store.mh.profile import Profile
 from asimap.store.mh.reconcile import Reconciler
 from asimap.store.mh.space import DiskFull
@@ -164,9 +168,10 @@ def batch(first: int, flags: list[frozenset[str]] | None = None) -> list[NewMess
 async def test_a_multiappend_is_one_write(
     watched: MHStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """One sequence rewrite, one directory fsync, one COMMIT for all N
-    messages; every one durable and readable after a reopen, with its
-    flags, as consecutive UIDs."""
+    """One sequence rewrite, one directory fsync and two COMMITs (the
+    pending record of the files, then the rows) for all N messages; every
+    one durable and readable after a reopen, with its flags, as
+    consecutive UIDs."""
     store = watched
     inbox = await store.mailbox("INBOX")
     await inbox.append(message(0))
@@ -177,7 +182,7 @@ async def test_a_multiappend_is_one_write(
         )
     assert len(seen["rewrites"]) == 1, seen
     assert len(seen["dir_syncs"]) == 1, seen
-    assert commits == 1
+    assert commits == 2
     assert uids == list(range(uids[0], uids[0] + N))
     locking = store.core.locking
     await store.close()
@@ -324,3 +329,74 @@ async def test_a_big_append_is_kept_for_repair_outside_memory(
     assert (await inbox.message(uid)).raw == big
     assert sorted(files_in(folder)) == ["1", "2"]
     assert (folder / "1").read_bytes().startswith(b"Subject: incd")
+
+
+CHILD = r"""
+import asyncio, os, sys
+from pathlib import Path
+from asimap.store.base import NewMessage
+from asimap.store.mh import MHStore, files
+from asimap.store.mh.profile import Profile
+
+linked = 0
+real = files.claim_number
+
+def dying(*args, **kwargs):
+    global linked
+    number = real(*args, **kwargs)
+    linked += 1
+    if linked == 2:
+        os._exit(9)  # as SIGKILL: no clean-up, no rollback runs
+    return number
+
+files.claim_number = dying
+
+async def main():
+    profile = Profile(path=None, unseen=("unseen",))
+    store = await MHStore.open(Path(sys.argv[1]), profile=profile, watch=False)
+    inbox = await store.mailbox("INBOX")
+    await inbox.append_all(
+        [NewMessage(b"Subject: m%d\r\n\r\nbody\r\n" % n) for n in range(3)]
+    )
+
+asyncio.run(main())
+"""
+
+
+def test_a_multiappend_cut_by_a_crash_adds_nothing(tmp_path: Path) -> None:
+    """Killed after linking two of its three files, before the rows'
+    COMMIT: the next open removes both files and imports nothing (RFC
+    3502 section 6.3.11), where a rescan used to import them as new mail
+    an MH tool had added."""
+    root = tmp_path / "Mail"
+
+    async def prepare() -> None:
+        store = await MHStore.open(root, profile=NO_PROFILE, watch=False)
+        await store.close()
+
+    async def messages() -> int:
+        store = await MHStore.open(root, profile=NO_PROFILE, watch=False)
+        try:
+            return (await (await store.mailbox("INBOX")).status()).messages
+        finally:
+            await store.close()
+
+    asyncio.run(prepare())
+    env = {**os.environ, "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 9, done.stderr.decode()
+    numbers = [name for name in files_in(root / "inbox") if name.isdigit()]
+    assert numbers == ["1", "2"]
+    assert asyncio.run(messages()) == 0
+    assert files_in(root / "inbox") == []
+    conn = sqlite3.connect(root / DB_NAME)
+    try:
+        assert conn.execute("SELECT count(*) FROM pending_files").fetchone() == (0,)
+    finally:
+        conn.close()

@@ -92,32 +92,50 @@ class Writer(Reconciler):
         once, for the links and the sequence file together.  Any failure
         removes every file of the write and is raised, so nobody is
         answered OK for a message that is not durable (design rule 1).
+
+        With ``whole`` the files are recorded as pending before they are
+        linked (one COMMIT for all, :mod:`asimap.store.mh.pending`), so
+        that a crash before the rows' COMMIT leaves none of them either:
+        the next open removes them instead of importing half a MULTIAPPEND.
         """
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
+            # Outside any transaction (pending records commit on their own):
+            # a new keyword's spelling may outlive a refused MULTIAPPEND,
+            # which is harmless.
+            outcomes, accepted = self._accept(mailbox_id, requests, whole)
+            if not accepted:
+                return [o for o in outcomes if o is not None]
             made: list[int] = []
+            batch: contextlib.AbstractContextManager[pending.Creating | None]
+            if whole:
+                batch = pending.creating(self.conn, mailbox_id, folder, self.creating)
+            else:
+                batch = contextlib.nullcontext()
             try:
-                with transaction(self.conn):
-                    outcomes, accepted = self._accept(mailbox_id, requests, whole)
-                    if not accepted:
-                        return [o for o in outcomes if o is not None]
-                    linked = self._link_new(mailbox_id, folder, accepted, made)
-                    for (index, request, stored), (num, stat) in zip(
-                        accepted, linked, strict=True
-                    ):
-                        outcomes[index] = self._record_new(
-                            mailbox_id, folder, request, stored, num, stat
-                        )
-                    written = self._written.get(folder)
-                    self._write_sequences(mailbox_id, folder)
-                    if self.locking or self._written.get(folder) == written:
-                        # Unless the sequence file was just replaced by a
-                        # rename, which fsyncs the folder (and so our links
-                        # with it), the links are made durable here.
-                        files.fsync_dir(folder)
-                    with self.our_sequences.rows_untouched(mailbox_id):
-                        self._record_stamps(mailbox_id, folder)
+                with batch as creating:
+                    linked = self._link_new(
+                        mailbox_id, folder, accepted, made, creating
+                    )
+                    with transaction(self.conn):
+                        for (index, request, stored), (num, stat) in zip(
+                            accepted, linked, strict=True
+                        ):
+                            outcomes[index] = self._record_new(
+                                mailbox_id, folder, request, stored, num, stat
+                            )
+                        written = self._written.get(folder)
+                        self._write_sequences(mailbox_id, folder)
+                        if self.locking or self._written.get(folder) == written:
+                            # Unless the sequence file was just replaced by
+                            # a rename, which fsyncs the folder (and so our
+                            # links with it), the links are made durable here.
+                            files.fsync_dir(folder)
+                        with self.our_sequences.rows_untouched(mailbox_id):
+                            self._record_stamps(mailbox_id, folder)
+                        if creating is not None:
+                            creating.settle()
             except BaseException:
                 self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
@@ -180,12 +198,14 @@ class Writer(Reconciler):
         folder: Path,
         accepted: Sequence[tuple[int, AppendRequest, frozenset[str]]],
         made: list[int],
+        creating: pending.Creating | None = None,
     ) -> list[tuple[int, os.stat_result]]:
         """Write the accepted messages durably and link each as the next
         free number (also noted in ``made`` as it is linked, for the
         caller's clean-up); each number with the stat of the file we
         wrote, taken before the link (see :func:`files.store_new`).  The
-        directory sync is the caller's."""
+        directory sync is the caller's.  With ``creating`` every file is
+        recorded as pending before its link."""
         dates = [from_datetime(request.internaldate) for _, request, _ in accepted]
         temps = files.write_temps(
             folder,
@@ -198,8 +218,18 @@ class Writer(Reconciler):
         linked: list[tuple[int, os.stat_result]] = []
         try:
             start = self._max_num(mailbox_id) + 1
+            if creating is not None:
+                # Every file recorded before the first link: one COMMIT
+                # (another only for a number someone took meanwhile).
+                creating.expect(
+                    (start + i, stat.st_ino) for i, (_, stat) in enumerate(temps)
+                )
             for temp, stat in temps:
-                num = files.claim_number(folder, temp, start)
+                if creating is None:
+                    num = files.claim_number(folder, temp, start)
+                else:
+                    num = files.claim_number(folder, temp, start, creating.claim)
+                    creating.made(num, stat)
                 made.append(num)
                 self._note_created(folder, num, stat)
                 linked.append((num, stat))
