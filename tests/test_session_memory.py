@@ -12,6 +12,8 @@ flag set.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
 from unittest.mock import Mock
 
 from asimap.imap.responses import Atom, Response, Untagged
@@ -149,3 +151,38 @@ async def test_idle_connections_of_one_user_share_one_table() -> None:
     finally:
         for client in clients:
             await client.stop()
+
+
+async def test_idle_views_woken_together_ask_the_store_once() -> None:
+    """A delivery wakes every IDLE view: one ``changes_since`` and one
+    \\Recent claim for all of them, not one each (each is a job on the
+    store's thread, and 900 of them delayed the last view by seconds)."""
+    inbox = await _inbox(10)
+    views = [await _select(inbox) for _ in range(20)]
+    asked = {"changes_since": 0, "claim_recent": 0}
+
+    def counting(name: str) -> Any:
+        real = getattr(inbox, name)
+
+        async def call(*args: Any) -> Any:
+            asked[name] += 1
+            return await real(*args)
+
+        return call
+
+    for name in asked:
+        setattr(inbox, name, counting(name))
+    await inbox.append(message("new"))
+    answers = await asyncio.gather(
+        *(v.refresh(allow_expunge=True, with_uid=False, shared=True) for v in views)
+    )
+    assert asked == {"changes_since": 1, "claim_recent": 1}
+    assert all(Untagged((11, Atom("EXISTS"))) in answer for answer in answers)
+    recent = [a for a in answers if any(_is(r, "RECENT") for r in a)]
+    assert len(recent) == 1  # RFC 3501 2.3.2: one session is told
+    assert len({id(view.table) for view in views}) == 1
+    # Not woken together: each asks on its own (no stale answer reused).
+    await inbox.append(message("later"))
+    await views[0].refresh(allow_expunge=True, with_uid=False, shared=True)
+    await views[1].refresh(allow_expunge=True, with_uid=False, shared=True)
+    assert asked["changes_since"] == 3

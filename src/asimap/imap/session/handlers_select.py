@@ -238,7 +238,9 @@ async def handle_idle(ctx: Context, cmd: c.Idle) -> Tagged | None:
                 if notifier is not None:
                     updates = await notifier.collect(idle=True)
                 elif view is not None:
-                    updates = await view.refresh(allow_expunge=True, with_uid=False)
+                    updates = await view.refresh(
+                        allow_expunge=True, with_uid=False, shared=True
+                    )
                 if updates:
                     await ctx.io.send(*updates)
     finally:

@@ -39,6 +39,7 @@ sequence numbers are already valid).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -56,6 +57,7 @@ from asimap.imap.responses import (
 )
 from asimap.imap.session import extensions
 from asimap.imap.session.selected_table import (
+    Flight,
     Shelf,
     ViewTable,
     shared_flags,
@@ -293,13 +295,18 @@ class SelectedMailbox:
 
     # -- the change feed ------------------------------------------------------
 
-    async def refresh(self, *, allow_expunge: bool, with_uid: bool) -> list[Response]:
+    async def refresh(
+        self, *, allow_expunge: bool, with_uid: bool, shared: bool = False
+    ) -> list[Response]:
         """Catch up with the store and return the untagged responses to send.
 
         ``allow_expunge`` is False during FETCH/STORE/SEARCH/COPY by sequence
         number (RFC 3501 7.4.1).  ``with_uid`` adds ``UID`` to unsolicited
         FETCH responses sent during UID commands (RFC 3501 section 7.4.2:
-        UID is required in FETCH responses of UID commands).
+        UID is required in FETCH responses of UID commands).  ``shared``
+        is for IDLE, where no change of this connection's own waits to be
+        seen: it asks the store together with the other views that woke
+        at the same MODSEQ (:class:`~selected_table.Flight`).
 
         The responses are worked out from the table as the client knows
         it; only then does the table change -- to the mailbox's state at
@@ -307,7 +314,13 @@ class SelectedMailbox:
         has caught up completely (:mod:`selected_table`), or else by
         changing its own copy.
         """
-        changes = await self.mailbox.changes_since(self.modseq)
+        flight: Flight | None = None
+        if shared and self._shelf is not None:
+            # IDLE: ask together with the views that woke with this one.
+            flight = self._shelf.join(self.modseq, self.mailbox.changes_since)
+            changes = await asyncio.shield(flight.changes)
+        else:
+            changes = await self.mailbox.changes_since(self.modseq)
         responses: list[Response] = []
         table = self._table
         expunged = set(changes.expunged)
@@ -356,7 +369,11 @@ class SelectedMailbox:
             if self.readonly:
                 # RFC 3501 6.3.2: read-only sessions see \Recent, never take it.
                 claimed = await self.mailbox.peek_recent()
+            elif flight is not None and flight.recent_claimed:
+                claimed = frozenset()  # another view of the flight took them
             else:
+                if flight is not None:
+                    flight.recent_claimed = True
                 claimed = await self.mailbox.claim_recent()
             mine = {u for u in claimed if u in self.flags}
             if mine - self.recent:

@@ -25,14 +25,25 @@ share, in two ways:
   one new table, not a thousand.
 
 Both maps hold their tables weakly: a table lives as long as a view uses it.
+
+The shelf also lets views that wait in IDLE ask the store *together*
+(:class:`Flight`): a delivery wakes every IDLE connection of the user at
+once, and each asked the store "what changed since n" and then "which of
+the new ones are \\Recent for me" -- two jobs on the store's one thread
+per connection, so with 900 IDLE connections the last heard of the new
+message seconds after the first.  Views at the same MODSEQ that wake
+together share one ``changes_since`` and only the first claims \\Recent
+(RFC 3501 section 2.3.2: the first session to be told gets it; the others
+would get nothing from the store anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from asimap.store.base import MessageState
+from asimap.store.base import Changes, MessageState
 
 #: Distinct flag sets, shared by every view of the process: a mailbox has
 #: few (\Seen, \Seen \Answered, ...), but each message's state comes with
@@ -89,12 +100,26 @@ class ViewTable:
         )
 
 
+class Flight:
+    """One ``changes_since`` shared by the IDLE views that asked for the
+    same MODSEQ while it ran (see the module docstring)."""
+
+    __slots__ = ("changes", "recent_claimed")
+
+    def __init__(self, changes: asyncio.Future[Changes]) -> None:
+        self.changes = changes
+        #: Set by the first view of the flight that claims \Recent.
+        self.recent_claimed = False
+
+
 class Shelf:
     """The shareable tables of one mailbox (see the module docstring)."""
 
-    __slots__ = ("exact", "selected")
+    __slots__ = ("exact", "flights", "selected")
 
     def __init__(self) -> None:
+        #: MODSEQ -> the ``changes_since`` of it still running.
+        self.flights: dict[int, Flight] = {}
         self.selected: weakref.WeakValueDictionary[int, ViewTable] = (
             weakref.WeakValueDictionary()
         )
@@ -110,6 +135,25 @@ class Shelf:
             self.selected[modseq] = table
             return table
         return known if known.same_as(table) else table
+
+    def join(self, modseq: int, ask: Callable[[int], Awaitable[Changes]]) -> Flight:
+        """The running ``changes_since(modseq)``, or a new one by ``ask``.
+
+        A flight is joined only while it runs: whoever asks after it ended
+        asks the store again, so no view takes an answer older than its
+        own wake-up.
+        """
+        flight = self.flights.get(modseq)
+        if flight is None:
+            future = asyncio.ensure_future(ask(modseq))
+            flight = self.flights[modseq] = Flight(future)
+
+            def landed(_: object) -> None:
+                if self.flights.get(modseq) is flight:
+                    del self.flights[modseq]
+
+            future.add_done_callback(landed)
+        return flight
 
 
 #: Mailbox object -> its shelf.  Keyed weakly: a mailbox the store dropped
