@@ -110,6 +110,9 @@ class Core(Writer):
 
     def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         self.refresh(mailbox_id)
+        # From now on the event loop mirrors this folder's changes, and
+        # answers the next ones itself while it may (mirror.py).
+        self.publisher.follow(mailbox_id)
         highest, forgotten = self.conn.execute(
             "SELECT highestmodseq, forgotten_modseq FROM mailboxes WHERE id=?",
             (mailbox_id,),
@@ -149,6 +152,8 @@ class Core(Writer):
         folder = self.folder_of(mailbox_id)
         self._ensure_current(mailbox_id, folder)
         if not self._recent(mailbox_id):
+            # No message is recent now: the mirror learns it (mirror.py).
+            self.publisher.claimed(mailbox_id)
             return frozenset()  # no lock taken: nothing to write
         with seqfile.locked(folder, self.locking):
             self._ensure_current(mailbox_id, folder)
@@ -160,6 +165,7 @@ class Core(Writer):
                     )
                     self._write_sequences(mailbox_id, folder)
                     self._record_stamps(mailbox_id, folder)
+        self.publisher.claimed(mailbox_id)
         return claimed
 
     def _recent(self, mailbox_id: int) -> frozenset[int]:

@@ -30,6 +30,7 @@ from asimap.store.mh import repair, seqfile, sequences
 from asimap.store.mh.db import decode_flags, encode_flags, transaction
 from asimap.store.mh.files import FileIdentity
 from asimap.store.mh.freshness import Freshness, WatchFeed
+from asimap.store.mh.mirror import Publisher, Report
 from asimap.store.mh.paths import check_mh_name, folder_path, folder_relpath
 from asimap.store.mh.seqcache import OurSequences
 from asimap.store.names import DELIMITER
@@ -210,8 +211,15 @@ class CoreBase:
         #: under the number was a tool's (inc wrote over ours): their
         #: sequence memberships in the file are our message's, not theirs.
         self._not_ours: dict[Path, set[int]] = {}
+        #: What the event loop mirrors of the selected folders.
+        self.publisher = Publisher()
         #: Mailbox name -> its directory levels (:meth:`folder_of`).
         self._levels: dict[str, tuple[str, ...]] = {}
+
+    def report(self) -> dict[int, Report]:
+        """At the end of every job, after :meth:`end_job`: the mirrored
+        folders' changes (:mod:`~asimap.store.mh.mirror`)."""
+        return self.publisher.report(self.conn, self.freshness, self._foreign)
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""

@@ -75,6 +75,10 @@ class WatchFeed:
         self._events: dict[str, dict[str, int]] = {}
         self._drain: Callable[[], None] | None = None
         self._watch_inode: Callable[[str, int], None] | None = None
+        #: Per folder, events reported so far, and how many of them
+        #: :meth:`take` has handed over (see :meth:`quiet`).
+        self._arrived: dict[str, int] = {}
+        self._handed: dict[str, int] = {}
 
     # -- the watcher's side --------------------------------------------------
 
@@ -101,6 +105,7 @@ class WatchFeed:
         """File ``name`` in ``folder`` (relative, ``/``-separated) had an
         event ``mask``."""
         with self._lock:
+            self._arrived[folder] = self._arrived.get(folder, 0) + 1
             names = self._events.setdefault(folder, {})
             if WHOLE in names:
                 return
@@ -140,7 +145,29 @@ class WatchFeed:
             if not self._live:
                 return None
             events, self._events = self._events, {}
+            for folder in events:
+                self._handed[folder] = self._arrived.get(folder, 0)
             return self._epoch, events
+
+    def handed(self, folder: str) -> int:
+        """How many events of ``folder`` :meth:`take` has handed over."""
+        with self._lock:
+            return self._handed.get(folder, 0)
+
+    def quiet(self, folder: str, handed: int, epoch: int) -> bool:
+        """No event of ``folder`` came since :meth:`handed` said ``handed``
+        in ``epoch`` (read from the descriptor now, from any thread): what
+        the worker judged of the folder then still holds.  The change
+        mirror (:mod:`asimap.store.mh.mirror`) answers from memory on it."""
+        drain = self._drain
+        if drain is not None:
+            drain()
+        with self._lock:
+            return (
+                self._live
+                and self._epoch == epoch
+                and self._arrived.get(folder, 0) == handed
+            )
 
     def watch_inode(self, folder: str, fd: int) -> bool:
         """Ask the watcher to report writes into ``fd``'s file (a sequence
@@ -175,6 +202,11 @@ class Freshness:
     @property
     def trusted(self) -> bool:
         return self.feed is not None and self.feed.live
+
+    @property
+    def epoch(self) -> int:
+        """The feed's epoch as of the last :meth:`update`."""
+        return self._epoch
 
     def relpath(self, folder: Path) -> str:
         return folder.relative_to(self.root).as_posix()

@@ -33,6 +33,7 @@ from asimap.store.base import (
     StoreMode,
     StoreResult,
 )
+from asimap.store.mh.mirror import ChangeLog
 from asimap.store.mh.writes import AppendRequest, StoreRequest
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ class MHMailbox(Mailbox):
         self._fill: asyncio.Task[None] | None = None
         #: HIGHESTMODSEQ when a fill last found nothing to build.
         self._filled_at = -1
+        #: This folder's changes as the store's thread reports them.
+        self.log = ChangeLog()
 
     # -- change notification -------------------------------------------------
 
@@ -174,6 +177,12 @@ class MHMailbox(Mailbox):
             log.exception("background summaries of %s failed", self.name)
 
     async def changes_since(self, modseq: int) -> Changes:
+        log = self.log
+        if log.answers(modseq) and self._store.quiet(log):
+            # Nothing the store's thread has not reported (mirror.py).
+            changes = log.since(modseq)
+            self.note_highest(changes.highestmodseq)
+            return changes
         changes = await self._store.call(
             lambda: self._store.core.changes_since(self.mailbox_id, modseq)
         )
@@ -181,11 +190,17 @@ class MHMailbox(Mailbox):
         return changes
 
     async def claim_recent(self) -> frozenset[int]:
+        log = self.log
+        if log.recent is not None and not log.recent and self._store.quiet(log):
+            return frozenset()  # another session claimed them (mirror.py)
         return await self._store.call(
             lambda: self._store.core.claim_recent(self.mailbox_id)
         )
 
     async def peek_recent(self) -> frozenset[int]:
+        log = self.log
+        if log.recent is not None and self._store.quiet(log):
+            return frozenset(log.recent)
         return await self._store.call(
             lambda: self._store.core.peek_recent(self.mailbox_id)
         )

@@ -38,6 +38,7 @@ from asimap.store.mh.freshness import WatchFeed
 from asimap.store.mh.grouping import Groups
 from asimap.store.mh.legacy import read_legacy_db
 from asimap.store.mh.mailbox import MHMailbox
+from asimap.store.mh.mirror import ChangeLog, Report
 from asimap.store.mh.paths import name_of_relpath
 from asimap.store.mh.profile import (
     Profile,
@@ -162,7 +163,7 @@ class MHStore(Store):
         except BaseException:
             worker.shutdown()
             raise
-        worker.bind(core.end_job)
+        worker.bind(core.end_job, core.report)
         store = cls(root, worker, core, space)
         if watch:
             # Setting up watches walks the tree: off the event loop.
@@ -237,11 +238,34 @@ class MHStore(Store):
         deletions on a full disk (:mod:`asimap.store.mh.space`).
         """
         space = self.space
-        result, touched = await self._worker.run(lambda: space.run(fn, adds=adds))
+        result, touched, reports = await self._worker.run(
+            lambda: space.run(fn, adds=adds)
+        )
+        if reports:
+            self._mirror(reports)
         self._wake(touched)
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _mirror(self, reports: dict[int, Report]) -> None:
+        for mailbox_id, report in reports.items():
+            mailbox = self._mailboxes.get(mailbox_id)
+            if mailbox is not None:
+                mailbox.log.apply(report)
+
+    def quiet(self, log: ChangeLog) -> bool:
+        """Whether ``log`` still tells the truth: its folder was current at
+        its last report and no watcher event for it came since
+        (:mod:`asimap.store.mh.mirror`)."""
+        report = log.report
+        feed = self.core.freshness.feed
+        return (
+            report is not None
+            and report.current
+            and feed is not None
+            and feed.quiet(report.folder, report.handed, report.epoch)
+        )
 
     def _wake(self, touched: Touched) -> None:
         for mailbox_id, modseq in touched.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -28,30 +28,38 @@ class Worker:
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._take_touched = take_touched
+        self._report: Callable[[], Any] | None = None
 
-    def bind(self, take_touched: Callable[[], Touched]) -> None:
-        """Set where touched mailboxes are collected (after the core exists)."""
+    def bind(
+        self,
+        take_touched: Callable[[], Touched],
+        report: Callable[[], Any] | None = None,
+    ) -> None:
+        """Set where touched mailboxes are collected (after the core
+        exists), and what else each job reports at its end."""
         self._take_touched = take_touched
+        self._report = report
 
-    async def run(self, fn: Callable[[], T]) -> tuple[T | BaseException, Touched]:
-        """Run ``fn`` on the worker; its result (or exception) and the
-        mailboxes it changed, collected on the worker thread itself so the
-        next job cannot mix its changes in."""
+    async def run(self, fn: Callable[[], T]) -> tuple[T | BaseException, Touched, Any]:
+        """Run ``fn`` on the worker; its result (or exception), the
+        mailboxes it changed and the ``report`` made after it, collected on
+        the worker thread itself so the next job cannot mix its changes in."""
 
-        def job() -> tuple[T | BaseException, Touched]:
+        def job() -> tuple[T | BaseException, Touched, Any]:
             try:
                 result: T | BaseException = fn()
             except Exception as exc:  # handed back to the caller to raise
                 result = exc
             touched = self._take_touched() if self._take_touched else {}
-            return result, touched
+            report = self._report() if self._report else None
+            return result, touched, report
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, job)
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` and return its result (raising its exception)."""
-        result, _ = await self.run(fn)
+        result, _, _ = await self.run(fn)
         if isinstance(result, BaseException):
             raise result
         return result
