@@ -94,6 +94,27 @@ async def test_an_nmh_change_just_before_is_never_missed(
     assert changes == await truth(store, inbox, modseq)
 
 
+async def test_recent_is_claimed_once_and_then_costs_nothing(store: MHStore) -> None:
+    inbox = await store.mailbox("INBOX")
+    await settled(inbox)
+    uid = await inbox.append(message("new"))
+    sequences = (store.root / "inbox" / ".mh_sequences").read_text()
+    assert await inbox.claim_recent() == frozenset({uid})
+    # The claim is the database's alone: the file is left for the next write.
+    assert (store.root / "inbox" / ".mh_sequences").read_text() == sequences
+    jobs = Jobs(store)
+    assert await inbox.claim_recent() == frozenset()
+    assert await inbox.peek_recent() == frozenset()
+    assert jobs.count == 0
+    # And it stays claimed for a new store on the same root.
+    reopened = await MHStore.open(store.root, watch=False)
+    try:
+        again = await reopened.mailbox("INBOX")
+        assert await again.peek_recent() == frozenset()
+    finally:
+        await reopened.close()
+
+
 async def test_a_long_log_keeps_answering_recent_questions(store: MHStore) -> None:
     inbox = await store.mailbox("INBOX")
     uid = await inbox.append(message("flip"))

@@ -149,22 +149,27 @@ class Core(Writer):
         return frozenset(found)
 
     def claim_recent(self, mailbox_id: int) -> frozenset[int]:
+        """Take \\Recent from every message that has it, for one session.
+
+        Only the database changes: ``.mh_sequences`` keeps its ``Recent``
+        line until the next write rewrites the file from the rows.  No tool
+        reads that line back (a rescan takes \\Recent from the file only
+        when it first imports a folder), and rewriting and syncing the file
+        here cost every APPEND a second sequence-file write as soon as
+        another session saw the message.  Losing a claim (a power failure
+        before SQLite's log reached the disk) shows the message as recent
+        again, which RFC 3501 section 2.3.2 prefers to losing \\Recent.
+        """
         folder = self.folder_of(mailbox_id)
         self._ensure_current(mailbox_id, folder)
-        if not self._recent(mailbox_id):
-            # No message is recent now: the mirror learns it (mirror.py).
-            self.publisher.claimed(mailbox_id)
-            return frozenset()  # no lock taken: nothing to write
-        with seqfile.locked(folder, self.locking):
-            self._ensure_current(mailbox_id, folder)
-            claimed = self._recent(mailbox_id)
-            if claimed:
-                with transaction(self.conn):
-                    self.conn.execute(
-                        "UPDATE messages SET recent=0 WHERE mailbox_id=?", (mailbox_id,)
-                    )
-                    self._write_sequences(mailbox_id, folder)
-                    self._record_stamps(mailbox_id, folder)
+        claimed = self._recent(mailbox_id)
+        if claimed:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE messages SET recent=0 WHERE mailbox_id=? AND recent=1",
+                    (mailbox_id,),
+                )
+        # No message is recent now: the mirror learns it (mirror.py).
         self.publisher.claimed(mailbox_id)
         return claimed
 
