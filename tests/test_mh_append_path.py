@@ -400,3 +400,52 @@ def test_a_multiappend_cut_by_a_crash_adds_nothing(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM pending_files").fetchone() == (0,)
     finally:
         conn.close()
+
+
+async def test_every_file_of_a_multiappend_is_fsynced_before_its_link(
+    watched: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable before it is a message: each temporary file was fsynced
+    (its own fsync, from whichever thread) before it is linked under its
+    number; and an fsync that fails (EIO) fails the whole command with
+    nothing left."""
+    store = watched
+    inbox = await store.mailbox("INBOX")
+    synced: set[str] = set()
+    lock = threading.Lock()
+    real_fsync, real_link = os.fsync, os.link
+    unsynced_links: list[str] = []
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        with lock:
+            synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+
+    def link(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        if os.path.basename(os.fsdecode(source)).startswith(files.TEMP_PREFIX):
+            with lock:
+                if os.fsdecode(source) not in synced:
+                    unsynced_links.append(os.fsdecode(target))
+        real_link(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    uids = await inbox.append_all(batch(100))
+    assert len(uids) == N and unsynced_links == []
+    calls = 0
+
+    def failing(fd: int) -> None:
+        nonlocal calls
+        with lock:
+            calls += 1
+            fail = calls == 3
+        if fail:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError):
+        await inbox.append_all(batch(200))
+    monkeypatch.undo()
+    assert (await inbox.status()).messages == N
+    assert len(files_in(store.root / "inbox")) == N

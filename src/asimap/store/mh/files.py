@@ -27,6 +27,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,10 +184,8 @@ def write_temps(
     """:func:`write_temp` for several messages (``(data, mtime_ns)``);
     each temporary file's path and stat, every one durable on return.
 
-    All of a batch are written before the first is fsynced: the file
-    system then commits the later ones with the journal commit the first
-    fsync starts (or its successor), where writing and syncing each in
-    turn waits for one commit per file.  If anything fails, no temporary
+    All of a batch are written first, then fsynced at the same time from
+    a few threads (:func:`fsync_all`).  If anything fails, no temporary
     file is left.
     """
     done: list[tuple[Path, os.stat_result]] = []
@@ -201,9 +200,8 @@ def write_temps(
                     if mtime_ns is not None:
                         # INTERNALDATE, as in write_temp.
                         os.utime(fd, ns=(mtime_ns, mtime_ns))
-                for temp, fd in batch:
-                    os.fsync(fd)
-                    done.append((temp, os.fstat(fd)))
+                fsync_all([fd for _, fd in batch])
+                done.extend((temp, os.fstat(fd)) for temp, fd in batch)
             finally:
                 for _, fd in batch:
                     os.close(fd)
@@ -214,6 +212,40 @@ def write_temps(
                 temp.unlink()
         raise
     return done
+
+
+#: Threads that fsync a batch of files together.
+SYNC_THREADS = 8
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_pid = 0
+
+
+def fsync_all(fds: Sequence[int]) -> None:
+    """fsync every descriptor of ``fds``, concurrently.
+
+    Why: each file still gets its own fsync (durable by POSIX, whatever
+    the file system), but a journaling file system (ext4's jbd2, xfs)
+    commits fsyncs that wait at the same moment together, in one journal
+    commit, where fsyncs one after another wait for one commit each.
+    100 new files on the development machine under load: 0.3-0.45 s one
+    by one, about 0.02 s together.  The pool is made on first use, in the
+    process that uses it (threads do not survive a fork).
+    """
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    global _sync_pool, _sync_pool_pid
+    if _sync_pool is None or _sync_pool_pid != os.getpid():
+        _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
+        _sync_pool_pid = os.getpid()
+    futures = [_sync_pool.submit(os.fsync, fd) for fd in fds]
+    # Every one finished before any error is raised: the caller closes
+    # the descriptors next, and a number closed under a running fsync
+    # could be reused by another file meanwhile.
+    wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _write_all(fd: int, data: bytes) -> None:
