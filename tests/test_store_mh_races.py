@@ -10,12 +10,13 @@ and no UID names two messages.  The 60-second free-running version is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -590,6 +591,48 @@ def _sleeping(pid: int) -> bool:
     return call in ("35", "230", "101", "115")
 
 
+@contextlib.contextmanager
+def inc_sleeping_at_its_lock(
+    nmh: Nmh, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``inc`` of one message into ``inbox`` and hold it where it has
+    written the message file but not yet its lock on ``.mh_sequences``:
+    another process holds a reader's lock until inc failed its write lock
+    and sleeps a second before trying again (``lkopen_fcntl``).  Yields
+    inc, sleeping; the caller then has about a second."""
+    folder = nmh.root / "inbox"
+    mbox = tmp_path / "chunk.mbox"
+    mbox.write_bytes(mbox_of("incd"))
+    before = set(files.message_numbers(folder))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _READ_LOCK_HOLDER, str(folder / ".mh_sequences")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        inc = subprocess.Popen(
+            [str(NMH_BIN / "inc"), "-file", str(mbox), "-notruncate", "+inbox"],
+            env=nmh.env,
+            stdout=subprocess.DEVNULL,
+        )
+        # inc read the file (a shared lock too), wrote its message, failed
+        # to take its write lock and sleeps before trying again.
+        deadline = time.monotonic() + 30
+        while not (_sleeping(inc.pid) and set(files.message_numbers(folder)) - before):
+            assert inc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    try:
+        yield inc
+    finally:
+        if inc.poll() is None:
+            inc.wait(timeout=30)
+
+
 async def test_mark_as_read_after_inc_cleared_our_seen_stands(
     nmh: Nmh, either_store: MHStore, tmp_path: Path
 ) -> None:
@@ -606,38 +649,14 @@ async def test_mark_as_read_after_inc_cleared_our_seen_stands(
     first = await inbox.append(message("first"), ["\\Seen"])
     await inbox.claim_recent()
     await inbox.states()
-    folder = nmh.root / "inbox"
-    mbox = tmp_path / "chunk.mbox"
-    mbox.write_bytes(mbox_of("incd"))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _READ_LOCK_HOLDER, str(folder / ".mh_sequences")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert holder.stdin is not None and holder.stdout is not None
-    try:
-        assert holder.stdout.readline() == b"locked\n"
-        inc = subprocess.Popen(
-            [str(NMH_BIN / "inc"), "-file", str(mbox), "-notruncate", "+inbox"],
-            env=nmh.env,
-            stdout=subprocess.DEVNULL,
-        )
-        # inc read the file (a shared lock too), wrote message 2, failed
-        # to take its write lock and sleeps before trying again.
-        deadline = time.monotonic() + 30
-        while not (_sleeping(inc.pid) and (folder / "2").exists()):
-            assert inc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.001)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
-    # Our look while inc sleeps: message 2 is in no unseen sequence yet.
-    flags = await uid_flags(inbox)
-    assert inc.poll() is None, "inc finished before our look: no race"
-    [incd] = [uid for uid in flags if uid != first]
-    assert flags[incd] == {"\\Seen"}
-    assert sequence(nmh, "inbox", "Seen") == {1, 2}
-    assert inc.wait(timeout=30) == 0
+    with inc_sleeping_at_its_lock(nmh, tmp_path) as inc:
+        # Our look while inc sleeps: message 2 is in no unseen sequence yet.
+        flags = await uid_flags(inbox)
+        assert inc.poll() is None, "inc finished before our look: no race"
+        [incd] = [uid for uid in flags if uid != first]
+        assert flags[incd] == {"\\Seen"}
+        assert sequence(nmh, "inbox", "Seen") == {1, 2}
+    assert inc.returncode == 0
     # inc cleared our Seen of 2 and put it in unseen: new mail after all.
     assert sequence(nmh, "inbox", "Seen") == {1}
     assert sequence(nmh, "inbox", "unseen") == {2}
@@ -646,3 +665,34 @@ async def test_mark_as_read_after_inc_cleared_our_seen_stands(
     assert flags == {first: {"\\Seen"}, incd: {"\\Seen"}}
     assert sequence(nmh, "inbox", "unseen") == set()
     assert sequence(nmh, "inbox", "Seen") == {1, 2}
+
+
+async def test_flag_stored_while_inc_waits_for_its_lock_stays(
+    nmh: Nmh, either_store: MHStore, tmp_path: Path
+) -> None:
+    """An IMAP client flags a message inc delivered while inc still waits
+    for its lock on ``.mh_sequences``; inc then clears every sequence of
+    that number (nmh ``clear_msg_flags``) before adding it to ``unseen``.
+    The acknowledged STORE must stand -- and the message is new mail,
+    unseen, as inc says."""
+    inbox = await either_store.mailbox("INBOX")
+    first = await inbox.append(message("first"), ["\\Seen"])
+    await inbox.claim_recent()
+    await inbox.states()
+    with inc_sleeping_at_its_lock(nmh, tmp_path) as inc:
+        flags = await uid_flags(inbox)
+        [incd] = [uid for uid in flags if uid != first]
+        await inbox.store([incd], StoreMode.ADD, ["\\Flagged", "work"])
+        assert inc.poll() is None, "inc finished before our STORE: no race"
+        assert sequence(nmh, "inbox", "flagged") == {2}
+    assert inc.returncode == 0
+    assert sequence(nmh, "inbox", "flagged") == set()  # inc's clearing
+    flags = await uid_flags(inbox)
+    assert flags == {first: {"\\Seen"}, incd: {"\\Flagged", "work"}}
+    assert sequence(nmh, "inbox", "flagged") == {2}
+    assert sequence(nmh, "inbox", "work") == {2}
+    assert sequence(nmh, "inbox", "unseen") == {2}
+    # Later changes by nmh to that message are its own again.
+    nmh("mark", "+inbox", "2", "-sequence", "flagged", "-delete")
+    flags = await uid_flags(inbox)
+    assert flags[incd] == {"work"}

@@ -207,6 +207,9 @@ class CoreBase:
         #: in the last :data:`YOUNG_NS`: number -> (identity, when).  Only
         #: these can be dropped by a tool whose folder scan predates them.
         self._created: dict[Path, OrderedDict[int, tuple[FileIdentity, int]]] = {}
+        #: Per folder, files a tool made that we imported while they were in
+        #: no unseen sequence, by number: when (``Reconciler._note_unlisted``).
+        self._unlisted: dict[Path, dict[int, int]] = {}
         #: Per folder, numbers whose row an expunge removed while the file
         #: under the number was a tool's (inc wrote over ours): their
         #: sequence memberships in the file are our message's, not theirs.

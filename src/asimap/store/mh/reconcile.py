@@ -18,9 +18,11 @@ from stat import S_ISREG
 from asimap.store.mh import files, freshness, repair, seqfile, sequences
 from asimap.store.mh.corebase import (
     _INSERT_MESSAGE,
+    CREATED_LIMIT,
     NMH_WAIT_LIMIT_S,
     QUIET_LIMIT_S,
     WRITE_RETRIES,
+    YOUNG_NS,
     CoreBase,
     _is_quiet,
     _Row,
@@ -298,6 +300,8 @@ class Reconciler(CoreBase):
                 # first scan of a 100,000-message folder inserts them all.
                 recent_file = parsed.sequences.get(sequences.RECENT_SEQUENCE, set())
                 numbers = sorted(pending)
+                if not initial:
+                    self._note_unlisted(folder, numbers, file_flags)
                 first_uid = self._take_uids(mailbox_id, len(numbers))
                 saved_now = int(time.time())
                 new_modseq = bump()
@@ -411,9 +415,38 @@ class Reconciler(CoreBase):
         and was undone (issue 10 point 12).
         """
         young = self._young_created(folder)
-        if not young:
-            return theirs
-        return sequences.restore_unseen_by_tool(base, theirs, young)
+        if young:
+            theirs = sequences.restore_unseen_by_tool(base, theirs, young)
+        unlisted = self._unlisted_newcomers(folder)
+        if unlisted:
+            theirs = sequences.restore_cleared_by_inc(
+                base, theirs, unlisted, self.unseen
+            )
+        return theirs
+
+    def _note_unlisted(
+        self, folder: Path, numbers: Sequence[int], found: sequences.FlagsByNumber
+    ) -> None:
+        """Remember the new files a tool made that we import while they
+        are in no unseen sequence: ``inc`` may not have listed them yet
+        (:func:`sequences.restore_cleared_by_inc`)."""
+        now = time.monotonic_ns()
+        kept = self._unlisted.setdefault(folder, {})
+        for num in numbers:
+            flags = found.get(num)
+            if flags is None or not flags.in_unseen:
+                kept[num] = now
+        for num in [n for n, when in kept.items() if when < now - YOUNG_NS]:
+            del kept[num]
+        while len(kept) > CREATED_LIMIT:
+            del kept[next(iter(kept))]
+
+    def _unlisted_newcomers(self, folder: Path) -> set[int]:
+        kept = self._unlisted.get(folder)
+        if not kept:
+            return set()
+        since = time.monotonic_ns() - YOUNG_NS
+        return {num for num, when in kept.items() if when >= since}
 
     def _fold_orphans(
         self, folder: Path, parsed: sequences.SequenceFile

@@ -12,8 +12,10 @@ nmh 1.8 with its default ``datalocking: fcntl`` (``mh-tailor(5)``):
 * ``inc``: reads the file under ``F_RDLCK`` and releases it, writes its
   message files with ``open(O_WRONLY|O_CREAT|O_TRUNC)`` and no lock, then
   does the same locked in-place read-modify-write as ``mark`` to add the
-  new numbers to the unseen sequence.  (When the file does not exist it
-  creates it with ``O_CREAT|O_TRUNC``.)
+  new numbers to the unseen sequence -- after clearing every sequence of
+  those numbers (``clear_msg_flags`` in nmh's ``uip/inc.c``), so what we
+  wrote for them meanwhile is gone (see :func:`sequences.settle_seen`).
+  (When the file does not exist it creates it with ``O_CREAT|O_TRUNC``.)
 * Read-only tools (``scan``, ``mark -list``) read under ``F_RDLCK``.
 
 So nmh always locks, and never renames the file.  What follows for us:

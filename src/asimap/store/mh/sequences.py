@@ -521,3 +521,54 @@ def restore_unseen_by_tool(
         if back:
             restored.sequences.setdefault(name, set()).update(back)
     return restored
+
+
+def restore_cleared_by_inc(
+    base: SequenceFile,
+    theirs: SequenceFile,
+    unlisted: Iterable[int],
+    unseen_names: tuple[str, ...],
+) -> SequenceFile:
+    """``theirs`` with the sequences nmh ``inc`` cleared of the numbers it
+    delivered put back as ``base`` had them.
+
+    inc writes its message files first and lists them in ``unseen`` last,
+    once it has the lock on ``.mh_sequences`` (a second later if we held
+    it); in between we import them and may write sequences for them (an
+    IMAP client's flag).  inc then clears *every* sequence of those
+    numbers (``clear_msg_flags``, nmh ``uip/inc.c``) and adds them to the
+    unseen sequence(s) -- a flag the client was told it had stored would
+    silently go.  That write has a shape no deliberate change has: a
+    number we imported while it was in no unseen sequence (``unlisted``)
+    is now in the unseen sequence(s) and in nothing else, and it was in
+    others.  Those others come back; ``Seen`` does not (inc says the
+    message is new, and nmh reads it so), nor ``Recent`` (ours, kept in
+    the database).
+    """
+    if not unseen_names:
+        return theirs
+    ignore = {"Seen", RECENT_SEQUENCE, CURRENT_SEQUENCE, *unseen_names}
+    unseen_b: set[int] = set().union(*(base.sequences.get(u, ()) for u in unseen_names))
+    unseen_t: set[int] = set().union(
+        *(theirs.sequences.get(u, ()) for u in unseen_names)
+    )
+    back: dict[str, set[int]] = {}
+    for num in set(unlisted) & unseen_t:
+        if num in unseen_b:
+            continue  # inc listed it before: whatever changed since is meant
+        if any(
+            num in nums for name, nums in theirs.sequences.items() if name not in ignore
+        ):
+            continue  # in another sequence too: not inc's clearing
+        for name, nums in base.sequences.items():
+            if name not in ignore and num in nums:
+                back.setdefault(name, set()).add(num)
+    if not back:
+        return theirs
+    restored = SequenceFile(
+        sequences={name: set(nums) for name, nums in theirs.sequences.items()},
+        raw_lines=dict(theirs.raw_lines),
+    )
+    for name, nums in back.items():
+        restored.sequences.setdefault(name, set()).update(nums)
+    return restored
