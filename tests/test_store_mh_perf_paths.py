@@ -15,6 +15,7 @@ Each optimised path must answer exactly what the plain path answers:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -326,3 +327,36 @@ async def test_first_scan_numbers_files_in_order_with_their_flags(
         assert [s.uid for s in await inbox.states()] == [1, 2, 3, *range(5, 13)]
     finally:
         await store.close()
+
+
+async def test_polls_asked_together_are_one_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a delivery every IDLE connection of a user polls its folder
+    at once: those polls share a job on the store's thread (plus at most
+    one started after it), instead of one job each."""
+    mh = await MHStore.open(tmp_path / "Mail", profile=NO_PROFILE, watch=False)
+    try:
+        inbox = await mh.mailbox("INBOX")
+        rescans = 0
+        refresh = mh.core.refresh
+
+        def counting(mailbox_id: int) -> int:
+            nonlocal rescans
+            rescans += 1
+            return refresh(mailbox_id)
+
+        monkeypatch.setattr(mh.core, "refresh", counting)
+        await asyncio.gather(*(inbox.poll() for _ in range(50)))
+        assert rescans == 1
+        # A poll asked for while one runs is answered by the next one,
+        # which starts after it: it sees a message written meanwhile.
+        first = asyncio.ensure_future(inbox.poll())
+        await asyncio.sleep(0)
+        (tmp_path / "Mail" / "inbox" / "1").write_bytes(b"Subject: x\n\nbody\n")
+        before = inbox.highest_noted
+        await asyncio.gather(first, inbox.poll(), inbox.poll())
+        assert rescans == 3  # the two asked later shared one, after the first
+        assert inbox.highest_noted > before
+    finally:
+        await mh.close()

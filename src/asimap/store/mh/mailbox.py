@@ -67,6 +67,11 @@ LOAD_BYTES = 8 * 1024 * 1024
 FILL_JOB = 100
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class MHMailbox(Mailbox):
     """An MH folder; UIDs and MODSEQs from the store's database."""
 
@@ -85,6 +90,10 @@ class MHMailbox(Mailbox):
         self._filled_at = -1
         #: This folder's changes as the store's thread reports them.
         self.log = ChangeLog()
+        #: :meth:`poll`: whether a poll job runs (or is about to start), and
+        #: the future of the one to start next (None: nobody asked yet).
+        self._polling = False
+        self._poll_next: asyncio.Future[None] | None = None
 
     # -- change notification -------------------------------------------------
 
@@ -101,7 +110,48 @@ class MHMailbox(Mailbox):
             self._changed = asyncio.Event()
 
     async def poll(self) -> None:
-        """Rescan if the folder changed, and wake waiters if it did."""
+        """Rescan if the folder changed, and wake waiters if it did.
+
+        Polls asked for together are one job: after a delivery every IDLE
+        connection of the user starts waiting again, and each used to poll
+        -- 900 jobs on the store's thread, ahead of the next command.  A
+        poll asked for while one runs waits for the next one, which starts
+        after that, so it still sees every change made before it was asked
+        for (a watcher's event must not be answered by an older rescan).
+        """
+        waiter = self._poll_next
+        if waiter is None:
+            waiter = self._poll_next = asyncio.get_running_loop().create_future()
+            # Nobody else may be left to see a failure of a shared poll.
+            waiter.add_done_callback(_retrieve)
+            if not self._polling:
+                # Started at the loop's next turn, so that the polls asked
+                # for in this one (all the views one change woke) join it.
+                self._polling = True
+                asyncio.get_running_loop().call_soon(self._start_poll)
+        await asyncio.shield(waiter)
+
+    def _start_poll(self) -> None:
+        waiter, self._poll_next = self._poll_next, None
+        assert waiter is not None
+        self._polling = True
+        job = asyncio.ensure_future(self._poll_once())
+
+        def landed(_: object) -> None:
+            self._polling = False
+            if job.cancelled():
+                waiter.cancel()
+            elif (error := job.exception()) is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(None)
+            if self._poll_next is not None:
+                self._polling = True
+                self._start_poll()
+
+        job.add_done_callback(landed)
+
+    async def _poll_once(self) -> None:
         core = self._store.core
         highest = await self._store.call(lambda: core.refresh(self.mailbox_id))
         self.note_highest(highest)
