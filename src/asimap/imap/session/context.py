@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from asimap.auth.account import Account
 from asimap.imap.clientio import ClientIO
+from asimap.imap.responses import Response
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState
@@ -21,6 +22,10 @@ from asimap.store.base import Store
 
 if TYPE_CHECKING:
     from asimap.imap.session.notifier import Notifier
+
+
+#: Responses :meth:`Context.hold` keeps before sending them anyway.
+HOLD_MAX = 256
 
 
 @dataclass(eq=False, slots=True)
@@ -38,6 +43,28 @@ class Context:
     #: NOTIFY's per-connection notifier while NOTIFY SET is in effect
     #: (RFC 5465); None before NOTIFY and after NOTIFY NONE.
     notifier: Notifier | None = None
+    #: Untagged responses a handler left to go out with its tagged one
+    #: (:meth:`hold`); None when there are none.
+    held: list[Response] | None = None
+
+    async def hold(self, *responses: Response) -> None:
+        """Send ``responses`` with the command's tagged response, in one
+        write: every write on a worker's socket is a syscall, a wakeup of
+        the main process and a TLS record for the client, and a FETCH or a
+        STATUS used to cost two.  Past :data:`HOLD_MAX` held responses they
+        go out now, so memory stays bounded.  A handler that holds sends
+        everything else it has to say through :meth:`hold` too (order)."""
+        held = self.held
+        if held is None:
+            held = self.held = []
+        held.extend(responses)
+        if len(held) >= HOLD_MAX:
+            await self.io.send(*self.take_held())
+
+    def take_held(self) -> list[Response]:
+        """The held responses, now no longer held."""
+        held, self.held = self.held, None
+        return held or []
 
     def require_store(self) -> Store:
         """The account's store; only called in authenticated states."""

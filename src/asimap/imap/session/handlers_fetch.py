@@ -169,9 +169,9 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
     except CommandFailed:
         # What was fetched before the failure still goes out first, as it
         # did when each response was sent on its own.
-        await out.flush()
+        await out.finish()
         raise
-    await out.flush()
+    await out.finish()
     if unreadable is not None:
         raise store_error_response(unreadable)
     if missing:
@@ -230,6 +230,11 @@ class _Batch:
         if self._pending:
             pending, self._pending, self._bytes = self._pending, [], 0
             await self._ctx.io.send(*pending)
+
+    async def finish(self) -> None:
+        """The last batch goes out with the tagged response (one write)."""
+        pending, self._pending, self._bytes = self._pending, [], 0
+        await self._ctx.hold(*pending)
 
 
 def _weight(items: list[Value]) -> int:

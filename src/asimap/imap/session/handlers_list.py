@@ -134,7 +134,7 @@ async def handle_list(ctx: Context, cmd: c.List) -> Tagged:
     request = _request(cmd)
     listed = select_mailboxes(await _entries(ctx), request) if request.patterns else []
     for item in listed:
-        await ctx.io.send(_listed_line(item))
+        await ctx.hold(_listed_line(item))
         if cmd.return_status and item.selectable:
             await _send_list_status(ctx, item.name, cmd.return_status)
     return Tagged(cmd.tag, Status.OK, "List completed")
@@ -153,7 +153,7 @@ async def _send_list_status(ctx: Context, name: str, items: Sequence[str]) -> No
     except StoreError:
         return
     values = status_values(status, items, extra_status_values(ctx, mailbox, items))
-    await ctx.io.send(Untagged((Atom("STATUS"), wire_name(name), values)))
+    await ctx.hold(Untagged((Atom("STATUS"), wire_name(name), values)))
 
 
 async def _entries(ctx: Context) -> tuple[MailboxEntry, ...]:
@@ -214,5 +214,5 @@ async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
         raise store_error_response(exc) from exc
     extra = extra_status_values(ctx, mailbox, cmd.items)
     items = status_values(status, cmd.items, extra)
-    await ctx.io.send(Untagged((Atom("STATUS"), wire_name(name), items)))
+    await ctx.hold(Untagged((Atom("STATUS"), wire_name(name), items)))
     return Tagged(cmd.tag, Status.OK, "Status completed")

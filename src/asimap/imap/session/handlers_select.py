@@ -89,7 +89,10 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
         responses.append(
             Untagged((Atom("LIST"), attributes, DELIMITER, wire_name(name)))
         )
-    await ctx.io.send(*responses)
+    if cmd.qresync is None:
+        await ctx.hold(*responses)  # with the tagged OK, in one write
+    else:
+        await ctx.io.send(*responses)  # _resync's VANISHED come after them
     ctx.selected = view
     ctx.state = SessionState.SELECTED
     if cmd.qresync is not None and cmd.qresync.uidvalidity == status.uidvalidity:

@@ -174,7 +174,11 @@ class Session:
                 updates += condstore.announce_if_enabled(
                     self._ctx, condstore_before, command
                 )
-                await self._ctx.io.send(*updates, tagged)
+                # What the handler held goes first, all in one write.
+                held = self._ctx.take_held()
+                await self._ctx.io.send(*held, *updates, tagged)
+            elif self._ctx.held:
+                await self._ctx.io.send(*self._ctx.take_held())
         finally:
             ORIGIN.reset(origin)
         return self._ctx.state is not SessionState.LOGOUT
