@@ -494,3 +494,36 @@ def test_never_raises_and_stays_bounded(
         # One unprocessed chunk at most, plus the partial command.
         assert reader.buffered <= 30 + limits.max_command + limits.max_line
     assert events.count(Eof()) <= 1
+
+
+def test_big_literal_in_pieces_of_every_size_arrives_whole() -> None:
+    """A 300 KB literal fed in pieces of mixed sizes -- single bytes, some
+    larger than the reader keeps as they are, some sharing a chunk with
+    the command line or the next command -- is the same bytes, in order,
+    as fed whole; ``buffered`` counts it exactly while it arrives."""
+    body = bytes(range(256)) * 1200
+    data = b"a APPEND box {%d+}\r\n" % len(body) + body + b"\r\nb NOOP\r\n"
+    sizes = itertools.cycle([1, 7, 40_000, 3, 100_000, 16_384, 2])
+    chunks: list[bytes] = []
+    at = 0
+    while at < len(data):
+        size = next(sizes)
+        chunks.append(data[at : at + size])
+        at += size
+    limits = Limits(max_literal=1_000_000)
+    whole = run_chunks([data], limits=limits)
+    pieces = run_chunks(chunks, limits=limits)
+    assert pieces == whole
+    assert frames(whole)[0] == CommandFrame(
+        (b"a APPEND box {%d+}" % len(body), b""), (body,)
+    )
+    reader = CommandReader(limits)
+    head = b"a APPEND box {%d+}\r\n" % len(body)
+    reader.feed(head + body[:5])
+    assert isinstance(reader.next_event(), LiteralPending)
+    reader.accept_literal()
+    assert reader.next_event() is None
+    reader.feed(body[5:100_000])  # kept as it came
+    reader.feed(body[100_000:100_003])
+    assert reader.next_event() is None
+    assert reader.buffered == len(head) - 2 + 100_003  # the line, no CRLF

@@ -137,6 +137,12 @@ Event = CommandFrame | LiteralPending | FrameError | RawLine | Eof
 #: How many bytes at the end of a line may hold a literal marker.
 _TAIL = 32
 
+#: Received pieces of a literal at least this large are kept as they came
+#: and joined once at its end (one copy of a 25 MB message, not two);
+#: smaller ones are gathered into pieces of this size first, so that a
+#: literal trickled in a byte at a time costs no object per byte.
+_PIECE = 16 * 1024
+
 # RFC 3501 section 9 "literal", RFC 7888 "literal+", RFC 3516 "literal8".
 _MARKER_RE = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}\Z")
 
@@ -223,7 +229,11 @@ class CommandReader:
         self._size = 0
         self._tag: str | None = None
         self._pending: _Marker | None = None
+        # The literal being read: whole pieces, a tail being gathered, and
+        # their total size.
+        self._pieces: list[bytes] = []
         self._literal = bytearray()
+        self._literal_size = 0
         self._remaining = 0
         # Dropping a command: consume it to its end, then emit _drop_error.
         self._dropping = False
@@ -246,7 +256,7 @@ class CommandReader:
             # The middle of a big literal (a 25 MB APPEND arrives in
             # thousands of chunks): straight into it, without passing
             # through the input buffer and a slice of it.
-            self._literal += data
+            self._add_literal(data)
             self._remaining -= len(data)
             return
         if self._state is _State.DISCARD and not self._buf:
@@ -265,7 +275,7 @@ class CommandReader:
     @property
     def buffered(self) -> int:
         """Bytes held in memory: unprocessed input plus the partial command."""
-        held = len(self._buf) + len(self._literal)
+        held = len(self._buf) + self._literal_size
         return held + sum(map(len, self._lines)) + sum(map(len, self._literals))
 
     def discard_buffered(self) -> int:
@@ -308,7 +318,7 @@ class CommandReader:
         marker = self._take_pending()
         self._state = _State.LITERAL
         self._remaining = marker.size
-        self._literal = bytearray()
+        self._clear_literal()
 
     def reject_literal(self) -> None:
         """Drop the command whose literal was announced.
@@ -378,16 +388,38 @@ class CommandReader:
     def _step_literal(self) -> bool:
         taken = min(self._remaining, len(self._buf))
         with memoryview(self._buf) as view:
-            self._literal += view[:taken]  # no intermediate copy of the slice
+            self._add_literal(view[:taken])  # no intermediate copy of the slice
         self._consume(taken)
         self._remaining -= taken
         if self._remaining:
             return False
-        self._literals.append(bytes(self._literal))
-        self._size += len(self._literal)
-        self._literal = bytearray()
+        if self._literal:
+            self._pieces.append(bytes(self._literal))
+        literal = b"".join(self._pieces)
+        self._literals.append(literal)
+        self._size += len(literal)
+        self._clear_literal()
         self._state = _State.LINE
         return True
+
+    def _add_literal(self, data: bytes | memoryview) -> None:
+        """Add received literal bytes (see :data:`_PIECE`)."""
+        self._literal_size += len(data)
+        if isinstance(data, bytes) and len(data) >= _PIECE:
+            if self._literal:
+                self._pieces.append(bytes(self._literal))
+                self._literal = bytearray()
+            self._pieces.append(data)
+            return
+        self._literal += data
+        if len(self._literal) >= _PIECE:
+            self._pieces.append(bytes(self._literal))
+            self._literal = bytearray()
+
+    def _clear_literal(self) -> None:
+        self._pieces = []
+        self._literal = bytearray()
+        self._literal_size = 0
 
     def _step_line(self) -> tuple[bool, Event | None]:
         max_line = self._limits.max_line
@@ -545,7 +577,7 @@ class CommandReader:
     def _reset_command(self) -> None:
         self._lines = []
         self._literals = []
-        self._literal = bytearray()
+        self._clear_literal()
         self._size = 0
         self._tag = None
         self._pending = None
