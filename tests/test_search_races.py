@@ -1,5 +1,13 @@
 """SEARCH TEXT while the folder changes under it: no match may go missing.
 
+nmh's ``sortm`` and ``folder -pack`` rename message files while a SEARCH
+reads them; the MH store rescans once when a file moved, and a rename
+right after that rescan made it report a message that is still there as
+expunged, which SEARCH left out of its result without a word (and FETCH
+answered ``NO [EXPUNGEISSUED]``).  The deterministic tests put exactly
+that rename after the store's rescan; the session now asks whether the
+UID still exists before believing it gone (``imap/session/reading.py``).
+
 A folder filled by nmh ``inc`` has no cached summaries, so opening it
 starts the background summary fill (newest first, in small jobs queued
 with everybody else's); while it runs, two connections search the message
@@ -19,13 +27,17 @@ import random
 import re
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from asimap.auth.account import Account
 from asimap.message.model import Message
 from asimap.store.base import Store
 from asimap.store.mh import MHStore
 from asimap.store.mh.profile import Profile
+from asimap.store.mh.reconcile import Reconciler
 from conftest import require_tool
 from transcript import FakeClient, World
 
@@ -181,3 +193,138 @@ async def test_search_text_misses_nothing_while_the_folder_changes(
         await store.close()
     assert searches >= 2
     assert misses == [], misses
+
+
+# -- deterministic: a tool renames the file right after the store rescanned --
+
+SMALL = (
+    b"From a@example.org Mon Jan  1 10:00:00 2024\n"
+    b"From: a@example.org\nSubject: one\n\nnothing here\n\n"
+    b"From a@example.org Mon Jan  1 10:00:01 2024\n"
+    b"From: a@example.org\nSubject: two\n\nall about gnuradio\n\n"
+    b"From a@example.org Mon Jan  1 10:00:02 2024\n"
+    b"From: a@example.org\nSubject: three\n\nnothing either\n"
+)
+
+
+class Renamer:
+    """Renames message ``2`` of the folder to a fresh number, as ``sortm``
+    or ``folder -pack`` would: once now, and once right after each of the
+    store's next ``shots`` rescans (the window the store cannot see)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.current = 2
+        self.shots = 0
+
+    def move(self) -> None:
+        target = max(int(p.name) for p in self.folder.iterdir() if p.name.isdigit())
+        os.rename(self.folder / str(self.current), self.folder / str(target + 1))
+        self.current = target + 1
+
+
+@pytest.fixture
+async def renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FakeClient, Renamer]]:
+    root = tmp_path / "Mail"
+    inc = str(NMH_BIN / "inc") if (NMH_BIN / "inc").exists() else require_tool("inc")
+    (tmp_path / "small.mbox").write_bytes(SMALL)
+    profile = tmp_path / "mh_profile"
+    # No unseen sequence: the messages are \Seen, and stay so whatever
+    # number they have (the renames below do not rewrite sequences).
+    profile.write_text(f"Path: {root}\n")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "MH": str(profile),
+        "HOME": str(tmp_path),
+    }
+    subprocess.run(
+        [inc, "-file", str(tmp_path / "small.mbox"), "-notruncate", "+inbox"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    renamer = Renamer(root / "inbox")
+    rescan = Reconciler._rescan
+
+    def rescan_then_rename(
+        self: Reconciler, mailbox_id: int, folder: Path, waited: bool = False
+    ) -> None:
+        rescan(self, mailbox_id, folder, waited)
+        if renamer.shots > 0:
+            renamer.shots -= 1
+            renamer.move()
+
+    monkeypatch.setattr(Reconciler, "_rescan", rescan_then_rename)
+    store = await MHStore.open(
+        root, profile=Profile(path=root, unseen=("unseen",)), watch=False
+    )
+    client = await _open(store)  # imports the folder: UIDs 1, 2, 3
+    try:
+        # The summaries the opening filled are dropped, so that the
+        # summary paths read the files too.
+        await asyncio.gather(*store.fills)
+        await store.call(lambda: store.core.conn.execute("DELETE FROM summaries"))
+        renamer.move()
+        renamer.shots = 1
+        yield client, renamer
+    finally:
+        await client.stop()
+        await store.close()
+
+
+async def test_search_finds_a_message_whose_file_was_renamed_while_read(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    client, renamer = renamed
+    got = await _command(client, "t", b"UID SEARCH TEXT gnuradio")
+    assert got == [b"* SEARCH 2", b"t OK Search completed"]
+    assert renamer.shots == 0  # the rename after the rescan did happen
+
+
+async def test_fetch_of_a_message_whose_file_was_renamed_is_not_expunged(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    client, renamer = renamed
+    got = await _command(client, "f", b"UID FETCH 2 (BODY.PEEK[TEXT])")
+    assert got[0] == b"* 2 FETCH (UID 2 BODY[TEXT] {19}", got
+    assert got[-1] == b"f OK Fetch completed"
+    assert renamer.shots == 0
+
+
+async def test_a_message_that_keeps_moving_is_unavailable_not_missing(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    """A tool that renames faster than we read: NO [UNAVAILABLE] (RFC 5530
+    section 3, try again later), never an answer without the message."""
+    client, renamer = renamed
+    renamer.shots = 1000
+    got = await _command(client, "t", b"UID SEARCH TEXT gnuradio")
+    assert not [line for line in got if line.startswith(b"* SEARCH")]
+    assert got[-1] == (
+        b"t NO [UNAVAILABLE] Message UID 2 cannot be read: "
+        b"its file kept moving while it was read"
+    )
+
+
+async def test_header_search_finds_a_message_whose_file_was_renamed(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    """The summary path (SUBJECT is answered from summaries, built from
+    the file when not cached yet)."""
+    client, renamer = renamed
+    got = await _command(client, "t", b"UID SEARCH SUBJECT two")
+    assert got == [b"* SEARCH 2", b"t OK Search completed"]
+    assert renamer.shots == 0
+
+
+async def test_fetch_envelope_of_a_message_whose_file_was_renamed(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    client, renamer = renamed
+    got = await _command(client, "f", b"UID FETCH 2 (ENVELOPE)")
+    assert got[0].startswith(b'* 2 FETCH (UID 2 ENVELOPE (NIL "two" '), got
+    assert got[-1] == b"f OK Fetch completed"
+    assert renamer.shots == 0

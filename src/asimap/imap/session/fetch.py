@@ -20,6 +20,7 @@ from asimap.imap.commands import FetchAtt, FetchKind, Partial, Section, SectionT
 from asimap.imap.encoder import encode_value
 from asimap.imap.responses import Atom, Encoded, Literal, Literal8, Raw, Value
 from asimap.imap.session.errors import bad, no
+from asimap.imap.session.reading import read_message
 from asimap.imap.session.selected import SelectedMailbox, flag_atoms
 from asimap.message.model import Message, PartNotFound, UnknownTransferEncoding
 from asimap.store.base import MessageInfo, MessageSummary
@@ -204,7 +205,8 @@ class MessageData:
 
     async def message(self) -> Message:
         if self._message is None:
-            self._message = await self.view.mailbox.message(self.uid)
+            # Not taken for expunged while an MH tool renames its file.
+            self._message = await read_message(self.view.mailbox, self.uid)
         return self._message
 
 

@@ -40,6 +40,7 @@ from asimap.imap.session.handlers_selected import (
     resolve,
     uid_command_met_expunged,
 )
+from asimap.imap.session.reading import read_summary
 from asimap.store.base import (
     Mailbox,
     MessageGone,
@@ -133,9 +134,17 @@ async def handle_fetch(ctx: Context, cmd: c.Fetch) -> Tagged:
                 continue
             summary = summaries.get(uid)
             if use_summaries and summary is None:
-                if uid not in failed:
-                    missing = True  # expunged meanwhile
-                continue
+                if uid in failed:
+                    continue
+                try:
+                    # Expunged meanwhile, or its file moved (reading.py).
+                    summary = await read_summary(view.mailbox, uid, structure=structure)
+                except MessageGone:
+                    missing = True
+                    continue
+                except MessageUnreadable as exc:
+                    unreadable = unreadable or exc
+                    continue
             # With CONDSTORE a FETCH that set \Seen reports UID and MODSEQ
             # too (RFC 7162 3.1); CHANGEDSINCE implies MODSEQ (3.1.4.2).
             seen = uid in seen_now

@@ -27,6 +27,7 @@ from asimap.imap.search import SearchCandidate, matches, uses_recent
 from asimap.imap.session import condstore, esearch, extensions, handlers_context
 from asimap.imap.session.context import Context
 from asimap.imap.session.errors import CommandFailed, bad, store_error_response
+from asimap.imap.session.reading import read_message, read_summary
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.message.dates import parse_sent_date
 from asimap.message.envelope_addresses import (
@@ -300,7 +301,8 @@ async def _candidates(
     """Candidates for ``(seq, uid)`` pairs, loading only what ``source``
     says (and, from a loaded message, its RFC 8474 ids only when ``ids``:
     they hash the whole message); messages expunged meanwhile are left
-    out."""
+    out -- and only those: a message the batch could not read is asked
+    for again on its own (see :mod:`reading`)."""
     summaries: dict[int, MessageSummary] = {}
     loaded: dict[int, tuple[MessageInfo, Message | None]] = {}
     if source is _Source.SUMMARY or source is _Source.IDS:
@@ -332,7 +334,11 @@ async def _candidates(
             if source is _Source.SUMMARY or source is _Source.IDS:
                 summary = summaries.get(uid)
                 if summary is None:
-                    continue  # expunged meanwhile
+                    # Expunged meanwhile (MessageGone, caught below), or
+                    # its file moved while the batch summarised it.
+                    summary = await read_summary(
+                        view.mailbox, uid, structure=source is _Source.IDS
+                    )
                 candidate.internaldate = summary.internaldate
                 candidate.size = summary.size
                 candidate.savedate = summary.savedate
@@ -340,9 +346,12 @@ async def _candidates(
                 candidate.threadid = summary.threadid
                 candidate.message = SummaryMessage(summary)
             elif source is not _Source.STATE:
-                if uid not in loaded:
-                    continue  # expunged meanwhile
-                info, message = loaded[uid]
+                entry = loaded.get(uid)
+                if entry is None:
+                    # Expunged meanwhile (MessageGone, caught below), or
+                    # its file moved while the batch read it.
+                    entry = await _load_one(view.mailbox, uid, source)
+                info, message = entry
                 candidate.internaldate = info.internaldate
                 candidate.size = info.size
                 candidate.savedate = info.savedate
@@ -357,6 +366,19 @@ async def _candidates(
             continue
         out.append(candidate)
     return out
+
+
+async def _load_one(
+    mailbox: Mailbox, uid: int, source: _Source
+) -> tuple[MessageInfo, Message | None]:
+    """What :meth:`Mailbox.load` gives for one message it left out of a
+    batch: raises :class:`MessageGone` only if the store no longer has the
+    UID (an MH tool renaming the file made the batch miss it,
+    :mod:`reading`)."""
+    info = await mailbox.info(uid)
+    if source is not _Source.MESSAGE:
+        return info, None
+    return info, await read_message(mailbox, uid)
 
 
 class SummaryMessage(Message):
