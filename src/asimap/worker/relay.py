@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 #: High-water mark of each direction's write buffer.
 RELAY_BUFFER = 256 * 1024
+#: Largest piece written into the client's TLS transport at once.  The
+#: transport encrypts a write whole into a memory buffer (OpenSSL's BIO)
+#: that keeps its size for the rest of the connection: one 256 KiB chunk
+#: of a big FETCH left every connection that ever fetched one holding
+#: that much, idle or not.  Pieces keep it to one piece.
+TLS_PIECE = 64 * 1024
 #: How long a relay whose worker side closed waits to learn why.
 FINISH_TIMEOUT = 10.0
 #: How long :meth:`Relay.reclaim` waits for the two sides to settle.
@@ -70,7 +76,12 @@ class _Side(asyncio.Protocol):
         peer = self.peer
         if peer is None or peer.transport is None or peer.transport.is_closing():
             return
-        peer.transport.write(data)
+        if len(data) <= TLS_PIECE or self is self.relay.client_side:
+            peer.transport.write(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), TLS_PIECE):
+            peer.transport.write(view[start : start + TLS_PIECE])
 
     def eof_received(self) -> bool | None:
         self.relay.side_ended(self)
