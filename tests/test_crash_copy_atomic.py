@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from asimap.store.base import MessageUnreadable
-from asimap.store.mh import MHStore
+from asimap.store.mh import MHStore, files
 from asimap.store.mh.db import DB_NAME
 from asimap.store.mh.profile import Profile
 
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
-from asimap.store.mh import MHStore
+from asimap.store.mh import MHStore, files
 from asimap.store.mh import writes
 from asimap.store.mh.profile import Profile
 
@@ -209,13 +209,13 @@ def test_a_copy_failing_half_way_leaves_no_file_and_no_record(
         return real_access(path, mode, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "access", access)
-    real_open = open
+    real_read = files.read_message
 
-    def refusing(path: object, *args: object, **kwargs: object) -> object:
-        if str(path).endswith("inbox/3"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+    def refusing(dir_fd: int, name: str, expected: object) -> bytes:
+        if name == "3":
+            raise PermissionError(13, "Permission denied", name)
+        return real_read(dir_fd, name, expected)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("builtins.open", refusing)
+    monkeypatch.setattr(files, "read_message", refusing)
     asyncio.run(_copy_failing_half_way(root))
     assert (_files(root / "Target"), _pending_rows(root)) == ([], 0)

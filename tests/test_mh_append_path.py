@@ -422,9 +422,14 @@ async def test_every_file_of_a_multiappend_is_fsynced_before_its_link(
             synced.add(os.readlink(f"/proc/self/fd/{fd}"))
 
     def link(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
-        if os.path.basename(os.fsdecode(source)).startswith(files.TEMP_PREFIX):
+        path = os.fsdecode(source)
+        if kwargs.get("src_dir_fd") is not None:
+            # Linked relative to the folder's descriptor (files.folder_fd).
+            folder = os.readlink(f"/proc/self/fd/{kwargs['src_dir_fd']}")
+            path = os.path.join(folder, path)
+        if os.path.basename(path).startswith(files.TEMP_PREFIX):
             with lock:
-                if os.fsdecode(source) not in synced:
+                if path not in synced:
                     unsynced_links.append(os.fsdecode(target))
         real_link(source, target, *args, **kwargs)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -354,20 +353,22 @@ class Account(Core):
         ).fetchone()
         if has_children:
             # Its messages go, the name stays as \Noselect (RFC 3501 6.3.4).
-            with seqfile.locked(folder, self.locking):
-                for entry in os.scandir(folder):
+            with seqfile.locked(folder, self.locking), files.folder_fd(folder) as fd:
+                # Through the folder's descriptor: a level swapped for a
+                # symlink since the check is never deleted through.
+                for entry in os.scandir(fd):
                     if entry.is_dir(follow_symlinks=False):
                         continue
                     if _is_message_or_ours(entry.name):
                         with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
+                            os.unlink(entry.name, dir_fd=fd)
             with transaction(self.conn):
                 self.conn.execute(
                     "INSERT OR IGNORE INTO noselect (name) VALUES (?)", (name,)
                 )
         else:
             # A leaf: everything in it belongs to the folder.
-            shutil.rmtree(folder)
+            files.remove_tree(folder)
             with transaction(self.conn):
                 self.conn.execute("DELETE FROM noselect WHERE name=?", (name,))
         with transaction(self.conn):
@@ -405,7 +406,7 @@ class Account(Core):
         source = folder_path(self.root, old)
         created = files.make_folders(target.parent, self.protection.folder)
         try:
-            os.rename(source, target)
+            files.rename_folder(source, target)
         except BaseException:
             files.remove_folders(created)
             raise
@@ -422,7 +423,7 @@ class Account(Core):
             # The rows still say ``old`` (a full disk refused the COMMIT):
             # so must the directory, or the next scan would see a new
             # mailbox with new UIDs.  RENAME is all or nothing.
-            os.rename(target, source)
+            files.rename_folder(target, source)
             files.remove_folders(created)
             raise
 

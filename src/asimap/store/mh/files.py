@@ -9,6 +9,16 @@ message is either absent or complete under its number (design.md section 4
 rule 1).  The leftover of a crash is a ``.asimap-tmp-*`` file, which no
 MH tool and no rescan reads.
 
+Every operation here reaches its folder through directory descriptors
+(:func:`folder_fd`): each level of the path, from ``/``, is opened with
+``O_NOFOLLOW``, and the final open, link, unlink, rename or mkdir is made
+relative to the folder's descriptor (``dir_fd=``).  A check made earlier
+by path (``folder_of``, ``folder_path``) cannot be undone by a user who
+swaps a folder for a symlink in between: the swap makes the walk fail
+(:class:`FolderReplaced`), or the operation lands in the directory the
+walk opened, never behind the link (docs/security.md section 2).  The
+MH root must be given resolved (the store resolves it once, at open).
+
 Modes: message files get the profile's ``Msg-Protect`` and folders its
 ``Folder-Protect`` (:class:`asimap.store.mh.profile.Protection`), set
 exactly with ``fchmod``/``chmod`` after creation, because the mode given
@@ -22,19 +32,86 @@ the profile allows.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK
+
+from asimap.store.base import StorageDenied
+
+log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".asimap-tmp-"
 
 #: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
 MESSAGE_MODE = 0o600
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NOFOLLOW_DIR = _DIR_FLAGS | os.O_NOFOLLOW
+#: The levels on the way: ``O_PATH`` needs only search permission on them
+#: (a worker may pass through directories it cannot list, such as a mode
+#: 0711 home), and serves as ``dir_fd`` all the same.
+_PASS_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class FolderReplaced(StorageDenied):
+    """A level of a folder's path is no longer a directory (a symlink or
+    a file was put in its place): nothing is done through it, and the
+    command gets ``NO [NOPERM]`` with this reason (no path in it)."""
+
+
+def open_folder(folder: Path) -> int:
+    """A descriptor of directory ``folder`` (absolute), every level opened
+    with ``O_NOFOLLOW`` from ``/``; :class:`FolderReplaced` if one is a
+    symlink or not a directory, FileNotFoundError if one is missing."""
+    if not folder.is_absolute():
+        raise ValueError(f"not an absolute path: {folder}")
+    parts = folder.parts[1:]
+    fd = os.open("/", _DIR_FLAGS if not parts else _PASS_DIR & ~os.O_NOFOLLOW)
+    try:
+        for depth, part in enumerate(parts, 1):
+            flags = _NOFOLLOW_DIR if depth == len(parts) else _PASS_DIR
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _replaced(folder) from None
+                raise
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _replaced(path: Path) -> FolderReplaced:
+    log.warning("%s: a level is a symbolic link or a file; not followed", path)
+    return FolderReplaced("Mailbox path has a symbolic link in it; not followed")
+
+
+@contextlib.contextmanager
+def folder_fd(folder: Path) -> Iterator[int]:
+    """:func:`open_folder` for the block, closed after it."""
+    fd = open_folder(folder)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def make_folder(path: Path, mode: int) -> bool:
@@ -52,35 +129,72 @@ def make_folders(path: Path, mode: int) -> list[Path]:
     """:func:`make_folder`, returning the directories it created, top
     first, so that a caller whose later step fails can take them back
     (:func:`remove_folders`).  If a ``mkdir`` fails, those made before
-    it are removed: nothing is left half made (a full disk)."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
+    it are removed: nothing is left half made (a full disk).
+
+    The levels that exist are walked without following symlinks, and
+    each missing one is made (and chmodded) relative to its parent's
+    descriptor, so a level swapped for a symlink meanwhile is never
+    created through (module doc).
+    """
+    if not path.is_absolute():
+        raise ValueError(f"not an absolute path: {path}")
     created: list[Path] = []
+    fd = os.open("/", _PASS_DIR & ~os.O_NOFOLLOW)
+    current = Path("/")
     try:
-        for directory in reversed(missing):
+        for part in path.parts[1:]:
+            current = current / part
             try:
-                os.mkdir(directory, mode)
-            except FileExistsError:
-                continue
-            created.append(directory)
-            os.chmod(directory, mode)
+                inner = os.open(part, _PASS_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile (nmh folder -create): keep its mode
+                else:
+                    created.append(current)
+                if created and created[-1] == current:
+                    # Ours: exactly the profile's mode (not the umask's).
+                    inner = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
+                    os.fchmod(inner, mode)
+                else:
+                    inner = os.open(part, _PASS_DIR, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(part, fd):
+                    raise _replaced(current) from None
+                raise
+            os.close(fd)
+            fd = inner
     except BaseException:
+        os.close(fd)
         remove_folders(created)
         raise
+    os.close(fd)
     return created
 
 
 def remove_folders(created: list[Path]) -> None:
     """Undo :func:`make_folders`: remove ``created`` deepest first, each
-    only if still empty (someone may have put mail there meanwhile)."""
+    only if still empty (someone may have put mail there meanwhile), and
+    only through its parent's descriptor."""
     for directory in reversed(created):
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
+        with contextlib.suppress(OSError), folder_fd(directory.parent) as fd:
+            os.rmdir(directory.name, dir_fd=fd)
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove ``folder`` and everything in it (DELETE of a leaf), through
+    its parent's descriptor: a level above swapped for a symlink stops
+    it, and ``folder`` itself as a symlink is refused by rmtree."""
+    with folder_fd(folder.parent) as fd:
+        shutil.rmtree(folder.name, dir_fd=fd)
+
+
+def rename_folder(source: Path, target: Path) -> None:
+    """``rename(2)`` of a folder (RENAME), relative to the descriptors of
+    both parents (module doc)."""
+    with folder_fd(source.parent) as src, folder_fd(target.parent) as dst:
+        os.rename(source.name, target.name, src_dir_fd=src, dst_dir_fd=dst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +216,8 @@ class FileIdentity:
 
 def fsync_dir(folder: Path) -> None:
     """Make a directory entry change (link, unlink, rename) durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with folder_fd(folder) as fd:
         os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def message_numbers(folder: Path) -> dict[int, os.stat_result]:
@@ -116,9 +227,14 @@ def message_numbers(folder: Path) -> dict[int, os.stat_result]:
     """
     found: dict[int, os.stat_result] = {}
     try:
-        entries = os.scandir(folder)
+        fd = open_folder(folder)
     except FileNotFoundError:
         return found
+    try:
+        entries = os.scandir(fd)
+    except BaseException:
+        os.close(fd)
+        raise
     with entries:
         for entry in entries:
             name = entry.name
@@ -130,22 +246,28 @@ def message_numbers(folder: Path) -> dict[int, os.stat_result]:
                 continue  # removed under us
             if entry.is_file(follow_symlinks=False):
                 found[int(name)] = stat
+    os.close(fd)
     return found
 
 
-def _create_temp(folder: Path, mode: int) -> tuple[Path, int]:
-    """A new temporary file in ``folder`` with exactly ``mode``; its path
-    and an open descriptor for writing."""
-    temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _create_temp(folder: Path, mode: int, dir_fd: int) -> tuple[Path, int]:
+    """A new temporary file in ``folder`` (open as ``dir_fd``) with
+    exactly ``mode``; its path and an open descriptor for writing."""
+    name = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        mode,
+        dir_fd=dir_fd,
+    )
     try:
         os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            os.unlink(name, dir_fd=dir_fd)
         raise
-    return temp, fd
+    return folder / name, fd
 
 
 def write_temp(
@@ -155,7 +277,14 @@ def write_temp(
     mode: int = MESSAGE_MODE,
 ) -> Path:
     """Write ``data`` to a fresh temporary file in ``folder`` and fsync it."""
-    temp, fd = _create_temp(folder, mode)
+    with folder_fd(folder) as dir_fd:
+        return _write_temp(folder, data, mtime_ns, mode, dir_fd)
+
+
+def _write_temp(
+    folder: Path, data: bytes, mtime_ns: int | None, mode: int, dir_fd: int
+) -> Path:
+    temp, fd = _create_temp(folder, mode, dir_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -167,7 +296,7 @@ def write_temp(
             os.fsync(handle.fileno())
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            os.unlink(temp.name, dir_fd=dir_fd)
         raise
     return temp
 
@@ -188,13 +317,23 @@ def write_temps(
     a few threads (:func:`fsync_all`).  If anything fails, no temporary
     file is left.
     """
+    with folder_fd(folder) as dir_fd:
+        return _write_temps(folder, messages, mode, dir_fd)
+
+
+def _write_temps(
+    folder: Path,
+    messages: Sequence[tuple[bytes, int | None]],
+    mode: int,
+    dir_fd: int,
+) -> list[tuple[Path, os.stat_result]]:
     done: list[tuple[Path, os.stat_result]] = []
     batch: list[tuple[Path, int]] = []
     try:
         for start in range(0, len(messages), TEMPS_AT_ONCE):
             try:
                 for data, mtime_ns in messages[start : start + TEMPS_AT_ONCE]:
-                    batch.append(_create_temp(folder, mode))
+                    batch.append(_create_temp(folder, mode, dir_fd))
                     fd = batch[-1][1]
                     _write_all(fd, data)
                     if mtime_ns is not None:
@@ -209,7 +348,7 @@ def write_temps(
     except BaseException:
         for temp in [path for path, _ in done] + [path for path, _ in batch]:
             with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+                os.unlink(temp.name, dir_fd=dir_fd)
         raise
     return done
 
@@ -262,15 +401,18 @@ def remove_temporary_files(folder: Path) -> int:
     returns how many.  Never touches anything else in the folder."""
     removed = 0
     try:
-        entries = os.scandir(folder)
+        fd = open_folder(folder)
     except FileNotFoundError:
         return 0
-    with entries:
-        stale = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)]
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-            removed += 1
+    try:
+        with os.scandir(fd) as entries:
+            stale = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+                removed += 1
+    finally:
+        os.close(fd)
     return removed
 
 
@@ -288,13 +430,31 @@ def claim_number(
     ``os.link`` is atomic and never replaces an existing name, so racing
     with ``inc`` or another process costs a retry, never a message.
     """
+    with folder_fd(folder) as dst:
+        if source.parent == folder:
+            return _claim_number(dst, source.name, dst, start, claim)
+        with folder_fd(source.parent) as src:
+            return _claim_number(src, source.name, dst, start, claim)
+
+
+def _claim_number(
+    src_fd: int, name: str, dst_fd: int, start: int, claim: Claim | None
+) -> int:
+    """:func:`claim_number` between open folders; the source file itself
+    is never followed if it is a symlink."""
     number = max(start, 1)
-    ino = os.stat(source, follow_symlinks=False).st_ino if claim else 0
+    ino = os.stat(name, dir_fd=src_fd, follow_symlinks=False).st_ino if claim else 0
     while True:
         if claim is not None:
             claim(number, ino)
         try:
-            os.link(source, folder / str(number))
+            os.link(
+                name,
+                str(number),
+                src_dir_fd=src_fd,
+                dst_dir_fd=dst_fd,
+                follow_symlinks=False,
+            )
         except FileExistsError:
             number += 1
             continue
@@ -331,15 +491,16 @@ def store_new(
     and gives inc's message a UID of its own.  ``claim``: see
     :func:`claim_number`.
     """
-    temp = write_temp(folder, data, mtime_ns, mode)
-    try:
-        stat = os.stat(temp, follow_symlinks=False)
-        number = claim_number(folder, temp, start, claim)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    if sync_dir:
-        fsync_dir(folder)
+    with folder_fd(folder) as fd:
+        temp = _write_temp(folder, data, mtime_ns, mode, fd)
+        try:
+            stat = os.stat(temp.name, dir_fd=fd, follow_symlinks=False)
+            number = _claim_number(fd, temp.name, fd, start, claim)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp.name, dir_fd=fd)
+        if sync_dir:
+            os.fsync(fd)
     return number, stat
 
 
@@ -372,47 +533,99 @@ def link_or_copy(
     that file raises FileNotFoundError (it is gone, as far as the caller's
     message is concerned).
     """
-    stat = os.stat(source, follow_symlinks=False)
+    with folder_fd(source.parent) as src, folder_fd(folder) as dst:
+        return _link_or_copy(src, source, dst, folder, start, expected, mode, claim)
+
+
+def read_message(dir_fd: int, name: str, expected: FileIdentity | None) -> bytes:
+    """The bytes of message file ``name`` of an open folder, never through
+    a symlink; FileNotFoundError when it is not the ``expected`` file."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        if expected is not None and (
+            FileIdentity.of(os.fstat(handle.fileno())) != expected
+        ):
+            raise FileNotFoundError(name)
+        return handle.read()
+
+
+def _link_or_copy(
+    src: int,
+    source: Path,
+    dst: int,
+    folder: Path,
+    start: int,
+    expected: FileIdentity | None,
+    mode: int,
+    claim: Claim | None,
+) -> tuple[int, os.stat_result]:
+    name = source.name
+    stat = os.stat(name, dir_fd=src, follow_symlinks=False)
     if expected is not None and FileIdentity.of(stat) != expected:
         raise FileNotFoundError(source)
     young = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < YOUNG_NS
     if young:
-        with open(source, "rb") as handle:
-            if expected is not None and (
-                FileIdentity.of(os.fstat(handle.fileno())) != expected
-            ):
-                raise FileNotFoundError(source)
-            data = handle.read()
-        return store_new(folder, data, start, stat.st_mtime_ns, mode, claim=claim)
+        data = read_message(src, name, expected)
+        temp = _write_temp(folder, data, stat.st_mtime_ns, mode, dst)
+        try:
+            ours = os.stat(temp.name, dir_fd=dst, follow_symlinks=False)
+            number = _claim_number(dst, temp.name, dst, start, claim)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp.name, dir_fd=dst)
+        os.fsync(dst)
+        return number, ours
     try:
-        number = claim_number(folder, source, start, claim)
+        number = _claim_number(src, name, dst, start, claim)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        temp, fd = _create_temp(folder, mode)
+        temp, fd = _create_temp(folder, mode, dst)
         try:
-            with os.fdopen(fd, "wb") as handle, open(source, "rb") as original:
-                shutil.copyfileobj(original, handle)
+            original = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src
+            )
+            with os.fdopen(fd, "wb") as handle, os.fdopen(original, "rb") as reader:
+                shutil.copyfileobj(reader, handle)
                 handle.flush()
                 os.utime(handle.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
                 os.fsync(handle.fileno())
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+                os.unlink(temp.name, dir_fd=dst)
             raise
         try:
-            number = claim_number(folder, temp, start, claim)
+            number = _claim_number(dst, temp.name, dst, start, claim)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-    fsync_dir(folder)
-    return number, os.stat(folder / str(number), follow_symlinks=False)
+                os.unlink(temp.name, dir_fd=dst)
+    os.fsync(dst)
+    return number, os.stat(str(number), dir_fd=dst, follow_symlinks=False)
+
+
+def unlink_in(folder: Path, name: str, ino: int | None = None) -> bool:
+    """Remove entry ``name`` of ``folder`` through the folder's descriptor
+    (never behind a swapped level, module doc) -- only while it is inode
+    ``ino`` when given; True if it went.  Gone already (or the folder) is
+    fine."""
+    try:
+        with folder_fd(folder) as fd:
+            if ino is not None and (
+                os.stat(name, dir_fd=fd, follow_symlinks=False).st_ino != ino
+            ):
+                return False
+            os.unlink(name, dir_fd=fd)
+    except (FileNotFoundError, FolderReplaced):
+        return False
+    return True
 
 
 def remove_messages(folder: Path, numbers: list[int]) -> None:
     """Unlink message files (expunge); already gone is fine."""
-    for number in numbers:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / str(number)).unlink()
-    if numbers:
-        fsync_dir(folder)
+    if not numbers:
+        return
+    with folder_fd(folder) as fd:
+        for number in numbers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(number), dir_fd=fd)
+        os.fsync(fd)

@@ -57,7 +57,7 @@ from pathlib import Path
 
 from asimap.store.base import InvalidMailboxName
 from asimap.store.mh.db import transaction
-from asimap.store.mh.files import fsync_dir
+from asimap.store.mh.files import fsync_dir, unlink_in
 from asimap.store.mh.paths import folder_path
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,8 @@ class Creating:
         stay; the next open removes what they name, which is nothing."""
         removed = False
         for num, ino in self.linked.items():
-            path = self.folder / str(num)
             with contextlib.suppress(OSError):
-                if os.stat(path, follow_symlinks=False).st_ino == ino:
-                    path.unlink()
-                    removed = True
+                removed = unlink_in(self.folder, str(num), ino) or removed
         if removed:
             with contextlib.suppress(OSError):
                 fsync_dir(self.folder)
@@ -188,10 +185,8 @@ def recover(conn: sqlite3.Connection, root: Path) -> int:
             folder = folder_path(root, name)
         except InvalidMailboxName:
             continue
-        path = folder / str(num)
         with contextlib.suppress(OSError):
-            if os.stat(path, follow_symlinks=False).st_ino == ino:
-                path.unlink()
+            if unlink_in(folder, str(num), ino):
                 removed += 1
                 folders.add(folder)
     for folder in folders:

@@ -143,8 +143,7 @@ class Writer(Reconciler):
                 # give them UIDs the clients never heard of.
                 for num in made:
                     self.fresh.forget(mailbox_id, num)
-                    with contextlib.suppress(FileNotFoundError):
-                        (folder / str(num)).unlink()
+                    files.unlink_in(folder, str(num))
                 raise
         return [o for o in outcomes if o is not None]
 
@@ -236,8 +235,7 @@ class Writer(Reconciler):
                 start = num + 1
         finally:
             for temp, _ in temps:
-                with contextlib.suppress(FileNotFoundError):
-                    temp.unlink()
+                files.unlink_in(folder, temp.name)
         return linked
 
     def _record_new(
@@ -624,10 +622,8 @@ class Writer(Reconciler):
             return files.link_or_copy(
                 path, target, start, known, self.message_mode, claim=batch.claim
             )
-        with open(path, "rb") as handle:
-            if FileIdentity.of(os.fstat(handle.fileno())) != known:
-                raise FileNotFoundError(path)
-            data = handle.read()
+        with files.folder_fd(target) as fd:
+            data = files.read_message(fd, path.name, known)
         return files.store_new(
             target,
             data,
