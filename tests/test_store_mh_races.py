@@ -696,3 +696,40 @@ async def test_flag_stored_while_inc_waits_for_its_lock_stays(
     nmh("mark", "+inbox", "2", "-sequence", "flagged", "-delete")
     flags = await uid_flags(inbox)
     assert flags[incd] == {"work"}
+
+
+async def test_last_write_attempt_keeps_a_tool_change_made_since_its_read(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without locking, a write that met a busy file at every attempt
+    writes anyway the last time, and watches the file it replaces for a
+    tool's write.  A tool change made between that attempt's read and the
+    rename is in the replaced file already: it must be folded in, not
+    taken for the state we merged from."""
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"m{n}")) for n in range(2)]
+    await inbox.claim_recent()
+    await inbox.states()
+    swap, read = seqfile.swap_locked, seqfile.read_unlocked
+    tools = 0
+
+    def busy(*args: object, **kwargs: object) -> tuple[str, int]:
+        return seqfile.BUSY, -1  # a tool held its lock at every attempt
+
+    def tool_then_read(folder: Path, limit_s: float = 2.0) -> object:
+        nonlocal tools
+        if limit_s == 0:  # the last attempt's look just before it renames
+            tools += 1
+            nmh("mark", "+inbox", "1", "-sequence", "unseen", "-delete")
+        return read(folder, limit_s)
+
+    monkeypatch.setattr(seqfile, "swap_locked", busy)
+    monkeypatch.setattr(seqfile, "read_unlocked", tool_then_read)
+    await inbox.store([uids[1]], StoreMode.ADD, ["\\Flagged"])
+    monkeypatch.setattr(seqfile, "swap_locked", swap)
+    monkeypatch.setattr(seqfile, "read_unlocked", read)
+    assert tools == 1
+    flags = await uid_flags(inbox)
+    assert flags == {uids[0]: {"\\Seen"}, uids[1]: {"\\Flagged"}}
+    assert sequence(nmh, "inbox", "unseen") == {2}
+    assert sequence(nmh, "inbox", "flagged") == {2}

@@ -535,6 +535,13 @@ class Reconciler(CoreBase):
         kept = seqfile.read_unlocked(folder, limit_s=0)
         os.replace(temp, folder / seqfile.SEQUENCES_FILE)
         if kept is not None:
+            if kept.stamp.rpartition(":")[2] == read.stamp.rpartition(":")[2]:
+                # The file we merged from (same inode): what a tool wrote
+                # into it since our read -- before this rename or after --
+                # is its change to fold in.  Watched from the text just
+                # read instead, a change made between our read and now
+                # was taken for the base, and lost.
+                kept.text = read.text
             self._keep_orphan(folder, kept)
         files.fsync_dir(folder)
         return True
