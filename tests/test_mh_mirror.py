@@ -136,3 +136,23 @@ async def test_a_long_log_keeps_answering_recent_questions(store: MHStore) -> No
     assert await inbox.changes_since(latest - 1) == await truth(
         store, inbox, latest - 1
     )
+
+
+async def test_select_asks_the_store_thread_once(store: MHStore) -> None:
+    """SELECT's status, states, keywords and \\Recent come in one job, and
+    say what the four separate questions say."""
+    inbox = await store.mailbox("INBOX")
+    uids = [await inbox.append(message(f"s{i}"), ["kw"]) for i in range(3)]
+    await inbox.store(uids[:1], StoreMode.ADD, ["\\Seen"])
+    jobs = Jobs(store)
+    peeked = await inbox.opening(claim=False)
+    assert jobs.count == 1
+    assert peeked.recent == frozenset(uids)
+    assert peeked.status == await inbox.status()
+    assert peeked.states == await inbox.states()
+    assert peeked.keywords == await inbox.keywords() == frozenset({"kw"})
+    before = jobs.count
+    claimed = await inbox.opening(claim=True)
+    assert jobs.count == before + 1
+    assert claimed.recent == frozenset(uids)
+    assert (await inbox.opening(claim=True)).recent == frozenset()

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from asimap.imap.responses import Encoded
 from asimap.message.model import Message
@@ -379,6 +380,15 @@ class NewMessage:
     internaldate: datetime | None = None
 
 
+class Opening(NamedTuple):
+    """A mailbox as SELECT or EXAMINE finds it (:meth:`Mailbox.opening`)."""
+
+    status: MailboxStatus
+    states: tuple[MessageState, ...]
+    keywords: frozenset[str]
+    recent: frozenset[int]
+
+
 @dataclass(frozen=True, slots=True)
 class MailboxEntry:
     """One line of LIST: a name, its attributes, whether subscribed.
@@ -442,6 +452,17 @@ class Mailbox(abc.ABC):
     @abc.abstractmethod
     async def keywords(self) -> frozenset[str]:
         """Keywords in use in this mailbox (for the FLAGS response)."""
+
+    async def opening(self, *, claim: bool) -> Opening:
+        """What SELECT (``claim``: takes \\Recent) or EXAMINE needs, in
+        this order: :meth:`status`, :meth:`states`, :meth:`keywords` and
+        :meth:`claim_recent` or :meth:`peek_recent`.  A store that can
+        answer them together (one job of its thread) overrides this."""
+        status = await self.status()
+        states = await self.states()
+        keywords = await self.keywords()
+        recent = await (self.claim_recent() if claim else self.peek_recent())
+        return Opening(status, states, keywords, recent)
 
     @abc.abstractmethod
     async def info(self, uid: int) -> MessageInfo:

@@ -58,15 +58,9 @@ async def handle_select(ctx: Context, cmd: c.Select) -> Tagged:
     name = mailbox_name(cmd.mailbox)
     try:
         mailbox = await ctx.require_store().mailbox(name)
-        status = await mailbox.status()
-        states = await mailbox.states()
-        keywords = await mailbox.keywords()
         # RFC 3501 6.3.2: EXAMINE reports RECENT like SELECT but leaves the
         # messages \Recent for the next session that selects read-write.
-        if cmd.readonly:
-            recent = await mailbox.peek_recent()
-        else:
-            recent = await mailbox.claim_recent()
+        status, states, keywords, recent = await mailbox.opening(claim=not cmd.readonly)
         attributes = await _list_attributes(ctx, name) if _rev2(ctx) else None
     except StoreError as exc:
         raise store_error_response(exc) from exc
