@@ -156,3 +156,15 @@ async def test_select_asks_the_store_thread_once(store: MHStore) -> None:
     assert jobs.count == before + 1
     assert claimed.recent == frozenset(uids)
     assert (await inbox.opening(claim=True)).recent == frozenset()
+
+
+async def test_status_asks_the_store_thread_once(store: MHStore) -> None:
+    """STATUS opens the mailbox and counts it in one job."""
+    inbox = await store.mailbox("INBOX")
+    await inbox.append(message("counted"))
+    jobs = Jobs(store)
+    opened, status = await store.mailbox_status("INBOX")
+    assert jobs.count == 1
+    assert opened is inbox
+    assert status == await inbox.status()
+    assert status.messages == 1

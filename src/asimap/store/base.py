@@ -641,6 +641,12 @@ class Store(abc.ABC):
         changes (normally the same object).
         """
 
+    async def mailbox_status(self, name: str) -> tuple[Mailbox, MailboxStatus]:
+        """:meth:`mailbox` and its :meth:`Mailbox.status` (STATUS, LIST
+        RETURN STATUS); a store that can do both at once overrides this."""
+        mailbox = await self.mailbox(name)
+        return mailbox, await mailbox.status()
+
     async def prepare_feed(self) -> None:
         """Called before subscribing to :attr:`feed`: a store that learns of
         some changes by comparing snapshots (the MH store and folders that

@@ -148,8 +148,7 @@ async def _send_list_status(ctx: Context, name: str, items: Sequence[str]) -> No
     for any mailbox it cannot open.
     """
     try:
-        mailbox = await ctx.require_store().mailbox(name)
-        status = await mailbox.status()
+        mailbox, status = await ctx.require_store().mailbox_status(name)
     except StoreError:
         return
     values = status_values(status, items, extra_status_values(ctx, mailbox, items))
@@ -208,8 +207,7 @@ async def handle_status(ctx: Context, cmd: c.Status) -> Tagged:
         extensions.enable_condstore(ctx.enabled)  # RFC 7162 section 3.1
     name = mailbox_name(cmd.mailbox)
     try:
-        mailbox = await ctx.require_store().mailbox(name)
-        status = await mailbox.status()
+        mailbox, status = await ctx.require_store().mailbox_status(name)
     except StoreError as exc:
         raise store_error_response(exc) from exc
     extra = extra_status_values(ctx, mailbox, cmd.items)

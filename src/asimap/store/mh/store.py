@@ -22,6 +22,7 @@ from typing import TypeVar
 from asimap.store.base import (
     MailboxEntry,
     MailboxNotFound,
+    MailboxStatus,
     QuotaLimits,
     QuotaUsage,
     Store,
@@ -341,7 +342,25 @@ class MHStore(Store):
             mailbox_id, canonical, uidvalidity = core.open_mailbox(name)
             return mailbox_id, canonical, uidvalidity, core.highest(mailbox_id)
 
-        mailbox_id, canonical, uidvalidity, highest = await self.call(open_it)
+        return self._opened(*await self.call(open_it))
+
+    async def mailbox_status(self, name: str) -> tuple[MHMailbox, MailboxStatus]:
+        """Opening and STATUS in one job of the store's thread, not two in
+        a row behind the other connections' jobs."""
+        core = self.core
+
+        def open_it() -> tuple[int, str, int, MailboxStatus]:
+            mailbox_id, canonical, uidvalidity = core.open_mailbox(name)
+            return mailbox_id, canonical, uidvalidity, core.status(mailbox_id)
+
+        mailbox_id, canonical, uidvalidity, status = await self.call(open_it)
+        mailbox = self._opened(mailbox_id, canonical, uidvalidity, 0)
+        mailbox.note_highest(status.highestmodseq)
+        return mailbox, status
+
+    def _opened(
+        self, mailbox_id: int, canonical: str, uidvalidity: int, highest: int
+    ) -> MHMailbox:
         mailbox = self._mailboxes.get(mailbox_id)
         if mailbox is None:
             mailbox = MHMailbox(self, mailbox_id, canonical, uidvalidity)
