@@ -353,3 +353,13 @@ async def test_fetch_envelope_of_a_message_whose_file_was_renamed(
     assert got[0].startswith(b'* 2 FETCH (UID 2 ENVELOPE (NIL "two" '), got
     assert got[-1] == b"f OK Fetch completed"
     assert renamer.shots == 0
+
+
+async def test_sort_keeps_a_message_whose_file_was_renamed(
+    renamed: tuple[FakeClient, Renamer],
+) -> None:
+    """SORT's own summary load (RFC 5256: every message the search found)."""
+    client, renamer = renamed
+    got = await _command(client, "o", b"UID SORT (SUBJECT) UTF-8 ALL")
+    assert got == [b"* SORT 1 3 2", b"o OK Sort completed"]
+    assert renamer.shots == 0

@@ -31,9 +31,10 @@ from asimap.imap.session.handlers_search import (
     find,
     save_result,
 )
+from asimap.imap.session.reading import read_summary
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.sorting import SortItem, sort_items
-from asimap.store.base import StoreError
+from asimap.store.base import MessageGone, MessageSummary, StoreError
 
 
 def check_sort_charset(charset: str) -> None:
@@ -99,12 +100,31 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+async def _left_out(
+    view: SelectedMailbox, batch: Sequence[int], got: set[int]
+) -> list[MessageSummary]:
+    """The summaries a batch left out that are not expunged: asked for one
+    by one (an MH tool renaming a file makes a batch miss it, see
+    :mod:`reading`); the expunged ones stay out."""
+    out: list[MessageSummary] = []
+    for uid in batch:
+        if uid in got:
+            continue
+        try:
+            out.append(await read_summary(view.mailbox, uid, structure=False))
+        except MessageGone:
+            continue
+        except StoreError as exc:
+            raise store_error_response(exc) from exc
+    return out
+
+
 async def load_items(
     view: SelectedMailbox, found: Sequence[esearch.Found]
 ) -> list[SortItem]:
     """A :class:`SortItem` per message found; what is not cached yet comes
     from the store's summaries in bounded batches, and messages expunged
-    meanwhile are left out."""
+    meanwhile (and only those) are left out."""
     facts = _FACTS.setdefault(view, {})
     missing = [f.uid for f in found if f.uid not in facts]
     for start in range(0, len(missing), SEARCH_BATCH):
@@ -114,6 +134,8 @@ async def load_items(
             )
         except StoreError as exc:
             raise store_error_response(exc) from exc
+        batch = missing[start : start + SEARCH_BATCH]
+        summaries += await _left_out(view, batch, {s.uid for s in summaries})
         for s in summaries:
             headers = {k: s.headers[k] for k in SORT_FIELDS if k in s.headers}
             facts[s.uid] = _Facts(s.size, s.internaldate, headers, s.envelope.data)
