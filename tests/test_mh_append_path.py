@@ -454,3 +454,40 @@ async def test_every_file_of_a_multiappend_is_fsynced_before_its_link(
     monkeypatch.undo()
     assert (await inbox.status()).messages == N
     assert len(files_in(store.root / "inbox")) == N
+
+
+async def test_the_database_work_of_an_append_does_not_grow_with_the_folder(
+    tmp_path: Path,
+) -> None:
+    """SQLite's work for one APPEND (virtual machine steps, counted with a
+    progress handler) into a folder of 500 messages is about that of one
+    into a folder of 50: the highest number and the row of a number are
+    found by index, not by a walk over every row of the folder."""
+    store = await MHStore.open(tmp_path / "Mail", profile=NO_PROFILE)
+    try:
+        inbox = await store.mailbox("INBOX")
+        conn = store.core.conn
+        steps = 0
+
+        def step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        async def cost_of_one_append(n: int) -> int:
+            nonlocal steps
+            await store.call(lambda: conn.set_progress_handler(step, 10))
+            steps = 0
+            await inbox.append(message(n))
+            await store.call(lambda: conn.set_progress_handler(None, 0))
+            return steps
+
+        for first in range(0, 50, N):
+            await inbox.append_all(batch(first))
+        small = await cost_of_one_append(1000)
+        for first in range(50, 500, N):
+            await inbox.append_all(batch(first))
+        big = await cost_of_one_append(2000)
+        assert big < 2 * small, (small, big)
+    finally:
+        await store.close()

@@ -143,6 +143,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 #: What each schema version added, undone (newest first).
 _UNDO = {
+    6: "DROP INDEX messages_by_num;",
     5: "DROP TABLE pending_files;",
     4: "ALTER TABLE mailboxes DROP COLUMN objectid;"
     "ALTER TABLE messages DROP COLUMN savedate;"
@@ -160,7 +161,7 @@ def downgrade(root: Path, version: int) -> None:
     """Turn a current database into exactly what asimap wrote at schema
     ``version`` (before OBJECTID/SAVEDATE), checked against a database
     built by the scripts up to that version alone."""
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     for undone in range(SCHEMA_VERSION, version, -1):
         conn.executescript(_UNDO[undone])
@@ -215,7 +216,9 @@ async def test_older_database_upgrades_in_place(tmp_path: Path, version: int) ->
 
     conn = sqlite3.connect(root / DB_NAME)
     try:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (5,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
     finally:
         conn.close()
     # The id given to the old row is kept from then on.

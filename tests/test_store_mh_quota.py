@@ -24,7 +24,9 @@ def _back_to_schema_2(root: Path) -> None:
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     try:
         conn.executescript(
-            # Schema 5 (pending files), 4 (OBJECTID/SAVEDATE), then 3.
+            # Schema 6 (index by number), 5 (pending files), 4
+            # (OBJECTID/SAVEDATE), then 3.
+            "DROP INDEX messages_by_num;"
             "DROP TABLE pending_files;"
             "ALTER TABLE mailboxes DROP COLUMN objectid;"
             "ALTER TABLE messages DROP COLUMN savedate;"

@@ -45,7 +45,7 @@ SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
 DB_MODE = 0o600
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -188,12 +188,25 @@ CREATE TABLE pending_files (
 ) WITHOUT ROWID;
 """
 
+#: Version 6: ``messages`` by folder and MH number.  Every APPEND asks
+#: for the highest number of its folder and, for each file the watcher
+#: reported, the identity of the row of that number; by primary key
+#: (mailbox, UID) each was a walk over every row of the folder, so the
+#: cost of one APPEND grew with the folder.  The index carries the file's
+#: identity (inode, size, mtime) too: covering that lookup, it is the one
+#: SQLite's planner picks (with the number alone it kept to the primary
+#: key of this WITHOUT ROWID table).
+_SCHEMA_V6 = """
+CREATE INDEX messages_by_num ON messages (mailbox_id, num, ino, size, mtime_ns);
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
+    6: _SCHEMA_V6,
 }
 
 

@@ -135,7 +135,8 @@ class Writer(Reconciler):
                         with self.our_sequences.rows_untouched(mailbox_id):
                             self._record_stamps(mailbox_id, folder)
                         if creating is not None:
-                            creating.settle()
+                            with self.our_sequences.rows_untouched(mailbox_id):
+                                creating.settle()
             except BaseException:
                 self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
@@ -217,22 +218,25 @@ class Writer(Reconciler):
         linked: list[tuple[int, os.stat_result]] = []
         try:
             start = self._max_num(mailbox_id) + 1
-            if creating is not None:
-                # Every file recorded before the first link: one COMMIT
-                # (another only for a number someone took meanwhile).
-                creating.expect(
-                    (start + i, stat.st_ino) for i, (_, stat) in enumerate(temps)
-                )
-            for temp, stat in temps:
-                if creating is None:
-                    num = files.claim_number(folder, temp, start)
-                else:
-                    num = files.claim_number(folder, temp, start, creating.claim)
-                    creating.made(num, stat)
-                made.append(num)
-                self._note_created(folder, num, stat)
-                linked.append((num, stat))
-                start = num + 1
+            # The pending records are no ``messages`` rows: the sequences
+            # kept for the next APPEND stay exact (seqcache).
+            with self.our_sequences.rows_untouched(mailbox_id):
+                if creating is not None:
+                    # Every file recorded before the first link: one COMMIT
+                    # (another only for a number someone took meanwhile).
+                    creating.expect(
+                        (start + i, stat.st_ino) for i, (_, stat) in enumerate(temps)
+                    )
+                for temp, stat in temps:
+                    if creating is None:
+                        num = files.claim_number(folder, temp, start)
+                    else:
+                        num = files.claim_number(folder, temp, start, creating.claim)
+                        creating.made(num, stat)
+                    made.append(num)
+                    self._note_created(folder, num, stat)
+                    linked.append((num, stat))
+                    start = num + 1
         finally:
             for temp, _ in temps:
                 files.unlink_in(folder, temp.name)
