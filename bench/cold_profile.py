@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--warm", action="store_true", help="profile a second run of each command"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="commands to run besides SELECT, e.g. sort_date,thread",
+    )
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker = server.workers()[0]
             lines: dict[str, bytes] = {}
             passes = [False, True] if args.warm else [True]
-            steps = [(p, k, t) for p in passes for k, t in w.BIG_COMMANDS]
+            only = {"select", *args.only.split(",")} if args.only else None
+            steps = [
+                (p, k, t)
+                for p in passes
+                for k, t in w.BIG_COMMANDS
+                if only is None or k in only
+            ]
             for profiled, key, text in steps:
                 out = args.out / f"{key}.txt"
                 spy = _spy(py_spy, worker, out, args.rate) if profiled else None

@@ -36,6 +36,7 @@ from asimap.message.envelope_addresses import (
     wire_field,
 )
 from asimap.message.model import Message
+from asimap.store import gcpause
 from asimap.store.base import (
     SUMMARY_HEADERS,
     Mailbox,
@@ -98,7 +99,8 @@ async def find(
     if isinstance(key, c.SearchAll):
         # SORT/THREAD ... ALL over a big mailbox: no candidate to build.
         modseqs = view.modseqs
-        return [esearch.Found(seq, uid, modseqs.get(uid, 0)) for seq, uid in live]
+        with gcpause.paused():
+            return [esearch.Found(seq, uid, modseqs.get(uid, 0)) for seq, uid in live]
     for start in range(0, len(live), SEARCH_BATCH):
         batch = live[start : start + SEARCH_BATCH]
         try:

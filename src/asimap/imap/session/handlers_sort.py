@@ -12,7 +12,6 @@ ESEARCH in sort order (RFC 5267 section 3, ESORT) and honours SAVE (RFC
 from __future__ import annotations
 
 import contextlib
-import gc
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from asimap.imap.session.handlers_search import (
 from asimap.imap.session.reading import read_summary
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.sorting import SortItem, sort_items
+from asimap.store import gcpause
 from asimap.store.base import MessageGone, MessageSummary, StoreError
 
 
@@ -82,7 +82,7 @@ _FACTS: weakref.WeakKeyDictionary[SelectedMailbox, dict[int, _Facts]] = (
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while SORT or THREAD orders a big
-    mailbox.
+    mailbox (:mod:`asimap.store.gcpause`).
 
     Ordering 100,000 messages allocates a few hundred thousand objects
     (keys, tree nodes), which triggers full collections that walk every
@@ -91,13 +91,8 @@ def gc_paused() -> Iterator[None]:
     other session runs meanwhile; nothing it allocates is cyclic garbage
     (thread trees are unlinked by :func:`~asimap.imap.threading.release`).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gcpause.paused():
         yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _left_out(
@@ -136,9 +131,15 @@ async def load_items(
             raise store_error_response(exc) from exc
         batch = missing[start : start + SEARCH_BATCH]
         summaries += await _left_out(view, batch, {s.uid for s in summaries})
-        for s in summaries:
-            headers = {k: s.headers[k] for k in SORT_FIELDS if k in s.headers}
-            facts[s.uid] = _Facts(s.size, s.internaldate, headers, s.envelope.data)
+        with gc_paused():
+            for s in summaries:
+                headers = {k: s.headers[k] for k in SORT_FIELDS if k in s.headers}
+                facts[s.uid] = _Facts(s.size, s.internaldate, headers, s.envelope.data)
+    with gc_paused():
+        return _items(facts, found)
+
+
+def _items(facts: dict[int, _Facts], found: Sequence[esearch.Found]) -> list[SortItem]:
     items: list[SortItem] = []
     for f in found:
         known = facts.get(f.uid)
@@ -173,11 +174,11 @@ async def handle_sort(ctx: Context, cmd: c.Sort) -> Tagged:
         loaded = await load_items(view, found)
         with gc_paused():
             items = sort_items(loaded, cmd.criteria)
+            ordered = [esearch.Found(i.seq, i.uid, i.modseq) for i in items]
     except CommandFailed as failure:
         if form.save and failure.status is Status.NO:
             view.saved = frozenset()  # RFC 9051 6.4.4.1
         raise
-    ordered = [esearch.Found(i.seq, i.uid, i.modseq) for i in items]
     save_result(view, ordered, form, ordered=True, uid=cmd.uid)
     if form.options is None:
         numbers: list[Value] = [f.uid if cmd.uid else f.seq for f in ordered]

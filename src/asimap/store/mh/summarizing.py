@@ -42,6 +42,7 @@ from asimap.message.envelope import envelope
 from asimap.message.headers import Headers, split_header
 from asimap.message.model import Message
 from asimap.message.wire import encode_summary_value
+from asimap.store import gcpause
 from asimap.store.base import (
     SUMMARY_HEADERS,
     MessageGone,
@@ -166,6 +167,17 @@ def build_summaries(
     ``read(uid)`` is the careful one-message read (rescan on mismatch,
     :class:`MessageGone` when the message is gone).
     """
+    with gcpause.paused():  # parsed headers in bulk, no cycles
+        return _build(rows, folder, read, uids, structure)
+
+
+def _build(
+    rows: Callable[[Sequence[int]], list[tuple[int, ...]]],
+    folder: Path,
+    read: Callable[[int], bytes],
+    uids: Sequence[int],
+    structure: bool,
+) -> list[MessageSummary]:
     out: list[MessageSummary] = []
     prefix = str(folder) + os.sep
     for start in range(0, len(uids), _BATCH):
@@ -252,6 +264,16 @@ def cached(
 ) -> dict[int, MessageSummary]:
     """The cached summaries of ``uids`` that serve: full ones when
     ``structure``, else the header part of any row (a full one holds it)."""
+    with gcpause.paused():  # thousands of containers, no cycles
+        return _cached(conn, mailbox_id, uids, structure)
+
+
+def _cached(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    uids: Sequence[int],
+    structure: bool,
+) -> dict[int, MessageSummary]:
     found: dict[int, MessageSummary] = {}
     # Full rows only: header rows, and rows cached before schema 3 (no
     # object ids), are rebuilt by the caller.
