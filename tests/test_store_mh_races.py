@@ -733,3 +733,48 @@ async def test_last_write_attempt_keeps_a_tool_change_made_since_its_read(
     assert flags == {uids[0]: {"\\Seen"}, uids[1]: {"\\Flagged"}}
     assert sequence(nmh, "inbox", "unseen") == {2}
     assert sequence(nmh, "inbox", "flagged") == {2}
+
+
+async def test_inc_over_our_append_between_our_listing_and_our_read(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inc writes over our newest APPEND just after a rescan listed the
+    folder, and its sequence write (every sequence of the number cleared,
+    the number put in ``unseen``) lands before the rescan reads
+    ``.mh_sequences``.  Read against the listing, that was the client's
+    acknowledged ``\\Flagged`` removed from our message, and the put-back
+    that followed stored it without (the unlocked mode's loss in the
+    concurrency test).  The APPEND keeps its UID, bytes and flags; inc's
+    message is new mail."""
+    monkeypatch.setattr(corebase, "RACY_NS", 0)  # no racy-stamp rescan
+    inbox = await store.mailbox("INBOX")
+    first = await inbox.append(message("first"), ["\\Seen"])
+    ours = await inbox.append(message("ours"), ["\\Flagged"])
+    await inbox.claim_recent()
+    await inbox.states()
+    listing = files.message_numbers
+    calls = 0
+
+    def listing_then_inc(folder: Path) -> object:
+        nonlocal calls
+        found = listing(folder)
+        calls += 1
+        if calls == 1:
+            inc_overwrite(folder / "2", "incd")
+            # inc's sequence write: 2 cleared of every sequence, then unseen.
+            nmh("mark", "+inbox", "2", "-sequence", "flagged", "-delete")
+            nmh("mark", "+inbox", "2", "-sequence", "unseen", "-add")
+        return found
+
+    nmh("mark", "+inbox", "1", "-sequence", "kw", "-add")  # a rescan follows
+    monkeypatch.setattr(files, "message_numbers", listing_then_inc)
+    await inbox.states()
+    monkeypatch.setattr(files, "message_numbers", listing)
+    assert calls >= 1
+    flags = await uid_flags(inbox)
+    [incd] = [uid for uid in flags if uid not in (first, ours)]
+    assert flags == {first: {"\\Seen", "kw"}, ours: {"\\Flagged"}, incd: set()}
+    assert b"Subject: ours" in (await inbox.message(ours)).raw
+    assert b"Subject: incd" in (await inbox.message(incd)).raw
+    assert sequence(nmh, "inbox", "flagged") == {3}
+    assert sequence(nmh, "inbox", "unseen") == {2, 3}

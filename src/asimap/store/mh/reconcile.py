@@ -34,6 +34,25 @@ from asimap.store.mh.files import FileIdentity
 log = logging.getLogger(__name__)
 
 
+def _replaced_since(folder: Path, num: int, listed: os.stat_result) -> bool:
+    """True when message file ``num`` is no longer the file the folder
+    listing found (another identity, or gone).
+
+    A rescan lists the folder before it reads ``.mh_sequences``; a tool
+    that works in between changes both: ``inc`` overwrites the number of
+    an APPEND of ours and then clears every sequence of it (nmh
+    ``clear_msg_flags``).  Read against the listing, that clearing was
+    the client's acknowledged flags removed (issue 10 point 12, the
+    unlocked mode's loss of a ``\\Flagged``).  Only rows whose flags would
+    change are checked: a ``stat`` each.
+    """
+    try:
+        now = os.stat(folder / str(num), follow_symlinks=False)
+    except FileNotFoundError:
+        return True
+    return FileIdentity.of(now) != FileIdentity.of(listed)
+
+
 class Reconciler(CoreBase):
     """Rescans a folder into the database and writes the database back to
     ``.mh_sequences``, merging what tools changed meanwhile."""
@@ -269,8 +288,17 @@ class Reconciler(CoreBase):
                     modseq = self._bump(mailbox_id)
                 return modseq
 
-            for row, num, _stat in matched.values():
+            for row, num, stat in matched.values():
                 flags = flags_for(num)
+                if flags != row.flags and _replaced_since(folder, num, stat):
+                    # The file under this number changed since our listing
+                    # (inc wrote over our APPEND, rmm removed it): what
+                    # the sequences now say of the number is about that
+                    # file, not this row's message.  Keep the row's flags
+                    # and look again at once (the import after the write
+                    # below), which puts back an overwritten APPEND.
+                    flags = row.flags
+                    self._foreign.add(mailbox_id)
                 if flags != row.flags:
                     self.conn.execute(
                         "UPDATE messages SET num=?, flags=?, modseq=? "
