@@ -94,22 +94,26 @@ async def find(
     max_uid = view.uids[-1] if view.uids else 0
     saved = saved_uids(view)
     found: list[esearch.Found] = []
-    live = [(index + 1, uid) for index, uid in enumerate(view.uids)]
-    live = [(seq, uid) for seq, uid in live if uid not in view.gone]
-    if isinstance(key, c.SearchAll):
-        # SORT/THREAD ... ALL over a big mailbox: no candidate to build.
-        modseqs = view.modseqs
-        with gcpause.paused():
+    # Sequences of objects as long as the mailbox, and no cycles: no
+    # garbage collection while they are made (asimap.store.gcpause).
+    with gcpause.paused():
+        live = [(index + 1, uid) for index, uid in enumerate(view.uids)]
+        live = [(seq, uid) for seq, uid in live if uid not in view.gone]
+        if isinstance(key, c.SearchAll):
+            # SORT/THREAD ... ALL over a big mailbox: no candidate to build.
+            modseqs = view.modseqs
             return [esearch.Found(seq, uid, modseqs.get(uid, 0)) for seq, uid in live]
+    ids = _uses_ids(key)
     for start in range(0, len(live), SEARCH_BATCH):
         batch = live[start : start + SEARCH_BATCH]
         try:
-            candidates = await _candidates(view, batch, source, _uses_ids(key))
+            candidates = await _candidates(view, batch, source, ids)
         except StoreError as exc:
             raise store_error_response(exc) from exc
-        for cand in candidates:
-            if matches(key, cand, max_seq=max_seq, max_uid=max_uid, saved=saved):
-                found.append(esearch.Found(cand.seq, cand.uid, cand.modseq))
+        with gcpause.paused():
+            for cand in candidates:
+                if matches(key, cand, max_seq=max_seq, max_uid=max_uid, saved=saved):
+                    found.append(esearch.Found(cand.seq, cand.uid, cand.modseq))
     return found
 
 
