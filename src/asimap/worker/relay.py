@@ -57,6 +57,9 @@ class ReclaimFailed(ConnectionError):
 class _Side(asyncio.Protocol):
     """One end of the relay; forwards what it receives to the other end."""
 
+    # Two per relayed connection, alive as long as it is (slots: no dict).
+    __slots__ = ("lost", "name", "peer", "relay", "transport")
+
     def __init__(self, relay: Relay, name: str) -> None:
         self.relay = relay
         self.name = name
@@ -106,6 +109,21 @@ class _Side(asyncio.Protocol):
 
 class Relay:
     """Joins a client's TLS transport to a worker's socket."""
+
+    __slots__ = (
+        "_client",
+        "_client_transport",
+        "_decided",
+        "_finished",
+        "_outcome",
+        "_timer",
+        "_worker",
+        "_worker_ended",
+        "_worker_eof",
+        "held",
+        "on_done",
+        "reclaiming",
+    )
 
     def __init__(self, client: asyncio.Transport) -> None:
         self._client = _Side(self, "client")
