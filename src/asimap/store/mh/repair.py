@@ -42,6 +42,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from asimap.store.base import StoreError
+from asimap.store.mh import files
 from asimap.store.mh.files import FileIdentity
 
 #: How long after an APPEND an inc may still overwrite its number: inc's
@@ -114,15 +116,17 @@ class Fresh:
 
 
 def spill(directory: Path, data: bytes) -> int:
-    """A descriptor on a new unnamed file in ``directory`` holding
-    ``data``; -1 when the file system cannot make one (no ``O_TMPFILE``,
-    a full disk)."""
+    """A descriptor on a new unnamed file in ``directory`` (reached as
+    every write of the store reaches its folder, :func:`files.folder_fd`)
+    holding ``data``; -1 when the file system cannot make one (no
+    ``O_TMPFILE``, a full disk, a level of the path replaced)."""
     flag = getattr(os, "O_TMPFILE", 0)
     if not flag:
         return -1
     try:
-        fd = os.open(directory, flag | os.O_RDWR, 0o600)
-    except OSError:
+        with files.folder_fd(directory) as dir_fd:
+            fd = os.open(".", flag | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except (OSError, StoreError):
         return -1
     try:
         with memoryview(data) as view:
