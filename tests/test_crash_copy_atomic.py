@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from asimap.store.base import MessageUnreadable
-from asimap.store.mh import MHStore, files
-from asimap.store.mh.db import DB_NAME
+from asimap.store.mh import MHStore, files, pending
+from asimap.store.mh.db import DB_NAME, transaction
 from asimap.store.mh.profile import Profile
 
 NO_PROFILE = Profile(path=None, unseen=("unseen",))
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
-from asimap.store.mh import MHStore, files
+from asimap.store.mh import MHStore, files, pending
 from asimap.store.mh import writes
 from asimap.store.mh.profile import Profile
 
@@ -156,19 +156,27 @@ def test_recovery_keeps_a_file_a_tool_put_under_a_recorded_number(
 
 
 async def _rescan_while_linking(root: Path) -> tuple[int, int]:
-    """A file a COPY of this worker has linked but not yet recorded, seen
-    by a rescan (a COPY within one folder rescans it when a source moved):
-    not imported; once the COPY is over, a file there is mail."""
+    """A file a COPY has recorded and linked but not yet made mail, seen
+    by a rescan (a COPY within one folder rescans it when a source moved;
+    a delivery in another process rescans whenever it writes): not
+    imported; once the record is gone, a file there is mail."""
     store = await MHStore.open(root, profile=NO_PROFILE, watch=False)
     try:
         target = await store.mailbox("Target")
         path = root / "Target" / "1"
         path.write_bytes(b"Subject: half\r\n\r\nx\r\n")
-        store.core.creating[target.mailbox_id] = {1: path.stat().st_ino}
+        conn = store.core.conn
+        batch = pending.Creating(conn, target.mailbox_id, root / "Target")
+        await store.call(lambda: batch.expect([(1, path.stat().st_ino)]))
         # A new directory mtime makes the next job rescan the folder.
         os.utime(root / "Target", ns=(1, 1))
         during = (await target.status()).messages
-        del store.core.creating[target.mailbox_id]
+
+        def settle() -> None:
+            with transaction(conn):
+                batch.settle()
+
+        await store.call(settle)
         os.utime(root / "Target", ns=(2, 2))
         after = (await target.status()).messages
         return during, after
@@ -219,3 +227,37 @@ def test_a_copy_failing_half_way_leaves_no_file_and_no_record(
     monkeypatch.setattr(files, "read_message", refusing)
     asyncio.run(_copy_failing_half_way(root))
     assert (_files(root / "Target"), _pending_rows(root)) == ([], 0)
+
+
+def test_recovery_leaves_a_live_writers_files_alone(tmp_path: Path) -> None:
+    """A delivery agent may open the store in a process of its own while
+    the worker COPYs: its open must not remove the files of that COPY in
+    flight, nor import them; once the writer is gone, they go."""
+    root = tmp_path / "Mail"
+    asyncio.run(_prepare(root))
+    target = root / "Target"
+    linked = target / "1"
+    os.link(root / "inbox" / "1", linked)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{writer.pid}:{pending._start_time(writer.pid)}"
+        conn = sqlite3.connect(root / DB_NAME)
+        try:
+            (mailbox_id,) = conn.execute(
+                "SELECT id FROM mailboxes WHERE name='Target'"
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO pending_files (mailbox_id, num, ino, owner) "
+                "VALUES (?, 1, ?, ?)",
+                (mailbox_id, linked.stat().st_ino, owner),
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        assert asyncio.run(_messages(root, "Target")) == 0
+        assert _files(target) == ["1"] and _pending_rows(root) == 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert asyncio.run(_messages(root, "Target")) == 0
+    assert (_files(target), _pending_rows(root)) == ([], 0)

@@ -266,7 +266,12 @@ async def test_a_store_is_answered_after_its_rename_is_durable(
 
         def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
             real_replace(src, dst, *args, **kwargs)
-            events.append(("replace", os.fsdecode(dst)))
+            path = os.fsdecode(dst)
+            if kwargs.get("dst_dir_fd") is not None:
+                # Relative to the folder's descriptor (files.folder_fd).
+                where = os.readlink(f"/proc/self/fd/{kwargs['dst_dir_fd']}")
+                path = os.path.join(where, path)
+            events.append(("replace", path))
 
         def sync(where: Path) -> None:
             real_sync(where)

@@ -11,7 +11,8 @@ runs the swap right after the check, before the final open, link,
 mkdir, rename, unlink or rmdir.  Since the writes go through directory
 descriptors opened level by level with ``O_NOFOLLOW``
 (``asimap.store.mh.files.folder_fd``), each of APPEND, COPY (its
-destination), EXPUNGE, CREATE, RENAME and DELETE either fails with
+destination), EXPUNGE, STORE (``.mh_sequences``), CREATE, RENAME and
+DELETE either fails with
 ``StorageDenied`` or acts on the real directory, and the tree outside is
 left byte for byte as it was.  Before, APPEND and COPY wrote into the
 symlink's target, CREATE made a directory there, RENAME moved the
@@ -34,6 +35,7 @@ from asimap.store.mh import account as account_module
 from asimap.store.mh import files
 from asimap.store.mh.corebase import CoreBase
 from asimap.store.mh.profile import Profile
+from asimap.store.mh.reconcile import Reconciler
 from asimap.store.mh.store import MHStore
 
 MESSAGE = b"From: a@example.org\r\nSubject: ours\r\n\r\nbody\r\n"
@@ -70,17 +72,21 @@ class World:
         assert _tree(self.outside) == self.before
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def _world(tmp_path: Path, locking: bool = False) -> AsyncIterator[World]:
     root = tmp_path / "Mail"
     outside = tmp_path / "outside"
     # What a symlink may point at: another account's folders, each with a
-    # message "1", and inferiors named as the test's.
+    # message "1" and its sequences, and inferiors named as the test's.
     for name in ("", "Old", "Leaf", "Child"):
         (outside / name).mkdir(parents=True, exist_ok=True)
         (outside / name / "1").write_bytes(PRECIOUS)
+        (outside / name / ".mh_sequences").write_text("unseen: 1\nflagged: 1\n")
     store = await MHStore.open(
-        root, profile=Profile(path=root, unseen=("unseen",)), watch=False
+        root,
+        locking=locking,
+        profile=Profile(path=root, unseen=("unseen",)),
+        watch=False,
     )
     try:
         inbox = await store.mailbox("INBOX")
@@ -92,6 +98,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield World(root, outside, store)
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with _world(tmp_path) as made:
+        yield made
 
 
 def _swap_after_folder_of(
@@ -191,3 +203,28 @@ async def test_delete_under_a_swapped_parent(
     with pytest.raises(StoreError):
         await world.store.delete("Parent/Leaf")
     world.assert_outside_untouched()
+
+
+@pytest.mark.parametrize("locking", [False, True], ids=["nolock", "lockf"])
+async def test_store_flags_in_a_swapped_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, locking: bool
+) -> None:
+    """A STORE writes ``.mh_sequences`` (a temporary file and a rename, or
+    in place under nmh's lock): never the swapped folder's target's."""
+    async with _world(tmp_path, locking) as world:
+        target = await world.store.mailbox("Target")
+        (uid,) = [s.uid for s in await target.states()]
+        real = Reconciler._write_sequences
+
+        def swapped_first(
+            self: Reconciler, mailbox_id: int, folder: Path, text: str | None = None
+        ) -> None:
+            # After every check of the job, right before the write.
+            if folder.name == "Target" and not folder.is_symlink():
+                _swap(folder, world.outside)
+            real(self, mailbox_id, folder, text)
+
+        monkeypatch.setattr(Reconciler, "_write_sequences", swapped_first)
+        with contextlib.suppress(StoreError):
+            await target.store([uid], StoreMode.ADD, ["\\Answered", "\\Seen"])
+        world.assert_outside_untouched()

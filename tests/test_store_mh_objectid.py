@@ -143,6 +143,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 #: What each schema version added, undone (newest first).
 _UNDO = {
+    7: "ALTER TABLE pending_files DROP COLUMN owner;",
     6: "DROP INDEX messages_by_num;",
     5: "DROP TABLE pending_files;",
     4: "ALTER TABLE mailboxes DROP COLUMN objectid;"
@@ -161,7 +162,7 @@ def downgrade(root: Path, version: int) -> None:
     """Turn a current database into exactly what asimap wrote at schema
     ``version`` (before OBJECTID/SAVEDATE), checked against a database
     built by the scripts up to that version alone."""
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     for undone in range(SCHEMA_VERSION, version, -1):
         conn.executescript(_UNDO[undone])

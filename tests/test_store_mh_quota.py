@@ -24,7 +24,7 @@ def _back_to_schema_2(root: Path) -> None:
     conn = sqlite3.connect(root / DB_NAME, isolation_level=None)
     try:
         conn.executescript(
-            # Schema 6 (index by number), 5 (pending files), 4
+            # Schema 7 and 5 (pending files), 6 (index by number), 4
             # (OBJECTID/SAVEDATE), then 3.
             "DROP INDEX messages_by_num;"
             "DROP TABLE pending_files;"

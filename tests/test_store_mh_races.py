@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -437,12 +438,13 @@ async def test_nmh_meeting_our_rewrite_reopens_the_new_file(
     replace = os.replace
     tools: list[subprocess.Popen[bytes]] = []
 
-    def replace_while_nmh_runs(source: Path, target: Path) -> None:
+    def replace_while_nmh_runs(source: Path, target: Path, **kwargs: Any) -> None:
+        # (kwargs: src_dir_fd/dst_dir_fd, the folder's descriptor.)
         if Path(target).name == ".mh_sequences" and not tools:
             argv = ["+inbox", "1", "-sequence", "unseen", "-delete"]
             tools.append(subprocess.Popen([str(NMH_BIN / "mark"), *argv], env=nmh.env))
             time.sleep(0.5)  # mark opens the file and tries nmh's lock
-        replace(source, target)
+        replace(source, target, **kwargs)
 
     monkeypatch.setattr(os, "replace", replace_while_nmh_runs)
     await inbox.store([uids[1]], StoreMode.ADD, ["\\Flagged"])

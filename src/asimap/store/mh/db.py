@@ -45,7 +45,7 @@ SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: nmh's default ``Msg-Protect``, for callers that do not pass a mode.
 DB_MODE = 0o600
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA_V1 = """
 CREATE TABLE account (
@@ -200,6 +200,15 @@ _SCHEMA_V6 = """
 CREATE INDEX messages_by_num ON messages (mailbox_id, num, ino, size, mtime_ns);
 """
 
+#: Version 7: ``pending_files.owner``, the process (``pid:start time``)
+#: whose write a record belongs to.  A delivery agent may open the store
+#: in a process of its own while the worker writes: its open must not
+#: remove the files of the worker's write in flight, only those of a
+#: process that is gone (:func:`asimap.store.mh.pending.recover`).
+_SCHEMA_V7 = """
+ALTER TABLE pending_files ADD COLUMN owner TEXT;
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -207,6 +216,7 @@ _MIGRATIONS: dict[int, str] = {
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }
 
 

@@ -603,6 +603,20 @@ def _link_or_copy(
     return number, os.stat(str(number), dir_fd=dst, follow_symlinks=False)
 
 
+def open_in(folder: Path, name: str, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` of entry ``name`` of ``folder`` relative to the folder's
+    descriptor, never through a symlink (module doc)."""
+    with folder_fd(folder) as fd:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
+
+
+def replace_in(folder: Path, source: str, target: str) -> None:
+    """``rename(2)`` of one entry of ``folder`` over another, relative to
+    the folder's descriptor (module doc)."""
+    with folder_fd(folder) as fd:
+        os.replace(source, target, src_dir_fd=fd, dst_dir_fd=fd)
+
+
 def unlink_in(folder: Path, name: str, ino: int | None = None) -> bool:
     """Remove entry ``name`` of ``folder`` through the folder's descriptor
     (never behind a swapped level, module doc) -- only while it is inode

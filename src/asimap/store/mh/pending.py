@@ -12,13 +12,17 @@ MULTIAPPEND, against RFC 3502 section 2 ("If the server fails to store
 any message, it MUST NOT store any of the messages").
 
 So every file such a write links is first committed in the
-``pending_files`` table as (folder, number, inode), the links are made
-*outside* any transaction, and the transaction that inserts the rows also
-deletes the records (:meth:`Creating.settle`).  Opening the store
-(:func:`recover`, before any folder is scanned) removes the file of each
-record a crash left behind -- only if it is still that inode and has no
-row, so an ``inc`` that took the number meanwhile keeps its message --
-and while the write runs, this worker's rescans skip its files.
+``pending_files`` table as (folder, number, inode, owner process), the
+links are made *outside* any transaction, and the transaction that
+inserts the rows also deletes the records (:meth:`Creating.settle`).  A
+rescan, in any process, imports no recorded file (:func:`hidden`).
+Opening the store (:func:`recover`, before any folder is scanned)
+removes the file of each record whose owner process is gone -- only if
+it is still that inode and has no row, so an ``inc`` that took the
+number meanwhile keeps its message.  The owner matters because the
+worker is not the only process that opens a store: a delivery agent
+(:mod:`asimap.store.mh.delivery`) may open it while the worker COPYs,
+and must neither remove nor import that COPY's files.
 
 What nmh sees: the files exist, under their numbers, from their link to
 the COMMIT (as with any write); after a crash in between, until the next
@@ -63,6 +67,66 @@ from asimap.store.mh.paths import folder_path
 log = logging.getLogger(__name__)
 
 
+class _Owner:
+    """This process's token, ``pid:start time`` (a pid alone may be reused
+    by a new process after a crash); made again after a fork."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._token = ""
+
+    def token(self) -> str:
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid, self._token = pid, f"{pid}:{_start_time(pid)}"
+        return self._token
+
+
+OWNER = _Owner()
+
+
+def _start_time(pid: int) -> str:
+    """Field 22 of ``/proc/PID/stat`` (clock ticks after boot), or "" where
+    there is no ``/proc`` (then a live pid counts as the owner)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces: count after its ")".
+    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+
+
+def alive(owner: str) -> bool:
+    """Whether the process a record names still runs (the same one)."""
+    pid_text, _, start = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return owner == OWNER.token()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another uid's
+    return _start_time(pid) == start
+
+
+def hidden(conn: sqlite3.Connection, mailbox_id: int) -> dict[int, int]:
+    """Number -> inode of the files recorded as pending in a mailbox: a
+    rescan imports none of them (a write in flight, here or in another
+    process, or the leftovers of one a crash cut, which the next open
+    removes).  One indexed look at a table that is nearly always empty."""
+    return dict(
+        conn.execute(
+            "SELECT num, ino FROM pending_files WHERE mailbox_id=?", (mailbox_id,)
+        ).fetchall()
+    )
+
+
 class Creating:
     """The files one write is adding to one folder (module doc)."""
 
@@ -87,9 +151,9 @@ class Creating:
             raise RuntimeError("pending files must be recorded outside a transaction")
         with transaction(self.conn):
             self.conn.executemany(
-                "INSERT OR REPLACE INTO pending_files (mailbox_id, num, ino) "
-                "VALUES (?, ?, ?)",
-                [(self.mailbox_id, n, i) for n, i in fresh],
+                "INSERT OR REPLACE INTO pending_files (mailbox_id, num, ino, owner) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.mailbox_id, n, i, OWNER.token()) for n, i in fresh],
             )
         self.recorded.update(fresh)
 
@@ -106,7 +170,8 @@ class Creating:
         """Inside the transaction that inserts the rows: from its COMMIT
         the files are mail, and nothing is pending any more."""
         self.conn.execute(
-            "DELETE FROM pending_files WHERE mailbox_id=?", (self.mailbox_id,)
+            "DELETE FROM pending_files WHERE mailbox_id=? AND owner=?",
+            (self.mailbox_id, OWNER.token()),
         )
         self.settled = True
 
@@ -126,8 +191,8 @@ class Creating:
             try:
                 with transaction(self.conn):
                     self.conn.execute(
-                        "DELETE FROM pending_files WHERE mailbox_id=?",
-                        (self.mailbox_id,),
+                        "DELETE FROM pending_files WHERE mailbox_id=? AND owner=?",
+                        (self.mailbox_id, OWNER.token()),
                     )
             except sqlite3.Error:
                 log.warning("%s: pending records left for the next open", self.folder)
@@ -163,22 +228,27 @@ def recover(conn: sqlite3.Connection, root: Path) -> int:
     """At open, before any folder is scanned: remove the files of writes
     a crash cut short; how many went.
 
-    A listed file goes only if it is still the recorded inode and no row
-    names that number (a row would make it mail: cannot happen, since the
-    records go in the rows' own transaction, but a row is never undone
-    here).  One worker serves an account, so no write is in flight.
+    Only the records of processes that are gone (:func:`alive`): a
+    write in flight elsewhere keeps its files.  A listed file goes only
+    if it is still the recorded inode and no row names that number (a
+    row would make it mail: cannot happen, since the records go in the
+    rows' own transaction, but a row is never undone here).
     """
     if conn.execute("SELECT 1 FROM pending_files LIMIT 1").fetchone() is None:
         return 0  # the common case: one look, no write
     rows = conn.execute(
-        "SELECT p.num, p.ino, b.name FROM pending_files p "
+        "SELECT p.num, p.ino, b.name, p.owner FROM pending_files p "
         "LEFT JOIN mailboxes b ON b.id = p.mailbox_id "
         "WHERE NOT EXISTS (SELECT 1 FROM messages m "
         "WHERE m.mailbox_id = p.mailbox_id AND m.num = p.num)"
     ).fetchall()
     removed = 0
     folders: set[Path] = set()
-    for num, ino, name in rows:
+    dead: set[str | None] = set()
+    for num, ino, name, owner in rows:
+        if owner is not None and alive(owner):
+            continue  # a write in flight in another process (a delivery)
+        dead.add(owner)
         if name is None:
             continue
         try:
@@ -193,7 +263,13 @@ def recover(conn: sqlite3.Connection, root: Path) -> int:
         with contextlib.suppress(OSError):
             fsync_dir(folder)
     with transaction(conn):
-        conn.execute("DELETE FROM pending_files")
+        # The records of every process that is gone (the files of those
+        # that had a row are mail, and stay).
+        for (owner,) in conn.execute(
+            "SELECT DISTINCT owner FROM pending_files"
+        ).fetchall():
+            if owner is None or not alive(owner):
+                conn.execute("DELETE FROM pending_files WHERE owner IS ?", (owner,))
     if removed:
         log.warning("%s: removed %d file(s) of a write cut short", root, removed)
     return removed

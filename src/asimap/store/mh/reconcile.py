@@ -16,6 +16,7 @@ from pathlib import Path
 from stat import S_ISREG
 
 from asimap.store.mh import files, freshness, repair, seqfile, sequences
+from asimap.store.mh import pending as pending_files
 from asimap.store.mh.corebase import (
     _INSERT_MESSAGE,
     CREATED_LIMIT,
@@ -199,10 +200,13 @@ class Reconciler(CoreBase):
     def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
         """Bring the database in line with the folder (see module doc)."""
         on_disk = files.message_numbers(folder)
-        # Files a COPY of this worker is linking now are not mail until
-        # its COMMIT (pending.py; a COPY within one folder rescans it).
-        for num in self.creating.get(mailbox_id, ()):
-            on_disk.pop(num, None)
+        # Files a COPY or MULTIAPPEND is linking now (in this process or
+        # another) are not mail until its COMMIT; those a crash left are
+        # removed at the next open (pending.py).
+        for num, ino in pending_files.hidden(self.conn, mailbox_id).items():
+            stat = on_disk.get(num)
+            if stat is not None and stat.st_ino == ino:
+                del on_disk[num]
         rows = self._rows(mailbox_id)
         matched: dict[int, tuple[_Row, int, os.stat_result]] = {}  # by uid
         pending: dict[int, os.stat_result] = {}
@@ -561,7 +565,7 @@ class Reconciler(CoreBase):
                 temp.unlink()
             return False
         kept = seqfile.read_unlocked(folder, limit_s=0)
-        os.replace(temp, folder / seqfile.SEQUENCES_FILE)
+        files.replace_in(folder, temp.name, seqfile.SEQUENCES_FILE)
         if kept is not None:
             if kept.stamp.rpartition(":")[2] == read.stamp.rpartition(":")[2]:
                 # The file we merged from (same inode): what a tool wrote

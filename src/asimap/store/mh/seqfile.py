@@ -76,7 +76,9 @@ def _open(path: Path, flags: int) -> int:
     next write replaces the link itself (:func:`write_atomically`).
     """
     try:
-        return os.open(path, flags | os.O_NOFOLLOW)
+        # Relative to the folder's descriptor: a folder swapped for a
+        # symlink since it was checked is not opened through either.
+        return files.open_in(path.parent, path.name, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise FileNotFoundError(
@@ -176,7 +178,11 @@ def locked(folder: Path, enabled: bool) -> Iterator[None]:
             # Nothing to lock yet: create it empty (nmh reads that as "no
             # sequences").
             with contextlib.suppress(FileExistsError):
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                os.close(
+                    files.open_in(
+                        folder, target.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                    )
+                )
             continue
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -277,7 +283,7 @@ def write_atomically(folder: Path, text: str) -> None:
         return
     temp = write_temp(folder, text)
     try:
-        os.replace(temp, target)
+        files.replace_in(folder, temp.name, target.name)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -291,7 +297,7 @@ def write_atomically(folder: Path, text: str) -> None:
 def write_temp(folder: Path, text: str) -> Path:
     """``text`` in a new temporary file in ``folder``, fsynced."""
     temp = folder / f"{_TEMP_PREFIX}seq-{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = files.open_in(folder, temp.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
@@ -329,7 +335,7 @@ def _swap_unwritable(target: Path, temp: Path, stamp: str) -> tuple[str, int]:
         ):
             os.close(fd)
             return MOVED, -1
-        os.replace(temp, target)
+        files.replace_in(target.parent, temp.name, target.name)
     except FileNotFoundError:
         os.close(fd)
         return MOVED, -1
@@ -396,7 +402,7 @@ def swap_locked(
             os.close(fd)
             return MOVED, -1
         try:
-            os.replace(temp, target)
+            files.replace_in(folder, temp.name, target.name)
         except BaseException:
             os.close(fd)
             raise
