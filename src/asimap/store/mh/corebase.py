@@ -11,6 +11,7 @@ and the helpers that read and write message rows; the reconciling
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -34,6 +35,8 @@ from asimap.store.mh.mirror import Publisher, Report
 from asimap.store.mh.paths import check_mh_name, folder_path, folder_relpath
 from asimap.store.mh.seqcache import OurSequences
 from asimap.store.names import DELIMITER
+
+log = logging.getLogger(__name__)
 
 #: A stamp this close to "now" may hide a change in the same clock tick.
 RACY_NS = 50_000_000
@@ -221,8 +224,16 @@ class CoreBase:
 
     def report(self) -> dict[int, Report]:
         """At the end of every job, after :meth:`end_job`: the mirrored
-        folders' changes (:mod:`~asimap.store.mh.mirror`)."""
-        return self.publisher.report(self.conn, self.freshness, self._foreign)
+        folders' changes (:mod:`~asimap.store.mh.mirror`).  Never raises:
+        the job itself is done, and a report that fails only makes the
+        event loop ask the store's thread again (a log that misses a
+        report starts afresh at the next one)."""
+        try:
+            return self.publisher.report(self.conn, self.freshness, self._foreign)
+        except Exception:
+            log.exception("reporting the mirrored folders failed")
+            self.publisher.restart()
+            return {}
 
     def take_touched(self) -> dict[int, int]:
         """Hand over (and reset) the mailboxes changed since the last call."""

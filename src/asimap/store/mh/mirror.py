@@ -93,6 +93,17 @@ class Publisher:
         if mailbox_id in self._since:
             self._claimed.add(mailbox_id)
 
+    def stop(self) -> None:
+        """Follow nothing any more (the database is closing)."""
+        self._since.clear()
+        self._claimed.clear()
+
+    def restart(self) -> None:
+        """After a failed report: every log starts afresh at the next one."""
+        for mailbox_id in self._since:
+            self._since[mailbox_id] = RESTART
+        self._claimed.clear()
+
     def report(
         self, conn: sqlite3.Connection, fresh: Freshness, foreign: Set[int]
     ) -> dict[int, Report]:

@@ -405,6 +405,11 @@ class MHStore(Store):
     async def prepare_feed(self) -> None:
         await self.folders.prepare()
 
+    def _close_database(self) -> None:
+        """The last job: nothing is mirrored any more, then SQLite closes."""
+        self.core.publisher.stop()
+        self.core.conn.close()
+
     async def close(self) -> None:
         for fill in list(self.fills):
             fill.cancel()
@@ -429,5 +434,5 @@ class MHStore(Store):
         with contextlib.suppress(Exception):
             await self._worker.call(self.core.fresh.close)
         with contextlib.suppress(Exception):
-            await self._worker.call(self.core.conn.close)
+            await self._worker.call(self._close_database)
         self._worker.shutdown()
