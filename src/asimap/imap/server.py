@@ -46,6 +46,7 @@ from asimap.net.admission import (
     admit,
     default_max_prelogin,
 )
+from asimap.ops import gcwatch
 from asimap.ops.bigblocks import return_big_blocks
 from asimap.ops.coredump import forbid_core_dumps
 from asimap.ops.openfiles import raise_open_file_limit
@@ -649,7 +650,9 @@ def run(
     after it (never before: the key would be copied into every worker), so
     a bad configuration fails before any client is served.
     """
-    # Before the zygote forks, so that every worker inherits the limits.
+    # Before the zygote forks, so that every worker inherits the limits
+    # (and the collection timing of ASIMAP_GC_TRACE, asimap.ops.gcwatch).
+    gcwatch.install_from_env()
     forbid_core_dumps()
     raise_open_file_limit(config.max_connections)
     return_big_blocks()
