@@ -95,10 +95,13 @@ class Asimapd:
         key: Path,
         *args: str,
         plaintext_login: bool = False,
+        launcher: str | None = None,
     ) -> None:
         self.log_path = setup.base / f"asimapd-{time.monotonic_ns()}.log"
         self.cert = cert
-        if plaintext_login:
+        if launcher is not None:
+            command = [sys.executable, str(REPO / "tests" / launcher)]
+        elif plaintext_login:
             command = [sys.executable, str(REPO / "tests" / "worker_launcher.py")]
         else:
             command = [sys.executable, "-m", "asimap.cli"]

@@ -301,7 +301,7 @@ class WorkerManager:
         relay = Relay(transport)
         connection.relay = relay
         self._relays.add(relay)
-        relay.on_done = lambda: self._relays.discard(relay)
+        relay.on_done = self._relays.discard
         try:
             await relay.start(main_end)
         except BaseException:

@@ -55,13 +55,21 @@ class ReclaimFailed(ConnectionError):
 
 
 class _Side(asyncio.Protocol):
-    """One end of the relay; forwards what it receives to the other end."""
+    """One end of the relay; forwards what it receives to the other end.
+
+    A side, its peer, its relay and its transport refer to one another
+    while the connection lives.  When the side's transport is lost (its
+    last callback) it lets go of all three, so a closed connection is freed
+    by reference counting at once: a cycle left behind would wait for the
+    cyclic collector, whose full collections walk every connection of the
+    main process and stop them all meanwhile.
+    """
 
     # Two per relayed connection, alive as long as it is (slots: no dict).
     __slots__ = ("lost", "name", "peer", "relay", "transport")
 
     def __init__(self, relay: Relay, name: str) -> None:
-        self.relay = relay
+        self.relay: Relay | None = relay
         self.name = name
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
@@ -72,14 +80,17 @@ class _Side(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=RELAY_BUFFER)
 
     def data_received(self, data: bytes) -> None:
-        if self.relay.reclaiming and self is self.relay.client_side:
+        relay = self.relay
+        if relay is None:
+            return
+        if relay.reclaiming and self is relay.client_side:
             # Not forwarded any more: it belongs to the main process now.
-            self.relay.held += data
+            relay.held += data
             return
         peer = self.peer
         if peer is None or peer.transport is None or peer.transport.is_closing():
             return
-        if len(data) <= TLS_PIECE or self is self.relay.client_side:
+        if len(data) <= TLS_PIECE or self is relay.client_side:
             peer.transport.write(data)
             return
         view = memoryview(data)
@@ -87,12 +98,21 @@ class _Side(asyncio.Protocol):
             peer.transport.write(view[start : start + TLS_PIECE])
 
     def eof_received(self) -> bool | None:
-        self.relay.side_ended(self)
+        if self.relay is not None:
+            self.relay.side_ended(self)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.relay.side_ended(self)
+        relay = self.relay
+        if relay is not None:
+            relay.side_ended(self)
+        # No callback comes after this one: break the cycles.
+        if self.peer is not None:
+            self.peer.peer = None
+        self.peer = None
+        self.transport = None
+        self.relay = None
 
     def pause_writing(self) -> None:
         # Our transport's buffer is full: stop reading the other side.
@@ -101,10 +121,15 @@ class _Side(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         peer = self.peer.transport if self.peer is not None else None
-        if self.relay.reclaiming and self is self.relay.worker_side:
+        relay = self.relay
+        if relay is not None and relay.reclaiming and self is relay.worker_side:
             return  # the client's reading stays paused until handed back
         if peer is not None and not peer.is_closing():
             peer.resume_reading()
+
+
+def _nothing(_relay: Relay) -> None:
+    """The default :attr:`Relay.on_done`."""
 
 
 class Relay:
@@ -141,8 +166,10 @@ class Relay:
         #: Client bytes received while reclaiming (not forwarded).
         self.held = bytearray()
         self._worker_eof: asyncio.Future[None] | None = None
-        #: Called once when both ends are closed.
-        self.on_done: Callable[[], None] = lambda: None
+        #: Called once, with the relay, when both ends are closed.  (It is
+        #: given the relay rather than closing over it: a closure kept here
+        #: would be a reference cycle, see :class:`_Side`.)
+        self.on_done: Callable[[Relay], None] = _nothing
 
     @property
     def client_side(self) -> _Side:
@@ -268,4 +295,4 @@ class Relay:
         worker_done = worker is None or worker.is_closing()
         if worker_done and self._client_transport.is_closing():
             self._finished = True
-            self.on_done()
+            self.on_done(self)

@@ -1,0 +1,94 @@
+"""The main process frees a relayed connection without the cyclic collector.
+
+With thousands of connections in the main process, a full collection of
+the cyclic garbage collector walks every object of every connection and
+stops them all meanwhile (seconds at 9,000 IDLE connections, every IDLE
+connection waiting for its new mail).  So what a connection leaves behind
+-- its pre-login driver and session once handed to a worker, its relay
+once it closes -- must be freed by reference counting as soon as it is
+let go: no reference cycles.  ``tests/gc_launcher.py`` runs a real
+``asimapd`` whose main process keeps what the collector finds
+unreachable (``gc.DEBUG_SAVEALL``) and reports it by type.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import TlsFiles
+from worker_harness import PASSWORDS, Asimapd, LineClient, MailSetup, mail_setup
+
+#: asimap's own objects, and the event loop's that only our code makes.
+OURS = ("asimap.", "uvloop.", "asyncio.", "_asyncio.", "ssl.", "_ssl.")
+
+
+@pytest.fixture
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    monkeypatch.setenv("ASIMAP_GC_PROBE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def daemon(tls_files: TlsFiles, probe: Path) -> Iterator[Asimapd]:
+    setup: MailSetup
+    with mail_setup() as setup:
+        server = Asimapd(
+            setup, tls_files.cert, tls_files.key, launcher="gc_launcher.py"
+        )
+        try:
+            yield server
+        finally:
+            assert server.stop() == 0, server.log()
+
+
+def _garbage(probe: Path) -> dict[str, int]:
+    """Collect in the main process; what it found unreachable, by type."""
+    report = probe / "garbage.json"
+    report.unlink(missing_ok=True)
+    (probe / "collect").touch()
+    deadline = time.monotonic() + 10
+    while not report.exists():
+        assert time.monotonic() < deadline, "no garbage report"
+        time.sleep(0.02)
+    counts: dict[str, int] = json.loads(report.read_text())
+    return {name: n for name, n in counts.items() if name.startswith(OURS)}
+
+
+def _session(daemon: Asimapd, user: str) -> LineClient:
+    client = LineClient(daemon.tls_socket())
+    assert client.line().startswith(b"* OK")
+    login = client.command(b"a", f"LOGIN {user} {PASSWORDS[user]}".encode())
+    assert login[-1].startswith(b"a OK"), login
+    assert client.command(b"b", b"SELECT INBOX")[-1].startswith(b"b OK")
+    client.send(b"c IDLE\r\n")
+    assert client.line().startswith(b"+ ")
+    return client
+
+
+def test_relayed_connections_leave_no_cycles(daemon: Asimapd, probe: Path) -> None:
+    _garbage(probe)  # what start-up left
+    clients = [_session(daemon, user) for user in ("demo", "other") * 3]
+    # Handed to the workers and parked in IDLE: the pre-login side of each
+    # connection is gone by now.
+    assert _garbage(probe) == {}
+    for client in clients[:3]:
+        client.send(b"DONE\r\n")
+        assert client.until_tagged(b"c")[-1].startswith(b"c OK")
+        assert client.command(b"d", b"LOGOUT")[-1].startswith(b"d OK")
+        assert client.rest() == b""
+    for client in clients[3:]:
+        client.sock.close()  # gone without a word
+    found: dict[str, int] = {}
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        for name, n in _garbage(probe).items():
+            found[name] = found.get(name, 0) + n
+        time.sleep(0.1)
+    assert found == {}, " ".join(f"{k}={v}" for k, v in sorted(found.items()))
