@@ -6,13 +6,16 @@ event loop, every one of them waits until it ends.  Setting
 zygote, workers: the hook is installed before the zygote forks, and a fork
 keeps it) append a line per collection to that file::
 
-    <pid> gen=<generation> ms=<duration> collected=<n> tracked=<objects>
+    <pid> t=<time> gen=<generation> ms=<pause> cpu_ms=<cpu>
+        collected=<n> tracked=<objects>
 
-``tracked`` (full collections only; -1 otherwise) counts the objects the
-collector follows in the process (the permanent generation of
-:func:`gc.freeze` excluded), so a run shows both
-how long a pause was and what made it long.  The file is opened once,
-before privileges are dropped, so workers write to it as their user too.
+(one line each).  ``ms`` is the pause as the connections saw it, ``cpu_ms``
+the part of it this thread ran (on a loaded machine the rest is waiting for
+a core).  ``tracked`` (full collections only; -1 otherwise) counts the
+objects the collector follows in the process (the permanent generation of
+:func:`gc.freeze` excluded), so a run shows both how long a pause was and
+what made it long.  The file is opened once, before privileges are
+dropped, so workers write to it as their user too.
 Off by default: nothing is installed.
 """
 
@@ -27,6 +30,7 @@ ENV = "ASIMAP_GC_TRACE"
 
 _fd = -1
 _started = 0.0
+_cpu_started = 0.0
 
 
 def install_from_env() -> bool:
@@ -48,16 +52,18 @@ def install(path: str) -> None:
 
 
 def _on_collection(phase: str, info: dict[str, int]) -> None:
-    global _started
+    global _started, _cpu_started
     if phase == "start":
         _started = time.perf_counter()
+        _cpu_started = time.thread_time()
         return
     ms = (time.perf_counter() - _started) * 1000
+    cpu_ms = (time.thread_time() - _cpu_started) * 1000
     # Counting is itself a walk of the heap: only after a full collection.
     tracked = _tracked() if info["generation"] == 2 else -1
     line = (
-        f"{os.getpid()} gen={info['generation']} ms={ms:.1f} "
-        f"collected={info['collected']} tracked={tracked}\n"
+        f"{os.getpid()} t={time.time():.3f} gen={info['generation']} ms={ms:.1f} "
+        f"cpu_ms={cpu_ms:.1f} collected={info['collected']} tracked={tracked}\n"
     )
     with contextlib.suppress(OSError):
         os.write(_fd, line.encode())

@@ -43,6 +43,7 @@ import base64
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import os
 import pwd
@@ -229,6 +230,10 @@ class Worker:
             {"op": "ready", "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
         )
         log.info("worker for %s ready (uid %d)", self._username, os.getuid())
+        # The zygote froze what it preloaded; what this worker set up since
+        # (its configuration, registry, channel) lives as long as it does:
+        # out of the collector's sight too (asimap.worker.zygote).
+        gc.freeze()
         self._arm_linger()
         await self._stop.wait()
         if await self._close_connections():
