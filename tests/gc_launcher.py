@@ -8,8 +8,9 @@ seconds.  This launcher is ``asimap.cli.main`` with
 (so workers are not affected): what the collector finds unreachable stays
 in ``gc.garbage`` instead of being freed.  A test asks for a report by
 creating ``<ASIMAP_GC_PROBE>/collect``; the launcher collects, writes
-``<ASIMAP_GC_PROBE>/garbage.json`` (type name -> count of the objects
-found, asimap's own and the event loop's) and removes the request.
+``<ASIMAP_GC_PROBE>/garbage.json`` (``garbage``: type name -> count of
+the objects found unreachable; ``tracked``: the same for every object the
+collector still follows, frozen ones excluded) and removes the request.
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ async def _probe(folder: Path) -> None:
         gc.garbage.clear()
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)
+        tracked = collections.Counter(
+            f"{type(obj).__module__}.{type(obj).__qualname__}"
+            for obj in gc.get_objects()
+        )
         temp = folder / "garbage.json.new"
-        temp.write_text(json.dumps(dict(counts)))
+        temp.write_text(json.dumps({"garbage": counts, "tracked": tracked}))
         os.replace(temp, folder / "garbage.json")
         request.unlink()
 

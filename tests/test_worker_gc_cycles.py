@@ -48,8 +48,9 @@ def daemon(tls_files: TlsFiles, probe: Path) -> Iterator[Asimapd]:
             assert server.stop() == 0, server.log()
 
 
-def _garbage(probe: Path) -> dict[str, int]:
-    """Collect in the main process; what it found unreachable, by type."""
+def _report(probe: Path) -> dict[str, dict[str, int]]:
+    """Collect in the main process: what it found unreachable (``garbage``)
+    and what it still follows (``tracked``), by type."""
     report = probe / "garbage.json"
     report.unlink(missing_ok=True)
     (probe / "collect").touch()
@@ -57,7 +58,13 @@ def _garbage(probe: Path) -> dict[str, int]:
     while not report.exists():
         assert time.monotonic() < deadline, "no garbage report"
         time.sleep(0.02)
-    counts: dict[str, int] = json.loads(report.read_text())
+    found: dict[str, dict[str, int]] = json.loads(report.read_text())
+    return found
+
+
+def _garbage(probe: Path) -> dict[str, int]:
+    """Collect in the main process; what it found unreachable, by type."""
+    counts = _report(probe)["garbage"]
     return {name: n for name, n in counts.items() if name.startswith(OURS)}
 
 
@@ -92,3 +99,25 @@ def test_relayed_connections_leave_no_cycles(daemon: Asimapd, probe: Path) -> No
             found[name] = found.get(name, 0) + n
         time.sleep(0.1)
     assert found == {}, " ".join(f"{k}={v}" for k, v in sorted(found.items()))
+
+
+def test_a_relayed_connection_keeps_nothing_of_its_login(
+    daemon: Asimapd, probe: Path
+) -> None:
+    """The pre-login driver and session are let go once the worker has the
+    connection: the relay is all the main process keeps (they were kept by
+    the context the LOGIN ran in, copied into the relay's transport)."""
+    clients = [_session(daemon, user) for user in ("demo", "other") * 2]
+    tracked = _report(probe)["tracked"]
+    kept = {
+        name: tracked.get(name, 0)
+        for name in (
+            "asimap.imap.driver.ConnectionDriver",
+            "asimap.imap.session.context.Context",
+            "asimap.auth.account.Account",
+        )
+    }
+    assert kept == dict.fromkeys(kept, 0)
+    assert tracked.get("asimap.worker.relay.Relay") == len(clients)
+    for client in clients:
+        client.sock.close()

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -332,7 +333,13 @@ class WorkerManager:
                 raise HandoffRefused("Too many users logged in; try again later")
             worker = _Worker(username)
             self._workers[username] = worker
-            asyncio.get_running_loop().create_task(self._start(worker, request))
+            # A fresh context: the worker's channel (its transport keeps a
+            # copy of the context it is made in) would otherwise keep the
+            # session of the LOGIN that started the worker, for as long as
+            # the worker lives.
+            asyncio.get_running_loop().create_task(
+                self._start(worker, request), context=contextvars.Context()
+            )
         try:
             await asyncio.shield(worker.ready)
         except HandoffRefused:

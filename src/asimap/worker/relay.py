@@ -29,6 +29,7 @@ everything the worker wrote has been passed on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 from collections.abc import Callable
@@ -234,6 +235,18 @@ class Relay:
     async def start(self, worker_end: socket.socket) -> None:
         """Join the client transport (reading paused by the caller's detach)
         to ``worker_end``; reading resumes once both sides are in place."""
+        # The transport made for ``worker_end`` keeps a copy of the context
+        # it is made in for the rest of the connection, and the handoff
+        # runs inside the LOGIN command, whose context holds its session
+        # (asimap.store.feed.ORIGIN): that kept the pre-login driver and
+        # session of every relayed connection alive here, a dozen objects
+        # more for the collector to walk per connection.  A fresh context
+        # holds nothing.
+        await asyncio.get_running_loop().create_task(
+            self._join(worker_end), context=contextvars.Context()
+        )
+
+    async def _join(self, worker_end: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: self._worker, sock=worker_end)
         client = self._client_transport
