@@ -83,6 +83,8 @@ async def test_append_overwritten_by_inc_right_after_the_link(
     ) -> int:
         number = claim(folder, source, start, hook)
         inc_overwrite(folder / str(number), "incd")
+        # inc's sequence write that follows: its message in unseen.
+        nmh("mark", "+inbox", str(number), "-sequence", "unseen", "-add")
         return number
 
     monkeypatch.setattr(files, "claim_number", claim_then_clobber)
@@ -780,3 +782,44 @@ async def test_inc_over_our_append_between_our_listing_and_our_read(
     assert b"Subject: incd" in (await inbox.message(incd)).raw
     assert sequence(nmh, "inbox", "flagged") == {3}
     assert sequence(nmh, "inbox", "unseen") == {2, 3}
+
+
+async def test_mark_as_read_of_inc_message_over_our_append_during_our_write(
+    nmh: Nmh, store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without locking: while an APPEND of ours writes the sequences, inc
+    has written over the number it just linked, listed that number in
+    ``unseen``, and nmh has marked inc's message read.  The write used to
+    take the number for our row's (unseen, flagged) and put it back into
+    ``unseen``: nmh's "mark as read" undone.  What the file says of a
+    number inc overwrote is inc's; our APPEND is put back with its flags
+    by the next look."""
+    inbox = await store.mailbox("INBOX")
+    first = await inbox.append(message("first"), ["\\Seen"])
+    await inbox.claim_recent()
+    await inbox.states()
+    folder = nmh.root / "inbox"
+    read = seqfile.read_unlocked
+    tools = 0
+
+    def tools_then_read(at: Path, limit_s: float = 2.0) -> object:
+        nonlocal tools
+        if (folder / "2").exists() and not tools:
+            tools += 1
+            inc_overwrite(folder / "2", "incd")
+            # inc's sequence write (2 cleared, in unseen), then nmh reads it.
+            nmh("mark", "+inbox", "2", "-sequence", "unseen", "-add")
+            nmh("mark", "+inbox", "2", "-sequence", "unseen", "-delete")
+        return read(at, limit_s)
+
+    monkeypatch.setattr(seqfile, "read_unlocked", tools_then_read)
+    ours = await inbox.append(message("ours"), ["\\Flagged"])
+    monkeypatch.setattr(seqfile, "read_unlocked", read)
+    assert tools == 1
+    assert 2 not in sequence(nmh, "inbox", "unseen")
+    flags = await uid_flags(inbox)
+    [incd] = [uid for uid in flags if uid not in (first, ours)]
+    assert flags == {first: {"\\Seen"}, ours: {"\\Flagged"}, incd: {"\\Seen"}}
+    assert b"Subject: ours" in (await inbox.message(ours)).raw
+    assert b"Subject: incd" in (await inbox.message(incd)).raw
+    assert sequence(nmh, "inbox", "unseen") == {3}

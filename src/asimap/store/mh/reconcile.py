@@ -602,6 +602,16 @@ class Reconciler(CoreBase):
                 self.unseen,
             )
             self._foreign.add(mailbox_id)
+        rewritten = self.fresh.rewritten_numbers(mailbox_id)
+        if rewritten:
+            # inc wrote over APPENDs of ours since our last look: those
+            # numbers are its messages now, and what the file says of them
+            # (inc's unseen, nmh's "mark as read" right after) is theirs.
+            # Written from our rows, nmh's change was undone (issue 10
+            # point 12, unlocked mode).  The next rescan puts ours back.
+            merged = sequences.keep_strangers(
+                merged, sequences.interpreted(current_parsed, self.unseen), rewritten
+            )
         # Every message of the database is in Seen or in unseen.
         known: set[int] = set().union(*ours.values())
         strangers = self._strangers(folder, current_parsed, known)

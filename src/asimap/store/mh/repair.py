@@ -244,6 +244,16 @@ class FreshAppends:
             return None
         return entry
 
+    def rewritten_numbers(self, mailbox_id: int) -> set[int]:
+        """Numbers of this mailbox's recent APPENDs whose inode a tool
+        rewrote (inc's message now, until a rescan puts ours back): what
+        the sequence file says of them is the tool's, not our row's."""
+        return {
+            key[1]
+            for key, entry in [*self._entries.items(), *self._overdue.items()]
+            if key[0] == mailbox_id and entry.rewritten()
+        }
+
     def suspect(self, mailbox_id: int) -> bool:
         """True when an overwritten APPEND of this mailbox waits for the
         rescan that puts it back (cheap: called before every job)."""
