@@ -86,3 +86,29 @@ async def test_shutdown_finishes_the_queued_jobs() -> None:
     await asyncio.gather(*waiting)
     with pytest.raises(RuntimeError):
         await worker.call(lambda: None)
+
+
+async def test_what_a_job_touched_is_delivered_even_if_its_caller_left() -> None:
+    """A caller cancelled while its job runs does not hide the job's
+    changes: waiters must still wake and the mirror must still learn."""
+    worker = Worker("test-worker")
+    delivered: list[tuple[dict[int, int], object]] = []
+    worker.bind(lambda: {7: 3}, lambda: "report", lambda t, r: delivered.append((t, r)))
+    gate = threading.Event()
+    started = threading.Event()
+
+    def job() -> None:
+        started.set()
+        gate.wait()
+
+    try:
+        caller = asyncio.ensure_future(worker.call(job))
+        await asyncio.to_thread(started.wait)
+        caller.cancel()
+        gate.set()
+        await worker.call(lambda: None)  # after the first job's delivery
+        assert caller.cancelled()
+        assert delivered[0] == ({7: 3}, "report")
+        assert len(delivered) == 2
+    finally:
+        worker.shutdown()

@@ -164,8 +164,8 @@ class MHStore(Store):
         except BaseException:
             worker.shutdown()
             raise
-        worker.bind(core.end_job, core.report)
         store = cls(root, worker, core, space)
+        worker.bind(core.end_job, core.report, store._delivered)
         if watch:
             # Setting up watches walks the tree: off the event loop.
             watcher = await asyncio.to_thread(partial(make_watcher, root, feed=feed))
@@ -239,15 +239,19 @@ class MHStore(Store):
         deletions on a full disk (:mod:`asimap.store.mh.space`).
         """
         space = self.space
-        result, touched, reports = await self._worker.run(
-            lambda: space.run(fn, adds=adds)
-        )
-        if reports:
-            self._mirror(reports)
-        self._wake(touched)
+        # What the job touched was delivered before we resume (_delivered).
+        result, _, _ = await self._worker.run(lambda: space.run(fn, adds=adds))
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _delivered(self, touched: Touched, reports: dict[int, Report] | None) -> None:
+        """After every job, on the event loop, whether or not its caller
+        still waits: the mirror learns the job's report, and waiters of the
+        mailboxes it changed wake."""
+        if reports:
+            self._mirror(reports)
+        self._wake(touched)
 
     def _mirror(self, reports: dict[int, Report]) -> None:
         for mailbox_id, report in reports.items():

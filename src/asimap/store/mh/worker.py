@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -34,12 +35,12 @@ Touched = dict[int, int]
 #: mailboxes it touched, and the report made after it.
 Outcome = tuple[Any, Touched, Any]
 
-_Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", Callable[[], Any]]
-
-
-def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
+_Item = tuple[
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Outcome]",
+    Callable[[], Any],
+    contextvars.Context,
+]
 
 
 def _fail(future: asyncio.Future[Outcome], exc: BaseException) -> None:
@@ -55,6 +56,7 @@ class Worker:
     ) -> None:
         self._take_touched = take_touched
         self._report: Callable[[], Any] | None = None
+        self._deliver: Callable[[Touched, Any], None] | None = None
         self._jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         # A daemon: an interpreter exiting without shutdown() must not wait
@@ -66,15 +68,20 @@ class Worker:
         self,
         take_touched: Callable[[], Touched],
         report: Callable[[], Any] | None = None,
+        deliver: Callable[[Touched, Any], None] | None = None,
     ) -> None:
         """Set where touched mailboxes are collected (after the core
-        exists), and what else each job reports at its end."""
+        exists), what else each job reports at its end, and ``deliver``,
+        called on the event loop with both after every job -- even one
+        whose caller was cancelled meanwhile, so that no change goes
+        unannounced -- before the caller resumes."""
         self._take_touched = take_touched
         self._report = report
+        self._deliver = deliver
 
     def _serve(self) -> None:
         while (item := self._jobs.get()) is not None:
-            loop, future, fn = item
+            loop, future, fn, context = item
             if future.cancelled():
                 continue  # its caller is gone and it never started
             try:
@@ -84,7 +91,21 @@ class Worker:
                     loop.call_soon_threadsafe(_fail, future, exc)
                 continue
             with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(_settle, future, outcome)
+                # In the caller's context: what the delivery publishes
+                # carries the caller as its origin (RFC 5465 section 5).
+                loop.call_soon_threadsafe(
+                    self._settle, future, outcome, context=context
+                )
+
+    def _settle(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+        """On the event loop: deliver what the job touched, then resume
+        its caller (if it still waits)."""
+        try:
+            if self._deliver is not None:
+                self._deliver(outcome[1], outcome[2])
+        finally:
+            if not future.done():
+                future.set_result(outcome)
 
     def _job(self, fn: Callable[[], Any]) -> Outcome:
         """Run ``fn``; collect what it touched on this thread, so the next
@@ -104,7 +125,7 @@ class Worker:
             raise RuntimeError("the store's worker has shut down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        self._jobs.put((loop, future, fn))
+        self._jobs.put((loop, future, fn, contextvars.copy_context()))
         result, touched, report = await future
         return result, touched, report
 
