@@ -40,6 +40,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import queue
 import secrets
 import struct
 import sys
@@ -467,6 +468,43 @@ class _Orphan:
     expires: float
 
 
+class _Closer:
+    """Closes descriptors on a thread of its own.
+
+    Why: the last descriptor of a replaced sequence inode frees the inode
+    (its blocks, nmh's lock on it, its inotify watch), which waits for the
+    file system's journal; with writes syncing all the time that took
+    about a millisecond -- on every APPEND once :attr:`OrphanWatch.limit`
+    inodes were kept, on the store's only thread.  The thread is started
+    on first use in the process that uses it (threads do not survive a
+    fork).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._pid = 0
+
+    def close(self, fd: int) -> None:
+        """Close ``fd`` soon; the caller must not use it any more."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._queue = queue.SimpleQueue()
+            threading.Thread(
+                target=self._run, args=(self._queue,), name="close", daemon=True
+            ).start()
+        self._queue.put(fd)
+
+    @staticmethod
+    def _run(fds: queue.SimpleQueue[int]) -> None:
+        while True:
+            fd = fds.get()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_closer = _Closer()
+
+
 class OrphanWatch:
     """Old ``.mh_sequences`` inodes we replaced, kept open for a while.
 
@@ -494,7 +532,7 @@ class OrphanWatch:
         )
         snapshot.fd = -1
         while len(orphans) > self.limit:
-            os.close(orphans.pop(0).fd)
+            _closer.close(orphans.pop(0).fd)
 
     def watched(self) -> bool:
         """True while any replaced inode is kept (cheap: the store's ticker
@@ -540,7 +578,7 @@ class OrphanWatch:
         for orphan in orphans:
             quiet = orphan.expires < now and not lock_held_on(orphan.fd)
             if quiet and _read_fd(orphan.fd) == orphan.text:
-                os.close(orphan.fd)
+                _closer.close(orphan.fd)
                 continue
             keep.append(orphan)
         self._orphans[folder] = keep
