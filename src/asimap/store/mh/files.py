@@ -58,7 +58,10 @@ _NOFOLLOW_DIR = _DIR_FLAGS | os.O_NOFOLLOW
 #: The levels on the way: ``O_PATH`` needs only search permission on them
 #: (a worker may pass through directories it cannot list, such as a mode
 #: 0711 home), and serves as ``dir_fd`` all the same.
-_PASS_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: (Linux; elsewhere a plain read-only open, which needs read permission.)
+_PASS_DIR = (
+    getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+)
 
 
 class FolderReplaced(StorageDenied):
