@@ -18,7 +18,7 @@ from asimap.imap.responses import Response
 from asimap.imap.session.selected import SelectedMailbox
 from asimap.imap.session.services import Services
 from asimap.imap.session.state import SessionState
-from asimap.store.base import Store
+from asimap.store.base import Mailbox, Store
 
 if TYPE_CHECKING:
     from asimap.imap.session.notifier import Notifier
@@ -46,6 +46,11 @@ class Context:
     #: Untagged responses a handler left to go out with its tagged one
     #: (:meth:`hold`); None when there are none.
     held: list[Response] | None = None
+    #: The mailbox ``Session.check_literal`` opened for the APPEND or
+    #: REPLACE being read (its raw name, as the command spells it), so the
+    #: handler of the same command does not open it again; None between
+    #: commands.
+    append_target: tuple[bytes, Mailbox] | None = None
 
     async def hold(self, *responses: Response) -> None:
         """Send ``responses`` with the command's tagged response, in one

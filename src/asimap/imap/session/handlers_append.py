@@ -34,6 +34,7 @@ from asimap.imap.session.uidset import format_uid_list
 from asimap.message.reencode import reencode_binary_parts
 from asimap.store.base import (
     Mailbox,
+    MailboxNotFound,
     NewMessage,
     OverQuota,
     StoreError,
@@ -43,6 +44,11 @@ from asimap.store.base import (
 
 async def open_for_append(ctx: Context, raw_name: bytes) -> Mailbox:
     """The target of APPEND/COPY/MOVE, or NO [TRYCREATE] (RFC 3501 6.3.11)."""
+    target = ctx.append_target
+    if target is not None and target[0] == raw_name:
+        # Opened by Session.check_literal for this very command, before
+        # its message literal was read.
+        return target[1]
     name = mailbox_name(raw_name)
     try:
         return await ctx.require_store().mailbox(name)
@@ -119,8 +125,24 @@ async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
     """APPEND / MULTIAPPEND, all or nothing.  When the target is the
     selected mailbox, the dispatcher's refresh sends EXISTS before the
     tagged OK."""
+    checked = ctx.append_target is not None
     mailbox = await open_for_append(ctx, cmd.mailbox)
     prepared = await prepare(ctx, cmd.messages)
     await check_room(ctx, prepared)
+    if checked:
+        try:
+            uids = await mailbox.append_all(prepared)
+            return Tagged(
+                cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids)
+            )
+        except MailboxNotFound:
+            # Opened before the literal was read, deleted (and perhaps
+            # created again) since: nothing was stored (all or nothing), so
+            # the name is opened afresh below -- NO [TRYCREATE] if it is
+            # still missing.
+            ctx.append_target = None
+            mailbox = await open_for_append(ctx, cmd.mailbox)
+        except StoreError as exc:
+            raise store_error_response(exc, trycreate=True) from exc
     uids = await store_all(mailbox, prepared)
     return Tagged(cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids))

@@ -160,6 +160,13 @@ class Session:
 
     async def handle(self, command: c.Command | c.ParseError) -> bool:
         """Run one command to its tagged response; False = close now."""
+        try:
+            return await self._handle(command)
+        finally:
+            # What check_literal opened belongs to this command only.
+            self._ctx.append_target = None
+
+    async def _handle(self, command: c.Command | c.ParseError) -> bool:
         if isinstance(command, c.ParseError):
             await self._ctx.io.send(_parse_error_response(command))
             return True
@@ -287,13 +294,16 @@ class Session:
             return None
         try:
             with names_in_utf8(extensions.utf8(self._ctx.enabled)):
-                await store.mailbox(mailbox_name(pending.mailbox))
+                target = await store.mailbox(mailbox_name(pending.mailbox))
         except CommandFailed as failure:
             return Tagged(tag, failure.status, failure.text, failure.code)
         except MailboxNotFound:
             return Tagged(tag, Status.NO, "Mailbox does not exist", Code("TRYCREATE"))
         except StoreError:
             return None  # APPEND itself will report it properly
+        # The handler of this command appends to it without opening it
+        # again (one job of the store's thread less per APPEND).
+        self._ctx.append_target = (pending.mailbox, target)
         return None
 
     # Asynchronous output (NOTIFY, RFC 5465) ---------------------------------
