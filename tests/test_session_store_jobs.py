@@ -21,6 +21,8 @@ from asimap.store.mh import MHStore
 from test_ext_special_use import MHWorld
 from transcript import FakeClient, message
 
+NAMES = [f"box{i}" for i in range(6)]
+
 
 class Jobs:
     """Counts the jobs run on the store's thread."""
@@ -128,4 +130,20 @@ async def test_append_to_a_mailbox_deleted_during_the_upload(
             assert (await (await store.mailbox("Gone")).status()).messages == 0
             await store.delete("Gone")
             await store.create("Gone")
+    client.close_input()
+
+
+async def test_notify_status_is_one_job_per_mailbox(world: MHWorld) -> None:
+    store = await _store(world)
+    for name in NAMES:
+        await store.create(name)
+    client = await logged_in(world)
+    jobs = Jobs(store)
+    client.write(b"n NOTIFY SET STATUS (personal (MessageNew MessageExpunge))\r\n")
+    lines = await answer(client, b"n")
+    assert lines[-1].startswith(b"n OK"), lines
+    statuses = [line for line in lines if line.startswith(b"* STATUS")]
+    assert len(statuses) > len(NAMES)  # and INBOX, and the default folders
+    # One job to list the mailboxes, then one per mailbox (open and count).
+    assert jobs.count <= len(statuses) + 2, jobs.count
     client.close_input()

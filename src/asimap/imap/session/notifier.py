@@ -368,8 +368,8 @@ class Notifier:
 
     async def _status(self, name: str) -> MailboxStatus | None:
         try:
-            mailbox = await self._ctx.require_store().mailbox(name)
-            return await mailbox.status()
+            # Opening and counting in one job of the store's thread.
+            return (await self._ctx.require_store().mailbox_status(name))[1]
         except StoreError:
             return None  # deleted meanwhile, or never selectable
 
