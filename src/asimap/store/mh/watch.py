@@ -54,6 +54,7 @@ import ctypes.util
 import errno
 import logging
 import os
+import select
 import stat
 import struct
 import sys
@@ -405,6 +406,9 @@ class _InotifySource:
             err = ctypes.get_errno()  # EMFILE: max_user_instances reached
             raise InotifyUnavailable(err, f"inotify_init1: {os.strerror(err)}")
         self._fd: int | None = fd
+        #: Asks whether an event is queued (see :meth:`drain`).
+        self._queued = select.poll()
+        self._queued.register(fd, select.POLLIN)
         self._root = root
         self._feed = feed
         self._paths: dict[int, str] = {}
@@ -500,16 +504,26 @@ class _InotifySource:
             self._orphans[wd] = folder
 
     def drain(self) -> None:
-        """Read every queued event now (any thread; never blocks)."""
-        self._read()
+        """Read every queued event now (any thread; never blocks).
+
+        Asked before every command's answer from memory, mostly when
+        nothing is queued: ``poll`` with no timeout says so for half the
+        cost of a read that fails with EAGAIN (and no exception).  Nothing
+        is missed: the kernel queues an event before the changing syscall
+        returns, so a tool that returned before the question has its event
+        readable here; the mutex lets a reader on the other thread finish
+        reporting what it took from the queue before we look at it."""
+        self._read(ask_first=True)
 
     def _on_readable(self) -> None:
         """Drain the descriptor; called by the event loop, never blocks."""
         self._read()
 
-    def _read(self) -> None:
+    def _read(self, ask_first: bool = False) -> None:
         limit = False
         with self._mutex:
+            if ask_first and self._fd is not None and not self._queued.poll(0):
+                return
             try:
                 while self._fd is not None:
                     try:
