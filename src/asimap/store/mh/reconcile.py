@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from stat import S_ISREG
 
@@ -52,6 +52,22 @@ def _replaced_since(folder: Path, num: int, listed: os.stat_result) -> bool:
     except FileNotFoundError:
         return True
     return FileIdentity.of(now) != FileIdentity.of(listed)
+
+
+def _flags_of(
+    found: sequences.FileFlags | None, spelling: dict[str, str]
+) -> frozenset[str]:
+    """The IMAP flags of what the file says of a message: keywords in the
+    mailbox's spelling (the first one seen wins), ``\\Seen`` as nmh
+    decides it (:func:`sequences.settle_seen`)."""
+    result: set[str] = set()
+    for flag in found.flags if found else ():
+        if not flag.startswith("\\"):
+            flag = spelling.setdefault(flag.casefold(), flag)
+        result.add(flag)
+    if sequences.settle_seen(found):
+        result.add("\\Seen")
+    return frozenset(result)
 
 
 class Reconciler(CoreBase):
@@ -257,19 +273,18 @@ class Reconciler(CoreBase):
         if base_text is not None and text != base_text:
             parsed = self._restore_unknown(folder, sequences.parse(base_text), parsed)
         parsed = self._fold_orphans(folder, parsed)
-        file_flags = sequences.flags_by_number(parsed, self.unseen)
+        file_flags = sequences.flags_by_number(parsed, self.unseen).of_numbers(on_disk)
         spelling = self._spelling(mailbox_id)
+        worked_out: dict[sequences.FileFlags | None, frozenset[str]] = {}
 
         def flags_for(num: int) -> frozenset[str]:
+            # Numbers alike share one FileFlags (of_numbers): each distinct
+            # one is worked out once per scan.
             found = file_flags.get(num)
-            result: set[str] = set()
-            for flag in found.flags if found else ():
-                if not flag.startswith("\\"):
-                    flag = spelling.setdefault(flag.casefold(), flag)
-                result.add(flag)
-            if sequences.settle_seen(found):
-                result.add("\\Seen")
-            return frozenset(result)
+            result = worked_out.get(found)
+            if result is None:
+                result = worked_out[found] = _flags_of(found, spelling)
+            return result
 
         def newcomer_flags(num: int) -> frozenset[str]:
             """Flags of a new file.  One that replaced a message we knew
@@ -457,7 +472,10 @@ class Reconciler(CoreBase):
         return theirs
 
     def _note_unlisted(
-        self, folder: Path, numbers: Sequence[int], found: sequences.FlagsByNumber
+        self,
+        folder: Path,
+        numbers: Sequence[int],
+        found: Mapping[int, sequences.FileFlags],
     ) -> None:
         """Remember the new files a tool made that we import while they
         are in no unseen sequence: ``inc`` may not have listed them yet

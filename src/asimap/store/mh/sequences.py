@@ -238,6 +238,34 @@ class FlagsByNumber(Mapping[int, FileFlags]):
             in_unseen = not in_seen  # no unseen sequence: Seen decides
         return FileFlags(flags=flags, in_seen=in_seen, in_unseen=in_unseen)
 
+    def of_numbers(self, numbers: Iterable[int]) -> dict[int, FileFlags]:
+        """``{n: self[n]}`` for those of ``numbers`` the file names.
+
+        What a rescan asks for every file on disk: one pass over each
+        sequence (intersected with ``numbers``, so a huge range costs no
+        more than the files) instead of a lookup in every sequence per
+        number.  Numbers alike share one :class:`FileFlags`, so callers
+        can work a result out once per distinct value.
+        """
+        wanted = set(numbers)
+        names: dict[int, list[str]] = {}
+        for flag, listed in self._by_flag:
+            for number in wanted & listed:
+                names.setdefault(number, []).append(flag)
+        in_seen = wanted & self._seen
+        in_unseen: set[int] = set().union(*(wanted & n for n in self._unseen))
+        shared: dict[tuple[tuple[str, ...], bool, bool], FileFlags] = {}
+        result: dict[int, FileFlags] = {}
+        for number in set().union(names, in_seen, in_unseen):
+            seen = number in in_seen
+            unseen = number in in_unseen if self._has_unseen else not seen
+            key = (tuple(names.get(number, ())), seen, unseen)
+            found = shared.get(key)
+            if found is None:
+                found = shared[key] = FileFlags(frozenset(key[0]), seen, unseen)
+            result[number] = found
+        return result
+
     def _numbers(self) -> set[int]:
         return set().union(self._seen, *self._unseen, *(n for _, n in self._by_flag))
 
