@@ -147,3 +147,25 @@ async def test_notify_status_is_one_job_per_mailbox(world: MHWorld) -> None:
     # One job to list the mailboxes, then one per mailbox (open and count).
     assert jobs.count <= len(statuses) + 2, jobs.count
     client.close_input()
+
+
+async def test_replace_into_a_mailbox_created_again_during_the_upload(
+    world: MHWorld,
+) -> None:
+    """REPLACE (RFC 8508) appends like APPEND: the name is what counts."""
+    store = await _store(world)
+    await (await store.mailbox("INBOX")).append(message("old"))
+    await store.create("Gone")
+    client = await logged_in(world)
+    client.write(b"s SELECT INBOX\r\n")
+    assert (await answer(client, b"s"))[-1].startswith(b"s OK")
+    client.write(b"r REPLACE 1 Gone {%d}\r\n" % len(message("new")))
+    assert (await client.next_line()).startswith(b"+")
+    await store.delete("Gone")
+    await store.create("Gone")
+    client.write(message("new") + b"\r\n")
+    tagged = (await answer(client, b"r"))[-1]
+    assert tagged.startswith(b"r OK"), tagged
+    assert (await (await store.mailbox("Gone")).status()).messages == 1
+    assert (await (await store.mailbox("INBOX")).status()).messages == 0
+    client.close_input()

@@ -116,6 +116,28 @@ async def store_all(mailbox: Mailbox, prepared: Sequence[NewMessage]) -> list[in
         raise store_error_response(exc, trycreate=True) from exc
 
 
+async def store_checked(
+    ctx: Context, raw_name: bytes, mailbox: Mailbox, prepared: Sequence[NewMessage]
+) -> tuple[Mailbox, list[int]]:
+    """:func:`store_all` into ``mailbox``, from :func:`open_for_append`.
+
+    If ``Session.check_literal`` opened it before the literal was read and
+    it was deleted (perhaps created again) since, nothing was stored (all
+    or nothing): the name is opened afresh, ``NO [TRYCREATE]`` if it is
+    still missing."""
+    target = ctx.append_target
+    if target is None or target[1] is not mailbox:
+        return mailbox, await store_all(mailbox, prepared)
+    try:
+        return mailbox, await mailbox.append_all(prepared)
+    except MailboxNotFound:
+        ctx.append_target = None
+    except StoreError as exc:
+        raise store_error_response(exc, trycreate=True) from exc
+    mailbox = await open_for_append(ctx, raw_name)
+    return mailbox, await store_all(mailbox, prepared)
+
+
 def appenduid(mailbox: Mailbox, uids: Sequence[int]) -> Code:
     """RFC 4315 section 3: ``[APPENDUID uidvalidity uid-set]``."""
     return Code("APPENDUID", (mailbox.uidvalidity, Raw(format_uid_list(uids))))
@@ -125,24 +147,8 @@ async def handle_append(ctx: Context, cmd: c.Append) -> Tagged:
     """APPEND / MULTIAPPEND, all or nothing.  When the target is the
     selected mailbox, the dispatcher's refresh sends EXISTS before the
     tagged OK."""
-    checked = ctx.append_target is not None
     mailbox = await open_for_append(ctx, cmd.mailbox)
     prepared = await prepare(ctx, cmd.messages)
     await check_room(ctx, prepared)
-    if checked:
-        try:
-            uids = await mailbox.append_all(prepared)
-            return Tagged(
-                cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids)
-            )
-        except MailboxNotFound:
-            # Opened before the literal was read, deleted (and perhaps
-            # created again) since: nothing was stored (all or nothing), so
-            # the name is opened afresh below -- NO [TRYCREATE] if it is
-            # still missing.
-            ctx.append_target = None
-            mailbox = await open_for_append(ctx, cmd.mailbox)
-        except StoreError as exc:
-            raise store_error_response(exc, trycreate=True) from exc
-    uids = await store_all(mailbox, prepared)
+    mailbox, uids = await store_checked(ctx, cmd.mailbox, mailbox, prepared)
     return Tagged(cmd.tag, Status.OK, "Append completed", appenduid(mailbox, uids))

@@ -34,7 +34,7 @@ from asimap.imap.session.handlers_append import (
     check_room,
     open_for_append,
     prepare,
-    store_all,
+    store_checked,
 )
 from asimap.imap.session.handlers_selected import EXPUNGE_ISSUED, resolve
 from asimap.store.base import StoreError, StoreMode
@@ -58,7 +58,7 @@ async def handle_replace(ctx: Context, cmd: c.Replace) -> Tagged:
     target = await open_for_append(ctx, cmd.mailbox)
     prepared = await prepare(ctx, [cmd.message])
     await check_room(ctx, prepared)
-    new_uids = await store_all(target, prepared)
+    target, new_uids = await store_checked(ctx, cmd.mailbox, target, prepared)
     source = view.mailbox
     try:
         await source.store([uid], StoreMode.ADD, ["\\Deleted"])
