@@ -384,9 +384,7 @@ def soak(seconds: float, clients: int, every: float, csv_path: Path) -> int:
         # All the clients come from 127.0.0.1 and log in at once: the
         # per-address cap on connections not yet logged in (20 by default,
         # against one host opening many) must let them all through.
-        server = Asimapd(
-            setup, cert, key, f"--max-prelogin-per-address={clients + 10}"
-        )
+        server = Asimapd(setup, cert, key, f"--max-prelogin-per-address={clients + 10}")
         samples, model = Samples(), Model()
         try:
 
