@@ -47,6 +47,7 @@ from asimap.store.mh.paths import (
 )
 from asimap.store.mh.profile import DEFAULT_PROTECTION, Protection
 from asimap.store.names import DELIMITER, INBOX, MAX_DEPTH, is_inferior, parent_of
+from asimap.store.objectid import new_mailboxid
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +278,14 @@ class Account(Core):
         if row is None:
             with transaction(self.conn):
                 uidvalidity = next_uidvalidity(self.conn)
+                # The MAILBOXID given here rather than on first use
+                # (objectids.mailboxid): a first login's STATUS of every
+                # folder would otherwise commit once more per folder.
                 cursor = self.conn.execute(
-                    "INSERT INTO mailboxes (name, uidvalidity, uidnext, highestmodseq) "
-                    "VALUES (?, ?, 1, 1)",
-                    (name, uidvalidity),
+                    "INSERT INTO mailboxes "
+                    "(name, uidvalidity, uidnext, highestmodseq, objectid) "
+                    "VALUES (?, ?, 1, 1, ?)",
+                    (name, uidvalidity, new_mailboxid()),
                 )
                 mailbox_id = cursor.lastrowid
             assert mailbox_id is not None
