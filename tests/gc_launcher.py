@@ -11,6 +11,9 @@ creating ``<ASIMAP_GC_PROBE>/collect``; the launcher collects, writes
 ``<ASIMAP_GC_PROBE>/garbage.json`` (``garbage``: type name -> count of
 the objects found unreachable; ``tracked``: the same for every object the
 collector still follows, frozen ones excluded) and removes the request.
+Likewise ``collect-worker`` makes every worker write what its collector
+follows to ``worker-<pid>.json`` (the folder must be writable by the
+workers' users).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from typing import Any
 
 from asimap.cli import main as cli_main
 from asimap.imap import server
+from asimap.worker.child import Worker
 
 _serve = server.serve
+_worker_run = Worker.run
 
 
 async def _probe(folder: Path) -> None:
@@ -67,6 +72,37 @@ async def _serve_saving_garbage(*args: Any, **kwargs: Any) -> None:
         prober.cancel()
 
 
+async def _worker_probe(folder: Path) -> None:
+    """In a worker: on ``collect-worker``, write ``worker-<pid>.json`` once
+    (type name -> count of the objects the collector follows)."""
+    request = folder / "collect-worker"
+    report = folder / f"worker-{os.getpid()}.json"
+    while True:
+        await asyncio.sleep(0.05)
+        if not request.exists() or report.exists():
+            continue
+        gc.collect()
+        tracked = collections.Counter(
+            f"{type(obj).__module__}.{type(obj).__qualname__}"
+            for obj in gc.get_objects()
+        )
+        temp = folder / f"worker-{os.getpid()}.new"
+        temp.write_text(json.dumps(tracked))
+        os.replace(temp, report)
+
+
+async def _worker_run_probed(self: Worker) -> int:
+    probe = asyncio.get_running_loop().create_task(
+        _worker_probe(Path(os.environ["ASIMAP_GC_PROBE"]))
+    )
+    try:
+        return await _worker_run(self)
+    finally:
+        probe.cancel()
+
+
 if __name__ == "__main__":
+    # Before the zygote forks: workers are copies of this process.
+    Worker.run = _worker_run_probed  # type: ignore[method-assign]
     server.serve = _serve_saving_garbage
     sys.exit(cli_main())

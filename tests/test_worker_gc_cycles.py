@@ -14,6 +14,7 @@ unreachable (``gc.DEBUG_SAVEALL``) and reports it by type.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,24 +29,29 @@ OURS = ("asimap.", "uvloop.", "asyncio.", "_asyncio.", "ssl.", "_ssl.")
 
 
 @pytest.fixture
-def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "probe"
+def setup() -> Iterator[MailSetup]:
+    with mail_setup() as made:
+        yield made
+
+
+@pytest.fixture
+def probe(setup: MailSetup, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Under the mail setup's base (open to traversal), writable by the
+    # workers' unprivileged users.
+    folder = setup.base / "probe"
     folder.mkdir()
+    os.chmod(folder, 0o777)
     monkeypatch.setenv("ASIMAP_GC_PROBE", str(folder))
     return folder
 
 
 @pytest.fixture
-def daemon(tls_files: TlsFiles, probe: Path) -> Iterator[Asimapd]:
-    setup: MailSetup
-    with mail_setup() as setup:
-        server = Asimapd(
-            setup, tls_files.cert, tls_files.key, launcher="gc_launcher.py"
-        )
-        try:
-            yield server
-        finally:
-            assert server.stop() == 0, server.log()
+def daemon(tls_files: TlsFiles, setup: MailSetup, probe: Path) -> Iterator[Asimapd]:
+    server = Asimapd(setup, tls_files.cert, tls_files.key, launcher="gc_launcher.py")
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def _report(probe: Path) -> dict[str, dict[str, int]]:
@@ -119,5 +125,33 @@ def test_a_relayed_connection_keeps_nothing_of_its_login(
     }
     assert kept == dict.fromkeys(kept, 0)
     assert tracked.get("asimap.worker.relay.Relay") == len(clients)
+    for client in clients:
+        client.sock.close()
+
+
+def _worker_tracked(daemon: Asimapd, probe: Path, user: str) -> dict[str, int]:
+    """What the collector of ``user``'s worker follows, by type."""
+    report = probe / f"worker-{daemon.wait_for_worker(user)}.json"
+    report.unlink(missing_ok=True)
+    (probe / "collect-worker").touch()
+    deadline = time.monotonic() + 10
+    while not report.exists():
+        assert time.monotonic() < deadline, "no report from the worker"
+        time.sleep(0.02)
+    (probe / "collect-worker").unlink()
+    tracked: dict[str, int] = json.loads(report.read_text())
+    return tracked
+
+
+def test_a_parked_connection_keeps_no_login_in_its_worker(
+    daemon: Asimapd, probe: Path
+) -> None:
+    """The LOGIN a worker runs for the main process (with the one-time token
+    as its password) is let go once answered, not kept by the connection's
+    driver for as long as the connection lives."""
+    clients = [_session(daemon, "demo") for _ in range(3)]
+    tracked = _worker_tracked(daemon, probe, "demo")
+    assert tracked.get("asimap.imap.session.session.Session") == len(clients)
+    assert tracked.get("asimap.imap.commands.Login", 0) == 0
     for client in clients:
         client.sock.close()

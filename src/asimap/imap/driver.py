@@ -274,6 +274,11 @@ class ConnectionDriver:
                     await self.send(self._session.greeting())
             elif not await self._run_command(first_command):
                 return
+            # This frame lives as long as the connection: it would keep the
+            # LOGIN (and the one-time token the worker was given as its
+            # password) for as long, one more object for the collector to
+            # walk per connection.
+            first_command = None
             while await self._serve_one():
                 pass
         except StopReading as stop:
