@@ -105,3 +105,52 @@ def test_a_rescan_mid_append_gives_no_second_uid(tmp_path: Path, locking: bool) 
     assert seen_by_a == [1, promised], (promised, seen_by_a)
     assert seen_by_b == [1, promised], (promised, seen_by_b)
     assert promised == 2
+
+
+async def _two_rescans(root: Path, locking: bool) -> tuple[list[int], list[int]]:
+    a = await MHStore.open(root, profile=NO_PROFILE, watch=False, locking=locking)
+    b = await MHStore.open(root, profile=NO_PROFILE, watch=False, locking=locking)
+    try:
+        inbox_a = await a.mailbox("INBOX")
+        inbox_b = await b.mailbox("INBOX")
+        await inbox_a.append(b"Subject: before\r\n\r\nfirst\r\n", ())
+        await inbox_b.status()
+        # A message an MH tool (inc, refile) put into the folder.
+        (root / "inbox" / "2").write_bytes(b"Subject: by a tool\r\n\r\nsecond\r\n")
+
+        listed = threading.Event()
+        imported = threading.Event()
+        core_a: Any = a.core
+        read_sequences = core_a._read_sequences
+
+        def after_listing(*args: Any) -> str:
+            # A's rescan has listed the folder and read the rows; B
+            # imports the same file before A's transaction begins.
+            listed.set()
+            imported.wait(WAIT_S)
+            return str(read_sequences(*args))
+
+        core_a._read_sequences = after_listing
+        rescan = asyncio.create_task(inbox_a.status())
+        assert await asyncio.to_thread(listed.wait, WAIT_S)
+        await inbox_b.status()
+        imported.set()
+        await rescan
+        core_a._read_sequences = read_sequences
+        return [s.uid for s in await inbox_a.states()], [
+            s.uid for s in await inbox_b.states()
+        ]
+    finally:
+        await b.close()
+        await a.close()
+
+
+@pytest.mark.parametrize("locking", [False, True], ids=["default", "locking"])
+def test_two_rescans_give_a_tools_file_one_uid(tmp_path: Path, locking: bool) -> None:
+    """Two stores rescanning at once (the worker and a delivery agent's
+    process, woken by the same ``inc``) import the file once: before the
+    fix each gave it a UID, and the next rescan kept the higher and
+    expunged the other under the clients that had seen it."""
+    seen_by_a, seen_by_b = asyncio.run(_two_rescans(tmp_path / "Mail", locking))
+    assert seen_by_a == [1, 2]
+    assert seen_by_b == [1, 2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,35 @@ def _flags_of(
     if sequences.settle_seen(found):
         result.add("\\Seen")
     return frozenset(result)
+
+
+def _imported_meanwhile(
+    conn: sqlite3.Connection,
+    mailbox_id: int,
+    new: dict[int, os.stat_result],
+    rows: Sequence[_Row],
+) -> list[int]:
+    """The numbers of ``new`` (files none of ``rows`` named) that a row
+    added since ``rows`` were read names now, for that very file: another
+    store on this root (a delivery agent's process) imported them
+    meanwhile.  Called inside the rescan's write transaction, where
+    nobody else can add a row; importing them again would give one file
+    a second UID, and the next rescan would keep the higher and expunge
+    the other from under the clients that saw it.  Rows added later have
+    higher UIDs (UIDs only grow): one look at the primary key, which
+    nearly always finds nothing."""
+    if not new:
+        return []
+    seen = rows[-1].uid if rows else 0  # rows come in UID order
+    return [
+        num
+        for num, ino, size, mtime in conn.execute(
+            "SELECT num, ino, size, mtime_ns FROM messages "
+            "WHERE mailbox_id=? AND uid>?",
+            (mailbox_id, seen),
+        )
+        if num in new and FileIdentity(ino, size, mtime) == FileIdentity.of(new[num])
+    ]
 
 
 class Reconciler(CoreBase):
@@ -299,6 +329,8 @@ class Reconciler(CoreBase):
             return frozenset(f for f in flags if f == "\\Seen" or f not in old.flags)
 
         with transaction(self.conn):
+            for num in _imported_meanwhile(self.conn, mailbox_id, pending, rows):
+                del pending[num]
             modseq: int | None = None
 
             def bump() -> int:
