@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from asimap.auth.account import Account
 from asimap.config import Config
@@ -27,6 +28,15 @@ from asimap.tls import generate_self_signed
 
 if TYPE_CHECKING:
     from asimap.imap.server import StoreRegistry
+
+# Property tests check what is generated, not how fast: on a loaded CI
+# machine Hypothesis's timing checks (per-example deadline, "data generation
+# too slow") fail tests that are correct.  Explicit @settings keep their
+# other values and inherit these.
+settings.register_profile(
+    "asimap", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("asimap")
 
 T = TypeVar("T")
 
