@@ -7,6 +7,7 @@ transaction and writes the sequences back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,17 +93,10 @@ class Writer(Reconciler):
         removes every file of the write and is raised, so nobody is
         answered OK for a message that is not durable (design rule 1).
 
-        The files are recorded as pending before they are linked (one
-        small COMMIT for the whole batch, :mod:`asimap.store.mh.pending`),
-        for two reasons.  Another process's rescan (a delivery agent's
-        store next to the worker's) that lists the folder between a link
-        and our COMMIT must not import the file under a UID of its own:
-        the later of the two rows for one number would win and the UID
-        our client was told (RFC 4315 section 3 APPENDUID) would be
-        expunged from under its message.  And a crash before the rows'
-        COMMIT leaves none of the files: the next open removes them
-        instead of importing messages nobody was answered OK for (half a
-        MULTIAPPEND with ``whole``, RFC 3502 section 6.3.11).
+        With ``whole`` the files are recorded as pending before they are
+        linked (one COMMIT for all, :mod:`asimap.store.mh.pending`), so
+        that a crash before the rows' COMMIT leaves none of them either:
+        the next open removes them instead of importing half a MULTIAPPEND.
         """
         folder = self.folder_of(mailbox_id)
         with seqfile.locked(folder, self.locking):
@@ -114,7 +108,11 @@ class Writer(Reconciler):
             if not accepted:
                 return [o for o in outcomes if o is not None]
             made: list[int] = []
-            batch = pending.creating(self.conn, mailbox_id, folder, self.creating)
+            batch: contextlib.AbstractContextManager[pending.Creating | None]
+            if whole:
+                batch = pending.creating(self.conn, mailbox_id, folder, self.creating)
+            else:
+                batch = contextlib.nullcontext()
             try:
                 with batch as creating:
                     linked = self._link_new(
@@ -136,8 +134,9 @@ class Writer(Reconciler):
                             files.fsync_dir(folder)
                         with self.our_sequences.rows_untouched(mailbox_id):
                             self._record_stamps(mailbox_id, folder)
-                        with self.our_sequences.rows_untouched(mailbox_id):
-                            creating.settle()
+                        if creating is not None:
+                            with self.our_sequences.rows_untouched(mailbox_id):
+                                creating.settle()
             except BaseException:
                 self.our_sequences.drop(mailbox_id)  # rolled back
                 # Not recorded (the COMMIT itself may fail: a full disk),
@@ -199,14 +198,14 @@ class Writer(Reconciler):
         folder: Path,
         accepted: Sequence[tuple[int, AppendRequest, frozenset[str]]],
         made: list[int],
-        creating: pending.Creating,
+        creating: pending.Creating | None = None,
     ) -> list[tuple[int, os.stat_result]]:
         """Write the accepted messages durably and link each as the next
         free number (also noted in ``made`` as it is linked, for the
         caller's clean-up); each number with the stat of the file we
         wrote, taken before the link (see :func:`files.store_new`).  The
-        directory sync is the caller's.  Every file is recorded as pending
-        in ``creating`` before its link."""
+        directory sync is the caller's.  With ``creating`` every file is
+        recorded as pending before its link."""
         dates = [from_datetime(request.internaldate) for _, request, _ in accepted]
         temps = files.write_temps(
             folder,
@@ -222,14 +221,18 @@ class Writer(Reconciler):
             # The pending records are no ``messages`` rows: the sequences
             # kept for the next APPEND stay exact (seqcache).
             with self.our_sequences.rows_untouched(mailbox_id):
-                # Every file recorded before the first link: one COMMIT
-                # (another only for a number someone took meanwhile).
-                creating.expect(
-                    (start + i, stat.st_ino) for i, (_, stat) in enumerate(temps)
-                )
+                if creating is not None:
+                    # Every file recorded before the first link: one COMMIT
+                    # (another only for a number someone took meanwhile).
+                    creating.expect(
+                        (start + i, stat.st_ino) for i, (_, stat) in enumerate(temps)
+                    )
                 for temp, stat in temps:
-                    num = files.claim_number(folder, temp, start, creating.claim)
-                    creating.made(num, stat)
+                    if creating is None:
+                        num = files.claim_number(folder, temp, start)
+                    else:
+                        num = files.claim_number(folder, temp, start, creating.claim)
+                        creating.made(num, stat)
                     made.append(num)
                     self._note_created(folder, num, stat)
                     linked.append((num, stat))
