@@ -154,3 +154,60 @@ def test_two_rescans_give_a_tools_file_one_uid(tmp_path: Path, locking: bool) ->
     seen_by_a, seen_by_b = asyncio.run(_two_rescans(tmp_path / "Mail", locking))
     assert seen_by_a == [1, 2]
     assert seen_by_b == [1, 2]
+
+
+async def _import_first(root: Path, locking: bool) -> tuple[int, list[int], list[int]]:
+    a = await MHStore.open(root, profile=NO_PROFILE, watch=False, locking=locking)
+    b = await MHStore.open(root, profile=NO_PROFILE, watch=False, locking=locking)
+    try:
+        inbox_a = await a.mailbox("INBOX")
+        inbox_b = await b.mailbox("INBOX")
+        await inbox_a.append(b"Subject: before\r\n\r\nfirst\r\n", ())
+        await inbox_b.status()
+
+        linked = threading.Event()
+        imported = threading.Event()
+        core_a: Any = a.core
+        note_created = core_a._note_created
+
+        def after_link(*args: Any) -> None:
+            note_created(*args)
+            linked.set()
+            # B's whole rescan (its COMMIT too) runs before ours.
+            imported.wait(WAIT_S)
+
+        core_a._note_created = after_link
+        appending = asyncio.create_task(
+            inbox_a.append(b"Subject: raced\r\n\r\nsecond\r\n", ())
+        )
+        assert await asyncio.to_thread(linked.wait, WAIT_S)
+        await inbox_b.status()
+        imported.set()
+        promised = await appending
+        core_a._note_created = note_created
+        return (
+            promised,
+            [s.uid for s in await inbox_a.states()],
+            [s.uid for s in await inbox_b.states()],
+        )
+    finally:
+        await b.close()
+        await a.close()
+
+
+@pytest.mark.parametrize("locking", [False, True], ids=["default", "locking"])
+def test_an_append_another_store_imported_first_keeps_that_uid(
+    tmp_path: Path, locking: bool
+) -> None:
+    """The other order: B's rescan imports the linked file and commits
+    before the APPEND's own transaction.  The APPEND then finds the row
+    that names its file and answers with that UID; before the fix it
+    added a second row, and the message showed twice until the next
+    rescan expunged the UID the other store's clients had seen."""
+    promised, seen_by_a, seen_by_b = asyncio.run(
+        _import_first(tmp_path / "Mail", locking)
+    )
+    # B gave the file UID 2 first; the APPEND answers with it.
+    assert promised == 2
+    assert seen_by_a == [1, 2], (promised, seen_by_a)
+    assert seen_by_b == [1, 2], (promised, seen_by_b)

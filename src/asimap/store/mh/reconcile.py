@@ -246,9 +246,10 @@ class Reconciler(CoreBase):
     def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
         """Bring the database in line with the folder (see module doc)."""
         on_disk = files.message_numbers(folder)
-        # Files an APPEND, COPY or MULTIAPPEND is linking now (here or in
-        # another process) are not mail until its COMMIT; those a crash left are
-        # removed at the next open (pending.py).
+        # Files a COPY or MULTIAPPEND is linking now (in this process or
+        # another) are not mail until its COMMIT; those a crash left are
+        # removed at the next open (pending.py).  A single APPEND's file
+        # that another store rescans meanwhile: see _imported_meanwhile.
         for num, ino in pending_files.hidden(self.conn, mailbox_id).items():
             stat = on_disk.get(num)
             if stat is not None and stat.st_ino == ino:

@@ -255,14 +255,29 @@ class Writer(Reconciler):
         caller's transaction); its UID."""
         seconds, tz_minutes = from_datetime(request.internaldate)
         before = self.our_sequences.token()
-        uid = self._insert(
-            mailbox_id,
-            num,
-            stat,
-            stored,
-            (seconds, tz_minutes),
-            self._bump(mailbox_id),
-        )
+        uid = self._imported_already(mailbox_id, num, stat)
+        if uid is None:
+            uid = self._insert(
+                mailbox_id,
+                num,
+                stat,
+                stored,
+                (seconds, tz_minutes),
+                self._bump(mailbox_id),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE messages SET flags=?, modseq=?, internaldate=?, "
+                "tz_minutes=?, recent=1 WHERE mailbox_id=? AND uid=?",
+                (
+                    encode_flags(stored),
+                    self._bump(mailbox_id),
+                    seconds,
+                    tz_minutes,
+                    mailbox_id,
+                    uid,
+                ),
+            )
         self.our_sequences.added(mailbox_id, before, num, stored, True)
         # nmh inc may still overwrite this number in place.
         identity = FileIdentity.of(stat)
@@ -277,6 +292,24 @@ class Writer(Reconciler):
             folder,
         )
         return uid
+
+    def _imported_already(
+        self, mailbox_id: int, num: int, stat: os.stat_result
+    ) -> int | None:
+        """The UID of a row that already names the file we linked as
+        ``num``: another store on this root (a delivery agent's process,
+        or the worker next to one) rescanned between our link and this
+        transaction and imported it.  The APPEND takes that row as its
+        own (its UID is what the other store's clients saw) instead of
+        adding a second: the next rescan would keep the higher UID and
+        expunge the other from under its clients.  One look at the
+        ``messages_by_num`` index."""
+        row = self.conn.execute(
+            "SELECT uid FROM messages WHERE mailbox_id=? AND num=? AND ino=? "
+            "AND size=? AND mtime_ns=?",
+            (mailbox_id, num, stat.st_ino, stat.st_size, stat.st_mtime_ns),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def store(
         self,
