@@ -29,6 +29,7 @@ from asimap.store.base import (
     MessageInfo,
     MessageState,
     MessageSummary,
+    MessageUnreadable,
     NewMessage,
     Opening,
     StoreMode,
@@ -242,12 +243,34 @@ class MHMailbox(Mailbox):
                 self._filled_at = highest
             for start in range(0, len(missing), FILL_JOB):
                 chunk = missing[start : start + FILL_JOB]
-                job = partial(core.summaries, self.mailbox_id, chunk, False)
-                await self._store.call(job)
+                try:
+                    await self._store.call(
+                        partial(core.summaries, self.mailbox_id, chunk, False)
+                    )
+                except MessageUnreadable:
+                    await self._fill_one_by_one(chunk)
         except MailboxNotFound:
             pass
         except Exception:
             log.exception("background summaries of %s failed", self.name)
+
+    async def _fill_one_by_one(self, uids: Sequence[int]) -> None:
+        """Summarise ``uids`` one job each, skipping unreadable files.
+
+        A file the worker may not read (wrong owner or mode) fails the job
+        of its whole chunk; the read has already logged it (once per
+        message, :mod:`.unreadable`), and a command asking for it answers
+        ``NO [UNAVAILABLE]``.  The background fill is nobody's command: it
+        must neither stop at that file nor log a traceback for it.
+        """
+        core = self._store.core
+        for uid in uids:
+            try:
+                await self._store.call(
+                    partial(core.summaries, self.mailbox_id, [uid], False)
+                )
+            except MessageUnreadable:
+                continue
 
     async def changes_since(self, modseq: int) -> Changes:
         log = self.log
