@@ -282,7 +282,9 @@ class Reconciler(CoreBase):
             self._wait_quiet(folder)
             self._rescan(mailbox_id, folder, waited=True)
             return
-        repaired = self._repair_overwritten(mailbox_id, folder, rows, matched, on_disk)
+        repaired = self._repair_overwritten(
+            mailbox_id, folder, rows, matched, on_disk, renumbered
+        )
         gone = [r.uid for r in rows if r.uid not in matched and r.uid not in repaired]
         # The first scan of a folder we never served imports it: its
         # messages are recent only if the file says so (asimap 2.x kept a
@@ -425,18 +427,29 @@ class Reconciler(CoreBase):
         rows: Sequence[_Row],
         matched: dict[int, tuple[_Row, int, os.stat_result]],
         on_disk: dict[int, os.stat_result],
+        renumbered: bool = False,
     ) -> dict[int, tuple[int, os.stat_result]]:
         """Store again, under fresh numbers, our recent APPENDs whose file
-        nmh ``inc`` overwrote in place (:mod:`asimap.store.mh.repair`);
+        nmh ``inc`` overwrote in place, or ``sortm`` renamed another file
+        over while ``renumbered`` (:mod:`asimap.store.mh.repair`);
         UID -> (new number, stat).  The overwriting file stays where it is
         and becomes a new message."""
         repaired: dict[int, tuple[int, os.stat_result]] = {}
+        present = (
+            {FileIdentity.of(stat) for stat in on_disk.values()}
+            if renumbered
+            else set()
+        )
         start = max(max(on_disk, default=0), self._max_num(mailbox_id)) + 1
         for row in rows:
             if row.uid in matched:
                 continue
             fresh = self.fresh.overwritten(
-                mailbox_id, row.num, row.uid, on_disk.get(row.num)
+                mailbox_id,
+                row.num,
+                row.uid,
+                on_disk.get(row.num),
+                renumbered and row.identity not in present,
             )
             if fresh is None:
                 continue

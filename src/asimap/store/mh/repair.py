@@ -19,7 +19,11 @@ its own.  That holds even when the number is gone by then -- nmh's ``rmm
 that had held our APPEND before any rescan of ours (issue 10 point 13) --
 or was renumbered.  If our inode is unchanged, the file was removed or
 replaced deliberately by a tool (``rmm`` of our message, ``refile``): not
-repaired.
+repaired -- except when our inode lost its last name in a rescan that
+found other messages renumbered: nmh ``sortm`` swaps two files through a
+temporary number one past the highest it listed, with ``rename``, which
+silently replaced an APPEND that claimed that number after sortm's
+listing (strace, nmh 1.8; ``tests/test_mh_sortm.py``).
 
 An entry whose inode was overwritten is never dropped unseen: when its
 time is up it is kept, and reported by :meth:`FreshAppends.suspect`, until
@@ -106,6 +110,16 @@ class Fresh:
             return FileIdentity.of(os.fstat(self.fd)) != self.identity
         except OSError:
             return None
+
+    def unlinked(self) -> bool:
+        """True when our inode has no name left anywhere (``rename`` of
+        another file over it, or an unlink); False when unknown."""
+        if self.fd < 0:
+            return False
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:
+            return False
 
     def close(self) -> None:
         for fd in (self.fd, self.spill):
@@ -224,11 +238,18 @@ class FreshAppends:
             self._size += sign * entry.size
 
     def overwritten(
-        self, mailbox_id: int, num: int, uid: int, now: os.stat_result | None
+        self,
+        mailbox_id: int,
+        num: int,
+        uid: int,
+        now: os.stat_result | None,
+        renamed_over: bool = False,
     ) -> Fresh | None:
         """Our APPEND under ``num`` if a tool wrote another message into our
-        inode (``now``: what the number holds now, None when gone); else
-        None."""
+        inode (``now``: what the number holds now, None when gone), or
+        renamed another file over it (``renamed_over``: the rescan found
+        messages renumbered and our file under no number; module doc,
+        sortm) and our inode has no name left; else None."""
         self._expire()
         key = (mailbox_id, num)
         entry = self._entries.get(key) or self._overdue.get(key)
@@ -237,6 +258,10 @@ class FreshAppends:
         if now is not None and FileIdentity.of(now) == entry.identity:
             return None
         rewritten = entry.rewritten()
+        if renamed_over and (entry.fd < 0 or entry.unlinked()):
+            # No descriptor: sortm replaced the file before we could take
+            # one, right after our link.
+            return entry
         if rewritten is not None:
             return entry if rewritten else None
         # No descriptor: only an overwrite seen in place can be told.
