@@ -162,3 +162,37 @@ async def test_real_sortm_keeps_every_uid_with_its_message(
     assert states[uids[1]] == {"\\Flagged"}
     names = await subjects_by_uid(inbox, uids)
     assert names == {u: s.encode() for u, s in zip(uids, subjects, strict=True)}
+
+
+async def test_file_renamed_during_our_listing_keeps_its_uid(
+    nmh: Nmh, either_store: MHStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sortm renames a file while a rescan reads the directory: the read
+    misses it (it was renamed between the read and its stat, to a name
+    the read had passed).  Its row must not be removed and the file
+    imported again under a new UID (RFC 3501 section 2.3.1.1)."""
+    inbox = await either_store.mailbox("INBOX")
+    olds = [await inbox.append(message(s)) for s in ("one", "two", "three")]
+    folder = nmh.root / "inbox"
+    listing = files.message_numbers
+    shots = 1
+
+    def listing_racing_sortm(path: Path) -> dict[int, os.stat_result]:
+        nonlocal shots
+        found = listing(path)
+        if shots and path == folder:
+            shots -= 1
+            os.rename(folder / "2", folder / "4")
+            del found[2]
+        return found
+
+    monkeypatch.setattr(files, "message_numbers", listing_racing_sortm)
+    # New mail, as inc delivers it: the next command rescans.
+    (folder / "5").write_bytes(message("five").replace(b"\r\n", b"\n"))
+    states = await uid_flags(inbox)
+    monkeypatch.setattr(files, "message_numbers", listing)
+    assert shots == 0
+    assert sorted(states)[:3] == olds and len(states) == 4
+    assert sorted(await uid_flags(inbox)) == sorted(states)
+    names = await subjects_by_uid(inbox, olds)
+    assert names == dict(zip(olds, [b"one", b"two", b"three"], strict=True))

@@ -35,6 +35,10 @@ from asimap.store.mh.files import FileIdentity
 
 log = logging.getLogger(__name__)
 
+#: Most extra listings of a folder one rescan makes when its listing
+#: missed a file a tool was renaming (:meth:`Reconciler._missed_by_listing`).
+RELIST_LIMIT = 5
+
 
 def _replaced_since(folder: Path, num: int, listed: os.stat_result) -> bool:
     """True when message file ``num`` is no longer the file the folder
@@ -243,7 +247,9 @@ class Reconciler(CoreBase):
                 return
             time.sleep(0.01)
 
-    def _rescan(self, mailbox_id: int, folder: Path, waited: bool = False) -> None:
+    def _rescan(
+        self, mailbox_id: int, folder: Path, waited: bool = False, relists: int = 0
+    ) -> None:
         """Bring the database in line with the folder (see module doc)."""
         on_disk = files.message_numbers(folder)
         # Files a COPY or MULTIAPPEND is linking now (in this process or
@@ -281,6 +287,14 @@ class Reconciler(CoreBase):
             # folder -pack or sortm, perhaps still running: see _wait_quiet.
             self._wait_quiet(folder)
             self._rescan(mailbox_id, folder, waited=True)
+            return
+        if relists < RELIST_LIMIT and self._missed_by_listing(folder, rows, matched):
+            # A file renamed while we listed (sortm, folder -pack) was
+            # missed: removing its row, then importing it again under a
+            # new UID, would break RFC 3501 section 2.3.1.1.  List again,
+            # before anything is repaired or written.
+            self._wait_quiet(folder)
+            self._rescan(mailbox_id, folder, waited=True, relists=relists + 1)
             return
         repaired = self._repair_overwritten(
             mailbox_id, folder, rows, matched, on_disk, renumbered
@@ -419,6 +433,23 @@ class Reconciler(CoreBase):
             else:
                 self._write_sequences(mailbox_id, folder, text)
             self._record_stamps(mailbox_id, folder)
+
+    def _missed_by_listing(
+        self,
+        folder: Path,
+        rows: Sequence[_Row],
+        matched: dict[int, tuple[_Row, int, os.stat_result]],
+    ) -> bool:
+        """True when a file of a row our listing did not find is in the
+        folder after all.  A directory read while a tool renames files can
+        miss one (its entry moved behind the read's position, or renamed
+        between the read and its stat).  Costs a second listing only when
+        rows seem gone."""
+        if len(matched) == len(rows):
+            return False
+        missing = {r.identity for r in rows if r.uid not in matched}
+        again = files.message_numbers(folder)
+        return any(FileIdentity.of(stat) in missing for stat in again.values())
 
     def _repair_overwritten(
         self,
