@@ -104,6 +104,20 @@ def _imported_meanwhile(
     ]
 
 
+def _below_sortm_temporary(
+    row: _Row, matched: dict[int, tuple[_Row, int, os.stat_result]]
+) -> bool:
+    """True when ``row``'s number can have been sortm's temporary one:
+    sortm (and folder -pack) move the files it listed among numbers below
+    that one, or onto it, so every message older than ``row`` is now at
+    its number or below.  An older one above it means the file was taken
+    away otherwise (``rmm -unlink`` of it while ``folder -pack`` or another
+    tool renamed others): not put back."""
+    return all(
+        num <= row.num for other, num, _ in matched.values() if other.uid < row.uid
+    )
+
+
 class Reconciler(CoreBase):
     """Rescans a folder into the database and writes the database back to
     ``.mh_sequences``, merging what tools changed meanwhile."""
@@ -480,7 +494,9 @@ class Reconciler(CoreBase):
                 row.num,
                 row.uid,
                 on_disk.get(row.num),
-                renumbered and row.identity not in present,
+                renumbered
+                and row.identity not in present
+                and _below_sortm_temporary(row, matched),
             )
             if fresh is None:
                 continue

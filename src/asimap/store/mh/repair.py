@@ -20,10 +20,11 @@ that had held our APPEND before any rescan of ours (issue 10 point 13) --
 or was renumbered.  If our inode is unchanged, the file was removed or
 replaced deliberately by a tool (``rmm`` of our message, ``refile``): not
 repaired -- except when our inode lost its last name in a rescan that
-found other messages renumbered: nmh ``sortm`` swaps two files through a
-temporary number one past the highest it listed, with ``rename``, which
-silently replaced an APPEND that claimed that number after sortm's
-listing (strace, nmh 1.8; ``tests/test_mh_sortm.py``).
+found other messages renumbered, none older than ours now above its
+number: nmh ``sortm`` swaps two files through a temporary number one past
+the highest it listed, with ``rename``, which silently replaced an APPEND
+that claimed that number after sortm's listing (strace, nmh 1.8;
+``tests/test_mh_sortm.py``).
 
 An entry whose inode was overwritten is never dropped unseen: when its
 time is up it is kept, and reported by :meth:`FreshAppends.suspect`, until
