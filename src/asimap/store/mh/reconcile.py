@@ -462,6 +462,8 @@ class Reconciler(CoreBase):
         if len(matched) == len(rows):
             return False
         missing = {r.identity for r in rows if r.uid not in matched}
+        # A file two rows share (hard links) is no missed one.
+        missing -= {row.identity for row, _, _ in matched.values()}
         again = files.message_numbers(folder)
         return any(FileIdentity.of(stat) in missing for stat in again.values())
 
