@@ -10,7 +10,7 @@ opened), and NOTIFY's STATUS of a mailbox is one job (open and count).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,10 @@ import pytest
 from asimap.auth.account import Account
 from asimap.store.mh import MHStore
 from test_ext_special_use import MHWorld
+from test_mh_mirror import Jobs
 from transcript import FakeClient, message
 
 NAMES = [f"box{i}" for i in range(6)]
-
-
-class Jobs:
-    """Counts the jobs run on the store's thread."""
-
-    def __init__(self, opened: MHStore) -> None:
-        self.count = 0
-        worker = opened._worker
-        original = worker.run
-
-        async def run(fn: Callable[[], Any]) -> Any:
-            self.count += 1
-            return await original(fn)
-
-        worker.run = run  # type: ignore[method-assign]
 
 
 @pytest.fixture
