@@ -187,25 +187,45 @@ def _build(
             row = known.get(uid)
             if row is None:
                 continue  # expunged
-            _, num, ino, size, mtime_ns, seconds, tz, saved = row
-            identity = FileIdentity(ino, size, mtime_ns)
-            raw = _open_if_same(prefix + str(num), identity, structure)
+            raw = _raw_of(prefix, row, read, structure)
             if raw is None:
-                try:
-                    raw = read(uid)
-                except MessageGone:
-                    continue
-            info = MessageInfo(
-                uid=uid,
-                internaldate=to_datetime(seconds, tz),
-                size=size,
-                savedate=_savedate(saved),
-            )
+                continue  # expunged meanwhile
+            info = _info_of(row)
             if structure:
                 out.append(summarize(info, Message(raw)))
             else:
                 out.append(header_summary(info, raw))
     return out
+
+
+def _raw_of(
+    prefix: str,
+    row: tuple[int, ...],
+    read: Callable[[int], bytes],
+    whole: bool,
+) -> bytes | None:
+    """A row's message bytes (all, or enough for its header): straight from
+    the file when it is still the one the row describes, else through the
+    careful ``read``; None when the message is gone."""
+    uid, num, ino, size, mtime_ns = row[:5]
+    raw = _open_if_same(prefix + str(num), FileIdentity(ino, size, mtime_ns), whole)
+    if raw is not None:
+        return raw
+    try:
+        return read(uid)
+    except MessageGone:
+        return None
+
+
+def _info_of(row: tuple[int, ...]) -> MessageInfo:
+    """The :class:`MessageInfo` of a ``rows`` tuple."""
+    uid, _num, _ino, size, _mtime_ns, seconds, tz, saved = row
+    return MessageInfo(
+        uid=uid,
+        internaldate=to_datetime(seconds, tz),
+        size=size,
+        savedate=_savedate(saved),
+    )
 
 
 def load_batch(
@@ -235,24 +255,13 @@ def load_batch(
         row = known.get(uid)
         if row is None:
             continue  # expunged
-        _, num, ino, size, mtime_ns, seconds, tz, saved = row
         raw: bytes | None = None
         if content:
-            identity = FileIdentity(ino, size, mtime_ns)
-            raw = _open_if_same(prefix + str(num), identity, True)
+            raw = _raw_of(prefix, row, read, True)
             if raw is None:
-                try:
-                    raw = read(uid)
-                except MessageGone:
-                    continue
+                continue  # expunged meanwhile
             used += len(raw)
-        info = MessageInfo(
-            uid=uid,
-            internaldate=to_datetime(seconds, tz),
-            size=size,
-            savedate=_savedate(saved),
-        )
-        out.append((info, raw))
+        out.append((_info_of(row), raw))
     return out, len(batch)
 
 
